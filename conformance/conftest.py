@@ -1,0 +1,145 @@
+"""Black-box conformance harness: starts a real `cubby serve` and drives it
+with the official Dropbox Python SDK (dropbox==12.2.4).
+
+The SDK reads its host names from the environment when `dropbox.session` is
+first imported, so the ports are chosen and the variables set at import time
+of this module, before anything imports `dropbox`.
+"""
+
+import os
+import sys
+
+from cubby_server import Server, cubby_bin, free_port
+
+
+assert "dropbox" not in sys.modules, "dropbox was imported before conftest set the hosts"
+
+HTTPS_PORT = free_port()
+HTTP_PORT = free_port()
+while HTTP_PORT == HTTPS_PORT:
+    HTTP_PORT = free_port()
+
+HOST = "localhost:{}".format(HTTPS_PORT)
+for _var in (
+    "DROPBOX_API_HOST",
+    "DROPBOX_API_CONTENT_HOST",
+    "DROPBOX_API_NOTIFY_HOST",
+    "DROPBOX_WEB_HOST",
+):
+    os.environ[_var] = HOST
+# Would override the SDK's ca_certs inside requests.
+os.environ.pop("REQUESTS_CA_BUNDLE", None)
+os.environ.pop("CURL_CA_BUNDLE", None)
+# Never send loopback traffic through a proxy.
+_no_proxy = "localhost,127.0.0.1"
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(x for x in (os.environ.get(_var), _no_proxy) if x)
+
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+import dropbox  # noqa: E402
+from dropbox import session as _dbx_session  # noqa: E402
+
+assert _dbx_session.API_HOST == HOST, _dbx_session.API_HOST
+assert _dbx_session.API_CONTENT_HOST == HOST
+assert _dbx_session.API_NOTIFICATION_HOST == HOST
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    bin_path = cubby_bin()
+    if not os.access(bin_path, os.X_OK):
+        pytest.exit("cubby binary not found or not executable: {}".format(bin_path), returncode=2)
+    root = tmp_path_factory.mktemp("cubby")
+    data = root / "data"
+    data.mkdir()
+    srv = Server(bin_path, str(data), str(root / "server.log"), HTTPS_PORT, HTTP_PORT)
+    srv.start()
+    yield srv
+    alive_before = srv.proc.poll() is None
+    rc = srv.stop()
+    assert alive_before, "server died during the run:\n" + srv.log_text()
+    assert rc is not None, "server did not exit within 10 s of SIGTERM:\n" + srv.log_text()
+    assert rc == 0, "server exited with {} after SIGTERM:\n{}".format(rc, srv.log_text())
+
+
+@pytest.fixture(scope="session")
+def ca_certs(server):
+    return server.ca_path
+
+
+@pytest.fixture(scope="session")
+def alice(server):
+    return server.add_user("alice")
+
+
+@pytest.fixture(scope="session")
+def bob(server):
+    return server.add_user("bob")
+
+
+def make_client(token, ca_certs):
+    # No 5xx retries: a 5xx is a server bug and should fail fast.
+    return dropbox.Dropbox(
+        token,
+        ca_certs=ca_certs,
+        max_retries_on_error=0,
+        max_retries_on_rate_limit=1,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def new_client(ca_certs):
+    """Factory: a fresh Dropbox client (own connection pool) for a token."""
+    return lambda token: make_client(token, ca_certs)
+
+
+@pytest.fixture(scope="session")
+def dbx(alice, ca_certs):
+    return make_client(alice["access_token"], ca_certs)
+
+
+@pytest.fixture(scope="session")
+def dbx_other(alice, ca_certs):
+    """A second, independent client for the same user (alice)."""
+    return make_client(alice["access_token"], ca_certs)
+
+
+@pytest.fixture(scope="session")
+def dbx2(bob, ca_certs):
+    return make_client(bob["access_token"], ca_certs)
+
+
+@pytest.fixture
+def base():
+    """A unique, not yet created folder path for one test."""
+    return "/conf-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def base_url(server):
+    return server.base_url
+
+
+@pytest.fixture(scope="session")
+def http(ca_certs):
+    """A plain requests session that trusts the server's CA."""
+    s = requests.Session()
+    s.verify = ca_certs
+    s.trust_env = False
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def auth_headers(alice):
+    return {"Authorization": "Bearer " + alice["access_token"]}
+
+
+def pytest_configure(config):
+    # The v1 routes (create_folder, delete) are exercised on purpose.
+    config.addinivalue_line("filterwarnings", "ignore:.* is deprecated:DeprecationWarning")

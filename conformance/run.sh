@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Run the Dropbox-SDK conformance suite against a cubby binary.
+#   CUBBY_BIN   server binary (default: target/debug/cubby, relative to the repo root)
+#   extra args  passed through to pytest
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+venv="$root/.venv"
+req="$here/requirements.txt"
+stamp="$venv/.conformance-requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+fi
+
+bin="${CUBBY_BIN:-target/debug/cubby}"
+case "$bin" in
+    /*) ;;
+    *) bin="$root/$bin" ;;
+esac
+export CUBBY_BIN="$bin"
+
+# These override the SDK's pinned ca_certs inside requests.
+unset REQUESTS_CA_BUNDLE CURL_CA_BUNDLE
+
+# Run the whole suite unless the caller named test files or node ids.
+target=conformance
+for a in "$@"; do
+    case "$a" in
+        -*) ;;
+        *) if [ -e "${a%%::*}" ]; then target=; fi ;;
+    esac
+done
+
+exec "$venv/bin/python" -m pytest $target -q "$@"

@@ -1,0 +1,260 @@
+//! The `cubby` binary: argument parsing and wiring only.
+//!
+//! `cubby serve` runs the server; `cubby admin …` are operator commands that work on the
+//! same data folder whether or not the server is running (SQLite's WAL lets both write).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "cubby",
+    version,
+    about = "Self-hosted file storage that speaks the Dropbox API v2"
+)]
+struct Cli {
+    /// Data folder: SQLite metadata, blocks and TLS material.
+    #[arg(long, global = true, env = "CUBBY_DATA", default_value = "cubby-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Operator commands on the data folder.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Plain-HTTP address, or "off".
+    #[arg(long, env = "CUBBY_HTTP", default_value = "127.0.0.1:8080")]
+    http: String,
+    /// HTTPS address, or "off".
+    #[arg(long, env = "CUBBY_HTTPS", default_value = "127.0.0.1:8443")]
+    https: String,
+    /// PEM certificate chain to serve instead of the local CA's certificate.
+    #[arg(long, env = "CUBBY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "CUBBY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Mint an access token for a user.
+    Token {
+        /// The user's name.
+        name: String,
+        /// App key; without it, a full-access token of the built-in app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Narrow the token to these scopes (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; a password is generated and printed unless --password-stdin is given.
+    Add {
+        name: String,
+        /// Email address (defaults to NAME@localhost).
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    // Both rustls back-ends must never be enabled at once; pin the process to aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUBBY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(cli.data, args).await,
+        Command::Admin { command } => admin(cli.data, command).await,
+    }
+}
+
+fn parse_listen(s: &str, flag: &str) -> Result<Option<SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    Ok(Some(s.parse().with_context(|| {
+        format!("{flag}: '{s}' is not an address like 127.0.0.1:8080")
+    })?))
+}
+
+async fn serve(data: PathBuf, args: ServeArgs) -> Result<()> {
+    let config = cubby_server::Config {
+        data: data.clone(),
+        http: parse_listen(&args.http, "--http")?,
+        https: parse_listen(&args.https, "--https")?,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+    };
+    if config.http.is_none() && config.https.is_none() {
+        bail!("both --http and --https are off: nothing to serve");
+    }
+    let server = cubby_server::Server::bind(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("starting the server")?;
+    println!(
+        "cubby {} serving {}",
+        env!("CARGO_PKG_VERSION"),
+        data.display()
+    );
+    if let Some(a) = server.http_addr {
+        println!("  http:  http://{a}");
+    }
+    if let Some(a) = server.https_addr {
+        println!("  https: https://localhost:{}", a.port());
+        if let Some(ca) = &server.ca_file {
+            let ca = std::path::absolute(ca).unwrap_or(ca.clone());
+            println!("  CA certificate: {}", ca.display());
+        }
+        println!("  For the official Dropbox SDKs (Python: Dropbox(token, ca_certs=<CA file>)):");
+        for var in [
+            "DROPBOX_API_HOST",
+            "DROPBOX_API_CONTENT_HOST",
+            "DROPBOX_API_NOTIFY_HOST",
+            "DROPBOX_WEB_HOST",
+        ] {
+            println!("    export {var}=localhost:{}", a.port());
+        }
+    }
+    println!("  create a user: cubby admin user add NAME; a token: cubby admin token NAME");
+    server
+        .serve(shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn admin(data: PathBuf, command: AdminCommand) -> Result<()> {
+    if !data.join("meta.sqlite").exists() {
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    }
+    let store = cubby_store::Store::open(&data)
+        .await
+        .with_context(|| format!("opening the data folder {}", data.display()))?;
+    let result = match command {
+        AdminCommand::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    email,
+                    password_stdin,
+                    json,
+                },
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the password")?;
+                let s = s.trim_end_matches(['\r', '\n']).to_owned();
+                if s.is_empty() {
+                    bail!("the password read from standard input is empty");
+                }
+                (s, false)
+            } else {
+                (cubby_core::ids::password(cubby_store::random_bytes()), true)
+            };
+            let email = email.unwrap_or_else(|| format!("{name}@localhost"));
+            let account = store
+                .add_user(&name, &email, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let mut v = json!({"name": account.name, "account_id": account.account_id, "email": account.email});
+                if generated {
+                    v["password"] = json!(password);
+                }
+                println!("{v}");
+            } else {
+                println!("created user {} ({})", account.name, account.account_id);
+                if generated {
+                    println!("password: {password}");
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Token {
+            name,
+            app,
+            scopes,
+            json,
+        } => {
+            let (token, info) = store
+                .mint_token(&name, app.as_deref(), &scopes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let v = json!({
+                    "access_token": token,
+                    "token_type": "bearer",
+                    "account_id": info.account.account_id,
+                    "app_key": info.app_key,
+                    "scope": info.scopes.join(" "),
+                });
+                println!("{v}");
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}

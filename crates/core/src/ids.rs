@@ -1,0 +1,52 @@
+//! Identifier formats: file ids, revs, account ids and tokens, built from random bytes
+//! that the caller supplies (this crate does no I/O, so it draws no randomness itself).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// `id:` plus 22 base64url characters, like Dropbox's file and folder ids.
+pub fn file_id(random: [u8; 16]) -> String {
+    format!("id:{}", URL_SAFE_NO_PAD.encode(random))
+}
+
+/// `dbid:` plus 35 characters: exactly 40, as `users.AccountId` requires.
+pub fn account_id(random: [u8; 27]) -> String {
+    let mut s = URL_SAFE_NO_PAD.encode(random);
+    s.truncate(35);
+    format!("dbid:{s}")
+}
+
+/// A rev: lowercase hex, the journal sequence first so revs of one namespace sort by age,
+/// then 24 random bits so revs are not guessable across namespaces.
+pub fn rev(seq: u64, random: u32) -> String {
+    format!("{seq:09x}{:06x}", random & 0xff_ffff)
+}
+
+/// An opaque bearer token: a type prefix and 32 random bytes.
+pub fn token(prefix: &str, random: [u8; 32]) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random))
+}
+
+/// A generated password of 20 base64url characters (120 bits).
+pub fn password(random: [u8; 15]) -> String {
+    URL_SAFE_NO_PAD.encode(random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(account_id([7; 27]).len(), 40);
+        let id = file_id([255; 16]);
+        assert!(id.starts_with("id:") && !id.contains('/'));
+        let r = rev(1, 0xabcdef);
+        assert_eq!(r, "000000001abcdef");
+        assert!(
+            r.len() >= 9
+                && r.bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure domain logic of Cubby: everything that can be computed without I/O.
+//!
+//! Paths and case folding, the Dropbox `content_hash`, revs and ids, timestamps,
+//! signed cursors, conflict naming and the Dropbox wire helpers (error summaries,
+//! header-safe JSON). Nothing here touches the network, the disk or a clock:
+//! callers pass the current time in.
+
+pub mod cursor;
+pub mod hash;
+pub mod ids;
+pub mod naming;
+pub mod path;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,605 @@
+//! The Dropbox API v2 surface: one dispatcher for `/2/{route}` that applies the wire
+//! conventions (route styles, `Dropbox-API-Arg`, auth, scopes, error shapes) before calling
+//! the route's handler.
+//!
+//! Architecture Invariant: every path argument is resolved against the caller's root by
+//! [`Ctx::resolve`]; handlers never build namespace paths from raw arguments.
+
+mod files;
+mod transfer;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use cubby_core::path::{self as cpath, PathArg, PathError, Pattern, is_within, lower};
+use cubby_core::wire::{error_summary, header_safe_json};
+use cubby_store::{AuthInfo, Entry, Kind, OpError, Store};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// How a route takes its argument and returns its result.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Style {
+    Rpc,
+    Upload,
+    Download,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Auth {
+    User,
+    NoAuth,
+}
+
+struct RouteSpec {
+    style: Style,
+    auth: Auth,
+    scope: Option<&'static str>,
+}
+
+/// The route table: name, style, auth and required scope, as in the Stone spec.
+fn route_spec(name: &str) -> Option<RouteSpec> {
+    use Style::*;
+    let (style, auth, scope) = match name {
+        "users/get_current_account" | "users/get_space_usage" | "check/user" => {
+            (Rpc, Auth::User, Some("account_info.read"))
+        }
+        "files/upload" => (Upload, Auth::User, Some("files.content.write")),
+        "files/download" => (Download, Auth::User, Some("files.content.read")),
+        "files/get_metadata"
+        | "files/list_folder"
+        | "files/list_folder/continue"
+        | "files/list_folder/get_latest_cursor" => (Rpc, Auth::User, Some("files.metadata.read")),
+        "files/list_folder/longpoll" => (Rpc, Auth::NoAuth, None),
+        "files/create_folder_v2"
+        | "files/create_folder"
+        | "files/delete_v2"
+        | "files/delete"
+        | "files/move_v2"
+        | "files/move"
+        | "files/copy_v2"
+        | "files/copy" => (Rpc, Auth::User, Some("files.content.write")),
+        _ => return None,
+    };
+    Some(RouteSpec { style, auth, scope })
+}
+
+/// Builds the router: every route on every host name, matched on the path only.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/2/{*route}", any(dispatch))
+        .route("/health/live", any(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// An error in Dropbox's response format.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400, plain text.
+    BadInput(String),
+    /// 401, `auth.AuthError`.
+    Auth(Value),
+    /// 409, the route's error union.
+    Route(Value),
+    /// 422, `common.PathRootError`.
+    PathRoot(Value),
+    /// 500; the cause is logged, never sent.
+    Internal(String),
+}
+
+impl From<cubby_store::StoreError> for ApiError {
+    fn from(e: cubby_store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let tagged = |status: StatusCode, err: Value| {
+            let dots = ".".repeat((cubby_store::random_bytes::<1>()[0] % 4) as usize);
+            let body =
+                json!({"error_summary": format!("{}{dots}", error_summary(&err)), "error": err});
+            json_response(status, &body)
+        };
+        match self {
+            ApiError::BadInput(msg) => (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                msg,
+            )
+                .into_response(),
+            ApiError::Auth(e) => tagged(StatusCode::UNAUTHORIZED, e),
+            ApiError::Route(e) => tagged(StatusCode::CONFLICT, e),
+            ApiError::PathRoot(e) => tagged(StatusCode::UNPROCESSABLE_ENTITY, e),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "Internal server error",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON response with `Content-Type: application/json` exactly, as the SDK asserts.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, serde_json::to_vec(body).expect("JSON serializes")).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The request as a handler sees it: the route, the caller and the parsed argument.
+pub(crate) struct Ctx {
+    pub state: Arc<AppState>,
+    pub route: &'static str,
+    pub auth: Option<AuthInfo>,
+}
+
+impl Ctx {
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn auth(&self) -> &AuthInfo {
+        self.auth.as_ref().expect("route requires a user")
+    }
+
+    pub fn ns(&self) -> u64 {
+        self.auth().account.ns
+    }
+
+    /// Lower-case root of the caller in its namespace (`""` or `/apps/<name>`).
+    pub fn root_lower(&self) -> String {
+        lower(&self.auth().root)
+    }
+
+    /// Deserializes the argument, answering 400 in Dropbox's words on failure.
+    pub fn arg<T: DeserializeOwned>(&self, v: Value) -> ApiResult<T> {
+        serde_json::from_value(v).map_err(|e| self.bad_input(&format!("request body: {e}")))
+    }
+
+    pub fn bad_input(&self, what: &str) -> ApiError {
+        ApiError::BadInput(format!(
+            "Error in call to API function \"{}\": {what}",
+            self.route
+        ))
+    }
+
+    /// Resolves a path argument against the caller's root.
+    ///
+    /// Pattern violations are 400s here; everything else is returned as a lookup outcome
+    /// for the route to put into its own error union.
+    pub async fn resolve(&self, field: &str, raw: &str, pattern: Pattern) -> ApiResult<Resolved> {
+        let arg = match cpath::parse(raw, pattern) {
+            Ok(a) => a,
+            Err(PathError::Pattern(s)) => {
+                return Err(self.bad_input(&format!(
+                    "request body: {field}: '{s}' did not match pattern"
+                )));
+            }
+            Err(PathError::Malformed) => return Ok(Resolved::Malformed),
+        };
+        let root = self.auth().root.clone();
+        let root_lower = lower(&root);
+        let ns = self.ns();
+        Ok(match arg {
+            PathArg::Path(rel) => Resolved::path(rel.under(&root)),
+            PathArg::Ns { ns: wanted, rel } => {
+                if wanted != ns {
+                    Resolved::NotFound
+                } else {
+                    let full = rel.display().to_owned();
+                    if is_within(&lower(&full), &root_lower) {
+                        Resolved::path(full)
+                    } else {
+                        Resolved::NotFound
+                    }
+                }
+            }
+            PathArg::Id { id, rel } => match self.store().entry_by_id(ns, &id).await? {
+                Some(e) if is_within(&e.path_lower, &root_lower) => {
+                    if rel.is_root() {
+                        Resolved::path(e.path_display)
+                    } else if e.kind != Kind::Folder {
+                        Resolved::NotFolder
+                    } else {
+                        Resolved::path(rel.under(&e.path_display))
+                    }
+                }
+                _ => Resolved::NotFound,
+            },
+            PathArg::Rev(rev) => match self.store().revision_by_rev(ns, &rev).await? {
+                Some(e) if is_within(&e.path_lower, &root_lower) => Resolved::Revision(Box::new(e)),
+                _ => Resolved::NotFound,
+            },
+        })
+    }
+
+    /// Metadata JSON of an entry, paths relative to the caller's root.
+    pub fn metadata(&self, e: &Entry, tagged: bool) -> Value {
+        metadata_json(&self.auth().root, e, tagged)
+    }
+}
+
+/// Metadata JSON of an entry relative to `root` (a display path).
+pub(crate) fn metadata_json(root: &str, e: &Entry, tagged: bool) -> Value {
+    let root_lower_len = lower(root).len();
+    let root_chars = root.chars().count();
+    let path_lower = e
+        .path_lower
+        .get(root_lower_len..)
+        .unwrap_or(&e.path_lower)
+        .to_owned();
+    let path_display: String = e.path_display.chars().skip(root_chars).collect();
+    let mut v = json!({
+        "name": e.name(),
+        "path_lower": path_lower,
+        "path_display": path_display,
+    });
+    let o = v.as_object_mut().expect("object");
+    let tag = match e.kind {
+        Kind::File => {
+            o.insert("id".into(), json!(e.id));
+            o.insert(
+                "client_modified".into(),
+                json!(cubby_core::time::format(e.client_modified)),
+            );
+            o.insert(
+                "server_modified".into(),
+                json!(cubby_core::time::format(e.server_modified)),
+            );
+            o.insert("rev".into(), json!(e.rev));
+            o.insert("size".into(), json!(e.size));
+            o.insert("is_downloadable".into(), json!(true));
+            o.insert("content_hash".into(), json!(e.content_hash));
+            "file"
+        }
+        Kind::Folder => {
+            o.insert("id".into(), json!(e.id));
+            "folder"
+        }
+        Kind::Deleted => "deleted",
+    };
+    if tagged {
+        o.insert(".tag".into(), json!(tag));
+    }
+    v
+}
+
+/// The outcome of resolving a path argument.
+pub(crate) enum Resolved {
+    /// A full namespace path (display form; it may or may not exist).
+    Path {
+        display: String,
+        lower: String,
+    },
+    /// A specific file revision (`rev:` form).
+    Revision(Box<Entry>),
+    Malformed,
+    NotFound,
+    NotFolder,
+}
+
+impl Resolved {
+    fn path(display: String) -> Self {
+        Resolved::Path {
+            lower: lower(&display),
+            display,
+        }
+    }
+}
+
+/// `LookupError` JSON for a lookup outcome or store error.
+pub(crate) fn lookup_error(e: &OpError) -> Option<Value> {
+    Some(match e {
+        OpError::NotFound => json!({".tag": "not_found"}),
+        OpError::NotFile => json!({".tag": "not_file"}),
+        OpError::NotFolder => json!({".tag": "not_folder"}),
+        _ => return None,
+    })
+}
+
+/// `WriteError` JSON for a store error.
+pub(crate) fn write_error(e: &OpError) -> Option<Value> {
+    use cubby_store::WriteConflict;
+    Some(match e {
+        OpError::Conflict(c) => {
+            let c = match c {
+                WriteConflict::File => "file",
+                WriteConflict::Folder => "folder",
+                WriteConflict::FileAncestor => "file_ancestor",
+            };
+            json!({".tag": "conflict", "conflict": {".tag": c}})
+        }
+        OpError::DisallowedName => json!({".tag": "disallowed_name"}),
+        _ => return None,
+    })
+}
+
+/// Turns a store error that no route union covers into a 400 or 500.
+pub(crate) fn unexpected(e: OpError) -> ApiError {
+    match e {
+        OpError::Invalid(m) => ApiError::BadInput(m),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatch.
+
+async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    Path(route): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = cubby_core::hash::hex(&cubby_store::random_bytes::<8>());
+    let mut resp = match handle(state, &route, &method, query.as_deref(), &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-dropbox-request-id", v);
+    }
+    resp
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    route: &str,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let Some((name, spec)) = ROUTE_NAMES
+        .iter()
+        .find(|n| **n == route)
+        .and_then(|n| Some((*n, route_spec(n)?)))
+    else {
+        return Err(ApiError::BadInput(format!(
+            "Unknown API function: \"{route}\""
+        )));
+    };
+    let bad =
+        |m: String| ApiError::BadInput(format!("Error in call to API function \"{name}\": {m}"));
+    let get_allowed = spec.style == Style::Download && *method == Method::GET;
+    if *method != Method::POST && !get_allowed {
+        return Err(bad(format!("method {method} not allowed")));
+    }
+    let params: Vec<(String, String)> = query.map(|q| form_urlencoded_pairs(q)).unwrap_or_default();
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.clone())
+    };
+
+    // Authentication.
+    let auth = match spec.auth {
+        Auth::NoAuth => None,
+        Auth::User => {
+            let raw = match headers.get(header::AUTHORIZATION) {
+                Some(v) => Some(
+                    v.to_str()
+                        .map_err(|_| bad("Authorization header is not ASCII".into()))?
+                        .to_owned(),
+                ),
+                None => param("authorization"),
+            };
+            let Some(raw) = raw else {
+                return Err(bad(
+                    "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".".into(),
+                ));
+            };
+            let token = raw
+                .strip_prefix("Bearer ")
+                .or_else(|| raw.strip_prefix("bearer "))
+                .ok_or_else(|| bad("Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <token>\".".into()))?
+                .trim();
+            let info = state.store.authenticate(token).await?;
+            let Some(info) = info else {
+                return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
+            };
+            if info.expired {
+                return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
+            }
+            if let Some(scope) = spec.scope {
+                if !info.scopes.iter().any(|s| s == scope) {
+                    return Err(ApiError::Auth(
+                        json!({".tag": "missing_scope", "required_scope": scope}),
+                    ));
+                }
+            }
+            check_path_root(headers, &info)?;
+            Some(info)
+        }
+    };
+
+    // The argument.
+    let (arg, body) = match spec.style {
+        Style::Rpc => {
+            let bytes = axum::body::to_bytes(body, MAX_RPC_BODY)
+                .await
+                .map_err(|e| bad(format!("request body: {e}")))?;
+            let v = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    bad(format!("request body: could not decode input as JSON: {e}"))
+                })?
+            };
+            (v, None)
+        }
+        Style::Upload | Style::Download => {
+            let raw = match headers.get("dropbox-api-arg") {
+                Some(v) => String::from_utf8(v.as_bytes().to_vec())
+                    .map_err(|_| bad("HTTP header \"Dropbox-API-Arg\" is not UTF-8".into()))?,
+                None => param("arg").unwrap_or_default(),
+            };
+            let v = if raw.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&raw).map_err(|e| {
+                    bad(format!(
+                        "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON: {e}"
+                    ))
+                })?
+            };
+            (v, Some(body))
+        }
+    };
+
+    let ctx = Ctx {
+        state,
+        route: name,
+        auth,
+    };
+    match name {
+        "users/get_current_account" => users::get_current_account(&ctx).await,
+        "users/get_space_usage" => users::get_space_usage(&ctx).await,
+        "check/user" => users::check_user(&ctx, arg).await,
+        "files/upload" => transfer::upload(&ctx, arg, headers, body.expect("upload body")).await,
+        "files/download" => transfer::download(&ctx, arg, headers).await,
+        "files/get_metadata" => files::get_metadata(&ctx, arg).await,
+        "files/list_folder" => files::list_folder(&ctx, arg).await,
+        "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
+        "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
+        "files/list_folder/longpoll" => files::longpoll(&ctx, arg).await,
+        "files/create_folder_v2" => files::create_folder(&ctx, arg, true).await,
+        "files/create_folder" => files::create_folder(&ctx, arg, false).await,
+        "files/delete_v2" => files::delete(&ctx, arg, true).await,
+        "files/delete" => files::delete(&ctx, arg, false).await,
+        "files/move_v2" => files::relocate(&ctx, arg, false, true).await,
+        "files/move" => files::relocate(&ctx, arg, false, false).await,
+        "files/copy_v2" => files::relocate(&ctx, arg, true, true).await,
+        "files/copy" => files::relocate(&ctx, arg, true, false).await,
+        _ => Err(ApiError::Internal(format!("route {name} has no handler"))),
+    }
+}
+
+/// Every route name, so the dispatcher can hand out `&'static str`.
+const ROUTE_NAMES: &[&str] = &[
+    "users/get_current_account",
+    "users/get_space_usage",
+    "check/user",
+    "files/upload",
+    "files/download",
+    "files/get_metadata",
+    "files/list_folder",
+    "files/list_folder/continue",
+    "files/list_folder/get_latest_cursor",
+    "files/list_folder/longpoll",
+    "files/create_folder_v2",
+    "files/create_folder",
+    "files/delete_v2",
+    "files/delete",
+    "files/move_v2",
+    "files/move",
+    "files/copy_v2",
+    "files/copy",
+];
+
+/// Largest RPC body accepted; RPC arguments are small JSON documents.
+const MAX_RPC_BODY: usize = 4 * 1024 * 1024;
+
+/// Applies `Dropbox-API-Path-Root`: a single-user namespace only allows its own root.
+fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
+    let Some(raw) = headers.get("dropbox-api-path-root") else {
+        return Ok(());
+    };
+    let v: Value = serde_json::from_slice(raw.as_bytes()).map_err(|e| {
+        ApiError::BadInput(format!("Dropbox-API-Path-Root: could not decode JSON: {e}"))
+    })?;
+    let ns = info.account.ns.to_string();
+    let root_info = json!({".tag": "user", "root_namespace_id": ns, "home_namespace_id": ns});
+    match cubby_core::wire::union_tag(&v) {
+        Some(("home", _)) => Ok(()),
+        Some(("root", Some(o))) => match o.get("root").and_then(Value::as_str) {
+            Some(r) if r == ns => Ok(()),
+            _ => Err(ApiError::PathRoot(
+                json!({".tag": "invalid_root", "invalid_root": root_info}),
+            )),
+        },
+        Some(("namespace_id", Some(o))) => match o.get("namespace_id").and_then(Value::as_str) {
+            Some(r) if r == ns => Ok(()),
+            _ => Err(ApiError::PathRoot(json!({".tag": "no_permission"}))),
+        },
+        _ => Err(ApiError::BadInput(
+            "Dropbox-API-Path-Root: unknown path root".into(),
+        )),
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs.
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let byte = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+                match byte {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Adds `Dropbox-API-Result` (header-safe JSON) to a download response.
+pub(crate) fn api_result_header(v: &Value) -> HeaderValue {
+    HeaderValue::from_str(&header_safe_json(v)).expect("header-safe JSON is visible ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c%2F%zz%4"), "a b c/%zz%4");
+        assert_eq!(percent_decode("%E2%9C%93"), "✓");
+    }
+}

@@ -1,0 +1,411 @@
+//! Content routes: files/upload (streamed into blocks) and files/download (streamed from
+//! blocks, with Range and ETag).
+//!
+//! Architecture Invariant: a request body is never held whole. Memory per upload is bounded
+//! by `(BLOCKS_IN_FLIGHT + 1) × BLOCK_SIZE`; per download by `READS_IN_FLIGHT × BLOCK_SIZE`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use cubby_core::hash::{BLOCK_SIZE, BlockHash, block_hash, content_hash_of_blocks, parse_hash};
+use cubby_core::path::Pattern;
+use cubby_core::wire::union_tag;
+use cubby_store::meta::{Commit, WriteMode};
+use cubby_store::{Kind, Store};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{
+    ApiError, ApiResult, Ctx, Resolved, api_result_header, json_response, unexpected, write_error,
+};
+
+/// Largest body of one upload request, as Dropbox limits it (150 MiB).
+pub const MAX_UPLOAD_REQUEST: u64 = 150 * 1024 * 1024;
+
+/// Blocks being hashed and written while the next one is received.
+pub const BLOCKS_IN_FLIGHT: usize = 2;
+
+/// Blocks read ahead of the socket on a download.
+pub const READS_IN_FLIGHT: usize = 2;
+
+type Reply = ApiResult<Response>;
+
+#[derive(Deserialize)]
+struct UploadArg {
+    path: String,
+    #[serde(default)]
+    mode: Value,
+    #[serde(default)]
+    autorename: bool,
+    client_modified: Option<String>,
+    #[serde(default)]
+    strict_conflict: bool,
+    content_hash: Option<String>,
+}
+
+/// Parses Stone's `WriteMode`: `"add"`, `{".tag":"overwrite"}`, `{".tag":"update","update":rev}`.
+pub(crate) fn write_mode(ctx: &Ctx, v: &Value) -> ApiResult<WriteMode> {
+    if v.is_null() {
+        return Ok(WriteMode::Add);
+    }
+    let bad = || ctx.bad_input("request body: mode: expected 'add', 'overwrite' or 'update'");
+    match union_tag(v).ok_or_else(bad)? {
+        ("add", _) => Ok(WriteMode::Add),
+        ("overwrite", _) => Ok(WriteMode::Overwrite),
+        ("update", Some(o)) => {
+            let rev = o.get("update").and_then(Value::as_str).ok_or_else(bad)?;
+            if rev.len() < 9
+                || !rev
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            {
+                return Err(ctx.bad_input(&format!(
+                    "request body: mode: update: '{rev}' did not match pattern"
+                )));
+            }
+            Ok(WriteMode::Update(rev.to_owned()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// A body received into durable blocks.
+pub(crate) struct Received {
+    pub blocks: Vec<BlockHash>,
+    pub size: u64,
+}
+
+pub(crate) enum ReceiveError {
+    TooLarge,
+    HashMismatch,
+    Failed(ApiError),
+}
+
+/// Streams a request body into 4 MiB blocks, hashing and writing up to `BLOCKS_IN_FLIGHT`
+/// blocks while the next arrives. With `expect_hash`, a body of one block is checked before
+/// anything is written; a longer body is checked before the caller commits metadata.
+pub(crate) async fn receive(
+    store: &Store,
+    body: Body,
+    size_hint: Option<u64>,
+    expect_hash: Option<&str>,
+) -> Result<Received, ReceiveError> {
+    let mut stream = body.into_data_stream();
+    let initial = size_hint.unwrap_or(64 * 1024).min(BLOCK_SIZE as u64) as usize;
+    let mut buf = BytesMut::with_capacity(initial);
+    let mut pending = FuturesOrdered::new();
+    let mut blocks = Vec::new();
+    let mut size: u64 = 0;
+    let failed =
+        |e: cubby_store::StoreError| ReceiveError::Failed(ApiError::Internal(e.to_string()));
+    while let Some(frame) = stream.next().await {
+        let chunk = frame
+            .map_err(|e| ReceiveError::Failed(ApiError::BadInput(format!("request body: {e}"))))?;
+        size += chunk.len() as u64;
+        if size > MAX_UPLOAD_REQUEST {
+            return Err(ReceiveError::TooLarge);
+        }
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = (BLOCK_SIZE - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if buf.len() == BLOCK_SIZE {
+                let block = buf.split().freeze();
+                buf.reserve(BLOCK_SIZE);
+                pending.push_back(store.blocks.put(block));
+                if pending.len() >= BLOCKS_IN_FLIGHT {
+                    blocks.push(
+                        pending
+                            .next()
+                            .await
+                            .expect("pending block")
+                            .map_err(failed)?,
+                    );
+                }
+            }
+        }
+    }
+    if !buf.is_empty() {
+        let last: Bytes = buf.freeze();
+        if blocks.is_empty() && pending.is_empty() {
+            if let Some(expected) = expect_hash {
+                // One block: verify before writing anything.
+                let digest = block_hash(&last);
+                if content_hash_of_blocks([&digest]) != expected {
+                    return Err(ReceiveError::HashMismatch);
+                }
+            }
+        }
+        pending.push_back(store.blocks.put(last));
+    }
+    while let Some(h) = pending.next().await {
+        blocks.push(h.map_err(failed)?);
+    }
+    if let Some(expected) = expect_hash {
+        if content_hash_of_blocks(&blocks) != expected {
+            return Err(ReceiveError::HashMismatch);
+        }
+    }
+    Ok(Received { blocks, size })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+}
+
+pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
+    let a: UploadArg = ctx.arg(arg)?;
+    let mode = write_mode(ctx, &a.mode)?;
+    let client_modified = match &a.client_modified {
+        None => None,
+        Some(s) => Some(cubby_core::time::parse(s).ok_or_else(|| {
+            ctx.bad_input(&format!(
+                "request body: client_modified: '{s}' is not a timestamp"
+            ))
+        })?),
+    };
+    if let Some(h) = &a.content_hash {
+        if parse_hash(h).is_none() {
+            return Err(
+                ctx.bad_input("request body: content_hash: expected 64 hexadecimal characters")
+            );
+        }
+    }
+    let path_err =
+        |w: Value| ApiError::Route(json!({".tag": "path", "reason": w, "upload_session_id": ""}));
+    let display = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
+        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
+        Resolved::Path { .. } => {
+            return Err(path_err(
+                json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
+            ));
+        }
+        _ => return Err(path_err(json!({".tag": "malformed_path"}))),
+    };
+    let hint = content_length(headers);
+    if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
+        return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
+    }
+    let expected = a.content_hash.as_deref().map(str::to_ascii_lowercase);
+    let received = match receive(ctx.store(), body, hint, expected.as_deref()).await {
+        Ok(r) => r,
+        Err(ReceiveError::TooLarge) => {
+            return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
+        }
+        Err(ReceiveError::HashMismatch) => {
+            return Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})));
+        }
+        Err(ReceiveError::Failed(e)) => return Err(e),
+    };
+    let commit = Commit {
+        path: display,
+        mode,
+        autorename: a.autorename,
+        strict_conflict: a.strict_conflict,
+        client_modified,
+        size: received.size,
+        blocks: received.blocks,
+    };
+    match ctx.store().commit_file(ctx.ns(), commit).await {
+        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
+        Err(e) => Err(match write_error(&e) {
+            Some(w) => path_err(w),
+            None => unexpected(e),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct DownloadArg {
+    path: String,
+    rev: Option<String>,
+}
+
+/// A byte range of a file, inclusive.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a single-range `Range` header against a file size; anything else is served whole.
+fn parse_range(h: Option<&HeaderValue>, size: u64) -> RangeRequest {
+    let Some(spec) = h
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().strip_prefix("bytes="))
+    else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') || size == 0 {
+        return RangeRequest::Full;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(s), Ok(e)) if s <= e => (s, e.min(size - 1)),
+        (Ok(s), Err(_)) if b.is_empty() => (s, size - 1),
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => (size.saturating_sub(n), size - 1),
+        (Err(_), Ok(0)) if a.is_empty() => return RangeRequest::Unsatisfiable,
+        _ => return RangeRequest::Full,
+    };
+    if start >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part(start, end)
+}
+
+pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
+    let a: DownloadArg = ctx.arg(arg)?;
+    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+    let store = ctx.store();
+    let entry = if let Some(rev) = &a.rev {
+        if rev.len() < 9
+            || !rev
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
+            return Err(ctx.bad_input(&format!("request body: rev: '{rev}' did not match pattern")));
+        }
+        let path = format!("rev:{rev}");
+        match ctx.resolve("rev", &path, Pattern::ReadPath).await? {
+            Resolved::Revision(e) => Some(*e),
+            _ => None,
+        }
+    } else {
+        match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
+            Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
+            Resolved::Revision(e) => Some(*e),
+            Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
+            Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
+            Resolved::NotFound => None,
+        }
+    };
+    let entry = match entry {
+        Some(e) if e.kind == Kind::File => e,
+        Some(e) if e.kind == Kind::Folder => return Err(path_err(json!({".tag": "not_file"}))),
+        _ => return Err(path_err(json!({".tag": "not_found"}))),
+    };
+    let metadata = ctx.metadata(&entry, false);
+    let etag = format!("\"{}\"", entry.rev.as_deref().unwrap_or_default());
+    let mut resp_headers = HeaderMap::new();
+    resp_headers.insert("dropbox-api-result", api_result_header(&metadata));
+    resp_headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("rev is ASCII"),
+    );
+    resp_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, resp_headers).into_response());
+    }
+    let size = entry.size;
+    let (status, start, end) = match parse_range(headers.get(header::RANGE), size) {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Part(s, e) => {
+            let cr = format!("bytes {s}-{e}/{size}");
+            resp_headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&cr).expect("ASCII"),
+            );
+            (StatusCode::PARTIAL_CONTENT, s, e + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            let cr = format!("bytes */{size}");
+            resp_headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&cr).expect("ASCII"),
+            );
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, resp_headers).into_response());
+        }
+    };
+    let revision = entry
+        .revision
+        .ok_or_else(|| ApiError::Internal("file without revision".into()))?;
+    let blocks = store.revision_blocks(revision).await?;
+    let pieces = block_pieces(&blocks, start, end);
+    let block_store = store.blocks.clone();
+    let stream = futures_util::stream::iter(pieces)
+        .map(move |(hash, off, len)| {
+            let bs = block_store.clone();
+            async move { bs.read(hash, off, len).await.map_err(std::io::Error::other) }
+        })
+        .buffered(READS_IN_FLIGHT);
+    resp_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    Ok((status, resp_headers, Body::from_stream(stream)).into_response())
+}
+
+/// The (block, offset, length) pieces covering bytes `start..end` of a file.
+fn block_pieces(blocks: &[BlockHash], start: u64, end: u64) -> Vec<(BlockHash, u64, usize)> {
+    let bs = BLOCK_SIZE as u64;
+    let mut out = Vec::new();
+    let mut pos = start;
+    while pos < end {
+        let i = (pos / bs) as usize;
+        let Some(hash) = blocks.get(i) else { break };
+        let off = pos % bs;
+        let len = (bs - off).min(end - pos);
+        out.push((*hash, off, len as usize));
+        pos += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(
+            parse_range(Some(&h("bytes=0-0")), 10),
+            RangeRequest::Part(0, 0)
+        );
+        assert_eq!(
+            parse_range(Some(&h("bytes=2-")), 10),
+            RangeRequest::Part(2, 9)
+        );
+        assert_eq!(
+            parse_range(Some(&h("bytes=-3")), 10),
+            RangeRequest::Part(7, 9)
+        );
+        assert_eq!(
+            parse_range(Some(&h("bytes=5-100")), 10),
+            RangeRequest::Part(5, 9)
+        );
+        assert_eq!(
+            parse_range(Some(&h("bytes=10-")), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some(&h("bytes=0-0")), 0), RangeRequest::Full);
+        assert_eq!(
+            parse_range(Some(&h("bytes=1-2,4-5")), 10),
+            RangeRequest::Full
+        );
+        assert_eq!(parse_range(None, 10), RangeRequest::Full);
+    }
+
+    #[test]
+    fn pieces_cross_blocks() {
+        let blocks = [[1u8; 32], [2u8; 32]];
+        let bs = BLOCK_SIZE as u64;
+        let p = block_pieces(&blocks, bs - 2, bs + 3);
+        assert_eq!(p, vec![([1u8; 32], bs - 2, 2), ([2u8; 32], 0, 3)]);
+    }
+}

@@ -1,0 +1,132 @@
+//! Cubby's HTTP front: the Dropbox API v2 routes, longpoll and TLS.
+//!
+//! [`Server::bind`] opens the store and the listeners (so callers learn the real ports),
+//! then [`Server::serve`] runs until the shutdown future resolves, finishing requests in
+//! flight. The server knows nothing of SQL: it talks to [`cubby_store::Store`] only.
+
+pub mod api;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use cubby_store::Store;
+use tokio::sync::watch;
+
+/// How long a graceful shutdown waits for requests in flight before closing connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Where to listen and where the data lives.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data: PathBuf,
+    /// Plain HTTP listener; `None` disables it.
+    pub http: Option<SocketAddr>,
+    /// HTTPS listener; `None` disables it.
+    pub https: Option<SocketAddr>,
+    /// Operator-supplied certificate chain and key (PEM); a local CA is used otherwise.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Shared state of every handler.
+pub struct AppState {
+    pub store: Store,
+    /// Flips to true when shutdown starts, so longpolls return at once.
+    pub shutting_down: watch::Receiver<bool>,
+}
+
+/// A server whose listeners are bound.
+pub struct Server {
+    pub store: Store,
+    pub http_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    /// The local CA certificate clients should trust, when the server generated its own.
+    pub ca_file: Option<PathBuf>,
+    http: Option<std::net::TcpListener>,
+    https: Option<(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig)>,
+}
+
+impl Server {
+    /// Opens the store and binds the listeners.
+    pub async fn bind(config: &Config) -> anyhow_like::Result<Self> {
+        let store = Store::open(&config.data).await?;
+        let http = config.http.map(std::net::TcpListener::bind).transpose()?;
+        let mut ca_file = None;
+        let https = match config.https {
+            None => None,
+            Some(addr) => {
+                let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+                    (Some(c), Some(k)) => (c.clone(), k.clone()),
+                    (None, None) => {
+                        let local = tls::ensure_local_ca(&config.data.join("tls"))?;
+                        ca_file = Some(local.ca_cert);
+                        (local.server_cert, local.server_key)
+                    }
+                    _ => return Err("--tls-cert and --tls-key go together".into()),
+                };
+                let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                    .await
+                    .map_err(|e| format!("loading {}: {e}", cert.display()))?;
+                Some((std::net::TcpListener::bind(addr)?, rustls))
+            }
+        };
+        Ok(Self {
+            http_addr: http.as_ref().map(|l| l.local_addr()).transpose()?,
+            https_addr: https.as_ref().map(|(l, _)| l.local_addr()).transpose()?,
+            store,
+            ca_file,
+            http,
+            https,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests in flight and closes the store.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow_like::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            store: self.store.clone(),
+            shutting_down: stop_rx,
+        });
+        let app = api::router(state);
+        let handle: Handle<SocketAddr> = Handle::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(l) = self.http {
+            let server = axum_server::from_tcp(l)?.handle(handle.clone());
+            let app = app.clone();
+            tasks.spawn(async move { server.serve(app.into_make_service()).await });
+        }
+        if let Some((l, cfg)) = self.https {
+            let server = axum_server::from_tcp_rustls(l, cfg)?.handle(handle.clone());
+            let app = app.clone();
+            tasks.spawn(async move { server.serve(app.into_make_service()).await });
+        }
+        tokio::select! {
+            _ = shutdown => {}
+            Some(res) = tasks.join_next() => {
+                res.map_err(|e| e.to_string())??;
+            }
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        while let Some(res) = tasks.join_next().await {
+            res.map_err(|e| e.to_string())??;
+        }
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// A boxed error for the few fallible set-up paths; the binary wraps it in anyhow.
+pub mod anyhow_like {
+    pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+    pub type Result<T> = std::result::Result<T, Error>;
+}

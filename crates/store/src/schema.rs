@@ -1,0 +1,138 @@
+//! The SQLite schema and its migrations, applied in order at open.
+//!
+//! Each migration runs once, recorded in `schema_migrations`. Never edit a released
+//! migration; add a new one.
+
+use sqlx::SqlitePool;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, apps and tokens (designed for the OAuth issue), the namespace tree,
+    // revisions and the change journal.
+    r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+
+-- One namespace per home folder; `seq` is the last journal sequence assigned in it.
+CREATE TABLE namespaces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+);
+
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    email TEXT NOT NULL,
+    password_hash TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    ns INTEGER NOT NULL REFERENCES namespaces(id),
+    created INTEGER NOT NULL
+);
+
+-- access_type: 'full' or 'app_folder'; scopes: space-separated; redirect_uris: JSON array.
+CREATE TABLE apps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_key TEXT NOT NULL UNIQUE,
+    secret_hash TEXT,
+    name TEXT NOT NULL,
+    access_type TEXT NOT NULL CHECK (access_type IN ('full', 'app_folder')),
+    scopes TEXT NOT NULL,
+    redirect_uris TEXT NOT NULL DEFAULT '[]',
+    public_client INTEGER NOT NULL DEFAULT 0,
+    owner INTEGER REFERENCES accounts(id),
+    created INTEGER NOT NULL
+);
+
+-- Tokens are stored as SHA-256 of the token; kind 'access' or 'refresh'. An access token
+-- minted from a refresh token names it in `parent`, so revoking one revokes the family.
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    app INTEGER NOT NULL REFERENCES apps(id),
+    scopes TEXT NOT NULL,
+    parent INTEGER REFERENCES tokens(id),
+    expires INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+);
+
+-- The live tree plus tombstones (kind 2) for include_deleted. kind: 0 file, 1 folder, 2 deleted.
+CREATE TABLE entries (
+    ns INTEGER NOT NULL,
+    path_lower TEXT NOT NULL,
+    parent_lower TEXT NOT NULL,
+    path_display TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    file_id TEXT,
+    rev TEXT,
+    revision INTEGER,
+    size INTEGER NOT NULL DEFAULT 0,
+    content_hash TEXT,
+    client_modified INTEGER,
+    server_modified INTEGER,
+    PRIMARY KEY (ns, path_lower)
+) WITHOUT ROWID;
+CREATE INDEX entries_parent ON entries (ns, parent_lower, path_lower);
+CREATE UNIQUE INDEX entries_file_id ON entries (file_id);
+
+-- Every file version ever committed; `blocks` is the concatenation of 32-byte block hashes.
+CREATE TABLE revisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ns INTEGER NOT NULL,
+    rev TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    path_lower TEXT NOT NULL,
+    path_display TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    client_modified INTEGER NOT NULL,
+    server_modified INTEGER NOT NULL,
+    blocks BLOB NOT NULL
+);
+CREATE UNIQUE INDEX revisions_rev ON revisions (ns, rev);
+CREATE INDEX revisions_file ON revisions (file_id, id);
+
+-- One operation takes one sequence number; it may touch several paths (idx 0, 1, ...).
+CREATE TABLE journal (
+    ns INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    path_lower TEXT NOT NULL,
+    parent_lower TEXT NOT NULL,
+    PRIMARY KEY (ns, seq, idx)
+) WITHOUT ROWID;
+
+-- The built-in full-access app used by `cubby admin token` without --app.
+INSERT INTO apps (app_key, name, access_type, scopes, created)
+VALUES ('cubby', 'Cubby', 'full',
+        'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
+        0);
+"#,
+];
+
+pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .execute(pool)
+        .await?;
+    let done: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        .fetch_one(pool)
+        .await?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= done {
+            continue;
+        }
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
