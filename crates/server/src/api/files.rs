@@ -149,10 +149,12 @@ pub(crate) async fn list_folder_continue(ctx: &Ctx, arg: Value) -> Reply {
     if c.account != ctx.auth().account.id || c.ns != ctx.ns() || c.base != ctx.root_lower() {
         return Err(reset());
     }
-    if !c.folder.is_empty() && c.folder != c.base {
+    // A listed folder that is gone (deleted, or moved away) ends the feed with not_found,
+    // so a sync client learns that everything below it went too.
+    if !c.folder.is_empty() {
         let exists =
             matches!(ctx.store().entry(c.ns, &c.folder).await?, Some(e) if e.kind == Kind::Folder);
-        if !exists && matches!(c.pos, Position::Listing { .. }) {
+        if !exists {
             return Err(lookup_path_err(json!({".tag": "not_found"})));
         }
     }

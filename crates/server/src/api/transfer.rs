@@ -27,6 +27,10 @@ pub const MAX_UPLOAD_REQUEST: u64 = 150 * 1024 * 1024;
 /// Blocks being hashed and written while the next one is received.
 pub const BLOCKS_IN_FLIGHT: usize = 2;
 
+/// How much of an oversized body is read and discarded so that the client, still sending,
+/// receives the `payload_too_large` answer instead of a reset connection.
+const MAX_DRAIN: u64 = 2 * MAX_UPLOAD_REQUEST;
+
 /// Blocks read ahead of the socket on a download.
 pub const READS_IN_FLIGHT: usize = 2;
 
@@ -105,6 +109,7 @@ pub(crate) async fn receive(
             .map_err(|e| ReceiveError::Failed(ApiError::BadInput(format!("request body: {e}"))))?;
         size += chunk.len() as u64;
         if size > MAX_UPLOAD_REQUEST {
+            drain_stream(&mut stream, size).await;
             return Err(ReceiveError::TooLarge);
         }
         let mut rest: &[u8] = &chunk;
@@ -152,6 +157,16 @@ pub(crate) async fn receive(
     Ok(Received { blocks, size })
 }
 
+/// Reads and discards the rest of a body, up to `MAX_DRAIN` bytes in all.
+async fn drain_stream(stream: &mut axum::body::BodyDataStream, mut seen: u64) {
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > MAX_DRAIN {
+            break;
+        }
+    }
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -190,6 +205,7 @@ pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Bod
     };
     let hint = content_length(headers);
     if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
+        drain_stream(&mut body.into_data_stream(), 0).await;
         return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
     }
     let expected = a.content_hash.as_deref().map(str::to_ascii_lowercase);

@@ -1,0 +1,121 @@
+//! Accounts, isolation between users, persistence across restarts and graceful shutdown.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestServer, bytes};
+
+#[tokio::test]
+async fn account_routes() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let a = c.rpc("users/get_current_account", json!(null)).await.ok();
+    assert_eq!(a["account_id"].as_str().unwrap().len(), 40);
+    assert_eq!(a["email"], "alice@example.com");
+    assert_eq!(a["root_info"][".tag"], "user");
+    let ns = a["root_info"]["root_namespace_id"].as_str().unwrap();
+    assert!(ns.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(
+        c.rpc("users/get_space_usage", json!(null)).await.ok()["used"],
+        0
+    );
+    c.put("/a.bin", &bytes(1000, 1)).await;
+    c.put("/b.bin", &bytes(234, 2)).await;
+    assert_eq!(
+        c.rpc("users/get_space_usage", json!(null)).await.ok()["used"],
+        1234
+    );
+    let long = "q".repeat(501);
+    assert_eq!(
+        c.rpc("check/user", json!({"query": long})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn users_are_isolated() {
+    let srv = TestServer::start().await;
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let f = alice.put("/secret.txt", b"alice only").await;
+    assert_eq!(bob.meta("/secret.txt").await.conflict(), "path/not_found/");
+    assert_eq!(
+        bob.meta(f["id"].as_str().unwrap()).await.conflict(),
+        "path/not_found/"
+    );
+    let rev = format!("rev:{}", f["rev"].as_str().unwrap());
+    assert_eq!(
+        bob.download(json!({"path": rev}), None).await.conflict(),
+        "path/not_found/"
+    );
+    let alice_ns = alice
+        .rpc("users/get_current_account", json!(null))
+        .await
+        .ok()["root_info"]["root_namespace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        bob.meta(&format!("ns:{alice_ns}/secret.txt"))
+            .await
+            .conflict(),
+        "path/not_found/"
+    );
+    // The same content uploaded by bob is his own file; nothing reveals alice has it.
+    let mine = bob.put("/mine.txt", b"alice only").await;
+    assert_ne!(mine["id"], f["id"]);
+}
+
+#[tokio::test]
+async fn data_survives_restart() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let data = bytes(6 * 1024 * 1024, 4);
+    let md = c.put("/keep/me.bin", &data).await;
+    let token = c.token.clone();
+    let dir = srv.stop().await;
+    let srv = TestServer::start_in(dir).await;
+    let mut c = srv.client_for("alice").await;
+    c.token = token;
+    let r = c.download(json!({"path": "/keep/me.bin"}), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the old token and the file survive"
+    );
+    assert!(r.body == data);
+    assert_eq!(r.api_result()["rev"], md["rev"]);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    let mut srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    // A slow upload: the body arrives in pieces while the server is asked to stop.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let upload = {
+        let c = c.clone();
+        tokio::spawn(async move { c.upload_with(json!({"path": "/slow.bin"}), body).await })
+    };
+    tx.send(Ok(vec![1u8; 1000])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = srv.begin_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send(Ok(vec![2u8; 1000])).await.unwrap();
+    drop(tx);
+    let r = upload.await.unwrap();
+    assert_eq!(r.ok()["size"], 2000, "the upload in flight completed");
+    stopping.await.unwrap();
+    let srv = TestServer::start_in(srv.dir).await;
+    let c = srv.client_for("alice").await;
+    assert_eq!(c.meta("/slow.bin").await.ok()["size"], 2000);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,17 @@
+//! Integration tests: a real Cubby server on an ephemeral port, driven over HTTP.
+//!
+//! One binary; each module covers one area.
+
+/// Shared harness: start a server in a temp dir, create users, call routes.
+mod support;
+
+/// Accounts, isolation, persistence and graceful shutdown.
+mod lifecycle;
+/// list_folder paging, cursors, change feed and longpoll.
+mod listing;
+/// get_metadata, path forms, create/delete/move/copy.
+mod namespace;
+/// Upload and download: write modes, hashes, ranges, limits, races.
+mod transfer;
+/// Wire conventions: arg passing, auth, error shapes, header escaping.
+mod wire;

@@ -1,0 +1,223 @@
+//! Wire conventions: argument passing, auth errors, 400s, header escaping, path roots.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::TestServer;
+
+#[tokio::test]
+async fn bad_input_is_plain_text_400() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let cases = [
+        // (route, body, fragment of the message)
+        (
+            "files/get_metadata",
+            "{not json",
+            "could not decode input as JSON",
+        ),
+        (
+            "files/get_metadata",
+            r#"{"path": "relative"}"#,
+            "did not match pattern",
+        ),
+        (
+            "files/get_metadata",
+            r#"{"path": ""}"#,
+            "did not match pattern",
+        ),
+        ("files/get_metadata", r#"{}"#, "missing field `path`"),
+        ("files/list_folder", r#"{"path": "/"}"#, "empty string"),
+        ("files/list_folder", r#"{"path": "", "limit": 0}"#, "limit"),
+        (
+            "files/list_folder",
+            r#"{"path": "", "limit": 2001}"#,
+            "limit",
+        ),
+        (
+            "files/create_folder_v2",
+            r#"{"path": "id:abc"}"#,
+            "did not match pattern",
+        ),
+        (
+            "files/delete_v2",
+            r#"{"path": "/a", "parent_rev": "XYZ"}"#,
+            "parent_rev",
+        ),
+        (
+            "files/list_folder/longpoll",
+            r#"{"cursor": "x", "timeout": 10}"#,
+            "timeout",
+        ),
+        ("no/such_route", "null", "Unknown API function"),
+    ];
+    for (route, body, fragment) in cases {
+        let r = c
+            .raw(
+                c.http
+                    .post(format!("{}/2/{route}", c.url))
+                    .bearer_auth(&c.token)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{route} {body}: {}",
+            r.text()
+        );
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        assert!(r.text().contains(fragment), "{route} {body}: {}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn auth_errors() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let url = format!("{}/2/users/get_current_account", c.url);
+    // No credentials at all: bad input.
+    let r = c.raw(c.http.post(&url)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("Authorization"));
+    // Unknown token: 401 with an AuthError union, JSON content type exactly.
+    let r = c.raw(c.http.post(&url).bearer_auth("cby1.forged")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.json()["error"], json!({".tag": "invalid_access_token"}));
+    assert!(
+        r.json()["error_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_access_token/")
+    );
+    // A token narrowed to one scope is refused elsewhere with missing_scope.
+    let (narrow, _) = srv
+        .store
+        .mint_token("alice", None, &["files.metadata.read".to_owned()])
+        .await
+        .unwrap();
+    let r = c.raw(c.http.post(&url).bearer_auth(&narrow)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json()["error"],
+        json!({".tag": "missing_scope", "required_scope": "account_info.read"})
+    );
+    let r = c
+        .raw(
+            c.http
+                .post(format!("{}/2/files/list_folder", c.url))
+                .bearer_auth(&narrow)
+                .header("content-type", "application/json")
+                .body(r#"{"path": ""}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn void_arguments_accept_null_empty_and_object() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    for body in ["", "null", "{}"] {
+        let r = c
+            .raw(
+                c.http
+                    .post(format!("{}/2/users/get_space_usage", c.url))
+                    .bearer_auth(&c.token)
+                    .body(body),
+            )
+            .await;
+        let v = r.ok();
+        assert_eq!(v["allocation"][".tag"], "individual", "body {body:?}");
+    }
+    let v = c
+        .rpc("check/user", json!({"query": "ping ✓", "unknown_field": 1}))
+        .await
+        .ok();
+    assert_eq!(v, json!({"result": "ping ✓"}));
+}
+
+#[tokio::test]
+async fn query_parameters_replace_headers() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    c.put("/q/Ünïcode ✓.txt", b"via query").await;
+    // GET with arg= and authorization= on a download route.
+    let arg = serde_json::to_string(&json!({"path": "/q/ünïcode ✓.txt"})).unwrap();
+    let auth = format!("Bearer {}", c.token);
+    let r = c
+        .raw(
+            c.http.get(
+                reqwest::Url::parse_with_params(
+                    &format!("{}/2/files/download", c.url),
+                    &[("arg", arg.as_str()), ("authorization", auth.as_str())],
+                )
+                .unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.body, b"via query");
+    // Dropbox-API-Result escapes every non-ASCII character and still decodes to the name.
+    let raw = r.headers["dropbox-api-result"].to_str().unwrap().to_owned();
+    assert!(raw.is_ascii() && raw.contains("\\u00dc"));
+    assert_eq!(r.api_result()["name"], "Ünïcode ✓.txt");
+    // The upload arg header may itself carry \u escapes.
+    let r = c
+        .raw(
+            c.http
+                .post(format!("{}/2/files/upload", c.url))
+                .bearer_auth(&c.token)
+                .header("dropbox-api-arg", r#"{"path": "/q/\u00e9t\u00e9.txt"}"#)
+                .header("content-type", "application/octet-stream")
+                .body("summer"),
+        )
+        .await;
+    assert_eq!(r.ok()["path_display"], "/q/été.txt");
+}
+
+#[tokio::test]
+async fn path_root_header() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let ns = c.rpc("users/get_current_account", json!(null)).await.ok()["root_info"]["root_namespace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |root: serde_json::Value| {
+        c.http
+            .post(format!("{}/2/files/list_folder", c.url))
+            .bearer_auth(&c.token)
+            .header("content-type", "application/json")
+            .header("dropbox-api-path-root", root.to_string())
+            .body(r#"{"path": ""}"#)
+    };
+    assert_eq!(
+        c.raw(send(json!({".tag": "home"}))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.raw(send(json!({".tag": "root", "root": ns})))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = c.raw(send(json!({".tag": "root", "root": "999999"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["error"][".tag"], "invalid_root");
+    assert_eq!(r.json()["error"]["invalid_root"]["root_namespace_id"], ns);
+    let r = c
+        .raw(send(
+            json!({".tag": "namespace_id", "namespace_id": "999999"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["error"], json!({".tag": "no_permission"}));
+}
