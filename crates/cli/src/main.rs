@@ -21,6 +21,13 @@ struct Cli {
     /// Data folder: SQLite metadata, blocks and TLS material.
     #[arg(long, global = true, env = "CUBBY_DATA", default_value = "cubby-data")]
     data: PathBuf,
+    /// Metadata back-end: postgres://… for scale-out (default: SQLite in the data folder).
+    #[arg(long, global = true, env = "CUBBY_METADATA")]
+    metadata: Option<String>,
+    /// Block back-end: s3://bucket[/prefix][?endpoint=URL&region=R] for scale-out (default:
+    /// the data folder). Credentials come from the AWS_* environment variables.
+    #[arg(long, global = true, env = "CUBBY_BLOCKS")]
+    blocks: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,9 +118,14 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let store = cubby_store::StoreConfig {
+        data_dir: cli.data,
+        metadata_url: cli.metadata,
+        blocks_url: cli.blocks,
+    };
     match cli.command {
-        Command::Serve(args) => serve(cli.data, args).await,
-        Command::Admin { command } => admin(cli.data, command).await,
+        Command::Serve(args) => serve(store, args).await,
+        Command::Admin { command } => admin(store, command).await,
     }
 }
 
@@ -126,9 +138,12 @@ fn parse_listen(s: &str, flag: &str) -> Result<Option<SocketAddr>> {
     })?))
 }
 
-async fn serve(data: PathBuf, args: ServeArgs) -> Result<()> {
+async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
+    let data = store.data_dir.clone();
     let config = cubby_server::Config {
         data: data.clone(),
+        metadata_url: store.metadata_url.clone(),
+        blocks_url: store.blocks_url.clone(),
         http: parse_listen(&args.http, "--http")?,
         https: parse_listen(&args.https, "--https")?,
         tls_cert: args.tls_cert,
@@ -142,9 +157,17 @@ async fn serve(data: PathBuf, args: ServeArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("starting the server")?;
     println!(
-        "cubby {} serving {}",
+        "cubby {} serving metadata {}, blocks {}",
         env!("CARGO_PKG_VERSION"),
-        data.display()
+        store
+            .metadata_url
+            .as_deref()
+            .map(redact_url)
+            .unwrap_or_else(|| data.join("meta.sqlite").display().to_string()),
+        store
+            .blocks_url
+            .clone()
+            .unwrap_or_else(|| data.join("blocks").display().to_string()),
     );
     if let Some(a) = server.http_addr {
         println!("  http:  http://{a}");
@@ -181,13 +204,27 @@ async fn shutdown_signal() {
     }
 }
 
-async fn admin(data: PathBuf, command: AdminCommand) -> Result<()> {
-    if !data.join("meta.sqlite").exists() {
-        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+/// Hides the password of a database URL before printing it.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
     }
-    let store = cubby_store::Store::open(&data)
+}
+
+async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Result<()> {
+    let store = cubby_store::Store::open_with(&config)
         .await
-        .with_context(|| format!("opening the data folder {}", data.display()))?;
+        .with_context(|| {
+            format!(
+                "opening the store (data folder {})",
+                config.data_dir.display()
+            )
+        })?;
     let result = match command {
         AdminCommand::User {
             command:

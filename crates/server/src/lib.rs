@@ -30,6 +30,10 @@ pub struct Config {
     /// Operator-supplied certificate chain and key (PEM); a local CA is used otherwise.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// `postgres://…` for the scale-out metadata back-end (SQLite in `data` otherwise).
+    pub metadata_url: Option<String>,
+    /// `s3://bucket…` for the scale-out block back-end (local disk in `data` otherwise).
+    pub blocks_url: Option<String>,
 }
 
 /// Shared state of every handler.
@@ -53,7 +57,12 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listeners.
     pub async fn bind(config: &Config) -> anyhow_like::Result<Self> {
-        let store = Store::open(&config.data).await?;
+        let store = Store::open_with(&cubby_store::StoreConfig {
+            data_dir: config.data.clone(),
+            metadata_url: config.metadata_url.clone(),
+            blocks_url: config.blocks_url.clone(),
+        })
+        .await?;
         let http = config.http.map(std::net::TcpListener::bind).transpose()?;
         let mut ca_file = None;
         let https = match config.https {

@@ -1,12 +1,15 @@
-//! Content-addressed block storage on local disk.
+//! Content-addressed block storage: local disk (embedded) or any S3-compatible store.
 //!
-//! A block is at most 4 MiB and named by its SHA-256: `blocks/ab/abcdef…`. Blocks are
-//! immutable, so two files (or two accounts) with the same block share one copy on disk;
-//! nothing outside the store can learn that (see design.md, "A hash is never a credential").
+//! A block is at most 4 MiB and named by its SHA-256: `blocks/ab/abcdef…` on disk, `ab/abcdef…`
+//! in a bucket. Blocks are immutable, so two files (or two accounts) with the same block share
+//! one copy; nothing outside the store can learn that (see design.md, "A hash is never a
+//! credential"). Because a name always holds the same bytes, writes never need S3's
+//! conditional puts.
 //!
-//! Architecture Invariant: `put` returns only after the block is durable (file fsynced,
-//! renamed into place, directory fsynced), so metadata written afterwards never refers to
-//! a block a crash could lose. A block that exists is never rewritten.
+//! Architecture Invariant: `put` returns only after the block is durable (local: file fsynced,
+//! renamed into place, directory fsynced; S3: the PUT returned), so metadata written
+//! afterwards never refers to a block a crash could lose. A block that exists is never
+//! rewritten.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,16 +17,131 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use cubby_core::hash::{BlockHash, block_hash, hex};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::StoreError;
 
-/// Local-disk block store.
-pub struct BlockStore {
+/// A block store.
+pub enum BlockStore {
+    Local(LocalBlocks),
+    S3(S3Blocks),
+}
+
+impl BlockStore {
+    /// Hashes and stores one block, returning its hash once it is durable.
+    pub async fn put(&self, data: Bytes) -> Result<BlockHash, StoreError> {
+        match self {
+            BlockStore::Local(l) => l.put(data).await,
+            BlockStore::S3(s) => s.put(data).await,
+        }
+    }
+
+    /// Reads `len` bytes of a block from `offset`.
+    pub async fn read(
+        &self,
+        hash: BlockHash,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, StoreError> {
+        match self {
+            BlockStore::Local(l) => l.read(hash, offset, len).await,
+            BlockStore::S3(s) => s.read(hash, offset, len).await,
+        }
+    }
+
+    /// Whether a block is present.
+    pub async fn contains(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        match self {
+            BlockStore::Local(l) => Ok(l.contains(hash)),
+            BlockStore::S3(s) => s.contains(hash).await,
+        }
+    }
+}
+
+/// Blocks in an S3 bucket, keyed `[prefix/]ab/abcdef…`.
+pub struct S3Blocks {
+    store: AmazonS3,
+    prefix: String,
+}
+
+impl S3Blocks {
+    /// Parses `s3://bucket[/prefix][?endpoint=URL&region=R]`. Credentials come from the usual
+    /// AWS environment variables. With an endpoint, addressing is path-style, as self-hosted
+    /// stores expect.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let invalid = |m: &str| StoreError::Invalid(format!("blocks URL '{url}': {m}"));
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| invalid("expected s3://bucket"))?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Err(invalid("no bucket"));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| invalid("bad query"))?;
+            builder = match k {
+                "endpoint" => builder
+                    .with_endpoint(v)
+                    .with_allow_http(v.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false),
+                "region" => builder.with_region(v),
+                other => return Err(invalid(&format!("unknown option '{other}'"))),
+            };
+        }
+        let store = builder.build().map_err(|e| invalid(&e.to_string()))?;
+        Ok(Self {
+            store,
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+
+    fn key(&self, hash: &BlockHash) -> object_store::path::Path {
+        let h = hex(hash);
+        if self.prefix.is_empty() {
+            object_store::path::Path::from(format!("{}/{h}", &h[..2]))
+        } else {
+            object_store::path::Path::from(format!("{}/{}/{h}", self.prefix, &h[..2]))
+        }
+    }
+
+    async fn put(&self, data: Bytes) -> Result<BlockHash, StoreError> {
+        let to_hash = data.clone();
+        let hash = tokio::task::spawn_blocking(move || block_hash(&to_hash))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("block hasher panicked: {e}")))?;
+        self.store
+            .put(&self.key(&hash), PutPayload::from(data))
+            .await
+            .map_err(|e| StoreError::Blocks(e.to_string()))?;
+        Ok(hash)
+    }
+
+    async fn read(&self, hash: BlockHash, offset: u64, len: usize) -> Result<Bytes, StoreError> {
+        self.store
+            .get_range(&self.key(&hash), offset..offset + len as u64)
+            .await
+            .map_err(|e| StoreError::Blocks(e.to_string()))
+    }
+
+    async fn contains(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        match self.store.head(&self.key(hash)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(StoreError::Blocks(e.to_string())),
+        }
+    }
+}
+
+/// Blocks on local disk.
+pub struct LocalBlocks {
     root: PathBuf,
     tmp: PathBuf,
 }
 
-impl BlockStore {
+impl LocalBlocks {
     /// Opens the store at `root`, removing staging files a crash may have left.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let tmp = root.join("tmp");
@@ -99,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn put_is_idempotent_and_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::open(dir.path()).unwrap();
+        let store = LocalBlocks::open(dir.path()).unwrap();
         let data = Bytes::from_static(b"hello blocks");
         let h1 = store.put(data.clone()).await.unwrap();
         let h2 = store.put(data.clone()).await.unwrap();

@@ -1,8 +1,8 @@
 //! Cubby's storage engine: metadata and content-addressed blocks.
 //!
 //! [`Store`] is the one interface the HTTP layer sees. Behind it, metadata lives in SQLite
-//! (WAL mode, a single writer connection beside a pool of readers) and blocks live on local
-//! disk under their SHA-256. The store knows nothing of HTTP; its errors are domain errors
+//! (WAL mode, a single writer connection beside a pool of readers) or PostgreSQL, and blocks
+//! live on local disk or in an S3-compatible bucket under their SHA-256. The store knows nothing of HTTP; its errors are domain errors
 //! ([`OpError`]) that the server maps to Dropbox's unions.
 //!
 //! Brief overview:
@@ -11,42 +11,53 @@
 //! - [`notify::Notifier`]: wakes longpoll waiters after a namespace commits.
 
 pub mod blocks;
+mod db;
 pub mod meta;
 pub mod notify;
 mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
 pub use meta::{Account, AuthInfo, Entry, Kind, OpError, WriteConflict};
 
-/// A failure of the storage itself (database or disk), as opposed to a refused operation.
+/// A failure of the storage itself (database or blocks), as opposed to a refused operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("block store: {0}")]
+    Blocks(String),
     #[error("{0}")]
     Invalid(String),
 }
 
-/// Readers in the SQLite pool; writes go through one dedicated connection.
-const READER_CONNECTIONS: u32 = 8;
+/// Which back-ends to use. The defaults are the embedded ones under `data_dir`.
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// `postgres://…` for the scale-out metadata back-end; SQLite in `data_dir` otherwise.
+    pub metadata_url: Option<String>,
+    /// `s3://bucket…` for the scale-out block back-end; `data_dir/blocks` otherwise.
+    pub blocks_url: Option<String>,
+}
 
-/// How long a connection waits for SQLite's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+impl StoreConfig {
+    /// The embedded default: SQLite and local disk under `data_dir`.
+    pub fn embedded(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            ..Self::default()
+        }
+    }
+}
 
 /// The storage engine: metadata plus blocks plus change notification.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) reader: SqlitePool,
-    pub(crate) writer: SqlitePool,
+    pub(crate) db: db::Db,
     pub blocks: Arc<blocks::BlockStore>,
     pub notifier: Arc<notify::Notifier>,
     pub(crate) cursor_key: Arc<Vec<u8>>,
@@ -54,32 +65,41 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the embedded store in `data_dir`: `meta.sqlite` and `blocks/`.
+    /// Opens (creating if needed) the embedded store in `data_dir`.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
-        let opts = SqliteConnectOptions::new()
-            .filename(data_dir.join("meta.sqlite"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a transaction acknowledged to a client survives power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        schema::migrate(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READER_CONNECTIONS)
-            .connect_with(opts.read_only(true))
-            .await?;
-        let blocks = Arc::new(blocks::BlockStore::open(&data_dir.join("blocks"))?);
+        Self::open_with(&StoreConfig::embedded(data_dir)).await
+    }
+
+    /// Opens the store the configuration names, applying migrations.
+    pub async fn open_with(config: &StoreConfig) -> Result<Self, StoreError> {
+        let data_dir = &config.data_dir;
+        let needs_dir = config.metadata_url.is_none() || config.blocks_url.is_none();
+        if needs_dir {
+            std::fs::create_dir_all(data_dir)?;
+        }
+        let db = match &config.metadata_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                db::Db::open_postgres(url).await?
+            }
+            Some(url) => {
+                return Err(StoreError::Invalid(format!(
+                    "metadata URL '{url}': expected postgres://…"
+                )));
+            }
+            None => db::Db::open_sqlite(data_dir).await?,
+        };
+        let blocks = match &config.blocks_url {
+            Some(url) => blocks::BlockStore::S3(blocks::S3Blocks::open(url)?),
+            None => blocks::BlockStore::Local(blocks::LocalBlocks::open(&data_dir.join("blocks"))?),
+        };
+        let notifier = Arc::new(notify::Notifier::default());
+        if let Some(pool) = db.pg_pool() {
+            notify::spawn_pg_listener(pool.clone(), notifier.clone());
+        }
         let mut store = Self {
-            reader,
-            writer,
-            blocks,
-            notifier: Arc::new(notify::Notifier::default()),
+            db,
+            blocks: Arc::new(blocks),
+            notifier,
             cursor_key: Arc::new(Vec::new()),
             data_dir: data_dir.to_owned(),
         };
@@ -96,10 +116,14 @@ impl Store {
         &self.cursor_key
     }
 
-    /// Closes the database pools, checkpointing the WAL.
+    /// Checks that the metadata store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+
+    /// Closes the database pools (SQLite checkpoints its WAL).
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        self.db.close().await;
     }
 }
 

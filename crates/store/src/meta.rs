@@ -1,9 +1,9 @@
 //! Metadata: accounts, apps, tokens, the namespace tree, revisions and the change journal.
 //!
-//! Every write runs in one `BEGIN IMMEDIATE` transaction on the single writer connection,
-//! takes the namespace's next journal sequence, and appends journal rows for each path it
-//! changes. Waiters are notified after commit. Reads use the reader pool and never block
-//! writers (WAL).
+//! Every write runs in one transaction that first serializes the namespace's writers
+//! (SQLite's write lock, or a PostgreSQL row lock on the namespace), takes the namespace's
+//! next journal sequence, and appends journal rows for each path it changes. Waiters are
+//! notified after commit. SQL is shared by both back-ends (see `db.rs`).
 //!
 //! Architecture Invariant: paths are keyed by their lower-case form (`path_lower`); the
 //! display form is kept as written. A stored `path_display` always equals its parent's
@@ -13,9 +13,8 @@ use cubby_core::hash::{BlockHash, content_hash_of_blocks};
 use cubby_core::path::{ancestors, is_disallowed_name, is_within, lower, name_of, parent_of};
 use cubby_core::{ids, naming};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
 
+use crate::db::{RowExt, Tx, on_db, on_tx};
 use crate::{Store, StoreError, now, random_bytes};
 
 /// Largest number of entries a single copy or move may touch, as Dropbox limits it.
@@ -63,18 +62,18 @@ impl Entry {
         name_of(&self.path_display)
     }
 
-    fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+    fn from_row(r: &impl RowExt) -> Result<Self, sqlx::Error> {
         Ok(Entry {
-            path_lower: r.try_get("path_lower")?,
-            path_display: r.try_get("path_display")?,
-            kind: Kind::from_db(r.try_get("kind")?),
-            id: r.try_get("file_id")?,
-            rev: r.try_get("rev")?,
-            revision: r.try_get("revision")?,
-            size: r.try_get::<i64, _>("size")? as u64,
-            content_hash: r.try_get("content_hash")?,
-            client_modified: r.try_get::<Option<i64>, _>("client_modified")?.unwrap_or(0),
-            server_modified: r.try_get::<Option<i64>, _>("server_modified")?.unwrap_or(0),
+            path_lower: r.text("path_lower")?,
+            path_display: r.text("path_display")?,
+            kind: Kind::from_db(r.int("kind")?),
+            id: r.opt_text("file_id")?,
+            rev: r.opt_text("rev")?,
+            revision: r.opt_int("revision")?,
+            size: r.int("size")? as u64,
+            content_hash: r.opt_text("content_hash")?,
+            client_modified: r.opt_int("client_modified")?.unwrap_or(0),
+            server_modified: r.opt_int("server_modified")?.unwrap_or(0),
         })
     }
 }
@@ -221,48 +220,51 @@ impl Store {
             ));
         }
         let password = password.to_owned();
+        // Argon2 is deliberately slow: keep it off the async worker threads.
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| OpError::Invalid(e.to_string()))??;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
+        let mut tx = self.db.begin(None).await?;
+        let exists: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT id FROM accounts WHERE lower(name) = lower($1)")
             .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *c)
+            .await?);
         if exists.is_some() {
             return Err(OpError::Invalid(format!("user '{name}' already exists")));
         }
-        let ns: i64 =
-            sqlx::query_scalar("INSERT INTO namespaces (created) VALUES (?) RETURNING id")
-                .bind(now())
-                .fetch_one(&mut *tx)
-                .await?;
         let account_id = ids::account_id(random_bytes());
-        sqlx::query(
-            "INSERT INTO accounts (account_id, name, email, password_hash, ns, created) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&account_id)
-        .bind(name)
-        .bind(email)
-        .bind(&hash)
-        .bind(ns)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        on_tx!(&mut tx, c => {
+            let ns: i64 = sqlx::query_scalar("INSERT INTO namespaces (created) VALUES ($1) RETURNING id")
+                .bind(now())
+                .fetch_one(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO accounts (account_id, name, email, password_hash, ns, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&account_id)
+            .bind(name)
+            .bind(email)
+            .bind(&hash)
+            .bind(ns)
+            .bind(now())
+            .execute(&mut *c)
+            .await?;
+        });
+        tx.commit(None).await?;
         self.user(name).await
     }
 
     /// Looks up a user by name.
     pub async fn user(&self, name: &str) -> Result<Account, OpError> {
-        let row = sqlx::query(
-            "SELECT id, account_id, name, email, disabled, ns FROM accounts WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?
-        .ok_or(OpError::NoSuchUser)?;
-        Ok(account_from_row(&row)?)
+        let account = on_db!(&self.db, c => {
+            let row = sqlx::query(const_account_by_name())
+                .bind(name)
+                .fetch_optional(c)
+                .await?;
+            row.map(|r| account_from_row(&r)).transpose()?
+        });
+        account.ok_or(OpError::NoSuchUser)
     }
 
     /// Mints a long-lived access token for a user and app (the built-in full-access app when
@@ -275,12 +277,17 @@ impl Store {
     ) -> Result<(String, AuthInfo), OpError> {
         let account = self.user(user).await?;
         let app_key = app_key.unwrap_or("cubby");
-        let app = sqlx::query("SELECT id, name, access_type, scopes FROM apps WHERE app_key = ?")
-            .bind(app_key)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or(OpError::NoSuchApp)?;
-        let app_scopes: String = app.try_get("scopes")?;
+        let app = on_db!(&self.db, c => {
+            let row = sqlx::query("SELECT id, name, access_type, scopes FROM apps WHERE app_key = $1")
+                .bind(app_key)
+                .fetch_optional(c)
+                .await?;
+            row.map(|r| -> Result<_, sqlx::Error> {
+                Ok((r.int("id")?, r.text("name")?, r.text("access_type")?, r.text("scopes")?))
+            })
+            .transpose()?
+        });
+        let (app_id, app_name, access_type, app_scopes) = app.ok_or(OpError::NoSuchApp)?;
         let granted: Vec<String> = if scopes.is_empty() {
             app_scopes.split_whitespace().map(str::to_owned).collect()
         } else {
@@ -293,22 +300,23 @@ impl Store {
             }
             scopes.to_vec()
         };
-        if app.try_get::<String, _>("access_type")? == "app_folder" {
-            let name: String = app.try_get("name")?;
-            self.ensure_folder(account.ns, &format!("/Apps/{name}"))
+        if access_type == "app_folder" {
+            self.ensure_folder(account.ns, &format!("/Apps/{app_name}"))
                 .await?;
         }
         let token = ids::token("cby1.", random_bytes());
-        sqlx::query(
-            "INSERT INTO tokens (token_hash, kind, account, app, scopes, created) VALUES (?, 'access', ?, ?, ?, ?)",
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO tokens (token_hash, kind, account, app, scopes, created) VALUES ($1, 'access', $2, $3, $4, $5)",
         )
         .bind(token_hash(&token))
         .bind(account.id)
-        .bind(app.try_get::<i64, _>("id")?)
+        .bind(app_id)
         .bind(granted.join(" "))
         .bind(now())
-        .execute(&self.writer)
-        .await?;
+        .execute(&mut *c)
+        .await?.rows_affected());
+        tx.commit(None).await?;
         let info = self
             .authenticate(&token)
             .await?
@@ -320,42 +328,22 @@ impl Store {
     /// returned with `expired` set so the caller can answer `expired_access_token`.
     pub async fn authenticate(&self, token: &str) -> Result<Option<AuthInfo>, StoreError> {
         // The lookup is by SHA-256 of the token, so timing reveals nothing about stored tokens.
-        let row = sqlx::query(
-            "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
-                    a.id, a.account_id, a.name, a.email, a.disabled, a.ns, \
-                    p.app_key, p.name AS app_name, p.access_type \
-             FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
-             WHERE t.token_hash = ? AND t.kind = 'access'",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(&self.reader)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let account = account_from_row(&row)?;
-        if row.try_get::<i64, _>("revoked")? != 0 || account.disabled {
-            return Ok(None);
-        }
-        let expires: Option<i64> = row.try_get("expires")?;
-        let app_name: String = row.try_get("app_name")?;
-        let app_folder = row.try_get::<String, _>("access_type")? == "app_folder";
-        Ok(Some(AuthInfo {
-            account,
-            token_id: row.try_get("token_id")?,
-            app_key: row.try_get("app_key")?,
-            root: if app_folder {
-                format!("/Apps/{app_name}")
-            } else {
-                String::new()
-            },
-            app_name,
-            app_folder,
-            scopes: row
-                .try_get::<String, _>("scopes")?
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            expired: expires.is_some_and(|e| e <= now()),
-        }))
+        on_db!(&self.db, c => {
+            let row = sqlx::query(
+                "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
+                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, \
+                        p.app_key, p.name AS app_name, p.access_type \
+                 FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
+                 WHERE t.token_hash = $1 AND t.kind = 'access'",
+            )
+            .bind(token_hash(token))
+            .fetch_optional(c)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(row) => Ok(auth_from_row(&row)?),
+            }
+        })
     }
 
     /// Reads a setting, creating it with `len` random bytes on first use.
@@ -366,29 +354,64 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         let mut fresh = vec![0u8; len];
         getrandom::fill(&mut fresh).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(fresh)
-            .execute(&self.writer)
+        self.db
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                key,
+                fresh,
+            )
             .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(key)
-                .fetch_one(&self.writer)
-                .await?,
-        )
+        let mut tx = self.db.begin(None).await?;
+        let value: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *c)
+            .await?);
+        tx.commit(None).await?;
+        Ok(value)
     }
 }
 
-fn account_from_row(row: &SqliteRow) -> Result<Account, sqlx::Error> {
+const fn const_account_by_name() -> &'static str {
+    "SELECT id, account_id, name, email, disabled, ns FROM accounts WHERE lower(name) = lower($1)"
+}
+
+fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error> {
     Ok(Account {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        ns: row.try_get::<i64, _>("ns")? as u64,
+        id: row.int("id")?,
+        account_id: row.text("account_id")?,
+        name: row.text("name")?,
+        email: row.text("email")?,
+        disabled: row.int("disabled")? != 0,
+        ns: row.int("ns")? as u64,
     })
+}
+
+fn auth_from_row(row: &impl RowExt) -> Result<Option<AuthInfo>, sqlx::Error> {
+    let account = account_from_row(row)?;
+    if row.int("revoked")? != 0 || account.disabled {
+        return Ok(None);
+    }
+    let expires = row.opt_int("expires")?;
+    let app_name = row.text("app_name")?;
+    let app_folder = row.text("access_type")? == "app_folder";
+    Ok(Some(AuthInfo {
+        account,
+        token_id: row.int("token_id")?,
+        app_key: row.text("app_key")?,
+        root: if app_folder {
+            format!("/Apps/{app_name}")
+        } else {
+            String::new()
+        },
+        app_name,
+        app_folder,
+        scopes: row
+            .text("scopes")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        expired: expires.is_some_and(|e| e <= now()),
+    }))
 }
 
 fn hash_password(password: &str) -> Result<String, OpError> {
@@ -402,47 +425,74 @@ fn hash_password(password: &str) -> Result<String, OpError> {
 // ---------------------------------------------------------------------------------------
 // Reads.
 
+// The SQL of entry reads, kept together so the column list is written once.
+macro_rules! entry_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT path_lower, path_display, kind, file_id, rev, revision, size, content_hash, ",
+            "client_modified, server_modified FROM entries ",
+            $tail
+        )
+    };
+}
+const ENTRY_BY_PATH: &str = entry_sql!("WHERE ns = $1 AND path_lower = $2");
+const ENTRY_BY_ID: &str = entry_sql!("WHERE ns = $1 AND file_id = $2 AND kind < 2");
+const LIST_CHILDREN: &str = entry_sql!(
+    "WHERE ns = $1 AND parent_lower = $2 AND path_lower > $3 AND kind < $4 ORDER BY path_lower LIMIT $5"
+);
+const LIST_ALL: &str =
+    entry_sql!("WHERE ns = $1 AND path_lower > $2 AND kind < $3 ORDER BY path_lower LIMIT $4");
+const LIST_RANGE: &str = entry_sql!(
+    "WHERE ns = $1 AND path_lower > $2 AND path_lower < $3 AND kind < $4 ORDER BY path_lower LIMIT $5"
+);
+
 impl Store {
     /// The entry (live or tombstone) at a lower-case path.
     pub async fn entry(&self, ns: u64, path_lower: &str) -> Result<Option<Entry>, StoreError> {
-        let sql = const_format_entry_by_path();
-        let row = sqlx::query(sql)
-            .bind(ns as i64)
-            .bind(path_lower)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        on_db!(&self.db, c => {
+            let row = sqlx::query(ENTRY_BY_PATH)
+                .bind(ns as i64)
+                .bind(path_lower)
+                .fetch_optional(c)
+                .await?;
+            Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        })
     }
 
     /// The live entry with this id.
     pub async fn entry_by_id(&self, ns: u64, id: &str) -> Result<Option<Entry>, StoreError> {
-        let row = sqlx::query(const_format_entry_by_id())
-            .bind(ns as i64)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        on_db!(&self.db, c => {
+            let row = sqlx::query(ENTRY_BY_ID)
+                .bind(ns as i64)
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+            Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        })
     }
 
     /// A file revision by rev, as an entry at the path it was written to.
     pub async fn revision_by_rev(&self, ns: u64, rev: &str) -> Result<Option<Entry>, StoreError> {
-        let row = sqlx::query(
-            "SELECT path_lower, path_display, 0 AS kind, file_id, rev, id AS revision, size, content_hash, \
-                    client_modified, server_modified FROM revisions WHERE ns = ? AND rev = ?",
-        )
-        .bind(ns as i64)
-        .bind(rev)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        on_db!(&self.db, c => {
+            let row = sqlx::query(
+                "SELECT path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, id AS revision, \
+                        size, content_hash, client_modified, server_modified FROM revisions \
+                 WHERE ns = $1 AND rev = $2",
+            )
+            .bind(ns as i64)
+            .bind(rev)
+            .fetch_optional(c)
+            .await?;
+            Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        })
     }
 
     /// The block list of a revision.
     pub async fn revision_blocks(&self, revision: i64) -> Result<Vec<BlockHash>, StoreError> {
-        let blob: Vec<u8> = sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = ?")
+        let blob: Vec<u8> = on_db!(&self.db, c => sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = $1")
             .bind(revision)
-            .fetch_one(&self.reader)
-            .await?;
+            .fetch_one(c)
+            .await?);
         Ok(blob_to_blocks(&blob))
     }
 
@@ -458,48 +508,47 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Entry>, StoreError> {
         let max_kind: i64 = if include_deleted { 3 } else { 2 };
-        let rows = if !recursive {
-            sqlx::query(const_format_list_children())
-                .bind(ns as i64)
-                .bind(folder_lower)
-                .bind(after)
-                .bind(max_kind)
-                .bind(limit as i64)
-                .fetch_all(&self.reader)
-                .await?
-        } else if folder_lower.is_empty() {
-            sqlx::query(const_format_list_all())
-                .bind(ns as i64)
-                .bind(after)
-                .bind(max_kind)
-                .bind(limit as i64)
-                .fetch_all(&self.reader)
-                .await?
-        } else {
-            let (lo, hi) = descendant_range(folder_lower);
-            let lo = if after > lo.as_str() {
-                after.to_owned()
+        let (ns, limit) = (ns as i64, limit as i64);
+        on_db!(&self.db, c => {
+            let rows = if !recursive {
+                sqlx::query(LIST_CHILDREN)
+                    .bind(ns)
+                    .bind(folder_lower)
+                    .bind(after)
+                    .bind(max_kind)
+                    .bind(limit)
+                    .fetch_all(c)
+                    .await?
+            } else if folder_lower.is_empty() {
+                sqlx::query(LIST_ALL)
+                    .bind(ns)
+                    .bind(after)
+                    .bind(max_kind)
+                    .bind(limit)
+                    .fetch_all(c)
+                    .await?
             } else {
-                lo
+                let (lo, hi) = descendant_range(folder_lower);
+                let lo = if after > lo.as_str() { after.to_owned() } else { lo };
+                sqlx::query(LIST_RANGE)
+                    .bind(ns)
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(max_kind)
+                    .bind(limit)
+                    .fetch_all(c)
+                    .await?
             };
-            sqlx::query(const_format_list_range())
-                .bind(ns as i64)
-                .bind(lo)
-                .bind(hi)
-                .bind(max_kind)
-                .bind(limit as i64)
-                .fetch_all(&self.reader)
-                .await?
-        };
-        rows.iter().map(|r| Ok(Entry::from_row(r)?)).collect()
+            rows.iter().map(|r| Ok(Entry::from_row(r)?)).collect()
+        })
     }
 
     /// The journal head of a namespace: the last sequence assigned.
     pub async fn head(&self, ns: u64) -> Result<u64, StoreError> {
-        let seq: i64 = sqlx::query_scalar("SELECT seq FROM namespaces WHERE id = ?")
+        let seq: i64 = on_db!(&self.db, c => sqlx::query_scalar("SELECT seq FROM namespaces WHERE id = $1")
             .bind(ns as i64)
-            .fetch_one(&self.reader)
-            .await?;
+            .fetch_one(c)
+            .await?);
         Ok(seq as u64)
     }
 
@@ -511,90 +560,67 @@ impl Store {
         idx: u32,
         limit: u32,
     ) -> Result<Vec<Change>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, idx, path_lower, parent_lower FROM journal \
-             WHERE ns = ? AND (seq > ? OR (seq = ? AND idx > ?)) ORDER BY seq, idx LIMIT ?",
-        )
-        .bind(ns as i64)
-        .bind(seq as i64)
-        .bind(seq as i64)
-        .bind(idx as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Change {
-                    seq: r.try_get::<i64, _>("seq")? as u64,
-                    idx: r.try_get::<i64, _>("idx")? as u32,
-                    path_lower: r.try_get("path_lower")?,
-                    parent_lower: r.try_get("parent_lower")?,
+        on_db!(&self.db, c => {
+            let rows = sqlx::query(
+                "SELECT seq, idx, path_lower, parent_lower FROM journal \
+                 WHERE ns = $1 AND (seq > $2 OR (seq = $2 AND idx > $3)) ORDER BY seq, idx LIMIT $4",
+            )
+            .bind(ns as i64)
+            .bind(seq as i64)
+            .bind(idx as i64)
+            .bind(limit as i64)
+            .fetch_all(c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Change {
+                        seq: r.int("seq")? as u64,
+                        idx: r.int("idx")? as u32,
+                        path_lower: r.text("path_lower")?,
+                        parent_lower: r.text("parent_lower")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Bytes used by live files of a namespace.
     pub async fn space_used(&self, ns: u64) -> Result<u64, StoreError> {
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM entries WHERE ns = ? AND kind = 0",
+        let used: i64 = on_db!(&self.db, c => sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries WHERE ns = $1 AND kind = 0",
         )
         .bind(ns as i64)
-        .fetch_one(&self.reader)
-        .await?;
+        .fetch_one(c)
+        .await?);
         Ok(used as u64)
     }
 }
-
-// The SQL of the reads above, kept together so the column list is written once.
-macro_rules! entry_sql {
-    ($name:ident, $tail:literal) => {
-        const fn $name() -> &'static str {
-            concat!(
-                "SELECT path_lower, path_display, kind, file_id, rev, revision, size, content_hash, ",
-                "client_modified, server_modified FROM entries ",
-                $tail
-            )
-        }
-    };
-}
-entry_sql!(
-    const_format_entry_by_path,
-    "WHERE ns = ? AND path_lower = ?"
-);
-entry_sql!(
-    const_format_entry_by_id,
-    "WHERE ns = ? AND file_id = ? AND kind < 2"
-);
-entry_sql!(
-    const_format_list_children,
-    "WHERE ns = ? AND parent_lower = ? AND path_lower > ? AND kind < ? ORDER BY path_lower LIMIT ?"
-);
-entry_sql!(
-    const_format_list_all,
-    "WHERE ns = ? AND path_lower > ? AND kind < ? ORDER BY path_lower LIMIT ?"
-);
-entry_sql!(
-    const_format_list_range,
-    "WHERE ns = ? AND path_lower > ? AND path_lower < ? AND kind < ? ORDER BY path_lower LIMIT ?"
-);
 
 // ---------------------------------------------------------------------------------------
 // Writes.
 
 /// One write transaction in one namespace, with its lazily taken journal sequence.
 struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
     ns: u64,
     seq: Option<u64>,
     idx: u32,
     now: i64,
 }
 
+const UPSERT_ENTRY: &str = "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id, rev, \
+     revision, size, content_hash, client_modified, server_modified) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (ns, path_lower) DO UPDATE SET parent_lower = excluded.parent_lower, \
+     path_display = excluded.path_display, kind = excluded.kind, file_id = excluded.file_id, \
+     rev = excluded.rev, revision = excluded.revision, size = excluded.size, \
+     content_hash = excluded.content_hash, client_modified = excluded.client_modified, \
+     server_modified = excluded.server_modified";
+
 impl WriteTx {
     async fn begin(store: &Store, ns: u64) -> Result<Self, OpError> {
         Ok(Self {
-            tx: store.writer.begin_with("BEGIN IMMEDIATE").await?,
+            tx: store.db.begin(Some(ns)).await?,
             ns,
             seq: None,
             idx: 0,
@@ -603,12 +629,15 @@ impl WriteTx {
     }
 
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
-        let row = sqlx::query(const_format_entry_by_path())
-            .bind(self.ns as i64)
-            .bind(path_lower)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        let ns = self.ns as i64;
+        on_tx!(&mut self.tx, c => {
+            let row = sqlx::query(ENTRY_BY_PATH)
+                .bind(ns)
+                .bind(path_lower)
+                .fetch_optional(&mut *c)
+                .await?;
+            Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
+        })
     }
 
     async fn live(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
@@ -622,29 +651,57 @@ impl WriteTx {
         if let Some(s) = self.seq {
             return Ok(s);
         }
-        let s: i64 =
-            sqlx::query_scalar("UPDATE namespaces SET seq = seq + 1 WHERE id = ? RETURNING seq")
-                .bind(self.ns as i64)
-                .fetch_one(&mut *self.tx)
-                .await?;
+        let ns = self.ns as i64;
+        let s: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
+            "UPDATE namespaces SET seq = seq + 1 WHERE id = $1 RETURNING seq",
+        )
+        .bind(ns)
+        .fetch_one(&mut *c)
+        .await?);
         self.seq = Some(s as u64);
         Ok(s as u64)
     }
 
     async fn journal(&mut self, path_lower: &str) -> Result<(), OpError> {
-        let seq = self.seq().await?;
-        sqlx::query(
-            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) VALUES (?, ?, ?, ?, ?)",
+        let seq = self.seq().await? as i64;
+        let (ns, idx) = (self.ns as i64, self.idx as i64);
+        on_tx!(&mut self.tx, c => sqlx::query(
+            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(self.ns as i64)
-        .bind(seq as i64)
-        .bind(self.idx as i64)
+        .bind(ns)
+        .bind(seq)
+        .bind(idx)
         .bind(path_lower)
         .bind(parent_of(path_lower))
-        .execute(&mut *self.tx)
-        .await?;
+        .execute(&mut *c)
+        .await?.rows_affected());
         self.idx += 1;
         Ok(())
+    }
+
+    /// Runs a statement whose only parameters are `(ns, a)`.
+    async fn exec2(&mut self, sql: &'static str, a: &str) -> Result<u64, OpError> {
+        let ns = self.ns as i64;
+        let n = on_tx!(&mut self.tx, c => sqlx::query(sql)
+            .bind(ns)
+            .bind(a)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        Ok(n)
+    }
+
+    /// Runs a statement whose only parameters are `(ns, a, b)`.
+    async fn exec3(&mut self, sql: &'static str, a: &str, b: &str) -> Result<u64, OpError> {
+        let ns = self.ns as i64;
+        let n = on_tx!(&mut self.tx, c => sqlx::query(sql)
+            .bind(ns)
+            .bind(a)
+            .bind(b)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        Ok(n)
     }
 
     /// Makes sure every ancestor of `path` is a folder, creating missing ones. Returns the
@@ -669,33 +726,48 @@ impl WriteTx {
         Ok(parent_display)
     }
 
+    async fn upsert(&mut self, e: &Entry, revision: Option<i64>) -> Result<(), OpError> {
+        let ns = self.ns as i64;
+        let kind: i64 = match e.kind {
+            Kind::File => 0,
+            Kind::Folder => 1,
+            Kind::Deleted => 2,
+        };
+        let file_times = (e.kind == Kind::File).then_some((e.client_modified, e.server_modified));
+        on_tx!(&mut self.tx, c => sqlx::query(UPSERT_ENTRY)
+            .bind(ns)
+            .bind(&e.path_lower)
+            .bind(parent_of(&e.path_lower))
+            .bind(&e.path_display)
+            .bind(kind)
+            .bind(&e.id)
+            .bind(&e.rev)
+            .bind(revision)
+            .bind(e.size as i64)
+            .bind(&e.content_hash)
+            .bind(file_times.map(|t| t.0))
+            .bind(file_times.map(|t| t.1))
+            .execute(&mut *c)
+            .await?.rows_affected());
+        Ok(())
+    }
+
     async fn insert_folder(&mut self, display: &str) -> Result<Entry, OpError> {
-        let path_lower = lower(display);
-        let id = ids::file_id(random_bytes());
-        sqlx::query(
-            "INSERT OR REPLACE INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id, size) \
-             VALUES (?, ?, ?, ?, 1, ?, 0)",
-        )
-        .bind(self.ns as i64)
-        .bind(&path_lower)
-        .bind(parent_of(&path_lower))
-        .bind(display)
-        .bind(&id)
-        .execute(&mut *self.tx)
-        .await?;
-        self.journal(&path_lower).await?;
-        Ok(Entry {
+        let e = Entry {
             kind: Kind::Folder,
-            path_lower,
+            path_lower: lower(display),
             path_display: display.to_owned(),
-            id: Some(id),
+            id: Some(ids::file_id(random_bytes())),
             rev: None,
             revision: None,
             size: 0,
             content_hash: None,
             client_modified: 0,
             server_modified: 0,
-        })
+        };
+        self.upsert(&e, None).await?;
+        self.journal(&e.path_lower).await?;
+        Ok(e)
     }
 
     /// Writes a new revision of a file at `display`, keeping `id` if given (an overwrite).
@@ -708,16 +780,18 @@ impl WriteTx {
         client_modified: Option<i64>,
     ) -> Result<Entry, OpError> {
         let seq = self.seq().await?;
+        let ns = self.ns as i64;
         let path_lower = lower(display);
         let id = id.unwrap_or_else(|| ids::file_id(random_bytes()));
         let rev = ids::rev(seq, u32::from_le_bytes(random_bytes()));
         let content_hash = content_hash_of_blocks(blocks);
         let client_modified = client_modified.unwrap_or(self.now);
-        let revision: i64 = sqlx::query_scalar(
+        let now = self.now;
+        let revision: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
             "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, content_hash, \
-             client_modified, server_modified, blocks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             client_modified, server_modified, blocks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
-        .bind(self.ns as i64)
+        .bind(ns)
         .bind(&rev)
         .bind(&id)
         .bind(&path_lower)
@@ -725,29 +799,11 @@ impl WriteTx {
         .bind(size as i64)
         .bind(&content_hash)
         .bind(client_modified)
-        .bind(self.now)
+        .bind(now)
         .bind(blocks_to_blob(blocks))
-        .fetch_one(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id, rev, \
-             revision, size, content_hash, client_modified, server_modified) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(self.ns as i64)
-        .bind(&path_lower)
-        .bind(parent_of(&path_lower))
-        .bind(display)
-        .bind(&id)
-        .bind(&rev)
-        .bind(revision)
-        .bind(size as i64)
-        .bind(&content_hash)
-        .bind(client_modified)
-        .bind(self.now)
-        .execute(&mut *self.tx)
-        .await?;
-        self.journal(&path_lower).await?;
-        Ok(Entry {
+        .fetch_one(&mut *c)
+        .await?);
+        let e = Entry {
             kind: Kind::File,
             path_lower,
             path_display: display.to_owned(),
@@ -757,8 +813,11 @@ impl WriteTx {
             size,
             content_hash: Some(content_hash),
             client_modified,
-            server_modified: self.now,
-        })
+            server_modified: now,
+        };
+        self.upsert(&e, Some(revision)).await?;
+        self.journal(&e.path_lower).await?;
+        Ok(e)
     }
 
     /// Finds a free name next to `display` for autorename.
@@ -784,7 +843,7 @@ impl WriteTx {
 
     async fn commit(self, store: &Store) -> Result<(), OpError> {
         let (ns, seq) = (self.ns, self.seq);
-        self.tx.commit().await?;
+        self.tx.commit(seq.map(|s| (ns, s))).await?;
         if let Some(seq) = seq {
             store.notifier.publish(ns, seq);
         }
@@ -910,17 +969,19 @@ impl Store {
         }
         if e.kind == Kind::Folder {
             let (lo, hi) = descendant_range(path_lower);
-            sqlx::query(
+            tx.exec3(
                 "UPDATE entries SET kind = 2, file_id = NULL \
-                 WHERE ns = ? AND path_lower >= ? AND path_lower < ? AND kind < 2",
+                 WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind < 2",
+                &lo,
+                &hi,
             )
-            .bind(ns as i64)
-            .bind(lo)
-            .bind(hi)
-            .execute(&mut *tx.tx)
             .await?;
         }
-        tombstone(&mut tx, path_lower).await?;
+        tx.exec2(
+            "UPDATE entries SET kind = 2, file_id = NULL WHERE ns = $1 AND path_lower = $2",
+            path_lower,
+        )
+        .await?;
         tx.journal(path_lower).await?;
         tx.commit(self).await?;
         Ok(e)
@@ -947,16 +1008,17 @@ impl Store {
         if is_disallowed_name(name_of(to)) {
             return Err(OpError::DisallowedName);
         }
-        let (lo, hi) = descendant_range(from_lower);
         if src.kind == Kind::Folder {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM entries WHERE ns = ? AND path_lower >= ? AND path_lower < ? AND kind < 2",
+            let (lo, hi) = descendant_range(from_lower);
+            let nsi = ns as i64;
+            let n: i64 = on_tx!(&mut tx.tx, c => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM entries WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind < 2",
             )
-            .bind(ns as i64)
+            .bind(nsi)
             .bind(&lo)
             .bind(&hi)
-            .fetch_one(&mut *tx.tx)
-            .await?;
+            .fetch_one(&mut *c)
+            .await?);
             if n + 1 > MAX_RELOCATION_ENTRIES {
                 return Err(OpError::TooManyFiles);
             }
@@ -977,136 +1039,122 @@ impl Store {
                     .await?;
             }
         }
-        let dest_lower = lower(&display);
         let result = if copy {
             copy_tree(&mut tx, &src, &display).await?
         } else {
-            move_tree(&mut tx, &src, &display, &dest_lower).await?
+            move_tree(&mut tx, &src, &display).await?
         };
         tx.commit(self).await?;
-        let _ = dest_lower;
         Ok(result)
     }
 }
 
-async fn tombstone(tx: &mut WriteTx, path_lower: &str) -> Result<(), OpError> {
-    sqlx::query("UPDATE entries SET kind = 2, file_id = NULL WHERE ns = ? AND path_lower = ?")
-        .bind(tx.ns as i64)
-        .bind(path_lower)
-        .execute(&mut *tx.tx)
-        .await?;
-    Ok(())
-}
-
-async fn move_tree(
-    tx: &mut WriteTx,
-    src: &Entry,
-    display: &str,
-    dest_lower: &str,
-) -> Result<Entry, OpError> {
-    let ns = tx.ns as i64;
+async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry, OpError> {
+    let dest_lower = lower(display);
     let (src_lo, src_hi) = descendant_range(&src.path_lower);
     let case_only = dest_lower == src.path_lower;
     if !case_only {
         // Tombstones in the way at the destination give way; tombstones under the source
-        // stay behind only as the source itself, so the subtree moves cleanly.
-        let (dlo, dhi) = descendant_range(dest_lower);
-        sqlx::query("DELETE FROM entries WHERE ns = ? AND kind = 2 AND (path_lower = ? OR (path_lower >= ? AND path_lower < ?))")
-            .bind(ns)
-            .bind(dest_lower)
-            .bind(dlo)
-            .bind(dhi)
-            .execute(&mut *tx.tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM entries WHERE ns = ? AND kind = 2 AND path_lower >= ? AND path_lower < ?",
+        // are dropped, so the subtree moves cleanly and only the source itself reads deleted.
+        let (dlo, dhi) = descendant_range(&dest_lower);
+        tx.exec2(
+            "DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower = $2",
+            &dest_lower,
         )
-        .bind(ns)
-        .bind(&src_lo)
-        .bind(&src_hi)
-        .execute(&mut *tx.tx)
         .await?;
-    }
-    let seq = tx.seq().await? as i64;
-    if !case_only {
+        tx.exec3("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &dlo, &dhi)
+            .await?;
+        tx.exec3("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &src_lo, &src_hi)
+            .await?;
         tx.journal(&src.path_lower).await?;
     }
-    sqlx::query(
-        "UPDATE entries SET path_lower = ?, parent_lower = ?, path_display = ? WHERE ns = ? AND path_lower = ?",
+    let seq = tx.seq().await? as i64;
+    let ns = tx.ns as i64;
+    on_tx!(&mut tx.tx, c => sqlx::query(
+        "UPDATE entries SET path_lower = $1, parent_lower = $2, path_display = $3 WHERE ns = $4 AND path_lower = $5",
     )
-    .bind(dest_lower)
-    .bind(parent_of(dest_lower))
+    .bind(&dest_lower)
+    .bind(parent_of(&dest_lower))
     .bind(display)
     .bind(ns)
     .bind(&src.path_lower)
-    .execute(&mut *tx.tx)
-    .await?;
-    tx.journal(dest_lower).await?;
+    .execute(&mut *c)
+    .await?.rows_affected());
+    tx.journal(&dest_lower).await?;
     if src.kind == Kind::Folder {
-        // Rewrite the prefix of every descendant; `substr` and `length` both count characters.
-        sqlx::query(
-            "UPDATE entries SET \
-               path_lower = ?1 || substr(path_lower, length(?2) + 1), \
-               parent_lower = ?1 || substr(parent_lower, length(?2) + 1), \
-               path_display = ?3 || substr(path_display, length(?4) + 1) \
-             WHERE ns = ?5 AND path_lower >= ?6 AND path_lower < ?7",
-        )
-        .bind(dest_lower)
-        .bind(&src.path_lower)
-        .bind(display)
-        .bind(&src.path_display)
-        .bind(ns)
-        .bind(&src_lo)
-        .bind(&src_hi)
-        .execute(&mut *tx.tx)
-        .await?;
-        let (dlo, dhi) = descendant_range(dest_lower);
-        let inserted = sqlx::query(
-            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
-             SELECT ns, ?1, ?2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, parent_lower \
-             FROM entries WHERE ns = ?3 AND path_lower >= ?4 AND path_lower < ?5",
-        )
-        .bind(seq)
-        .bind(tx.idx as i64)
-        .bind(ns)
-        .bind(dlo)
-        .bind(dhi)
-        .execute(&mut *tx.tx)
-        .await?;
-        tx.idx += inserted.rows_affected() as u32;
+        let (dlo, dhi) = descendant_range(&dest_lower);
+        let idx = tx.idx as i64;
+        let inserted = on_tx!(&mut tx.tx, c => {
+            // Rewrite the prefix of every descendant; `substr` and `length` both count characters.
+            sqlx::query(
+                "UPDATE entries SET \
+                   path_lower = $1 || substr(path_lower, length($2) + 1), \
+                   parent_lower = $1 || substr(parent_lower, length($2) + 1), \
+                   path_display = $3 || substr(path_display, length($4) + 1) \
+                 WHERE ns = $5 AND path_lower >= $6 AND path_lower < $7",
+            )
+            .bind(&dest_lower)
+            .bind(&src.path_lower)
+            .bind(display)
+            .bind(&src.path_display)
+            .bind(ns)
+            .bind(&src_lo)
+            .bind(&src_hi)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query(
+                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
+                 SELECT ns, $1, $2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, parent_lower \
+                 FROM entries WHERE ns = $3 AND path_lower >= $4 AND path_lower < $5",
+            )
+            .bind(seq)
+            .bind(idx)
+            .bind(ns)
+            .bind(&dlo)
+            .bind(&dhi)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        tx.idx += inserted as u32;
     }
     if !case_only {
         // The old path reads as deleted for include_deleted listings.
-        sqlx::query(
-            "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, size) VALUES (?, ?, ?, ?, 2, 0)",
-        )
-        .bind(ns)
-        .bind(&src.path_lower)
-        .bind(parent_of(&src.path_lower))
-        .bind(&src.path_display)
-        .execute(&mut *tx.tx)
-        .await?;
+        let tomb = Entry {
+            kind: Kind::Deleted,
+            path_lower: src.path_lower.clone(),
+            path_display: src.path_display.clone(),
+            id: None,
+            rev: None,
+            revision: None,
+            size: 0,
+            content_hash: None,
+            client_modified: 0,
+            server_modified: 0,
+        };
+        tx.upsert(&tomb, None).await?;
     }
-    let moved = tx.entry(dest_lower).await?.ok_or(OpError::NotFound)?;
-    Ok(moved)
+    tx.entry(&dest_lower).await?.ok_or(OpError::NotFound)
 }
 
 async fn copy_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry, OpError> {
-    let ns = tx.ns as i64;
     let top = copy_one(tx, src, display).await?;
     if src.kind == Kind::Folder {
         let (lo, hi) = descendant_range(&src.path_lower);
-        let rows = sqlx::query(const_format_list_range())
-            .bind(ns)
-            .bind(lo)
-            .bind(hi)
-            .bind(2i64)
-            .bind(MAX_RELOCATION_ENTRIES)
-            .fetch_all(&mut *tx.tx)
-            .await?;
+        let ns = tx.ns as i64;
+        let rows: Vec<Entry> = on_tx!(&mut tx.tx, c => {
+            let rows = sqlx::query(LIST_RANGE)
+                .bind(ns)
+                .bind(lo)
+                .bind(hi)
+                .bind(2i64)
+                .bind(MAX_RELOCATION_ENTRIES)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter().map(Entry::from_row).collect::<Result<_, _>>()?
+        });
         let prefix_chars = src.path_display.chars().count();
-        for r in rows {
-            let e = Entry::from_row(&r)?;
+        for e in rows {
             let rest: String = e.path_display.chars().skip(prefix_chars).collect();
             copy_one(tx, &e, &format!("{display}{rest}")).await?;
         }
@@ -1121,10 +1169,10 @@ async fn copy_one(tx: &mut WriteTx, e: &Entry, display: &str) -> Result<Entry, O
     let revision = e
         .revision
         .ok_or_else(|| OpError::Invalid("file without revision".into()))?;
-    let blob: Vec<u8> = sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = ?")
+    let blob: Vec<u8> = on_tx!(&mut tx.tx, c => sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = $1")
         .bind(revision)
-        .fetch_one(&mut *tx.tx)
-        .await?;
+        .fetch_one(&mut *c)
+        .await?);
     // A copy shares the source's blocks: no block is read or written.
     tx.write_file(
         display,

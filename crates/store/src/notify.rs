@@ -1,7 +1,8 @@
 //! Change notification: wakes longpoll waiters when a namespace commits.
 //!
-//! In-process only for the embedded store; the scale-out back-end will feed the same
-//! interface from PostgreSQL LISTEN/NOTIFY.
+//! In-process for the embedded store. With PostgreSQL, every commit also sends
+//! `NOTIFY cubby_ns 'ns:seq'`, and each server's listener task republishes what it hears, so a
+//! longpoll on one server wakes for a commit made through another.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,4 +34,61 @@ impl Notifier {
             }
         }
     }
+}
+
+impl Notifier {
+    /// Wakes every waiter, so each rechecks the journal (after a lost listener connection,
+    /// notifications may have been missed).
+    pub fn wake_all(&self) {
+        let map = self.channels.lock().expect("notifier lock");
+        for tx in map.values() {
+            tx.send_modify(|_| {});
+        }
+    }
+}
+
+/// How long the listener waits before reconnecting after PostgreSQL went away.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Forwards PostgreSQL notifications of commits (from any server) to this server's waiters.
+pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Notifier>) {
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                    tokio::time::sleep(LISTEN_RETRY).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(crate::db::NOTIFY_CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(LISTEN_RETRY).await;
+                continue;
+            }
+            // Anything committed while we were not listening: let waiters look for themselves.
+            notifier.wake_all();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => {
+                        if let Some((ns, seq)) = n.payload().split_once(':') {
+                            if let (Ok(ns), Ok(seq)) = (ns.parse(), seq.parse()) {
+                                notifier.publish(ns, seq);
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::warn!("LISTEN connection lost; reconnecting");
+                        notifier.wake_all();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN receive failed; reconnecting");
+                        tokio::time::sleep(LISTEN_RETRY).await;
+                        break;
+                    }
+                }
+            }
+        }
+    });
 }

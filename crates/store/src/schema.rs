@@ -1,13 +1,15 @@
-//! The SQLite schema and its migrations, applied in order at open.
+//! The schema of both back-ends and their migrations, applied in order at open.
 //!
 //! Each migration runs once, recorded in `schema_migrations`. Never edit a released
-//! migration; add a new one.
+//! migration; add a new one, to both lists. The two lists describe the same tables; they
+//! differ only in dialect (types, `WITHOUT ROWID`, the "C" collation PostgreSQL needs so that
+//! path ranges compare bytewise as they do in SQLite).
 
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[
+const SQLITE_MIGRATIONS: &[&str] = &[
     // 1: accounts, apps and tokens (designed for the OAuth issue), the namespace tree,
     // revisions and the change journal.
     r#"
@@ -114,14 +116,150 @@ VALUES ('cubby', 'Cubby', 'full',
 "#,
 ];
 
-pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+
+CREATE TABLE namespaces (
+    id BIGSERIAL PRIMARY KEY,
+    seq BIGINT NOT NULL DEFAULT 0,
+    created BIGINT NOT NULL
+);
+
+CREATE TABLE accounts (
+    id BIGSERIAL PRIMARY KEY,
+    account_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    password_hash TEXT,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    ns BIGINT NOT NULL REFERENCES namespaces(id),
+    created BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX accounts_name ON accounts (lower(name));
+
+CREATE TABLE apps (
+    id BIGSERIAL PRIMARY KEY,
+    app_key TEXT NOT NULL UNIQUE,
+    secret_hash TEXT,
+    name TEXT NOT NULL,
+    access_type TEXT NOT NULL CHECK (access_type IN ('full', 'app_folder')),
+    scopes TEXT NOT NULL,
+    redirect_uris TEXT NOT NULL DEFAULT '[]',
+    public_client BIGINT NOT NULL DEFAULT 0,
+    owner BIGINT REFERENCES accounts(id),
+    created BIGINT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id BIGSERIAL PRIMARY KEY,
+    token_hash BYTEA NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    app BIGINT NOT NULL REFERENCES apps(id),
+    scopes TEXT NOT NULL,
+    parent BIGINT REFERENCES tokens(id),
+    expires BIGINT,
+    revoked BIGINT NOT NULL DEFAULT 0,
+    created BIGINT NOT NULL
+);
+
+CREATE TABLE entries (
+    ns BIGINT NOT NULL,
+    path_lower TEXT COLLATE "C" NOT NULL,
+    parent_lower TEXT COLLATE "C" NOT NULL,
+    path_display TEXT NOT NULL,
+    kind BIGINT NOT NULL,
+    file_id TEXT,
+    rev TEXT,
+    revision BIGINT,
+    size BIGINT NOT NULL DEFAULT 0,
+    content_hash TEXT,
+    client_modified BIGINT,
+    server_modified BIGINT,
+    PRIMARY KEY (ns, path_lower)
+);
+CREATE INDEX entries_parent ON entries (ns, parent_lower, path_lower);
+CREATE UNIQUE INDEX entries_file_id ON entries (file_id);
+
+CREATE TABLE revisions (
+    id BIGSERIAL PRIMARY KEY,
+    ns BIGINT NOT NULL,
+    rev TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    path_lower TEXT COLLATE "C" NOT NULL,
+    path_display TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    content_hash TEXT NOT NULL,
+    client_modified BIGINT NOT NULL,
+    server_modified BIGINT NOT NULL,
+    blocks BYTEA NOT NULL
+);
+CREATE UNIQUE INDEX revisions_rev ON revisions (ns, rev);
+CREATE INDEX revisions_file ON revisions (file_id, id);
+
+CREATE TABLE journal (
+    ns BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    path_lower TEXT COLLATE "C" NOT NULL,
+    parent_lower TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (ns, seq, idx)
+);
+
+INSERT INTO apps (app_key, name, access_type, scopes, created)
+VALUES ('cubby', 'Cubby', 'full',
+        'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
+        0);
+"#];
+
+/// Key of the advisory lock that lets one of several starting servers migrate at a time.
+const PG_MIGRATION_LOCK: i64 = 0x6375_6262_7900;
+
+pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = async {
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+            .execute(&mut *conn)
+            .await?;
+        let done: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&mut *conn)
+                .await?;
+        for (i, sql) in POSTGRES_MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= done {
+                continue;
+            }
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(result?)
+}
+
+pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
         .execute(pool)
         .await?;
     let done: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         .fetch_one(pool)
         .await?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
+    for (i, sql) in SQLITE_MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
         if version <= done {
             continue;

@@ -78,7 +78,26 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/2/{*route}", any(dispatch))
         .route("/health/live", any(|| async { "ok" }))
+        .route("/health/ready", any(ready))
         .with_state(state)
+}
+
+/// Readiness: the metadata store answers. A load balancer takes the server out while not.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if *state.shutting_down.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unavailable",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// An error in Dropbox's response format.

@@ -28,6 +28,8 @@ impl TestServer {
             https: None,
             tls_cert: None,
             tls_key: None,
+            metadata_url: None,
+            blocks_url: None,
         };
         let server = Server::bind(&config).await.expect("server binds");
         let url = format!("http://{}", server.http_addr.unwrap());

@@ -1,0 +1,229 @@
+//! The two metadata back-ends behind one seam: SQLite (embedded) and PostgreSQL (scale-out).
+//!
+//! SQL is written once with `$N` placeholders, which both drivers accept. Each operation is
+//! expanded for both back-ends by the `on_db!`/`on_tx!` macros, so no code is generic over
+//! `sqlx::Database` (see rust-stack.md, pitfall 7). Dialect-specific statements (starting a
+//! write transaction, DDL, notification) live in the few `match` arms of this module.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use crate::StoreError;
+
+/// Readers in the SQLite pool; writes go through one dedicated connection.
+const SQLITE_READERS: u32 = 8;
+
+/// How long an SQLite connection waits for the write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections per server in the PostgreSQL pool.
+const PG_CONNECTIONS: u32 = 16;
+
+/// How long a request waits for a PostgreSQL connection (covers a database restart).
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The NOTIFY channel that carries `ns:seq` after every commit.
+pub(crate) const NOTIFY_CHANNEL: &str = "cubby_ns";
+
+/// A metadata database.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// A write transaction on either back-end.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to a read executor of the active back-end.
+macro_rules! on_db {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            crate::db::Db::Sqlite { reader: $c, .. } => $body,
+            crate::db::Db::Postgres { pool: $c } => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection of a write transaction.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            crate::db::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            crate::db::Tx::Pg(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_db, on_tx};
+
+impl Db {
+    /// Opens SQLite in `meta.sqlite` under `dir`: WAL, synchronous FULL, one writer.
+    pub(crate) async fn open_sqlite(dir: &std::path::Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.join("meta.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a transaction acknowledged to a client survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        crate::schema::migrate_sqlite(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Db::Sqlite { writer, reader })
+    }
+
+    /// Connects to PostgreSQL and applies its migrations.
+    pub(crate) async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_CONNECTIONS)
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        crate::schema::migrate_postgres(&pool).await?;
+        Ok(Db::Postgres { pool })
+    }
+
+    /// Starts a write transaction. With `ns`, writers of that namespace are serialized
+    /// (SQLite: the database write lock; PostgreSQL: a row lock on the namespace), so the
+    /// reads the transaction makes before writing cannot go stale.
+    pub(crate) async fn begin(&self, ns: Option<u64>) -> Result<Tx, StoreError> {
+        match self {
+            Db::Sqlite { writer, .. } => {
+                Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            Db::Postgres { pool } => {
+                let mut t = pool.begin().await?;
+                if let Some(ns) = ns {
+                    sqlx::query("SELECT seq FROM namespaces WHERE id = $1 FOR UPDATE")
+                        .bind(ns as i64)
+                        .execute(&mut *t)
+                        .await?;
+                }
+                Ok(Tx::Pg(t))
+            }
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(self, c => sqlx::query("SELECT 1").execute(c).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// The PostgreSQL pool, for LISTEN.
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match self {
+            Db::Postgres { pool } => Some(pool),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    /// Executes a statement outside a transaction, on the writer.
+    pub(crate) async fn execute(
+        &self,
+        sql: &'static str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite { writer, .. } => {
+                sqlx::query(sql)
+                    .bind(key)
+                    .bind(value)
+                    .execute(writer)
+                    .await?;
+            }
+            Db::Postgres { pool } => {
+                sqlx::query(sql).bind(key).bind(value).execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
+    /// the commit, so other servers wake their longpolls.
+    pub(crate) async fn commit(self, notify: Option<(u64, u64)>) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(mut t) => {
+                if let Some((ns, seq)) = notify {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(NOTIFY_CHANNEL)
+                        .bind(format!("{ns}:{seq}"))
+                        .execute(&mut *t)
+                        .await?;
+                }
+                t.commit().await?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Column access shared by both back-ends' rows.
+pub(crate) trait RowExt {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+}
+
+macro_rules! impl_row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+impl_row_ext!(SqliteRow);
+impl_row_ext!(PgRow);
