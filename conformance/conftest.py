@@ -27,6 +27,18 @@ for _var in (
     "DROPBOX_WEB_HOST",
 ):
     os.environ[_var] = HOST
+
+# Scale-out mode (CUBBY_METADATA and CUBBY_BLOCKS set, e.g. by scripts/test): a second
+# server shares PostgreSQL and S3 with the first, and the SDK's content host points at it.
+# Uploads and downloads then go through server B while RPCs and longpolls go through A, so
+# every test crosses servers (a longpoll on A is woken by an upload through B).
+SCALE_OUT = bool(os.environ.get("CUBBY_METADATA"))
+CONTENT_HOST = HOST
+if SCALE_OUT:
+    CONTENT_HTTPS_PORT = free_port()
+    CONTENT_HTTP_PORT = free_port()
+    CONTENT_HOST = "localhost:{}".format(CONTENT_HTTPS_PORT)
+    os.environ["DROPBOX_API_CONTENT_HOST"] = CONTENT_HOST
 # Would override the SDK's ca_certs inside requests.
 os.environ.pop("REQUESTS_CA_BUNDLE", None)
 os.environ.pop("CURL_CA_BUNDLE", None)
@@ -44,7 +56,7 @@ import dropbox  # noqa: E402
 from dropbox import session as _dbx_session  # noqa: E402
 
 assert _dbx_session.API_HOST == HOST, _dbx_session.API_HOST
-assert _dbx_session.API_CONTENT_HOST == HOST
+assert _dbx_session.API_CONTENT_HOST == CONTENT_HOST
 assert _dbx_session.API_NOTIFICATION_HOST == HOST
 
 
@@ -58,12 +70,21 @@ def server(tmp_path_factory):
     data.mkdir()
     srv = Server(bin_path, str(data), str(root / "server.log"), HTTPS_PORT, HTTP_PORT)
     srv.start()
+    servers = [srv]
+    if SCALE_OUT:
+        # Same data folder: the second server serves the certificate of the first's CA.
+        second = Server(
+            bin_path, str(data), str(root / "server-b.log"), CONTENT_HTTPS_PORT, CONTENT_HTTP_PORT
+        )
+        second.start()
+        servers.append(second)
     yield srv
-    alive_before = srv.proc.poll() is None
-    rc = srv.stop()
-    assert alive_before, "server died during the run:\n" + srv.log_text()
-    assert rc is not None, "server did not exit within 10 s of SIGTERM:\n" + srv.log_text()
-    assert rc == 0, "server exited with {} after SIGTERM:\n{}".format(rc, srv.log_text())
+    for s in servers:
+        alive_before = s.proc.poll() is None
+        rc = s.stop()
+        assert alive_before, "server died during the run:\n" + s.log_text()
+        assert rc is not None, "server did not exit within 10 s of SIGTERM:\n" + s.log_text()
+        assert rc == 0, "server exited with {} after SIGTERM:\n{}".format(rc, s.log_text())
 
 
 @pytest.fixture(scope="session")

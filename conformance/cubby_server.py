@@ -30,7 +30,7 @@ def cubby_bin():
 
 
 class Server(object):
-    def __init__(self, bin_path, data_dir, log_path, https_port, http_port):
+    def __init__(self, bin_path, data_dir, log_path, https_port, http_port, embedded=False):
         self.bin = bin_path
         self.data = data_dir
         self.log_path = log_path
@@ -41,6 +41,11 @@ class Server(object):
         self.ca_path = os.path.join(data_dir, "tls", "ca.pem")
         self.proc = None
         self._log = None
+        # embedded=True ignores the scale-out back-ends of the environment (a private server).
+        self.env = dict(os.environ)
+        if embedded:
+            self.env.pop("CUBBY_METADATA", None)
+            self.env.pop("CUBBY_BLOCKS", None)
 
     def log_text(self):
         try:
@@ -62,7 +67,7 @@ class Server(object):
             "127.0.0.1:{}".format(self.https_port),
         ]
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
         )
         deadline = time.monotonic() + 30
         while True:
@@ -90,7 +95,7 @@ class Server(object):
 
     def admin(self, *args):
         cmd = [self.bin, "admin"] + list(args) + ["--data", self.data, "--json"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=self.env)
         if r.returncode != 0:
             raise RuntimeError(
                 "{} failed ({}):\nstdout: {}\nstderr: {}".format(

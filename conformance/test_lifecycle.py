@@ -31,7 +31,9 @@ def _rpc(s, srv, token, route, arg):
 def private_server(tmp_path, server):  # `server` only to run after the main one is up
     data = tmp_path / "data"
     data.mkdir()
-    srv = Server(cubby_bin(), str(data), str(tmp_path / "server.log"), free_port(), free_port())
+    srv = Server(
+        cubby_bin(), str(data), str(tmp_path / "server.log"), free_port(), free_port(), embedded=True
+    )
     srv.start()
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:

@@ -50,6 +50,30 @@ impl BlockStore {
         }
     }
 
+    /// How many blocks are stored (a full listing: for tests and fsck, not hot paths).
+    pub async fn count(&self) -> Result<usize, StoreError> {
+        match self {
+            BlockStore::Local(l) => {
+                let root = l.root.clone();
+                tokio::task::spawn_blocking(move || count_files(&root))
+                    .await
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?
+            }
+            BlockStore::S3(s) => {
+                use futures_util::StreamExt;
+                let prefix = (!s.prefix.is_empty())
+                    .then(|| object_store::path::Path::from(s.prefix.as_str()));
+                let mut n = 0;
+                let mut listing = object_store::ObjectStore::list(&s.store, prefix.as_ref());
+                while let Some(item) = listing.next().await {
+                    item.map_err(|e| StoreError::Blocks(e.to_string()))?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+    }
+
     /// Whether a block is present.
     pub async fn contains(&self, hash: &BlockHash) -> Result<bool, StoreError> {
         match self {
@@ -57,6 +81,21 @@ impl BlockStore {
             BlockStore::S3(s) => s.contains(hash).await,
         }
     }
+}
+
+fn count_files(dir: &Path) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            if e.file_name() != "tmp" {
+                n += count_files(&e.path())?;
+            }
+        } else {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Blocks in an S3 bucket, keyed `[prefix/]ab/abcdef…`.

@@ -75,8 +75,8 @@ async fn data_survives_restart() {
     let data = bytes(6 * 1024 * 1024, 4);
     let md = c.put("/keep/me.bin", &data).await;
     let token = c.token.clone();
-    let dir = srv.stop().await;
-    let srv = TestServer::start_in(dir).await;
+    let stopped = srv.stop().await;
+    let srv = TestServer::restart(stopped).await;
     let mut c = srv.client_for("alice").await;
     c.token = token;
     let r = c.download(json!({"path": "/keep/me.bin"}), None).await;
@@ -108,8 +108,10 @@ async fn shutdown_finishes_requests_in_flight() {
     drop(tx);
     let r = upload.await.unwrap();
     assert_eq!(r.ok()["size"], 2000, "the upload in flight completed");
-    stopping.await.unwrap();
-    let srv = TestServer::start_in(srv.dir).await;
+    for s in stopping {
+        s.await.unwrap();
+    }
+    let srv = TestServer::restart(srv.stop().await).await;
     let c = srv.client_for("alice").await;
     assert_eq!(c.meta("/slow.bin").await.ok()["size"], 2000);
 }

@@ -224,7 +224,9 @@ async fn longpoll_wakes_quickly_and_only_for_its_folder() {
         .to_owned();
     // Longpoll carries no auth.
     let http = reqwest::Client::new();
-    let url = format!("{}/2/files/list_folder/longpoll", c.url);
+    // In scale-out mode the longpoll waits on one server and the uploads go through the other.
+    let url = format!("{}/2/files/list_folder/longpoll", c.on(0).url());
+    let writer = c.on(1);
     let poll = {
         let (http, url, cursor) = (http.clone(), url.clone(), cursor.clone());
         tokio::spawn(async move {
@@ -240,13 +242,13 @@ async fn longpoll_wakes_quickly_and_only_for_its_folder() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    c.put("/not-watched.txt", b"x").await;
+    writer.put("/not-watched.txt", b"x").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !poll.is_finished(),
         "a change outside the folder woke the longpoll"
     );
-    c.put("/watched/new.txt", b"x").await;
+    writer.put("/watched/new.txt", b"x").await;
     let committed = Instant::now();
     let (woke, body) = poll.await.unwrap();
     let latency = woke.duration_since(committed);

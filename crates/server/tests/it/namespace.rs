@@ -197,7 +197,7 @@ async fn move_and_copy() {
     let src_id = c.meta("/src").await.ok()["id"].clone();
 
     // Copying shares blocks: no block file is written.
-    let before = srv.block_files();
+    let before = srv.block_files().await;
     let cp = c
         .rpc(
             "files/copy_v2",
@@ -207,7 +207,7 @@ async fn move_and_copy() {
         .ok();
     assert_eq!(cp["metadata"][".tag"], "folder");
     assert_ne!(cp["metadata"]["id"], src_id, "a copy gets a new id");
-    assert_eq!(srv.block_files(), before, "copy wrote blocks");
+    assert_eq!(srv.block_files().await, before, "copy wrote blocks");
     let copied = c.meta("/copy/deep/big.bin").await.ok();
     assert_eq!(copied["content_hash"], f["content_hash"]);
     assert_ne!(copied["id"], f["id"]);

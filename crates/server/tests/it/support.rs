@@ -1,6 +1,12 @@
-//! Test harness: an in-process server bound to 127.0.0.1:0 over a temp data folder.
+//! Test harness: in-process servers bound to 127.0.0.1:0.
+//!
+//! By default one server on the embedded back-ends (SQLite and local disk in a temp folder).
+//! With `CUBBY_TEST_PG_URL` (a PostgreSQL server; each test gets its own database) and
+//! optionally `CUBBY_TEST_S3_URL` (a bucket; each test gets its own prefix), two servers share
+//! those back-ends and clients alternate requests between them.
 
-use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cubby_server::{Config, Server};
 use cubby_store::Store;
@@ -8,61 +14,136 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+/// The back-ends one test's servers share.
+#[derive(Clone)]
+struct Backends {
+    metadata_url: Option<String>,
+    blocks_url: Option<String>,
+}
+
+impl Backends {
+    /// Fresh back-ends for one test, from the environment.
+    async fn fresh() -> Self {
+        let tag = cubby_core::hash::hex(&cubby_store::random_bytes::<6>());
+        let metadata_url = match std::env::var("CUBBY_TEST_PG_URL") {
+            Ok(base) if !base.is_empty() => {
+                use sqlx::Executor;
+                let admin = sqlx::PgPool::connect(&base)
+                    .await
+                    .expect("CUBBY_TEST_PG_URL connects");
+                let db = format!("cubby_t_{tag}");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                let (head, _) = base.rsplit_once('/').expect("URL has a database");
+                Some(format!("{head}/{db}"))
+            }
+            _ => None,
+        };
+        let blocks_url = match std::env::var("CUBBY_TEST_S3_URL") {
+            Ok(url) if !url.is_empty() => {
+                let (location, query) = url.split_once('?').unwrap_or((&url, ""));
+                Some(format!(
+                    "{}/t-{tag}?{query}",
+                    location.trim_end_matches('/')
+                ))
+            }
+            _ => None,
+        };
+        Self {
+            metadata_url,
+            blocks_url,
+        }
+    }
+
+    fn servers(&self) -> usize {
+        if self.metadata_url.is_some() { 2 } else { 1 }
+    }
+}
+
+struct Running {
+    url: String,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 pub struct TestServer {
-    pub url: String,
+    /// Base URLs of the running servers (two in scale-out mode).
+    pub urls: Vec<String>,
+    /// The first server's store, for set-up (users, tokens).
     pub store: Store,
     pub dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    backends: Backends,
+    running: Vec<Running>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_in(tempfile::tempdir().expect("temp dir")).await
+        let backends = Backends::fresh().await;
+        Self::start_with(tempfile::tempdir().expect("temp dir"), backends).await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let config = Config {
-            data: dir.path().to_owned(),
-            http: Some("127.0.0.1:0".parse().unwrap()),
-            https: None,
-            tls_cert: None,
-            tls_key: None,
-            metadata_url: None,
-            blocks_url: None,
-        };
-        let server = Server::bind(&config).await.expect("server binds");
-        let url = format!("http://{}", server.http_addr.unwrap());
-        let store = server.store.clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("server runs");
-        });
+    /// Starts servers again on the data (and back-ends) of a stopped test server.
+    pub async fn restart(stopped: (tempfile::TempDir, StoppedBackends)) -> Self {
+        Self::start_with(stopped.0, stopped.1.0).await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, backends: Backends) -> Self {
+        let mut running = Vec::new();
+        let mut store = None;
+        for _ in 0..backends.servers() {
+            let config = Config {
+                data: dir.path().to_owned(),
+                http: Some("127.0.0.1:0".parse().unwrap()),
+                https: None,
+                tls_cert: None,
+                tls_key: None,
+                metadata_url: backends.metadata_url.clone(),
+                blocks_url: backends.blocks_url.clone(),
+            };
+            let server = Server::bind(&config).await.expect("server binds");
+            let url = format!("http://{}", server.http_addr.unwrap());
+            store.get_or_insert_with(|| server.store.clone());
+            let (stop, rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                server
+                    .serve(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .expect("server runs");
+            });
+            running.push(Running { url, stop, task });
+        }
         Self {
-            url,
-            store,
+            urls: running.iter().map(|r| r.url.clone()).collect(),
+            store: store.expect("at least one server"),
             dir,
-            stop: Some(tx),
-            task: Some(task),
+            backends,
+            running,
         }
     }
 
-    /// Stops the server gracefully and returns its data folder.
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap().await.unwrap();
-        self.dir
+    /// Stops the servers gracefully; the result restarts them with [`TestServer::restart`].
+    pub async fn stop(mut self) -> (tempfile::TempDir, StoppedBackends) {
+        for r in self.running.drain(..) {
+            r.stop.send(()).unwrap();
+            r.task.await.unwrap();
+        }
+        (self.dir, StoppedBackends(self.backends))
     }
 
-    /// Starts the shutdown without waiting for it.
-    pub fn begin_stop(&mut self) -> tokio::task::JoinHandle<()> {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap()
+    /// Starts the shutdown of every server without waiting for it.
+    pub fn begin_stop(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.running
+            .drain(..)
+            .map(|r| {
+                r.stop.send(()).unwrap();
+                r.task
+            })
+            .collect()
     }
 
     /// Creates a user and a full-access client for it.
@@ -78,30 +159,19 @@ impl TestServer {
         let (token, _) = self.store.mint_token(name, None, &[]).await.unwrap();
         Client {
             http: reqwest::Client::new(),
-            url: self.url.clone(),
+            urls: Arc::new(self.urls.clone()),
+            next: Arc::new(AtomicUsize::new(0)),
             token,
         }
     }
 
-    pub fn block_files(&self) -> usize {
-        count_files(&self.dir.path().join("blocks"))
+    pub async fn block_files(&self) -> usize {
+        self.store.blocks.count().await.unwrap()
     }
 }
 
-fn count_files(dir: &Path) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            if e.file_name() != "tmp" {
-                n += count_files(&e.path());
-            }
-        } else {
-            n += 1;
-        }
-    }
-    n
-}
+/// Back-ends of a stopped test server, kept to restart on them.
+pub struct StoppedBackends(Backends);
 
 /// A response reduced to what tests look at.
 #[derive(Debug)]
@@ -150,14 +220,31 @@ impl Reply {
     }
 }
 
+/// A client of one user. In scale-out mode its requests alternate between the servers.
 #[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
-    pub url: String,
+    pub urls: Arc<Vec<String>>,
+    next: Arc<AtomicUsize>,
     pub token: String,
 }
 
 impl Client {
+    /// The base URL for the next request (round robin over the servers).
+    pub fn url(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.urls[i % self.urls.len()].clone()
+    }
+
+    /// A client pinned to server `i` (modulo the number of servers).
+    pub fn on(&self, i: usize) -> Client {
+        Client {
+            urls: Arc::new(vec![self.urls[i % self.urls.len()].clone()]),
+            next: Arc::new(AtomicUsize::new(0)),
+            ..self.clone()
+        }
+    }
+
     async fn finish(resp: reqwest::Response) -> Reply {
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -172,7 +259,7 @@ impl Client {
     pub async fn rpc(&self, route: &str, arg: Value) -> Reply {
         let resp = self
             .http
-            .post(format!("{}/2/{route}", self.url))
+            .post(format!("{}/2/{route}", self.url()))
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&arg).unwrap())
@@ -185,7 +272,7 @@ impl Client {
     pub async fn upload_with(&self, arg: Value, data: impl Into<reqwest::Body>) -> Reply {
         let resp = self
             .http
-            .post(format!("{}/2/files/upload", self.url))
+            .post(format!("{}/2/files/upload", self.url()))
             .bearer_auth(&self.token)
             .header("content-type", "application/octet-stream")
             .header("dropbox-api-arg", cubby_core::wire::header_safe_json(&arg))
@@ -206,7 +293,7 @@ impl Client {
     pub async fn download(&self, arg: Value, range: Option<&str>) -> Reply {
         let mut req = self
             .http
-            .post(format!("{}/2/files/download", self.url))
+            .post(format!("{}/2/files/download", self.url()))
             .bearer_auth(&self.token)
             .header("dropbox-api-arg", cubby_core::wire::header_safe_json(&arg));
         if let Some(r) = range {

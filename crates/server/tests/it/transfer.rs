@@ -263,7 +263,7 @@ async fn ranges_and_etags() {
     let r = c
         .raw(
             c.http
-                .post(format!("{}/2/files/download", c.url))
+                .post(format!("{}/2/files/download", c.url()))
                 .bearer_auth(&c.token)
                 .header("dropbox-api-arg", r#"{"path": "/r.bin"}"#)
                 .header("if-none-match", etag),

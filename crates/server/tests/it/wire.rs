@@ -55,7 +55,7 @@ async fn bad_input_is_plain_text_400() {
         let r = c
             .raw(
                 c.http
-                    .post(format!("{}/2/{route}", c.url))
+                    .post(format!("{}/2/{route}", c.url()))
                     .bearer_auth(&c.token)
                     .header("content-type", "application/json")
                     .body(body),
@@ -81,7 +81,7 @@ async fn bad_input_is_plain_text_400() {
 async fn auth_errors() {
     let srv = TestServer::start().await;
     let c = srv.user("alice").await;
-    let url = format!("{}/2/users/get_current_account", c.url);
+    let url = format!("{}/2/users/get_current_account", c.url());
     // No credentials at all: bad input.
     let r = c.raw(c.http.post(&url)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -112,7 +112,7 @@ async fn auth_errors() {
     let r = c
         .raw(
             c.http
-                .post(format!("{}/2/files/list_folder", c.url))
+                .post(format!("{}/2/files/list_folder", c.url()))
                 .bearer_auth(&narrow)
                 .header("content-type", "application/json")
                 .body(r#"{"path": ""}"#),
@@ -129,7 +129,7 @@ async fn void_arguments_accept_null_empty_and_object() {
         let r = c
             .raw(
                 c.http
-                    .post(format!("{}/2/users/get_space_usage", c.url))
+                    .post(format!("{}/2/users/get_space_usage", c.url()))
                     .bearer_auth(&c.token)
                     .body(body),
             )
@@ -156,7 +156,7 @@ async fn query_parameters_replace_headers() {
         .raw(
             c.http.get(
                 reqwest::Url::parse_with_params(
-                    &format!("{}/2/files/download", c.url),
+                    &format!("{}/2/files/download", c.url()),
                     &[("arg", arg.as_str()), ("authorization", auth.as_str())],
                 )
                 .unwrap(),
@@ -173,7 +173,7 @@ async fn query_parameters_replace_headers() {
     let r = c
         .raw(
             c.http
-                .post(format!("{}/2/files/upload", c.url))
+                .post(format!("{}/2/files/upload", c.url()))
                 .bearer_auth(&c.token)
                 .header("dropbox-api-arg", r#"{"path": "/q/\u00e9t\u00e9.txt"}"#)
                 .header("content-type", "application/octet-stream")
@@ -193,7 +193,7 @@ async fn path_root_header() {
         .to_owned();
     let send = |root: serde_json::Value| {
         c.http
-            .post(format!("{}/2/files/list_folder", c.url))
+            .post(format!("{}/2/files/list_folder", c.url()))
             .bearer_auth(&c.token)
             .header("content-type", "application/json")
             .header("dropbox-api-path-root", root.to_string())
