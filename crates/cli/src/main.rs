@@ -66,6 +66,9 @@ enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Copy this embedded installation (--data) to scale-out back-ends (--to postgres://…
+    /// --blocks s3://…), verify the copy, and leave the source untouched.
+    Migrate(MigrateArgs),
     /// Mint an access token for a user.
     Token {
         /// The user's name.
@@ -80,6 +83,17 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Arguments of `cubby admin migrate`.
+#[derive(Args)]
+struct MigrateArgs {
+    /// Target metadata back-end (postgres://…). The target blocks are given by --blocks.
+    #[arg(long)]
+    to: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -106,7 +120,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CUBBY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -216,7 +230,73 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+async fn migrate(config: cubby_store::StoreConfig, args: MigrateArgs) -> Result<()> {
+    if config.metadata_url.is_some() {
+        bail!("migrate reads the embedded store in --data; name the target with --to and --blocks");
+    }
+    if !config.data_dir.join("meta.sqlite").exists() {
+        bail!("no embedded store in {}", config.data_dir.display());
+    }
+    let source = cubby_store::Store::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening {}", config.data_dir.display()))?;
+    let target = cubby_store::Store::open_with(&cubby_store::StoreConfig {
+        data_dir: config.data_dir.clone(),
+        metadata_url: Some(args.to.clone()),
+        blocks_url: config.blocks_url.clone(),
+    })
+    .await
+    .context("opening the target back-ends")?;
+    let report = source
+        .migrate_to(&target, |step| eprintln!("{step}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    source.close().await;
+    target.close().await;
+    if args.json {
+        let tables: Vec<_> = report
+            .tables
+            .iter()
+            .map(|(t, s, d)| json!({"table": t, "source": s, "target": d}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ok": report.ok(),
+                "tables": tables,
+                "blocks_source": report.blocks_source,
+                "blocks_target": report.blocks_target,
+                "blocks_copied": report.blocks_copied,
+                "blocks_verified": report.blocks_verified,
+            })
+        );
+    } else {
+        for (t, s, d) in &report.tables {
+            println!("{t:<12} {s:>10} rows -> {d:>10}");
+        }
+        println!(
+            "blocks       {:>10}      -> {:>10} ({} copied, {} verified by hash)",
+            report.blocks_source,
+            report.blocks_target,
+            report.blocks_copied,
+            report.blocks_verified
+        );
+    }
+    if !report.ok() {
+        bail!("the copy does not match the source; the source is untouched");
+    }
+    if !args.json {
+        println!(
+            "verified; start the servers with --metadata and --blocks pointing at the new back-ends"
+        );
+    }
+    Ok(())
+}
+
 async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Result<()> {
+    if let AdminCommand::Migrate(args) = command {
+        return migrate(config, args).await;
+    }
     let store = cubby_store::Store::open_with(&config)
         .await
         .with_context(|| {
@@ -291,6 +371,7 @@ async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Resul
             }
             Ok(())
         }
+        AdminCommand::Migrate(_) => unreachable!("handled above"),
     };
     store.close().await;
     result

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The tests here restart the shared database: they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Env {
     metadata: String,
     blocks: String,
@@ -71,22 +74,7 @@ fn cubby(data: &std::path::Path, metadata: &str, blocks: &str) -> Command {
 }
 
 fn serve(data: &std::path::Path, metadata: &str, blocks: &str) -> Proc {
-    let mut child = cubby(data, metadata, blocks)
-        .args(["serve", "--http", "127.0.0.1:0", "--https", "off"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("server prints its address").unwrap();
-        if let Some(addr) = line.trim().strip_prefix("http:") {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, url }
+    serve_cmd(cubby(data, metadata, blocks))
 }
 
 fn token(data: &std::path::Path, metadata: &str, blocks: &str) -> String {
@@ -138,6 +126,7 @@ async fn download(http: &reqwest::Client, url: &str, token: &str, path: &str) ->
 
 #[tokio::test]
 async fn scale_out_failures() {
+    let _serial = SERIAL.lock().await;
     let Some(e) = env() else {
         eprintln!(
             "scale_out_failures: CUBBY_TEST_PG_URL/S3_URL/PG_RESTART not set; run scripts/test"
@@ -272,4 +261,123 @@ async fn scale_out_failures() {
         "cross-server wake after a database restart: {:?}",
         sent.elapsed()
     );
+}
+
+fn embedded(data: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cubby"));
+    c.env("CUBBY_DATA", data)
+        .env_remove("CUBBY_METADATA")
+        .env_remove("CUBBY_BLOCKS")
+        .env("CUBBY_LOG", "warn");
+    c
+}
+
+fn serve_cmd(mut c: Command) -> Proc {
+    let mut child = c
+        .args(["serve", "--http", "127.0.0.1:0", "--https", "off"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("server prints its address").unwrap();
+        if let Some(addr) = line.trim().strip_prefix("http:") {
+            break addr.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, url }
+}
+
+#[tokio::test]
+async fn migrate_embedded_to_scale_out() {
+    let _serial = SERIAL.lock().await;
+    let Some(e) = env() else {
+        eprintln!(
+            "migrate_embedded_to_scale_out: CUBBY_TEST_PG_URL/S3_URL not set; run scripts/test"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let out = embedded(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    admin(&["admin", "user", "add", "erin", "--json"]);
+    let token = admin(&["admin", "token", "erin", "--json"])["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let big: Vec<u8> = (0..9_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    {
+        let src = serve_cmd(embedded(dir.path()));
+        for (path, body) in [
+            ("/m/big.bin", big.clone()),
+            ("/m/small.txt", b"small".to_vec()),
+        ] {
+            let r = upload(&http, &src.url, &token, path, body.into())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let (metadata, blocks) = fresh(&e).await;
+    let out = embedded(dir.path())
+        .args([
+            "admin", "migrate", "--to", &metadata, "--blocks", &blocks, "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        report["blocks_source"], 4,
+        "three blocks of big.bin and one of small.txt: {report}"
+    );
+    assert_eq!(report["blocks_verified"], 4, "{report}");
+    // The new back-ends serve the same files to the same token.
+    {
+        let target = serve_cmd({
+            let mut c = embedded(dir.path());
+            c.env("CUBBY_METADATA", &metadata)
+                .env("CUBBY_BLOCKS", &blocks);
+            c
+        });
+        assert_eq!(
+            download(&http, &target.url, &token, "/m/big.bin").await,
+            (200, big.clone())
+        );
+        assert_eq!(
+            download(&http, &target.url, &token, "/m/small.txt").await,
+            (200, b"small".to_vec())
+        );
+    }
+    // The source is untouched and still serves.
+    {
+        let src = serve_cmd(embedded(dir.path()));
+        assert_eq!(
+            download(&http, &src.url, &token, "/m/big.bin").await,
+            (200, big)
+        );
+    }
+    // A second migration into the now non-empty target is refused.
+    let again = embedded(dir.path())
+        .args(["admin", "migrate", "--to", &metadata, "--blocks", &blocks])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds accounts"));
 }

@@ -13,6 +13,7 @@
 pub mod blocks;
 mod db;
 pub mod meta;
+pub mod migrate;
 pub mod notify;
 mod schema;
 

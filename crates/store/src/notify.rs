@@ -53,9 +53,11 @@ const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Forwards PostgreSQL notifications of commits (from any server) to this server's waiters.
 pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Notifier>) {
     tokio::spawn(async move {
-        loop {
+        // The task ends when the store closes its pool.
+        while !pool.is_closed() {
             let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(l) => l,
+                Err(_) if pool.is_closed() => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; retrying");
                     tokio::time::sleep(LISTEN_RETRY).await;
@@ -82,6 +84,7 @@ pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Not
                         tracing::warn!("LISTEN connection lost; reconnecting");
                         notifier.wake_all();
                     }
+                    Err(_) if pool.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN receive failed; reconnecting");
                         tokio::time::sleep(LISTEN_RETRY).await;
