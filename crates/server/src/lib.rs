@@ -5,6 +5,7 @@
 //! flight. The server knows nothing of SQL: it talks to [`cubby_store::Store`] only.
 
 pub mod api;
+pub mod metrics;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub store: Store,
     /// Flips to true when shutdown starts, so longpolls return at once.
     pub shutting_down: watch::Receiver<bool>,
+    pub metrics: metrics::Metrics,
 }
 
 /// A server whose listeners are bound.
@@ -102,6 +104,7 @@ impl Server {
         let state = Arc::new(AppState {
             store: self.store.clone(),
             shutting_down: stop_rx,
+            metrics: metrics::Metrics::default(),
         });
         let app = api::router(state);
         let handle: Handle<SocketAddr> = Handle::new();

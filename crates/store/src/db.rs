@@ -147,6 +147,14 @@ impl Db {
         Ok(())
     }
 
+    /// (open, idle, maximum) connections of the pool that serves requests.
+    pub(crate) fn pool_stats(&self) -> (u32, usize, u32) {
+        match self {
+            Db::Sqlite { reader, .. } => (reader.size(), reader.num_idle(), SQLITE_READERS),
+            Db::Postgres { pool } => (pool.size(), pool.num_idle(), PG_CONNECTIONS),
+        }
+    }
+
     /// The PostgreSQL pool, for LISTEN.
     pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
         match self {

@@ -117,6 +117,11 @@ impl Store {
         &self.cursor_key
     }
 
+    /// Metadata connections: (open, idle, maximum) of the pool requests use.
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
+        self.db.pool_stats()
+    }
+
     /// Checks that the metadata store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await

@@ -79,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/2/{*route}", any(dispatch))
         .route("/health/live", any(|| async { "ok" }))
         .route("/health/ready", any(ready))
+        .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
 }
 
@@ -98,6 +99,12 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics of this server process.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.metrics.render(state.store.pool_stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// An error in Dropbox's response format.
@@ -372,10 +379,28 @@ async fn dispatch(
     body: Body,
 ) -> Response {
     let request_id = cubby_core::hash::hex(&cubby_store::random_bytes::<8>());
-    let mut resp = match handle(state, &route, &method, query.as_deref(), &headers, body).await {
+    let started = std::time::Instant::now();
+    let label = ROUTE_NAMES
+        .iter()
+        .find(|n| **n == route)
+        .copied()
+        .unwrap_or("unknown");
+    let mut resp = match handle(
+        state.clone(),
+        &route,
+        &method,
+        query.as_deref(),
+        &headers,
+        body,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    state
+        .metrics
+        .observe(label, resp.status().as_u16(), started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-dropbox-request-id", v);
     }

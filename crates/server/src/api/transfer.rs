@@ -229,7 +229,10 @@ pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Bod
         blocks: received.blocks,
     };
     match ctx.store().commit_file(ctx.ns(), commit).await {
-        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
+        Ok(e) => {
+            ctx.state.metrics.add_in(e.size);
+            Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false)))
+        }
         Err(e) => Err(match write_error(&e) {
             Some(w) => path_err(w),
             None => unexpected(e),
@@ -363,6 +366,7 @@ pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Repl
         HeaderValue::from_static("application/octet-stream"),
     );
     resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    ctx.state.metrics.add_out(end - start);
     Ok((status, resp_headers, Body::from_stream(stream)).into_response())
 }
 

@@ -121,3 +121,58 @@ fn tokio_stream_from(
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await.on(0);
+    let base = c.url();
+    let http = reqwest::Client::new();
+    for path in ["/health/live", "/health/ready"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    c.put("/m/one.bin", &bytes(3000, 1)).await;
+    c.put("/m/two.bin", &bytes(500, 2)).await;
+    assert_eq!(
+        c.download(json!({"path": "/m/one.bin"}), None)
+            .await
+            .body
+            .len(),
+        3000
+    );
+    assert_eq!(c.meta("/m/missing").await.status, StatusCode::CONFLICT);
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("no {line_start} in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("cubby_http_requests_total{route=\"files/upload\",status=\"200\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("cubby_http_requests_total{route=\"files/get_metadata\",status=\"409\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("cubby_http_request_duration_seconds_count{route=\"files/upload\"}"),
+        2.0
+    );
+    assert_eq!(value("cubby_bytes_in_total"), 3500.0);
+    assert_eq!(value("cubby_bytes_out_total"), 3000.0);
+    assert!(value("cubby_db_pool_connections{state=\"max\"}") >= 1.0);
+}
