@@ -12,6 +12,7 @@
 
 pub mod blocks;
 mod db;
+mod group;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
@@ -61,6 +62,8 @@ pub struct Store {
     pub(crate) db: db::Db,
     pub blocks: Arc<blocks::BlockStore>,
     pub notifier: Arc<notify::Notifier>,
+    /// The group committer of the embedded back-end; PostgreSQL commits per operation.
+    pub(crate) group: Option<Arc<group::GroupCommit>>,
     pub(crate) cursor_key: Arc<Vec<u8>>,
     data_dir: PathBuf,
 }
@@ -97,10 +100,18 @@ impl Store {
         if let Some(pool) = db.pg_pool() {
             notify::spawn_pg_listener(pool.clone(), notifier.clone());
         }
+        let group = match &db {
+            db::Db::Sqlite { .. } => Some(Arc::new(group::GroupCommit::start(
+                db.clone(),
+                notifier.clone(),
+            ))),
+            db::Db::Postgres { .. } => None,
+        };
         let mut store = Self {
             db,
             blocks: Arc::new(blocks),
             notifier,
+            group,
             cursor_key: Arc::new(Vec::new()),
             data_dir: data_dir.to_owned(),
         };

@@ -600,12 +600,12 @@ impl Store {
 // Writes.
 
 /// One write transaction in one namespace, with its lazily taken journal sequence.
-struct WriteTx {
-    tx: Tx,
-    ns: u64,
-    seq: Option<u64>,
-    idx: u32,
-    now: i64,
+pub(crate) struct WriteTx {
+    pub(crate) tx: Tx,
+    pub(crate) ns: u64,
+    pub(crate) seq: Option<u64>,
+    pub(crate) idx: u32,
+    pub(crate) now: i64,
 }
 
 const UPSERT_ENTRY: &str = "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id, rev, \
@@ -840,15 +840,6 @@ impl WriteTx {
         }
         Err(OpError::Conflict(WriteConflict::File))
     }
-
-    async fn commit(self, store: &Store) -> Result<(), OpError> {
-        let (ns, seq) = (self.ns, self.seq);
-        self.tx.commit(seq.map(|s| (ns, s))).await?;
-        if let Some(seq) = seq {
-            store.notifier.publish(ns, seq);
-        }
-        Ok(())
-    }
 }
 
 impl Store {
@@ -857,7 +848,93 @@ impl Store {
         if is_disallowed_name(name_of(&c.path)) {
             return Err(OpError::DisallowedName);
         }
+        self.write(ns, move |tx| Box::pin(commit_file_op(tx, c)))
+            .await
+    }
+
+    /// Creates a folder (and its missing parents).
+    pub async fn create_folder(
+        &self,
+        ns: u64,
+        path: &str,
+        autorename: bool,
+    ) -> Result<Entry, OpError> {
+        if is_disallowed_name(name_of(path)) {
+            return Err(OpError::DisallowedName);
+        }
+        let path = path.to_owned();
+        self.write(ns, move |tx| {
+            Box::pin(create_folder_op(tx, path, autorename))
+        })
+        .await
+    }
+
+    /// Makes sure a folder exists (used for app folders); no error if it already does.
+    pub async fn ensure_folder(&self, ns: u64, path: &str) -> Result<(), OpError> {
+        match self.create_folder(ns, path, false).await {
+            Ok(_) | Err(OpError::Conflict(WriteConflict::Folder)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a file or, recursively, a folder. Returns the entry as it was.
+    pub async fn delete(
+        &self,
+        ns: u64,
+        path_lower: &str,
+        parent_rev: Option<&str>,
+    ) -> Result<Entry, OpError> {
+        let (path_lower, parent_rev) = (path_lower.to_owned(), parent_rev.map(str::to_owned));
+        self.write(ns, move |tx| {
+            Box::pin(delete_op(tx, path_lower, parent_rev))
+        })
+        .await
+    }
+
+    /// Moves or copies `from_lower` to the display path `to`.
+    pub async fn relocate(
+        &self,
+        ns: u64,
+        from_lower: &str,
+        to: &str,
+        copy: bool,
+        autorename: bool,
+    ) -> Result<Entry, OpError> {
+        let (from_lower, to) = (from_lower.to_owned(), to.to_owned());
+        self.write(ns, move |tx| {
+            Box::pin(relocate_op(tx, from_lower, to, copy, autorename))
+        })
+        .await
+    }
+
+    /// Runs one write operation in a transaction of its own (PostgreSQL, serialized per
+    /// namespace by a row lock) or in the next group commit (SQLite); its result is returned
+    /// only once it is committed, and waiters are woken then.
+    async fn write<T, F>(&self, ns: u64, op: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut WriteTx,
+            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
+            + Send
+            + 'static,
+    {
+        if let Some(group) = &self.group {
+            return group.submit(ns, op).await;
+        }
         let mut tx = WriteTx::begin(self, ns).await?;
+        let value = op(&mut tx).await?;
+        let seq = tx.seq;
+        tx.tx.commit(seq.map(|s| (ns, s))).await?;
+        if let Some(seq) = seq {
+            self.notifier.publish(ns, seq);
+        }
+        Ok(value)
+    }
+}
+
+async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry, OpError> {
+    {
         let parent_display = tx.ensure_parents(&c.path).await?;
         let mut display = format!("{parent_display}/{}", name_of(&c.path));
         let existing = tx.entry(&lower(&display)).await?;
@@ -906,26 +983,19 @@ impl Store {
             }
             _ => {}
         }
-        let entry = tx
-            .write_file(&display, keep_id, c.size, &c.blocks, c.client_modified)
-            .await?;
-        tx.commit(self).await?;
-        Ok(entry)
+        tx.write_file(&display, keep_id, c.size, &c.blocks, c.client_modified)
+            .await
     }
+}
 
-    /// Creates a folder (and its missing parents).
-    pub async fn create_folder(
-        &self,
-        ns: u64,
-        path: &str,
-        autorename: bool,
-    ) -> Result<Entry, OpError> {
-        if is_disallowed_name(name_of(path)) {
-            return Err(OpError::DisallowedName);
-        }
-        let mut tx = WriteTx::begin(self, ns).await?;
-        let parent_display = tx.ensure_parents(path).await?;
-        let mut display = format!("{parent_display}/{}", name_of(path));
+async fn create_folder_op(
+    tx: &mut WriteTx,
+    path: String,
+    autorename: bool,
+) -> Result<Entry, OpError> {
+    {
+        let parent_display = tx.ensure_parents(&path).await?;
+        let mut display = format!("{parent_display}/{}", name_of(&path));
         if let Some(e) = tx.live(&lower(&display)).await? {
             if !autorename {
                 return Err(OpError::Conflict(if e.kind == Kind::Folder {
@@ -938,31 +1008,21 @@ impl Store {
                 .free_name(&parent_display, name_of(&display), false)
                 .await?;
         }
-        let entry = tx.insert_folder(&display).await?;
-        tx.commit(self).await?;
-        Ok(entry)
+        tx.insert_folder(&display).await
     }
+}
 
-    /// Makes sure a folder exists (used for app folders); no error if it already does.
-    pub async fn ensure_folder(&self, ns: u64, path: &str) -> Result<(), OpError> {
-        match self.create_folder(ns, path, false).await {
-            Ok(_) | Err(OpError::Conflict(WriteConflict::Folder)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes a file or, recursively, a folder. Returns the entry as it was.
-    pub async fn delete(
-        &self,
-        ns: u64,
-        path_lower: &str,
-        parent_rev: Option<&str>,
-    ) -> Result<Entry, OpError> {
-        let mut tx = WriteTx::begin(self, ns).await?;
+async fn delete_op(
+    tx: &mut WriteTx,
+    path_lower: String,
+    parent_rev: Option<String>,
+) -> Result<Entry, OpError> {
+    let path_lower = path_lower.as_str();
+    {
         let Some(e) = tx.live(path_lower).await? else {
             return Err(OpError::NotFound);
         };
-        if let Some(rev) = parent_rev {
+        if let Some(rev) = parent_rev.as_deref() {
             if e.kind != Kind::File || e.rev.as_deref() != Some(rev) {
                 return Err(OpError::Conflict(WriteConflict::File));
             }
@@ -983,20 +1043,20 @@ impl Store {
         )
         .await?;
         tx.journal(path_lower).await?;
-        tx.commit(self).await?;
         Ok(e)
     }
+}
 
-    /// Moves or copies `from_lower` to the display path `to`.
-    pub async fn relocate(
-        &self,
-        ns: u64,
-        from_lower: &str,
-        to: &str,
-        copy: bool,
-        autorename: bool,
-    ) -> Result<Entry, OpError> {
-        let mut tx = WriteTx::begin(self, ns).await?;
+async fn relocate_op(
+    tx: &mut WriteTx,
+    from_lower: String,
+    to: String,
+    copy: bool,
+    autorename: bool,
+) -> Result<Entry, OpError> {
+    let (from_lower, to) = (from_lower.as_str(), to.as_str());
+    let ns = tx.ns;
+    {
         let Some(src) = tx.live(from_lower).await? else {
             return Err(OpError::Source(Box::new(OpError::NotFound)));
         };
@@ -1039,13 +1099,11 @@ impl Store {
                     .await?;
             }
         }
-        let result = if copy {
-            copy_tree(&mut tx, &src, &display).await?
+        if copy {
+            copy_tree(tx, &src, &display).await
         } else {
-            move_tree(&mut tx, &src, &display).await?
-        };
-        tx.commit(self).await?;
-        Ok(result)
+            move_tree(tx, &src, &display).await
+        }
     }
 }
 
