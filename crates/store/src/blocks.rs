@@ -6,10 +6,11 @@
 //! credential"). Because a name always holds the same bytes, writes never need S3's
 //! conditional puts.
 //!
-//! Architecture Invariant: `put` returns only after the block is durable (local: file fsynced,
-//! renamed into place, directory fsynced; S3: the PUT returned), so metadata written
-//! afterwards never refers to a block a crash could lose. A block that exists is never
-//! rewritten.
+//! Architecture Invariant: a block is durable once `put` returned and then `sync` covered it
+//! (local: the file is fsynced by `put` before its rename, and `sync` fsyncs the directories
+//! holding the renamed names, once per directory per request; S3: the PUT returned, `sync` is
+//! a no-op). Metadata is written only after both, so it never refers to a block a crash
+//! could lose. A block that exists is never rewritten.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -29,11 +30,20 @@ pub enum BlockStore {
 }
 
 impl BlockStore {
-    /// Hashes and stores one block, returning its hash once it is durable.
+    /// Hashes and stores one block; call [`BlockStore::sync`] on the hashes before any
+    /// metadata refers to them.
     pub async fn put(&self, data: Bytes) -> Result<BlockHash, StoreError> {
         match self {
             BlockStore::Local(l) => l.put(data).await,
             BlockStore::S3(s) => s.put(data).await,
+        }
+    }
+
+    /// Makes the names of blocks stored by `put` durable (local: one fsync per directory).
+    pub async fn sync(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
+        match self {
+            BlockStore::Local(l) => l.sync(hashes).await,
+            BlockStore::S3(_) => Ok(()),
         }
     }
 
@@ -259,12 +269,22 @@ pub struct LocalBlocks {
 }
 
 impl LocalBlocks {
-    /// Opens the store at `root`, removing staging files a crash may have left.
+    /// Opens the store at `root`, removing staging files a crash may have left, and making
+    /// sure the 256 fan-out directories exist durably.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp)?;
         for e in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(e?.path());
+        }
+        if !root.join("ff").is_dir() {
+            for i in 0..256 {
+                fs::create_dir_all(root.join(format!("{i:02x}")))?;
+            }
+            File::open(root)?.sync_all()?;
+            if let Some(parent) = root.parent() {
+                File::open(parent)?.sync_all()?;
+            }
         }
         Ok(Self {
             root: root.to_owned(),
@@ -295,11 +315,27 @@ impl LocalBlocks {
             f.sync_all()?;
             drop(f);
             fs::rename(&staging, &target)?;
-            File::open(&dir)?.sync_all()?;
             Ok(hash)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("block writer panicked: {e}")))?
+    }
+
+    async fn sync(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
+        let mut dirs: Vec<PathBuf> = hashes
+            .iter()
+            .map(|h| self.root.join(&hex(h)[..2]))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                File::open(&d)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("block sync panicked: {e}")))?
     }
 
     /// Reads `len` bytes of a block from `offset`.

@@ -263,6 +263,7 @@ impl Store {
             if !target.blocks.contains(&hash).await? {
                 let data = self.blocks.read_all(hash).await?;
                 let stored = target.blocks.put(data).await?;
+                target.blocks.sync(&[stored]).await?;
                 if stored != hash {
                     return Err(StoreError::Invalid(format!(
                         "block {} in the source does not match its name",

@@ -25,7 +25,7 @@ use crate::api::{
 pub const MAX_UPLOAD_REQUEST: u64 = 150 * 1024 * 1024;
 
 /// Blocks being hashed and written while the next one is received.
-pub const BLOCKS_IN_FLIGHT: usize = 2;
+pub const BLOCKS_IN_FLIGHT: usize = 4;
 
 /// How much of an oversized body is read and discarded so that the client, still sending,
 /// receives the `payload_too_large` answer instead of a reset connection.
@@ -154,6 +154,7 @@ pub(crate) async fn receive(
             return Err(ReceiveError::HashMismatch);
         }
     }
+    store.blocks.sync(&blocks).await.map_err(failed)?;
     Ok(Received { blocks, size })
 }
 
