@@ -22,6 +22,13 @@ pub fn rev(seq: u64, random: u32) -> String {
     format!("{seq:09x}{:06x}", random & 0xff_ffff)
 }
 
+/// Whether `s` matches Stone's `Rev` pattern: lowercase hex, at least 9 characters.
+pub fn is_rev(s: &str) -> bool {
+    s.len() >= 9
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
 /// An opaque bearer token: a type prefix and 32 random bytes.
 pub fn token(prefix: &str, random: [u8; 32]) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random))
@@ -43,6 +50,9 @@ mod tests {
         assert!(id.starts_with("id:") && !id.contains('/'));
         let r = rev(1, 0xabcdef);
         assert_eq!(r, "000000001abcdef");
+        assert!(
+            is_rev(&r) && !is_rev("ABCDEF0123") && !is_rev("01234567") && !is_rev("0123456789g")
+        );
         assert!(
             r.len() >= 9
                 && r.bytes()

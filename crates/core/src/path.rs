@@ -145,11 +145,7 @@ pub fn parse(s: &str, pattern: Pattern) -> Result<PathArg, PathError> {
         if pattern != Pattern::ReadPath {
             return Err(pattern_err());
         }
-        if rest.len() < 9
-            || !rest
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
+        if !crate::ids::is_rev(rest) {
             return Err(pattern_err());
         }
         return Ok(PathArg::Rev(rest.to_owned()));

@@ -58,6 +58,22 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A tombstone: what `include_deleted` and the change feed show for a removed path.
+    pub fn deleted(path_lower: &str, path_display: &str) -> Self {
+        Entry {
+            kind: Kind::Deleted,
+            path_lower: path_lower.to_owned(),
+            path_display: path_display.to_owned(),
+            id: None,
+            rev: None,
+            revision: None,
+            size: 0,
+            content_hash: None,
+            client_modified: 0,
+            server_modified: 0,
+        }
+    }
+
     pub fn name(&self) -> &str {
         name_of(&self.path_display)
     }
@@ -449,24 +465,23 @@ const LIST_RANGE: &str = entry_sql!(
 impl Store {
     /// The entry (live or tombstone) at a lower-case path.
     pub async fn entry(&self, ns: u64, path_lower: &str) -> Result<Option<Entry>, StoreError> {
-        on_db!(&self.db, c => {
-            let row = sqlx::query(ENTRY_BY_PATH)
-                .bind(ns as i64)
-                .bind(path_lower)
-                .fetch_optional(c)
-                .await?;
-            Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
-        })
+        self.one_entry(ENTRY_BY_PATH, ns, path_lower).await
     }
 
     /// The live entry with this id.
     pub async fn entry_by_id(&self, ns: u64, id: &str) -> Result<Option<Entry>, StoreError> {
+        self.one_entry(ENTRY_BY_ID, ns, id).await
+    }
+
+    /// One entry by a query over `(ns, key)`.
+    async fn one_entry(
+        &self,
+        sql: &'static str,
+        ns: u64,
+        key: &str,
+    ) -> Result<Option<Entry>, StoreError> {
         on_db!(&self.db, c => {
-            let row = sqlx::query(ENTRY_BY_ID)
-                .bind(ns as i64)
-                .bind(id)
-                .fetch_optional(c)
-                .await?;
+            let row = sqlx::query(sql).bind(ns as i64).bind(key).fetch_optional(c).await?;
             Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
         })
     }
@@ -1178,19 +1193,8 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
     }
     if !case_only {
         // The old path reads as deleted for include_deleted listings.
-        let tomb = Entry {
-            kind: Kind::Deleted,
-            path_lower: src.path_lower.clone(),
-            path_display: src.path_display.clone(),
-            id: None,
-            rev: None,
-            revision: None,
-            size: 0,
-            content_hash: None,
-            client_modified: 0,
-            server_modified: 0,
-        };
-        tx.upsert(&tomb, None).await?;
+        tx.upsert(&Entry::deleted(&src.path_lower, &src.path_display), None)
+            .await?;
     }
     tx.entry(&dest_lower).await?.ok_or(OpError::NotFound)
 }

@@ -243,19 +243,7 @@ fn change_is_relevant(c: &Cursor, path: &str, parent: &str) -> bool {
 }
 
 fn deleted_json(root: &str, path_lower: &str) -> Value {
-    let e = Entry {
-        kind: Kind::Deleted,
-        path_lower: path_lower.to_owned(),
-        path_display: path_lower.to_owned(),
-        id: None,
-        rev: None,
-        revision: None,
-        size: 0,
-        content_hash: None,
-        client_modified: 0,
-        server_modified: 0,
-    };
-    metadata_json(root, &e, true)
+    metadata_json(root, &Entry::deleted(path_lower, path_lower), true)
 }
 
 #[derive(Deserialize)]
@@ -367,11 +355,7 @@ struct DeleteArg {
 pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
     let a: DeleteArg = ctx.arg(arg)?;
     if let Some(rev) = &a.parent_rev {
-        if rev.len() < 9
-            || !rev
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
+        if !cubby_core::ids::is_rev(rev) {
             return Err(ctx.bad_input(&format!(
                 "request body: parent_rev: '{rev}' did not match pattern"
             )));

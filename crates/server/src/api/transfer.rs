@@ -60,11 +60,7 @@ pub(crate) fn write_mode(ctx: &Ctx, v: &Value) -> ApiResult<WriteMode> {
         ("overwrite", _) => Ok(WriteMode::Overwrite),
         ("update", Some(o)) => {
             let rev = o.get("update").and_then(Value::as_str).ok_or_else(bad)?;
-            if rev.len() < 9
-                || !rev
-                    .bytes()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-            {
+            if !cubby_core::ids::is_rev(rev) {
                 return Err(ctx.bad_input(&format!(
                     "request body: mode: update: '{rev}' did not match pattern"
                 )));
@@ -288,11 +284,7 @@ pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Repl
     let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
     let store = ctx.store();
     let entry = if let Some(rev) = &a.rev {
-        if rev.len() < 9
-            || !rev
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
+        if !cubby_core::ids::is_rev(rev) {
             return Err(ctx.bad_input(&format!("request body: rev: '{rev}' did not match pattern")));
         }
         let path = format!("rev:{rev}");
