@@ -220,7 +220,6 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
                 }
                 let e = store.entry(c.ns, path).await?;
                 entries.push(match e {
-                    Some(e) if e.kind != Kind::Deleted => metadata_json(root, &e, true),
                     Some(e) => metadata_json(root, &e, true),
                     None => deleted_json(root, path),
                 });
