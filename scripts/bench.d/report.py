@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints scripts/bench's figure table, aims beside the figures, from OUTDIR/results.tsv and
-OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes). Standard library only.
+OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the scale-out table (stage e:
+one row per configuration). Standard library only.
 
 Usage: report.py OUTDIR
 """
@@ -50,6 +51,58 @@ def find(rows, bench, target, metric_end=""):
         if b == bench and t == target and m.endswith(metric_end):
             return r
     return None
+
+
+def print_table(head, table):
+    widths = [max(len(str(row[i])) for row in table + [head]) for i in range(len(head))]
+    line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+    print(line(head))
+    print(line(tuple("-" * w for w in widths)))
+    for row in table:
+        print(line(row))
+
+
+SCALE_HEAD = ("configuration", "small files/s, c16", "large upload", "large download",
+              "peak RSS per server", "blocks in", "files listed")
+
+
+def scale_sizes(rows):
+    """('10,000 × 4 KiB', '100 MiB') from the metrics of stage e's rows (or the defaults)."""
+    small, size = "10,000 × 4 KiB", "100 MiB"
+    for (b, t, m), r in rows.items():
+        if b == "scaleout-small-upload":     # "10000 x 4KiB curl c16"
+            n, _, kib = m.split()[:3]
+            small = f"{int(n):,} × {kib.replace('KiB', ' KiB')}"
+        elif b == "scaleout-large-upload":   # "100MiB /2/files/upload, ..."
+            size = m.split()[0].replace("MiB", " MiB")
+    return small, size
+
+
+def scaleout_table(rows, meta):
+    """Stage e: one row per configuration, in the order they ran."""
+    ids = meta.get("scaleout_configs", "").split() or sorted(
+        {t for (b, t, m) in rows if b.startswith("scaleout-")})
+    table = []
+    for cid in ids:
+        if f"scaleout_label_{cid}" not in meta and not any(t == cid for (_, t, _) in rows):
+            continue
+        small = find(rows, "scaleout-small-upload", cid, "c16")
+        up = find(rows, "scaleout-large-upload", cid, "")
+        down = find(rows, "scaleout-large-download", cid, "")
+        rss = sorted(((m, r) for (b, t, m), r in rows.items() if b == "scaleout-rss" and t == cid),
+                     key=lambda x: (x[0].startswith("nginx"), x[0]))
+        servers = [f"{num(r['median']):.0f}" for m, r in rss if m.startswith("server")]
+        rss_txt = (" + ".join(servers) + " MiB") if servers else "—"
+        rss_txt += "".join(f"; nginx {num(r['median']):.0f} MiB" for m, r in rss if m.startswith("nginx"))
+        listed = find(rows, "scaleout-small-verify", cid, "")
+        verdict = {"ok": "✓ all", "bad": "✗ missing"}.get(meta.get(f"scaleout_verify_{cid}"), "—")
+        if listed:
+            verdict += f" ({int(num(listed['median'])):,})"
+        table.append((f"{cid}: {meta.get(f'scaleout_label_{cid}', '')}".rstrip(": "),
+                      fmt(small) if small else "failed", fmt(up) if up else "failed",
+                      fmt(down) if down else "failed", rss_txt,
+                      meta.get(f"scaleout_blocks_{cid}", "?"), verdict))
+    return table
 
 
 def main():
@@ -126,9 +179,7 @@ def main():
                       f"{mib:.0f} MiB = {mib * 1048576 / 1e6:.0f} MB", ref,
                       f"< {AIM_RSS_BYTES / 1e6:.0f} MB", MET if mib * 1048576 < AIM_RSS_BYTES else MISSED))
 
-    head = ("", "figure", "cubby: median (min–max, n)", "reference", "aim", "result")
-    widths = [max(len(str(row[i])) for row in table + [head]) for i in range(6)]
-    line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+    scale = scaleout_table(rows, meta)
     print("Cubby benchmark: " + ", ".join(f"{k} {meta[k]}" for k in
                                            ("date", "version", "commit", "runs") if k in meta))
     if "machine" in meta:
@@ -136,13 +187,24 @@ def main():
     print("MB/s = 10^6 bytes/s over loopback HTTP/1.1, client and server on the same cores; "
           "RSS = server VmHWM.")
     print("sink = shared/peers/sink.py: Python, reads each body and discards it (no hashing, no disk).")
-    print()
-    print(line(head))
-    print(line(tuple("-" * w for w in widths)))
-    for row in table:
-        print(line(row))
-    if not table:
-        print("(no figures: every stage failed)")
+    if table or not scale:
+        print()
+        print_table(("", "figure", "cubby: median (min–max, n)", "reference", "aim", "result"), table)
+        if not table:
+            print("(no figures: every stage failed)")
+    if scale:
+        print()
+        small, size = scale_sizes(rows)
+        print(f"e. scale-out, same client and machine, one after the other: {small} uploads with 16 "
+              f"clients (bench-small.sh) and a {size} file up and down (bench-large.sh, new content "
+              "each run); each configuration on fresh servers, database and bucket prefix; "
+              "median (min–max, n).")
+        for k, what in (("scaleout_pg", "PostgreSQL"), ("scaleout_s3", "S3 server")):
+            print(f"{what}: {meta.get(k, 'none (see the notes)')}")
+        head = list(SCALE_HEAD)
+        head[1:4] = [f"{small.split(' uploads')[0].split('× ')[-1]} files/s, c16",
+                     f"{size} upload", f"{size} download"]
+        print_table(tuple(head), scale)
     if notes:
         print()
         for n in notes:

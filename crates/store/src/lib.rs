@@ -17,6 +17,7 @@ pub mod meta;
 pub mod migrate;
 pub mod notify;
 mod schema;
+pub mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -128,6 +128,8 @@ pub enum OpError {
     NoSuchApp,
     #[error("invalid: {0}")]
     Invalid(String),
+    #[error("upload session: {0:?}")]
+    Session(crate::sessions::SessionError),
     #[error(transparent)]
     Internal(#[from] StoreError),
 }
@@ -860,9 +862,6 @@ impl WriteTx {
 impl Store {
     /// Commits a file whose blocks are durable, applying Dropbox's write-mode rules.
     pub async fn commit_file(&self, ns: u64, c: Commit) -> Result<Entry, OpError> {
-        if is_disallowed_name(name_of(&c.path)) {
-            return Err(OpError::DisallowedName);
-        }
         self.write(ns, move |tx| Box::pin(commit_file_op(tx, c)))
             .await
     }
@@ -925,7 +924,7 @@ impl Store {
     /// Runs one write operation in a transaction of its own (PostgreSQL, serialized per
     /// namespace by a row lock) or in the next group commit (SQLite); its result is returned
     /// only once it is committed, and waiters are woken then.
-    async fn write<T, F>(&self, ns: u64, op: F) -> Result<T, OpError>
+    pub(crate) async fn write<T, F>(&self, ns: u64, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(
@@ -948,7 +947,10 @@ impl Store {
     }
 }
 
-async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry, OpError> {
+pub(crate) async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry, OpError> {
+    if is_disallowed_name(name_of(&c.path)) {
+        return Err(OpError::DisallowedName);
+    }
     {
         let parent_display = tx.ensure_parents(&c.path).await?;
         let mut display = format!("{parent_display}/{}", name_of(&c.path));

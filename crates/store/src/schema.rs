@@ -114,9 +114,33 @@ VALUES ('cubby', 'Cubby', 'full',
         'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
         0);
 "#,
+    // 2: upload sessions. Sequential sessions keep full 4 MiB blocks plus a partial tail
+    // block; concurrent ones keep blocks by index. Expired sessions answer not_found.
+    r#"
+CREATE TABLE upload_sessions (
+    id TEXT PRIMARY KEY,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    concurrent INTEGER NOT NULL,
+    length INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    tail BLOB,
+    tail_len INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    finished INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE upload_session_blocks (
+    session TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (session, idx)
+) WITHOUT ROWID;
+"#,
 ];
 
-const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 
 CREATE TABLE namespaces (
@@ -210,7 +234,29 @@ INSERT INTO apps (app_key, name, access_type, scopes, created)
 VALUES ('cubby', 'Cubby', 'full',
         'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
         0);
-"#];
+"#,
+    r#"
+CREATE TABLE upload_sessions (
+    id TEXT PRIMARY KEY,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    concurrent BIGINT NOT NULL,
+    length BIGINT NOT NULL DEFAULT 0,
+    closed BIGINT NOT NULL DEFAULT 0,
+    tail BYTEA,
+    tail_len BIGINT NOT NULL DEFAULT 0,
+    created BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    finished BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE upload_session_blocks (
+    session TEXT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (session, idx)
+);
+"#,
+];
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.
 const PG_MIGRATION_LOCK: i64 = 0x6375_6262_7900;

@@ -6,6 +6,7 @@
 //! [`Ctx::resolve`]; handlers never build namespace paths from raw arguments.
 
 mod files;
+mod sessions;
 mod transfer;
 mod users;
 
@@ -53,7 +54,17 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         "users/get_current_account" | "users/get_space_usage" | "check/user" => {
             (Rpc, Auth::User, Some("account_info.read"))
         }
-        "files/upload" => (Upload, Auth::User, Some("files.content.write")),
+        "files/upload"
+        | "files/upload_session/start"
+        | "files/upload_session/append_v2"
+        | "files/upload_session/append"
+        | "files/upload_session/finish" => (Upload, Auth::User, Some("files.content.write")),
+        "files/upload_session/start_batch"
+        | "files/upload_session/finish_batch_v2"
+        | "files/upload_session/finish_batch"
+        | "files/upload_session/finish_batch/check" => {
+            (Rpc, Auth::User, Some("files.content.write"))
+        }
         "files/download" => (Download, Auth::User, Some("files.content.read")),
         "files/get_metadata"
         | "files/list_folder"
@@ -524,6 +535,22 @@ async fn handle(
         "check/user" => users::check_user(&ctx, arg).await,
         "files/upload" => transfer::upload(&ctx, arg, headers, body.expect("upload body")).await,
         "files/download" => transfer::download(&ctx, arg, headers).await,
+        "files/upload_session/start" => {
+            sessions::start(&ctx, arg, headers, body.expect("upload body")).await
+        }
+        "files/upload_session/append_v2" => {
+            sessions::append_v2(&ctx, arg, headers, body.expect("upload body"), false).await
+        }
+        "files/upload_session/append" => {
+            sessions::append_v2(&ctx, arg, headers, body.expect("upload body"), true).await
+        }
+        "files/upload_session/finish" => {
+            sessions::finish(&ctx, arg, headers, body.expect("upload body")).await
+        }
+        "files/upload_session/start_batch" => sessions::start_batch(&ctx, arg).await,
+        "files/upload_session/finish_batch_v2" => sessions::finish_batch_v2(&ctx, arg).await,
+        "files/upload_session/finish_batch" => sessions::finish_batch_v1(&ctx, arg).await,
+        "files/upload_session/finish_batch/check" => sessions::finish_batch_check(&ctx, arg).await,
         "files/get_metadata" => files::get_metadata(&ctx, arg).await,
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
@@ -547,6 +574,14 @@ const ROUTE_NAMES: &[&str] = &[
     "users/get_space_usage",
     "check/user",
     "files/upload",
+    "files/upload_session/start",
+    "files/upload_session/append_v2",
+    "files/upload_session/append",
+    "files/upload_session/finish",
+    "files/upload_session/start_batch",
+    "files/upload_session/finish_batch_v2",
+    "files/upload_session/finish_batch",
+    "files/upload_session/finish_batch/check",
     "files/download",
     "files/get_metadata",
     "files/list_folder",

@@ -36,16 +36,9 @@ pub const READS_IN_FLIGHT: usize = 2;
 
 type Reply = ApiResult<Response>;
 
+/// What upload takes beyond `CommitInfo`.
 #[derive(Deserialize)]
 struct UploadArg {
-    path: String,
-    #[serde(default)]
-    mode: Value,
-    #[serde(default)]
-    autorename: bool,
-    client_modified: Option<String>,
-    #[serde(default)]
-    strict_conflict: bool,
     content_hash: Option<String>,
 }
 
@@ -73,7 +66,9 @@ pub(crate) fn write_mode(ctx: &Ctx, v: &Value) -> ApiResult<WriteMode> {
 
 /// A body received into durable blocks.
 pub(crate) struct Received {
+    /// Blocks covering the prefix and then the body: all 4 MiB but possibly the last.
     pub blocks: Vec<BlockHash>,
+    /// Bytes of the body alone.
     pub size: u64,
 }
 
@@ -86,15 +81,24 @@ pub(crate) enum ReceiveError {
 /// Streams a request body into 4 MiB blocks, hashing and writing up to `BLOCKS_IN_FLIGHT`
 /// blocks while the next arrives. With `expect_hash`, a body of one block is checked before
 /// anything is written; a longer body is checked before the caller commits metadata.
+///
+/// `prefix` (the partial last block of an upload session) is put before the body; the
+/// `content_hash` is then checked over the body alone.
 pub(crate) async fn receive(
     store: &Store,
     body: Body,
     size_hint: Option<u64>,
     expect_hash: Option<&str>,
+    prefix: Bytes,
 ) -> Result<Received, ReceiveError> {
     let mut stream = body.into_data_stream();
-    let initial = size_hint.unwrap_or(64 * 1024).min(BLOCK_SIZE as u64) as usize;
+    let initial =
+        (prefix.len() as u64 + size_hint.unwrap_or(64 * 1024)).min(BLOCK_SIZE as u64) as usize;
     let mut buf = BytesMut::with_capacity(initial);
+    let has_prefix = !prefix.is_empty();
+    buf.extend_from_slice(&prefix);
+    let mut body_hasher =
+        (has_prefix && expect_hash.is_some()).then(cubby_core::hash::ContentHasher::new);
     let mut pending = FuturesOrdered::new();
     let mut blocks = Vec::new();
     let mut size: u64 = 0;
@@ -104,6 +108,9 @@ pub(crate) async fn receive(
         let chunk = frame
             .map_err(|e| ReceiveError::Failed(ApiError::BadInput(format!("request body: {e}"))))?;
         size += chunk.len() as u64;
+        if let Some(h) = body_hasher.as_mut() {
+            h.update(&chunk);
+        }
         if size > MAX_UPLOAD_REQUEST {
             drain_stream(&mut stream, size).await;
             return Err(ReceiveError::TooLarge);
@@ -131,7 +138,7 @@ pub(crate) async fn receive(
     }
     if !buf.is_empty() {
         let last: Bytes = buf.freeze();
-        if blocks.is_empty() && pending.is_empty() {
+        if blocks.is_empty() && pending.is_empty() && !has_prefix {
             if let Some(expected) = expect_hash {
                 // One block: verify before writing anything.
                 let digest = block_hash(&last);
@@ -146,7 +153,11 @@ pub(crate) async fn receive(
         blocks.push(h.map_err(failed)?);
     }
     if let Some(expected) = expect_hash {
-        if content_hash_of_blocks(&blocks) != expected {
+        let got = match body_hasher {
+            Some(h) => h.finish(),
+            None => content_hash_of_blocks(&blocks),
+        };
+        if got != expected {
             return Err(ReceiveError::HashMismatch);
         }
     }
@@ -155,7 +166,7 @@ pub(crate) async fn receive(
 }
 
 /// Reads and discards the rest of a body, up to `MAX_DRAIN` bytes in all.
-async fn drain_stream(stream: &mut axum::body::BodyDataStream, mut seen: u64) {
+pub(crate) async fn drain_stream(stream: &mut axum::body::BodyDataStream, mut seen: u64) {
     while let Some(Ok(chunk)) = stream.next().await {
         seen += chunk.len() as u64;
         if seen > MAX_DRAIN {
@@ -171,8 +182,22 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
-pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
-    let a: UploadArg = ctx.arg(arg)?;
+/// `CommitInfo`, as upload and upload_session/finish take it.
+#[derive(Deserialize)]
+pub(crate) struct CommitArg {
+    path: String,
+    #[serde(default)]
+    mode: Value,
+    #[serde(default)]
+    autorename: bool,
+    client_modified: Option<String>,
+    #[serde(default)]
+    strict_conflict: bool,
+}
+
+/// Turns a `CommitInfo` into a commit (without blocks yet). Bad input is a 400; a path that
+/// cannot be written is returned as the `WriteError` JSON for the route's own union.
+pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Commit, Value>> {
     let mode = write_mode(ctx, &a.mode)?;
     let client_modified = match &a.client_modified {
         None => None,
@@ -182,54 +207,82 @@ pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Bod
             ))
         })?),
     };
-    if let Some(h) = &a.content_hash {
-        if parse_hash(h).is_none() {
-            return Err(
-                ctx.bad_input("request body: content_hash: expected 64 hexadecimal characters")
-            );
-        }
-    }
-    let path_err =
-        |w: Value| ApiError::Route(json!({".tag": "path", "reason": w, "upload_session_id": ""}));
     let display = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
         Resolved::Path { .. } => {
-            return Err(path_err(
+            return Ok(Err(
                 json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
             ));
         }
-        _ => return Err(path_err(json!({".tag": "malformed_path"}))),
+        _ => return Ok(Err(json!({".tag": "malformed_path"}))),
     };
-    let hint = content_length(headers);
-    if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
-        drain_stream(&mut body.into_data_stream(), 0).await;
-        return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
-    }
-    let expected = a.content_hash.as_deref().map(str::to_ascii_lowercase);
-    let received = match receive(ctx.store(), body, hint, expected.as_deref()).await {
-        Ok(r) => r,
-        Err(ReceiveError::TooLarge) => {
-            return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
-        }
-        Err(ReceiveError::HashMismatch) => {
-            return Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})));
-        }
-        Err(ReceiveError::Failed(e)) => return Err(e),
-    };
-    let commit = Commit {
+    Ok(Ok(Commit {
         path: display,
         mode,
         autorename: a.autorename,
         strict_conflict: a.strict_conflict,
         client_modified,
-        size: received.size,
-        blocks: received.blocks,
-    };
-    match ctx.store().commit_file(ctx.ns(), commit).await {
-        Ok(e) => {
-            ctx.state.metrics.add_in(e.size);
-            Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false)))
+        size: 0,
+        blocks: Vec::new(),
+    }))
+}
+
+/// Validates an optional `content_hash` argument, returning it in lower case.
+pub(crate) fn content_hash_arg(ctx: &Ctx, h: &Option<String>) -> ApiResult<Option<String>> {
+    match h {
+        Some(h) if parse_hash(h).is_none() => {
+            Err(ctx.bad_input("request body: content_hash: expected 64 hexadecimal characters"))
         }
+        Some(h) => Ok(Some(h.to_ascii_lowercase())),
+        None => Ok(None),
+    }
+}
+
+/// Receives an upload-style body, answering the request-level errors every upload route
+/// shares (`payload_too_large`, `content_hash_mismatch`) in that route's union.
+pub(crate) async fn receive_body(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: Body,
+    expected: Option<&str>,
+    prefix: Bytes,
+) -> ApiResult<Received> {
+    let hint = content_length(headers);
+    if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
+        drain_stream(&mut body.into_data_stream(), 0).await;
+        return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
+    }
+    match receive(ctx.store(), body, hint, expected, prefix).await {
+        Ok(r) => {
+            ctx.state.metrics.add_in(r.size);
+            Ok(r)
+        }
+        Err(ReceiveError::TooLarge) => Err(ApiError::Route(json!({".tag": "payload_too_large"}))),
+        Err(ReceiveError::HashMismatch) => {
+            Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})))
+        }
+        Err(ReceiveError::Failed(e)) => Err(e),
+    }
+}
+
+pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
+    let a: UploadArg = ctx.arg(arg.clone())?;
+    let c: CommitArg = ctx.arg(arg)?;
+    let path_err =
+        |w: Value| ApiError::Route(json!({".tag": "path", "reason": w, "upload_session_id": ""}));
+    let expected = content_hash_arg(ctx, &a.content_hash)?;
+    let mut commit = match commit_info(ctx, &c).await? {
+        Ok(commit) => commit,
+        Err(w) => {
+            drain_stream(&mut body.into_data_stream(), 0).await;
+            return Err(path_err(w));
+        }
+    };
+    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new()).await?;
+    commit.size = received.size;
+    commit.blocks = received.blocks;
+    match ctx.store().commit_file(ctx.ns(), commit).await {
+        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
         Err(e) => Err(match write_error(&e) {
             Some(w) => path_err(w),
             None => unexpected(e),

@@ -11,6 +11,8 @@ mod lifecycle;
 mod listing;
 /// get_metadata, path forms, create/delete/move/copy.
 mod namespace;
+/// Upload sessions: sequential and concurrent, offsets, restarts, batches.
+mod sessions;
 /// Upload and download: write modes, hashes, ranges, limits, races.
 mod transfer;
 /// Wire conventions: arg passing, auth, error shapes, header escaping.

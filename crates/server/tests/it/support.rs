@@ -270,9 +270,14 @@ impl Client {
     }
 
     pub async fn upload_with(&self, arg: Value, data: impl Into<reqwest::Body>) -> Reply {
+        self.content("files/upload", arg, data).await
+    }
+
+    /// Calls an upload-style route.
+    pub async fn content(&self, route: &str, arg: Value, data: impl Into<reqwest::Body>) -> Reply {
         let resp = self
             .http
-            .post(format!("{}/2/files/upload", self.url()))
+            .post(format!("{}/2/{route}", self.url()))
             .bearer_auth(&self.token)
             .header("content-type", "application/octet-stream")
             .header("dropbox-api-arg", cubby_core::wire::header_safe_json(&arg))

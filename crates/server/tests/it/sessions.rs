@@ -1,0 +1,261 @@
+//! Upload sessions: sequential and concurrent, every offset error, a restart in the middle,
+//! and finish batches mixing good and failing entries. In scale-out mode the requests of one
+//! session alternate between the two servers.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestServer, bytes, content_hash};
+
+const MIB: usize = 1024 * 1024;
+
+async fn start(c: &Client, arg: Value, data: &[u8]) -> String {
+    c.content("files/upload_session/start", arg, data.to_vec())
+        .await
+        .ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn append(
+    c: &Client,
+    id: &str,
+    offset: usize,
+    data: &[u8],
+    close: bool,
+) -> crate::support::Reply {
+    c.content(
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": offset}, "close": close, "content_hash": content_hash(data)}),
+        data.to_vec(),
+    )
+    .await
+}
+
+async fn finish(
+    c: &Client,
+    id: &str,
+    offset: usize,
+    path: &str,
+    data: &[u8],
+) -> crate::support::Reply {
+    c.content(
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": offset}, "commit": {"path": path}, "content_hash": content_hash(data)}),
+        data.to_vec(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sequential_session_with_unaligned_chunks_and_offset_errors() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let data = bytes(13 * MIB + 12_345, 5);
+    // Chunks that straddle block boundaries: 1 MiB, 5 MiB, 3.5 MiB, the rest at finish.
+    let cuts = [0, MIB, 6 * MIB, 9 * MIB + MIB / 2];
+    let id = start(
+        &c,
+        json!({"content_hash": content_hash(&data[..cuts[1]])}),
+        &data[..cuts[1]],
+    )
+    .await;
+    for w in cuts[1..].windows(2) {
+        let r = append(&c, &id, w[0], &data[w[0]..w[1]], false).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json(), Value::Null, "append_v2 returns null");
+    }
+    let at = cuts[3];
+    // Offset errors say where the session is.
+    let r = append(&c, &id, at - 10, b"late", false).await;
+    assert_eq!(r.conflict(), "incorrect_offset/");
+    assert_eq!(r.json()["error"]["correct_offset"], at);
+    let r = append(&c, &id, at + 10, b"early", false).await;
+    assert_eq!(r.json()["error"]["correct_offset"], at);
+    // A bad content hash changes nothing.
+    let r = c
+        .content(
+            "files/upload_session/append_v2",
+            json!({"cursor": {"session_id": id, "offset": at}, "content_hash": content_hash(b"other")}),
+            data[at..at + 100].to_vec(),
+        )
+        .await;
+    assert_eq!(r.conflict(), "content_hash_mismatch/");
+    // Finish at a wrong offset, then right.
+    let r = finish(&c, &id, at + 1, "/big/session.bin", &data[at..]).await;
+    assert_eq!(r.conflict(), "lookup_failed/incorrect_offset/");
+    assert_eq!(r.json()["error"]["lookup_failed"]["correct_offset"], at);
+    let md = finish(&c, &id, at, "/big/session.bin", &data[at..])
+        .await
+        .ok();
+    assert_eq!(md["size"], data.len());
+    assert_eq!(md["content_hash"], content_hash(&data));
+    let got = c.download(json!({"path": "/big/session.bin"}), None).await;
+    assert!(got.body == data, "downloaded bytes differ");
+    // The session is spent; unknown sessions are not found.
+    let r = finish(&c, &id, data.len(), "/big/again.bin", b"").await;
+    assert_eq!(r.conflict(), "lookup_failed/not_found/");
+    let r = append(&c, "pid_upload_session:nope", 0, b"x", false).await;
+    assert_eq!(r.conflict(), "not_found/");
+    // A closed session refuses appends but can be finished.
+    let id = start(&c, json!({"close": true}), b"closed data").await;
+    assert_eq!(
+        append(&c, &id, 11, b"more", false).await.conflict(),
+        "closed/"
+    );
+    assert_eq!(
+        finish(&c, &id, 11, "/closed.txt", b"").await.ok()["size"],
+        11
+    );
+}
+
+#[tokio::test]
+async fn finish_conflict_keeps_the_data_for_a_retry() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    c.put("/taken.txt", b"already here").await;
+    let data = bytes(3000, 9);
+    let id = start(&c, json!({}), &data).await;
+    let r = finish(&c, &id, 3000, "/taken.txt", b"").await;
+    assert_eq!(r.conflict(), "path/conflict/file/");
+    let md = finish(&c, &id, 3000, "/free.txt", b"").await.ok();
+    assert_eq!(md["content_hash"], content_hash(&data));
+}
+
+#[tokio::test]
+async fn concurrent_session_out_of_order() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let data = bytes(3 * 4 * MIB + 777, 7);
+    let r = c
+        .content(
+            "files/upload_session/start",
+            json!({"session_type": "concurrent"}),
+            b"data".to_vec(),
+        )
+        .await;
+    assert_eq!(r.conflict(), "concurrent_session_data_not_allowed/");
+    let r = c
+        .content(
+            "files/upload_session/start",
+            json!({"session_type": {".tag": "concurrent"}, "close": true}),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.conflict(), "concurrent_session_close_not_allowed/");
+    let id = start(&c, json!({"session_type": {".tag": "concurrent"}}), b"").await;
+    let b = 4 * MIB;
+    // Misaligned offsets and sizes are refused.
+    assert_eq!(
+        append(&c, &id, 100, &data[..b], false).await.conflict(),
+        "concurrent_session_invalid_offset/"
+    );
+    assert_eq!(
+        append(&c, &id, 0, &data[..b - 1], false).await.conflict(),
+        "concurrent_session_invalid_data_size/"
+    );
+    // Last piece first (closing), then the middle, then the start.
+    append(&c, &id, 3 * b, &data[3 * b..], true).await.ok();
+    let r = finish(&c, &id, data.len(), "/conc.bin", b"").await;
+    assert_eq!(r.conflict(), "concurrent_session_missing_data/");
+    append(&c, &id, b, &data[b..3 * b], false).await.ok();
+    append(&c, &id, 0, &data[..b], false).await.ok();
+    let md = finish(&c, &id, data.len(), "/conc.bin", b"").await.ok();
+    assert_eq!(md["content_hash"], content_hash(&data));
+    assert!(c.download(json!({"path": "/conc.bin"}), None).await.body == data);
+    // Not closed yet.
+    let id = start(&c, json!({"session_type": "concurrent"}), b"").await;
+    append(&c, &id, 0, &data[..b], false).await.ok();
+    assert_eq!(
+        finish(&c, &id, b, "/x.bin", b"").await.conflict(),
+        "concurrent_session_not_closed/"
+    );
+}
+
+#[tokio::test]
+async fn session_survives_a_restart() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let data = bytes(6 * MIB + 5, 3);
+    let id = start(&c, json!({}), &data[..5 * MIB]).await;
+    let token = c.token.clone();
+    let srv = TestServer::restart(srv.stop().await).await;
+    let mut c = srv.client_for("alice").await;
+    c.token = token;
+    append(&c, &id, 5 * MIB, &data[5 * MIB..6 * MIB], false)
+        .await
+        .ok();
+    let md = finish(&c, &id, 6 * MIB, "/resumed.bin", &data[6 * MIB..])
+        .await
+        .ok();
+    assert_eq!(md["content_hash"], content_hash(&data));
+}
+
+#[tokio::test]
+async fn finish_batch_mixes_good_and_failing_entries() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let ids: Vec<String> = c
+        .rpc(
+            "files/upload_session/start_batch",
+            json!({"num_sessions": 4}),
+        )
+        .await
+        .ok()["session_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    c.put("/batch/taken.txt", b"x").await;
+    for (i, id) in ids.iter().enumerate() {
+        let close = i != 2;
+        append(&c, id, 0, format!("file {i}").as_bytes(), close)
+            .await
+            .ok();
+    }
+    let entry = |i: usize, path: &str| json!({"cursor": {"session_id": ids[i], "offset": 6}, "commit": {"path": path}});
+    let v = c
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [
+                entry(0, "/batch/a.txt"),
+                entry(1, "/batch/taken.txt"),
+                entry(2, "/batch/open.txt"),
+                entry(3, "/batch/d.txt"),
+                {"cursor": {"session_id": "pid_upload_session:nope", "offset": 0}, "commit": {"path": "/batch/e.txt"}},
+            ]}),
+        )
+        .await
+        .ok();
+    let e = v["entries"].as_array().unwrap();
+    assert_eq!(e[0][".tag"], "success");
+    assert_eq!(e[0]["name"], "a.txt");
+    assert_eq!(
+        e[1]["failure"],
+        json!({".tag": "path", "path": {".tag": "conflict", "conflict": {".tag": "file"}}})
+    );
+    assert_eq!(
+        e[2]["failure"],
+        json!({".tag": "lookup_failed", "lookup_failed": {".tag": "not_closed"}})
+    );
+    assert_eq!(e[3][".tag"], "success");
+    assert_eq!(e[4]["failure"]["lookup_failed"][".tag"], "not_found");
+    assert_eq!(
+        c.download(json!({"path": "/batch/d.txt"}), None).await.body,
+        b"file 3"
+    );
+    // The v1 route completes synchronously.
+    let id = start(&c, json!({"close": true}), b"v1").await;
+    let v = c
+        .rpc(
+            "files/upload_session/finish_batch",
+            json!({"entries": [{"cursor": {"session_id": id, "offset": 2}, "commit": {"path": "/batch/v1.txt"}}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(v[".tag"], "complete");
+    assert_eq!(v["entries"][0][".tag"], "success");
+}
