@@ -20,11 +20,11 @@ so_s3_pid="" so_s3_name="" so_s3_endpoint="" so_s3_bucket="" so_pg_pid=""
 S3S_FS_VERSION=0.14.1
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
-so_stop() { # so_stop PID [NAME]: SIGTERM, up to 15 s, then SIGKILL; forgets the pid
+so_stop() { # so_stop PID [NAME]: SIGTERM, up to 15 s, then SIGKILL; forgets the pid. Returns the
+  # exit status (if it had exited already: that status, from wait)
   local pid=$1 name=${2:-pid $1} _ keep=() p
   for p in "${so_live[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
   so_live=("${keep[@]}")
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
   kill -TERM "$pid" 2>/dev/null
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
@@ -32,7 +32,6 @@ so_stop() { # so_stop PID [NAME]: SIGTERM, up to 15 s, then SIGKILL; forgets the
     kill -KILL "$pid" 2>/dev/null
   fi
   wait "$pid" 2>/dev/null
-  return 0
 }
 
 so_cleanup() { # from scripts/bench's EXIT trap: everything this stage started, newest first
@@ -154,7 +153,7 @@ so_requests() { # so_requests PORT: API requests the server has answered (sum of
 # so_config ID SERVERS METADATA BLOCKS: one configuration, start to stop. Returns 1 on failure
 # (noted); always stops what it started.
 so_config() {
-  local id=$1 nserv=$2 metadata=$3 blocks=$4 i port pid url d rc=0
+  local id=$1 nserv=$2 metadata=$3 blocks=$4 i port pid url d run rc=0
   local -a pids=() ports=() args=() ups=() downs=()
   so_nginx_pid=""
   [ -n "$metadata" ] && args+=(--metadata "$metadata")
@@ -273,7 +272,11 @@ so_config() {
     result "$res" scaleout-rss "$id" "nginx peak RSS (master + workers)" MiB "$(( $(peak_rss_kb "$so_nginx_pid") / 1024 ))"
   fi
   [ -n "$so_nginx_pid" ] && so_stop "$so_nginx_pid" nginx
-  for ((i = 0; i < nserv; i++)); do so_stop "${pids[i]}" "$id server $((i + 1))"; done
+  local st
+  for ((i = 0; i < nserv; i++)); do
+    so_stop "${pids[i]}" "$id server $((i + 1))"; st=$?
+    [ "$st" = 0 ] || note "scale-out $id: server $((i + 1)) exit status $st after SIGTERM"
+  done
   return "$rc"
 }
 

@@ -122,10 +122,10 @@ async fn writer(db: Db, notifier: Arc<Notifier>, mut rx: mpsc::Receiver<Job>) {
             };
             match AssertUnwindSafe((job.run)(wtx)).catch_unwind().await {
                 Ok((wtx, outcome)) => {
-                    if outcome.ok {
-                        if let Some(seq) = wtx.seq {
-                            wakeups.push((wtx.ns, seq));
-                        }
+                    if outcome.ok
+                        && let Some(seq) = wtx.seq
+                    {
+                        wakeups.push((wtx.ns, seq));
                     }
                     let mut open = wtx.tx;
                     let end = if outcome.ok {

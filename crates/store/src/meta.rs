@@ -1039,10 +1039,10 @@ async fn delete_op(
         let Some(e) = tx.live(path_lower).await? else {
             return Err(OpError::NotFound);
         };
-        if let Some(rev) = parent_rev.as_deref() {
-            if e.kind != Kind::File || e.rev.as_deref() != Some(rev) {
-                return Err(OpError::Conflict(WriteConflict::File));
-            }
+        if let Some(rev) = parent_rev.as_deref()
+            && (e.kind != Kind::File || e.rev.as_deref() != Some(rev))
+        {
+            return Err(OpError::Conflict(WriteConflict::File));
         }
         if e.kind == Kind::Folder {
             let (lo, hi) = descendant_range(path_lower);
@@ -1102,19 +1102,17 @@ async fn relocate_op(
         }
         let parent_display = tx.ensure_parents(to).await?;
         let mut display = format!("{parent_display}/{}", name_of(to));
-        if !case_only_rename {
-            if let Some(existing) = tx.live(&lower(&display)).await? {
-                if !autorename {
-                    return Err(OpError::Conflict(if existing.kind == Kind::Folder {
-                        WriteConflict::Folder
-                    } else {
-                        WriteConflict::File
-                    }));
-                }
-                display = tx
-                    .free_name(&parent_display, name_of(&display), false)
-                    .await?;
+        if !case_only_rename && let Some(existing) = tx.live(&lower(&display)).await? {
+            if !autorename {
+                return Err(OpError::Conflict(if existing.kind == Kind::Folder {
+                    WriteConflict::Folder
+                } else {
+                    WriteConflict::File
+                }));
             }
+            display = tx
+                .free_name(&parent_display, name_of(&display), false)
+                .await?;
         }
         if copy {
             copy_tree(tx, &src, &display).await

@@ -74,10 +74,10 @@ pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Not
             loop {
                 match listener.try_recv().await {
                     Ok(Some(n)) => {
-                        if let Some((ns, seq)) = n.payload().split_once(':') {
-                            if let (Ok(ns), Ok(seq)) = (ns.parse(), seq.parse()) {
-                                notifier.publish(ns, seq);
-                            }
+                        if let Some((ns, seq)) = n.payload().split_once(':')
+                            && let (Ok(ns), Ok(seq)) = (ns.parse(), seq.parse())
+                        {
+                            notifier.publish(ns, seq);
                         }
                     }
                     Ok(None) => {

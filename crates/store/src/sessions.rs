@@ -163,10 +163,10 @@ impl Store {
         len: u64,
         close: bool,
     ) -> Result<(), OpError> {
-        if offset % BS != 0 {
+        if !offset.is_multiple_of(BS) {
             return Err(OpError::Session(SessionError::ConcurrentInvalidOffset));
         }
-        if !close && len % BS != 0 {
+        if !close && !len.is_multiple_of(BS) {
             return Err(OpError::Session(SessionError::ConcurrentInvalidDataSize));
         }
         if offset + len > MAX_FILE_SIZE {

@@ -69,12 +69,12 @@ struct ListFolderArg {
 
 /// Resolves the folder a listing is about and builds its initial cursor.
 async fn listing_cursor(ctx: &Ctx, a: &ListFolderArg, latest: bool) -> ApiResult<Cursor> {
-    if let Some(limit) = a.limit {
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ctx.bad_input(&format!(
-                "request body: limit: {limit} is not within 1..{MAX_PAGE}"
-            )));
-        }
+    if let Some(limit) = a.limit
+        && !(1..=MAX_PAGE).contains(&limit)
+    {
+        return Err(ctx.bad_input(&format!(
+            "request body: limit: {limit} is not within 1..{MAX_PAGE}"
+        )));
     }
     if a.shared_link.is_some() {
         return Err(ctx.bad_input("request body: shared_link: shared links are not supported yet"));
@@ -171,10 +171,12 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
     match &c.pos {
         Position::Listing { after, seq, idx } => {
             // A recursive listing of a folder other than the caller's root starts with the folder.
-            if after.is_empty() && c.recursive && c.folder != c.base {
-                if let Some(e) = store.entry(c.ns, &c.folder).await? {
-                    entries.push(metadata_json(root, &e, true));
-                }
+            if after.is_empty()
+                && c.recursive
+                && c.folder != c.base
+                && let Some(e) = store.entry(c.ns, &c.folder).await?
+            {
+                entries.push(metadata_json(root, &e, true));
             }
             let mut rows = store
                 .list(
@@ -353,12 +355,12 @@ struct DeleteArg {
 
 pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
     let a: DeleteArg = ctx.arg(arg)?;
-    if let Some(rev) = &a.parent_rev {
-        if !cubby_core::ids::is_rev(rev) {
-            return Err(ctx.bad_input(&format!(
-                "request body: parent_rev: '{rev}' did not match pattern"
-            )));
-        }
+    if let Some(rev) = &a.parent_rev
+        && !cubby_core::ids::is_rev(rev)
+    {
+        return Err(ctx.bad_input(&format!(
+            "request body: parent_rev: '{rev}' did not match pattern"
+        )));
     }
     let lookup_err = |l: Value| route_err(json!({".tag": "path_lookup", "path_lookup": l}));
     let target = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {

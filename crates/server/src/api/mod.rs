@@ -441,7 +441,7 @@ async fn handle(
     if *method != Method::POST && !get_allowed {
         return Err(bad(format!("method {method} not allowed")));
     }
-    let params: Vec<(String, String)> = query.map(|q| form_urlencoded_pairs(q)).unwrap_or_default();
+    let params: Vec<(String, String)> = query.map(form_urlencoded_pairs).unwrap_or_default();
     let param = |k: &str| {
         params
             .iter()
@@ -478,12 +478,12 @@ async fn handle(
             if info.expired {
                 return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
             }
-            if let Some(scope) = spec.scope {
-                if !info.scopes.iter().any(|s| s == scope) {
-                    return Err(ApiError::Auth(
-                        json!({".tag": "missing_scope", "required_scope": scope}),
-                    ));
-                }
+            if let Some(scope) = spec.scope
+                && !info.scopes.iter().any(|s| s == scope)
+            {
+                return Err(ApiError::Auth(
+                    json!({".tag": "missing_scope", "required_scope": scope}),
+                ));
             }
             check_path_root(headers, &info)?;
             Some(info)

@@ -138,13 +138,15 @@ pub(crate) async fn receive(
     }
     if !buf.is_empty() {
         let last: Bytes = buf.freeze();
-        if blocks.is_empty() && pending.is_empty() && !has_prefix {
-            if let Some(expected) = expect_hash {
-                // One block: verify before writing anything.
-                let digest = block_hash(&last);
-                if content_hash_of_blocks([&digest]) != expected {
-                    return Err(ReceiveError::HashMismatch);
-                }
+        if blocks.is_empty()
+            && pending.is_empty()
+            && !has_prefix
+            && let Some(expected) = expect_hash
+        {
+            // One block: verify before writing anything.
+            let digest = block_hash(&last);
+            if content_hash_of_blocks([&digest]) != expected {
+                return Err(ReceiveError::HashMismatch);
             }
         }
         pending.push_back(store.blocks.put(last));
