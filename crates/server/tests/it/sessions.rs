@@ -259,3 +259,93 @@ async fn finish_batch_mixes_good_and_failing_entries() {
     assert_eq!(v[".tag"], "complete");
     assert_eq!(v["entries"][0][".tag"], "success");
 }
+
+/// Peak resident set of this process, in bytes (the server runs in it).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn ten_gib_through_a_session_keeps_memory_bounded() {
+    if std::env::var("CUBBY_TEST_PG_URL").is_ok_and(|v| !v.is_empty()) {
+        // The scale-out phase's S3 stand-in keeps objects in memory; this runs embedded only.
+        return;
+    }
+    const GIB: u64 = 1 << 30;
+    const PIECE: usize = 128 * MIB;
+    let total: u64 = 10 * GIB;
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    // Every block of zeros has the same hash, so the expected hashes are cheap to know.
+    let zero_block_hash = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(vec![0u8; 4 * MIB])
+    };
+    let hash_of_zeros = |len: u64| {
+        use sha2::{Digest, Sha256};
+        let mut outer = Sha256::new();
+        for _ in 0..len / (4 * MIB as u64) {
+            outer.update(zero_block_hash);
+        }
+        outer
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let piece_hash = hash_of_zeros(PIECE as u64);
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_bytes());
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    let id = start(&c, json!({}), b"").await;
+    let zeros = bytes::Bytes::from(vec![0u8; MIB]);
+    let mut offset: u64 = 0;
+    while offset < total {
+        let chunk = zeros.clone();
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+            (0..PIECE / MIB).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        ));
+        let r = c
+            .content(
+                "files/upload_session/append_v2",
+                json!({"cursor": {"session_id": id, "offset": offset}, "content_hash": piece_hash}),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "at {offset}: {}", r.text());
+        offset += PIECE as u64;
+    }
+    let md = finish(&c, &id, total as usize, "/huge.bin", b"").await.ok();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
+    eprintln!(
+        "peak RSS while 10 GiB streamed through a session: {} MiB",
+        peak / (1 << 20)
+    );
+    assert_eq!(md["size"], total);
+    assert_eq!(md["content_hash"], hash_of_zeros(total));
+    assert!(peak < 200_000_000, "peak RSS {} MiB", peak / (1 << 20));
+    // The end of the file reads back.
+    let r = c
+        .download(
+            json!({"path": "/huge.bin"}),
+            Some(&format!("bytes={}-", total - 10)),
+        )
+        .await;
+    assert_eq!(r.body, vec![0u8; 10]);
+}
