@@ -42,21 +42,32 @@ const VERSION: &str = "c1";
 
 /// Encodes and signs a cursor.
 pub fn encode(key: &[u8], cursor: &Cursor) -> String {
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).expect("cursor serializes"));
-    let sig = URL_SAFE_NO_PAD.encode(mac(key, &body));
-    format!("{VERSION}.{body}.{sig}")
+    seal(key, VERSION, cursor)
 }
 
 /// Verifies and decodes a cursor; `None` for anything forged, truncated or from another key.
 pub fn decode(key: &[u8], s: &str) -> Option<Cursor> {
+    open(key, VERSION, s)
+}
+
+/// Serializes `value` and signs it: `kind.body.signature`, all URL-safe. The kind keeps one
+/// sort of token (a cursor, a link) from being accepted as another.
+pub fn seal<T: Serialize>(key: &[u8], kind: &str, value: &T) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("token serializes"));
+    let sig = URL_SAFE_NO_PAD.encode(mac(key, &format!("{kind}.{body}")));
+    format!("{kind}.{body}.{sig}")
+}
+
+/// Verifies and decodes what [`seal`] made with the same key and kind.
+pub fn open<T: serde::de::DeserializeOwned>(key: &[u8], kind: &str, s: &str) -> Option<T> {
     let mut parts = s.split('.');
-    let (v, body, sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if v != VERSION || parts.next().is_some() {
+    let (k, body, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if k != kind || parts.next().is_some() {
         return None;
     }
     let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
     let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
-    m.update(body.as_bytes());
+    m.update(format!("{kind}.{body}").as_bytes());
     m.verify_slice(&sig).ok()?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
@@ -100,5 +111,9 @@ mod tests {
         );
         assert_eq!(decode(key, &spliced), None);
         assert_eq!(decode(key, "garbage"), None);
+        // A token of another kind, even signed with the same key, is refused.
+        let link = seal(key, "l1", &sample());
+        assert_eq!(decode(key, &link), None);
+        assert_eq!(open::<Cursor>(key, "l1", &link), Some(sample()));
     }
 }

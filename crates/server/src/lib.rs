@@ -116,7 +116,7 @@ impl Server {
         }
         if let Some((l, cfg)) = self.https {
             let server = axum_server::from_tcp_rustls(l, cfg)?.handle(handle.clone());
-            let app = app.clone();
+            let app = app.clone().layer(axum::middleware::map_request(mark_https));
             tasks.spawn(async move { server.serve(app.into_make_service()).await });
         }
         tokio::select! {
@@ -135,6 +135,17 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Tells handlers a request came over TLS, unless a balancer already said how it came.
+async fn mark_https(mut req: axum::extract::Request) -> axum::extract::Request {
+    if !req.headers().contains_key("x-forwarded-proto") {
+        req.headers_mut().insert(
+            "x-forwarded-proto",
+            axum::http::HeaderValue::from_static("https"),
+        );
+    }
+    req
 }
 
 /// A boxed error for the few fallible set-up paths; the binary wraps it in anyhow.

@@ -13,6 +13,7 @@
 pub mod blocks;
 mod db;
 mod group;
+pub mod history;
 pub mod meta;
 pub mod migrate;
 pub mod notify;

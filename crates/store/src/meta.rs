@@ -78,7 +78,7 @@ impl Entry {
         name_of(&self.path_display)
     }
 
-    fn from_row(r: &impl RowExt) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(r: &impl RowExt) -> Result<Self, sqlx::Error> {
         Ok(Entry {
             path_lower: r.text("path_lower")?,
             path_display: r.text("path_display")?,
@@ -128,6 +128,8 @@ pub enum OpError {
     NoSuchApp,
     #[error("invalid: {0}")]
     Invalid(String),
+    #[error("no such revision")]
+    InvalidRevision,
     #[error("upload session: {0:?}")]
     Session(crate::sessions::SessionError),
     #[error(transparent)]
@@ -616,6 +618,12 @@ impl Store {
 // ---------------------------------------------------------------------------------------
 // Writes.
 
+/// A statement parameter for [`WriteTx::exec`].
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
 /// One write transaction in one namespace, with its lazily taken journal sequence.
 pub(crate) struct WriteTx {
     pub(crate) tx: Tx,
@@ -679,7 +687,7 @@ impl WriteTx {
         Ok(s as u64)
     }
 
-    async fn journal(&mut self, path_lower: &str) -> Result<(), OpError> {
+    pub(crate) async fn journal(&mut self, path_lower: &str) -> Result<(), OpError> {
         let seq = self.seq().await? as i64;
         let (ns, idx) = (self.ns as i64, self.idx as i64);
         on_tx!(&mut self.tx, c => sqlx::query(
@@ -696,28 +704,19 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Runs a statement whose only parameters are `(ns, a)`.
-    async fn exec2(&mut self, sql: &'static str, a: &str) -> Result<u64, OpError> {
+    /// Runs a statement whose parameters are the namespace then `args`.
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, OpError> {
         let ns = self.ns as i64;
-        let n = on_tx!(&mut self.tx, c => sqlx::query(sql)
-            .bind(ns)
-            .bind(a)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        Ok(n)
-    }
-
-    /// Runs a statement whose only parameters are `(ns, a, b)`.
-    async fn exec3(&mut self, sql: &'static str, a: &str, b: &str) -> Result<u64, OpError> {
-        let ns = self.ns as i64;
-        let n = on_tx!(&mut self.tx, c => sqlx::query(sql)
-            .bind(ns)
-            .bind(a)
-            .bind(b)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        let n = on_tx!(&mut self.tx, c => {
+            let mut q = sqlx::query(sql).bind(ns);
+            for a in args {
+                q = match a {
+                    Arg::Text(t) => q.bind(t.to_string()),
+                    Arg::Int(i) => q.bind(*i),
+                };
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
         Ok(n)
     }
 
@@ -1046,17 +1045,18 @@ async fn delete_op(
         }
         if e.kind == Kind::Folder {
             let (lo, hi) = descendant_range(path_lower);
-            tx.exec3(
-                "UPDATE entries SET kind = 2, file_id = NULL \
+            let now = tx.now;
+            tx.exec(
+                "UPDATE entries SET kind = 2, file_id = NULL, server_modified = $4 \
                  WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind < 2",
-                &lo,
-                &hi,
+                &[Arg::Text(&lo), Arg::Text(&hi), Arg::Int(now)],
             )
             .await?;
         }
-        tx.exec2(
-            "UPDATE entries SET kind = 2, file_id = NULL WHERE ns = $1 AND path_lower = $2",
-            path_lower,
+        let now = tx.now;
+        tx.exec(
+            "UPDATE entries SET kind = 2, file_id = NULL, server_modified = $3 WHERE ns = $1 AND path_lower = $2",
+            &[Arg::Text(path_lower), Arg::Int(now)],
         )
         .await?;
         tx.journal(path_lower).await?;
@@ -1130,14 +1130,14 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
         // Tombstones in the way at the destination give way; tombstones under the source
         // are dropped, so the subtree moves cleanly and only the source itself reads deleted.
         let (dlo, dhi) = descendant_range(&dest_lower);
-        tx.exec2(
+        tx.exec(
             "DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower = $2",
-            &dest_lower,
+            &[Arg::Text(&dest_lower)],
         )
         .await?;
-        tx.exec3("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &dlo, &dhi)
+        tx.exec("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &[Arg::Text(&dlo), Arg::Text(&dhi)])
             .await?;
-        tx.exec3("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &src_lo, &src_hi)
+        tx.exec("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &[Arg::Text(&src_lo), Arg::Text(&src_hi)])
             .await?;
         tx.journal(&src.path_lower).await?;
     }

@@ -6,6 +6,7 @@
 //! [`Ctx::resolve`]; handlers never build namespace paths from raw arguments.
 
 mod files;
+mod history;
 mod sessions;
 mod transfer;
 mod users;
@@ -67,10 +68,14 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         }
         "files/download" => (Download, Auth::User, Some("files.content.read")),
         "files/get_metadata"
+        | "files/list_revisions"
         | "files/list_folder"
         | "files/list_folder/continue"
         | "files/list_folder/get_latest_cursor" => (Rpc, Auth::User, Some("files.metadata.read")),
         "files/list_folder/longpoll" => (Rpc, Auth::NoAuth, None),
+        "files/restore" => (Rpc, Auth::User, Some("files.content.write")),
+        "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
+        "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
         "files/create_folder_v2"
         | "files/create_folder"
         | "files/delete_v2"
@@ -88,6 +93,10 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/2/{*route}", any(dispatch))
+        .route(
+            "/temp/{token}/{name}",
+            axum::routing::get(history::serve_temporary_link),
+        )
         .route("/health/live", any(|| async { "ok" }))
         .route("/health/ready", any(ready))
         .route("/metrics", axum::routing::get(metrics))
@@ -552,6 +561,10 @@ async fn handle(
         "files/upload_session/finish_batch" => sessions::finish_batch_v1(&ctx, arg).await,
         "files/upload_session/finish_batch/check" => sessions::finish_batch_check(&ctx, arg).await,
         "files/get_metadata" => files::get_metadata(&ctx, arg).await,
+        "files/list_revisions" => history::list_revisions(&ctx, arg).await,
+        "files/restore" => history::restore(&ctx, arg).await,
+        "files/permanently_delete" => history::permanently_delete(&ctx, arg).await,
+        "files/get_temporary_link" => history::get_temporary_link(&ctx, arg, headers).await,
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
         "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
@@ -584,6 +597,10 @@ const ROUTE_NAMES: &[&str] = &[
     "files/upload_session/finish_batch/check",
     "files/download",
     "files/get_metadata",
+    "files/list_revisions",
+    "files/restore",
+    "files/permanently_delete",
+    "files/get_temporary_link",
     "files/list_folder",
     "files/list_folder/continue",
     "files/list_folder/get_latest_cursor",

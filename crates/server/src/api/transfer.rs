@@ -362,9 +362,31 @@ pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Repl
         _ => return Err(path_err(json!({".tag": "not_found"}))),
     };
     let metadata = ctx.metadata(&entry, false);
+    serve_file(
+        &ctx.state,
+        &entry,
+        Some(&metadata),
+        "application/octet-stream",
+        headers,
+    )
+    .await
+}
+
+/// Streams a file revision, honouring `Range` and `If-None-Match`; `api_result` becomes the
+/// `Dropbox-API-Result` header (API downloads), absent for temporary links.
+pub(crate) async fn serve_file(
+    state: &crate::AppState,
+    entry: &cubby_store::Entry,
+    api_result: Option<&Value>,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Reply {
+    let store = &state.store;
     let etag = format!("\"{}\"", entry.rev.as_deref().unwrap_or_default());
     let mut resp_headers = HeaderMap::new();
-    resp_headers.insert("dropbox-api-result", api_result_header(&metadata));
+    if let Some(v) = api_result {
+        resp_headers.insert("dropbox-api-result", api_result_header(v));
+    }
     resp_headers.insert(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("rev is ASCII"),
@@ -409,12 +431,9 @@ pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Repl
             async move { bs.read(hash, off, len).await.map_err(std::io::Error::other) }
         })
         .buffered(READS_IN_FLIGHT);
-    resp_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    ctx.state.metrics.add_out(end - start);
+    state.metrics.add_out(end - start);
     Ok((status, resp_headers, Body::from_stream(stream)).into_response())
 }
 

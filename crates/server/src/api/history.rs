@@ -1,0 +1,284 @@
+//! Version history and links: list_revisions, restore, permanently_delete,
+//! get_temporary_link, and the link endpoint itself.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cubby_core::path::{Pattern, name_of};
+use cubby_store::history::RevisionsOf;
+use cubby_store::{Kind, OpError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::api::transfer::serve_file;
+use crate::api::{
+    ApiError, ApiResult, Ctx, Resolved, json_response, lookup_error, unexpected, write_error,
+};
+
+type Reply = ApiResult<Response>;
+
+/// How long a temporary link serves its file, as on Dropbox.
+pub const TEMPORARY_LINK_SECS: i64 = 4 * 3600;
+
+/// The kind tag of signed temporary-link tokens.
+const LINK_KIND: &str = "l1";
+
+#[derive(Deserialize)]
+struct ListRevisionsArg {
+    path: String,
+    #[serde(default)]
+    mode: Value,
+    #[serde(default = "default_limit")]
+    limit: u32,
+    before_rev: Option<String>,
+}
+
+fn default_limit() -> u32 {
+    10
+}
+
+pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
+    let a: ListRevisionsArg = ctx.arg(arg)?;
+    if !(1..=100).contains(&a.limit) {
+        return Err(ctx.bad_input("request body: limit: must be within 1..100"));
+    }
+    let by_id = match cubby_core::wire::union_tag(&a.mode) {
+        None if a.mode.is_null() => false,
+        Some(("path", _)) => false,
+        Some(("id", _)) => true,
+        _ => return Err(ctx.bad_input("request body: mode: expected 'path' or 'id'")),
+    };
+    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+    let store = ctx.store();
+    let ns = ctx.ns();
+    let lower = match ctx.resolve("path", &a.path, Pattern::PathOrId).await? {
+        Resolved::Path { lower, .. } => lower,
+        Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
+        Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
+        _ => return Err(path_err(json!({".tag": "not_found"}))),
+    };
+    let current = store.entry(ns, &lower).await?;
+    if current.as_ref().is_some_and(|e| e.kind == Kind::Folder) {
+        return Err(path_err(json!({".tag": "not_file"})));
+    }
+    let before = match (&a.before_rev, by_id) {
+        (Some(_), true) => {
+            return Err(ApiError::Route(json!({".tag": "before_rev_not_supported"})));
+        }
+        (Some(rev), false) => {
+            if !cubby_core::ids::is_rev(rev) {
+                return Err(ctx.bad_input("request body: before_rev: did not match pattern"));
+            }
+            match store.revision_by_rev(ns, rev).await? {
+                Some(e) if e.path_lower == lower => e.revision,
+                _ => return Err(ApiError::Route(json!({".tag": "invalid_before_rev"}))),
+            }
+        }
+        (None, _) => None,
+    };
+    let mut revs = if by_id {
+        let id = current
+            .as_ref()
+            .and_then(|e| e.id.clone())
+            .ok_or_else(|| path_err(json!({".tag": "not_found"})))?;
+        store
+            .revisions(ns, RevisionsOf::Id(&id), before, a.limit + 1)
+            .await?
+    } else {
+        store
+            .revisions(ns, RevisionsOf::Path(&lower), before, a.limit + 1)
+            .await?
+    };
+    if revs.is_empty() && before.is_none() {
+        return Err(path_err(json!({".tag": "not_found"})));
+    }
+    let has_more = revs.len() > a.limit as usize;
+    revs.truncate(a.limit as usize);
+    let mut body = json!({
+        "is_deleted": current.as_ref().is_none_or(|e| e.kind == Kind::Deleted),
+        "entries": revs.iter().map(|e| ctx.metadata(e, false)).collect::<Vec<_>>(),
+        "has_more": has_more,
+    });
+    if let Some(e) = current.filter(|e| e.kind == Kind::Deleted) {
+        body["server_deleted"] = json!(cubby_core::time::format(e.server_modified));
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[derive(Deserialize)]
+struct RestoreArg {
+    path: String,
+    rev: String,
+}
+
+pub(crate) async fn restore(ctx: &Ctx, arg: Value) -> Reply {
+    let a: RestoreArg = ctx.arg(arg)?;
+    if !cubby_core::ids::is_rev(&a.rev) {
+        return Err(ctx.bad_input(&format!(
+            "request body: rev: '{}' did not match pattern",
+            a.rev
+        )));
+    }
+    let lookup = |l: Value| ApiError::Route(json!({".tag": "path_lookup", "path_lookup": l}));
+    let display = match ctx.resolve("path", &a.path, Pattern::WritePath).await? {
+        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
+        Resolved::NotFound => return Err(lookup(json!({".tag": "not_found"}))),
+        _ => return Err(lookup(json!({".tag": "malformed_path"}))),
+    };
+    match ctx.store().restore(ctx.ns(), &display, &a.rev).await {
+        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
+        Err(OpError::InvalidRevision) => Err(ApiError::Route(json!({".tag": "invalid_revision"}))),
+        Err(e) => Err(match write_error(&e) {
+            Some(w) => ApiError::Route(json!({".tag": "path_write", "path_write": w})),
+            None => unexpected(e),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct PathArg {
+    path: String,
+}
+
+pub(crate) async fn permanently_delete(ctx: &Ctx, arg: Value) -> Reply {
+    let a: PathArg = ctx.arg(arg)?;
+    let lookup = |l: Value| ApiError::Route(json!({".tag": "path_lookup", "path_lookup": l}));
+    let lower = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
+        Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
+        Resolved::Path { .. } | Resolved::Malformed => {
+            return Err(lookup(json!({".tag": "malformed_path"})));
+        }
+        _ => return Err(lookup(json!({".tag": "not_found"}))),
+    };
+    match ctx.store().permanently_delete(ctx.ns(), &lower).await {
+        Ok(()) => Ok(json_response(StatusCode::OK, &Value::Null)),
+        Err(e) => Err(match lookup_error(&e) {
+            Some(l) => lookup(l),
+            None => unexpected(e),
+        }),
+    }
+}
+
+/// What a temporary link names: a revision of a namespace, until a time.
+#[derive(Serialize, Deserialize)]
+struct LinkToken {
+    ns: u64,
+    revision: i64,
+    expires: i64,
+}
+
+pub(crate) async fn get_temporary_link(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
+    let a: PathArg = ctx.arg(arg)?;
+    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+    let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
+        Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
+        Resolved::Revision(e) => Some(*e),
+        Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
+        Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
+        Resolved::NotFound => None,
+    };
+    let entry = match entry {
+        Some(e) if e.kind == Kind::File => e,
+        Some(e) if e.kind == Kind::Folder => return Err(path_err(json!({".tag": "not_file"}))),
+        _ => return Err(path_err(json!({".tag": "not_found"}))),
+    };
+    let token = LinkToken {
+        ns: ctx.ns(),
+        revision: entry
+            .revision
+            .ok_or_else(|| ApiError::Internal("file without revision".into()))?,
+        expires: cubby_store::now() + TEMPORARY_LINK_SECS,
+    };
+    let sealed = cubby_core::cursor::seal(ctx.store().cursor_key(), LINK_KIND, &token);
+    let link = format!(
+        "{}/temp/{sealed}/{}",
+        base_url(headers),
+        percent_encode(entry.name())
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"metadata": ctx.metadata(&entry, false), "link": link}),
+    ))
+}
+
+/// The URL this request reached, as the client sees it (behind a balancer: its forwarded
+/// scheme and host).
+fn base_url(headers: &HeaderMap) -> String {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    // The HTTPS listener marks its requests (see `lib.rs`); a balancer sets its own.
+    let scheme = get("x-forwarded-proto").unwrap_or("http");
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+fn percent_encode(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /temp/{token}/{name}`: serves a temporary link without auth; 410 once expired.
+pub(crate) async fn serve_temporary_link(
+    State(state): State<Arc<AppState>>,
+    Path((token, _name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(t) =
+        cubby_core::cursor::open::<LinkToken>(state.store.cursor_key(), LINK_KIND, &token)
+    else {
+        return (StatusCode::NOT_FOUND, "no such link").into_response();
+    };
+    if t.expires <= cubby_store::now() {
+        return (StatusCode::GONE, "this link has expired").into_response();
+    }
+    let entry = match state.store.revision(t.ns, t.revision).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return (StatusCode::GONE, "the file is no longer available").into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let content_type = mime_type(name_of(&entry.path_lower));
+    match serve_file(&state, &entry, None, content_type, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A MIME type from a file name's extension, for links opened in browsers.
+fn mime_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "txt" | "md" | "log" => "text/plain; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "js" => "text/javascript",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "mp3" => "audio/mpeg",
+        "flac" => "audio/flac",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,236 @@
+//! Version history (list_revisions, restore, permanently_delete) and temporary links.
+
+use std::time::Instant;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestServer, bytes};
+
+#[tokio::test]
+async fn revisions_and_restore_byte_for_byte() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let v1 = bytes(9 * 1024 * 1024, 1);
+    let v2 = bytes(5000, 2);
+    let r1 = c.put("/h/doc.bin", &v1).await;
+    let r2 = c
+        .upload_with(
+            json!({"path": "/h/doc.bin", "mode": "overwrite"}),
+            v2.clone(),
+        )
+        .await
+        .ok();
+    let r3 = c
+        .upload_with(json!({"path": "/h/doc.bin", "mode": "overwrite"}), "third")
+        .await
+        .ok();
+    // Newest first, paged with before_rev.
+    let v = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": "/h/doc.bin", "limit": 2}),
+        )
+        .await
+        .ok();
+    let revs: Vec<_> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rev"].clone())
+        .collect();
+    assert_eq!(revs, [r3["rev"].clone(), r2["rev"].clone()]);
+    assert_eq!(v["has_more"], true);
+    assert_eq!(v["is_deleted"], false);
+    let v = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": "/h/doc.bin", "limit": 2, "before_rev": r2["rev"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["entries"][0]["rev"], r1["rev"]);
+    assert_eq!(v["has_more"], false);
+    // id mode follows the file across a move; before_rev is path-mode only.
+    c.rpc(
+        "files/move_v2",
+        json!({"from_path": "/h/doc.bin", "to_path": "/h/moved.bin"}),
+    )
+    .await
+    .ok();
+    let v = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": r1["id"], "mode": "id", "limit": 10}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3);
+    let r = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": r1["id"], "mode": "id", "before_rev": r2["rev"]}),
+        )
+        .await;
+    assert_eq!(r.conflict(), "before_rev_not_supported/");
+    // Restoring an overwritten version: a new rev, the old bytes, in milliseconds.
+    let started = Instant::now();
+    let restored = c
+        .rpc(
+            "files/restore",
+            json!({"path": "/h/moved.bin", "rev": r1["rev"]}),
+        )
+        .await
+        .ok();
+    eprintln!("restore of a 9 MiB file took {:?}", started.elapsed());
+    assert_ne!(restored["rev"], r1["rev"]);
+    assert_eq!(restored["content_hash"], r1["content_hash"]);
+    assert_eq!(restored["id"], r1["id"], "restoring in place keeps the id");
+    assert!(c.download(json!({"path": "/h/moved.bin"}), None).await.body == v1);
+    // Restoring a deleted file.
+    c.rpc("files/delete_v2", json!({"path": "/h/moved.bin"}))
+        .await
+        .ok();
+    let v = c
+        .rpc("files/list_revisions", json!({"path": "/h/moved.bin"}))
+        .await
+        .ok();
+    assert_eq!(v["is_deleted"], true);
+    assert!(v["server_deleted"].is_string());
+    c.rpc(
+        "files/restore",
+        json!({"path": "/h/moved.bin", "rev": r2["rev"]}),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        c.download(json!({"path": "/h/moved.bin"}), None).await.body,
+        v2
+    );
+    // Errors.
+    let r = c
+        .rpc(
+            "files/restore",
+            json!({"path": "/h/x.bin", "rev": "0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(r.conflict(), "invalid_revision/");
+    c.rpc("files/create_folder_v2", json!({"path": "/h/dir"}))
+        .await
+        .ok();
+    let r = c
+        .rpc("files/restore", json!({"path": "/h/dir", "rev": r1["rev"]}))
+        .await;
+    assert_eq!(r.conflict(), "path_write/conflict/folder/");
+    assert_eq!(
+        c.rpc("files/list_revisions", json!({"path": "/h/dir"}))
+            .await
+            .conflict(),
+        "path/not_file/"
+    );
+    assert_eq!(
+        c.rpc("files/list_revisions", json!({"path": "/h/none"}))
+            .await
+            .conflict(),
+        "path/not_found/"
+    );
+}
+
+#[tokio::test]
+async fn permanently_delete_purges_history() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let f = c.put("/p/secret.txt", b"v1").await;
+    c.upload_with(json!({"path": "/p/secret.txt", "mode": "overwrite"}), "v2")
+        .await
+        .ok();
+    let r = c
+        .rpc("files/permanently_delete", json!({"path": "/p/secret.txt"}))
+        .await;
+    assert_eq!(r.ok(), serde_json::Value::Null);
+    assert_eq!(c.meta("/p/secret.txt").await.conflict(), "path/not_found/");
+    let r = c
+        .rpc("files/list_revisions", json!({"path": "/p/secret.txt"}))
+        .await;
+    assert_eq!(r.conflict(), "path/not_found/");
+    let r = c
+        .rpc(
+            "files/restore",
+            json!({"path": "/p/secret.txt", "rev": f["rev"]}),
+        )
+        .await;
+    assert_eq!(r.conflict(), "invalid_revision/");
+    let r = c
+        .rpc("files/permanently_delete", json!({"path": "/p/secret.txt"}))
+        .await;
+    assert_eq!(r.conflict(), "path_lookup/not_found/");
+    // A narrower token lacks the scope.
+    let (token, _) = srv
+        .store
+        .mint_token("alice", None, &["files.content.write".to_owned()])
+        .await
+        .unwrap();
+    let mut narrow = c.clone();
+    narrow.token = token;
+    let r = narrow
+        .rpc("files/permanently_delete", json!({"path": "/p"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json()["error"]["required_scope"],
+        "files.permanent_delete"
+    );
+}
+
+#[tokio::test]
+async fn temporary_links_serve_without_auth_and_support_ranges() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let data = bytes(5 * 1024 * 1024 + 3, 4);
+    c.put("/l/Photo ü.jpg", &data).await;
+    let v = c
+        .rpc(
+            "files/get_temporary_link",
+            json!({"path": "/l/photo ü.jpg"}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["metadata"]["size"], data.len());
+    let link = v["link"].as_str().unwrap().to_owned();
+    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+    let http = reqwest::Client::new();
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert!(r.bytes().await.unwrap() == data);
+    let r = http
+        .get(&link)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap(), &data[100..200]);
+    // A tampered link is refused.
+    let tampered = link.replacen("/temp/l1.", "/temp/l1.x", 1);
+    assert_eq!(
+        http.get(&tampered).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    // Errors.
+    c.rpc("files/create_folder_v2", json!({"path": "/l/dir"}))
+        .await
+        .ok();
+    assert_eq!(
+        c.rpc("files/get_temporary_link", json!({"path": "/l/dir"}))
+            .await
+            .conflict(),
+        "path/not_file/"
+    );
+    assert_eq!(
+        c.rpc("files/get_temporary_link", json!({"path": "/l/none"}))
+            .await
+            .conflict(),
+        "path/not_found/"
+    );
+}
