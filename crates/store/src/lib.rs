@@ -14,6 +14,7 @@ pub mod blocks;
 mod db;
 mod group;
 pub mod history;
+pub mod jobs;
 pub mod meta;
 pub mod migrate;
 pub mod notify;

@@ -137,6 +137,17 @@ CREATE TABLE upload_session_blocks (
     PRIMARY KEY (session, idx)
 ) WITHOUT ROWID;
 "#,
+    // 3: async jobs (batches), so any server can answer a check.
+    r#"
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    status TEXT NOT NULL,
+    result TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -254,6 +265,16 @@ CREATE TABLE upload_session_blocks (
     hash BYTEA NOT NULL,
     size BIGINT NOT NULL,
     PRIMARY KEY (session, idx)
+);
+"#,
+    r#"
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    status TEXT NOT NULL,
+    result TEXT,
+    created BIGINT NOT NULL,
+    updated BIGINT NOT NULL
 );
 "#,
 ];

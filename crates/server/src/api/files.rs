@@ -311,6 +311,38 @@ pub(crate) async fn longpoll(ctx: &Ctx, arg: Value) -> Reply {
     }
 }
 
+/// The outcome of one create, delete or relocation: the entry, or the route's error union.
+pub(crate) type Outcome = Result<Entry, Value>;
+
+/// Creates one folder; the error is a `WriteError`.
+pub(crate) async fn create_folder_one(
+    ctx: &Ctx,
+    path: &str,
+    autorename: bool,
+) -> ApiResult<Outcome> {
+    let display = match ctx.resolve("path", path, Pattern::WritePath).await? {
+        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
+        Resolved::Path { .. } => {
+            return Ok(Err(
+                json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
+            ));
+        }
+        Resolved::NotFound => return Ok(Err(json!({".tag": "no_write_permission"}))),
+        _ => return Ok(Err(json!({".tag": "malformed_path"}))),
+    };
+    match ctx
+        .store()
+        .create_folder(ctx.ns(), &display, autorename)
+        .await
+    {
+        Ok(e) => Ok(Ok(e)),
+        Err(e) => match write_error(&e) {
+            Some(w) => Ok(Err(w)),
+            None => Err(unexpected(e)),
+        },
+    }
+}
+
 #[derive(Deserialize)]
 struct CreateFolderArg {
     path: String,
@@ -320,41 +352,23 @@ struct CreateFolderArg {
 
 pub(crate) async fn create_folder(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
     let a: CreateFolderArg = ctx.arg(arg)?;
-    let path_err = |w: Value| route_err(json!({".tag": "path", "path": w}));
-    let display = match ctx.resolve("path", &a.path, Pattern::WritePath).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::Path { .. } => {
-            return Err(path_err(
-                json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
-            ));
-        }
-        Resolved::NotFound => return Err(path_err(json!({".tag": "no_write_permission"}))),
-        _ => return Err(path_err(json!({".tag": "malformed_path"}))),
-    };
-    match ctx
-        .store()
-        .create_folder(ctx.ns(), &display, a.autorename)
-        .await
-    {
+    match create_folder_one(ctx, &a.path, a.autorename).await? {
         Ok(e) => {
             let md = ctx.metadata(&e, false);
             ok(if v2 { json!({"metadata": md}) } else { md })
         }
-        Err(e) => Err(match write_error(&e) {
-            Some(w) => path_err(w),
-            None => unexpected(e),
-        }),
+        Err(w) => Err(route_err(json!({".tag": "path", "path": w}))),
     }
 }
 
 #[derive(Deserialize)]
-struct DeleteArg {
+pub(crate) struct DeleteArg {
     path: String,
     parent_rev: Option<String>,
 }
 
-pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
-    let a: DeleteArg = ctx.arg(arg)?;
+/// Deletes one item; the error is a `DeleteError`.
+pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> ApiResult<Outcome> {
     if let Some(rev) = &a.parent_rev
         && !cubby_core::ids::is_rev(rev)
     {
@@ -362,87 +376,116 @@ pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
             "request body: parent_rev: '{rev}' did not match pattern"
         )));
     }
-    let lookup_err = |l: Value| route_err(json!({".tag": "path_lookup", "path_lookup": l}));
+    let lookup_err = |l: Value| Ok(Err(json!({".tag": "path_lookup", "path_lookup": l})));
     let target = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
         Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
         Resolved::Path { .. } | Resolved::Malformed => {
-            return Err(lookup_err(json!({".tag": "malformed_path"})));
+            return lookup_err(json!({".tag": "malformed_path"}));
         }
-        Resolved::NotFolder => return Err(lookup_err(json!({".tag": "not_folder"}))),
-        _ => return Err(lookup_err(json!({".tag": "not_found"}))),
+        Resolved::NotFolder => return lookup_err(json!({".tag": "not_folder"})),
+        _ => return lookup_err(json!({".tag": "not_found"})),
     };
     match ctx
         .store()
         .delete(ctx.ns(), &target, a.parent_rev.as_deref())
         .await
     {
+        Ok(e) => Ok(Ok(e)),
+        Err(e) => {
+            if let Some(l) = lookup_error(&e) {
+                lookup_err(l)
+            } else if let Some(w) = write_error(&e) {
+                Ok(Err(json!({".tag": "path_write", "path_write": w})))
+            } else {
+                Err(unexpected(e))
+            }
+        }
+    }
+}
+
+pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
+    let a: DeleteArg = ctx.arg(arg)?;
+    match delete_one(ctx, &a).await? {
         Ok(e) => {
             let md = ctx.metadata(&e, true);
             ok(if v2 { json!({"metadata": md}) } else { md })
         }
-        Err(e) => Err(if let Some(l) = lookup_error(&e) {
-            lookup_err(l)
-        } else if let Some(w) = write_error(&e) {
-            route_err(json!({".tag": "path_write", "path_write": w}))
-        } else {
-            unexpected(e)
-        }),
+        Err(err) => Err(route_err(err)),
     }
 }
 
 #[derive(Deserialize)]
-struct RelocationArg {
+pub(crate) struct RelocationPath {
     from_path: String,
     to_path: String,
+}
+
+#[derive(Deserialize)]
+struct RelocationArg {
+    #[serde(flatten)]
+    paths: RelocationPath,
     #[serde(default)]
     autorename: bool,
 }
 
-pub(crate) async fn relocate(ctx: &Ctx, arg: Value, copy: bool, v2: bool) -> Reply {
-    let a: RelocationArg = ctx.arg(arg)?;
-    let from_err = |l: Value| route_err(json!({".tag": "from_lookup", "from_lookup": l}));
-    let to_err = |w: Value| route_err(json!({".tag": "to", "to": w}));
+/// Moves or copies one item; the error is a `RelocationError`.
+pub(crate) async fn relocate_one(
+    ctx: &Ctx,
+    p: &RelocationPath,
+    copy: bool,
+    autorename: bool,
+) -> ApiResult<Outcome> {
+    let from_err = |l: Value| Ok(Err(json!({".tag": "from_lookup", "from_lookup": l})));
+    let to_err = |w: Value| Ok(Err(json!({".tag": "to", "to": w})));
     let from = ctx
-        .resolve("from_path", &a.from_path, Pattern::WritePathOrId)
+        .resolve("from_path", &p.from_path, Pattern::WritePathOrId)
         .await?;
     let to = ctx
-        .resolve("to_path", &a.to_path, Pattern::WritePathOrId)
+        .resolve("to_path", &p.to_path, Pattern::WritePathOrId)
         .await?;
     let from = match from {
         Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
         Resolved::Path { .. } | Resolved::Malformed => {
-            return Err(from_err(json!({".tag": "malformed_path"})));
+            return from_err(json!({".tag": "malformed_path"}));
         }
-        Resolved::NotFolder => return Err(from_err(json!({".tag": "not_folder"}))),
-        _ => return Err(from_err(json!({".tag": "not_found"}))),
+        Resolved::NotFolder => return from_err(json!({".tag": "not_folder"})),
+        _ => return from_err(json!({".tag": "not_found"})),
     };
     let to = match to {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return Err(to_err(json!({".tag": "no_write_permission"}))),
-        _ => return Err(to_err(json!({".tag": "malformed_path"}))),
+        Resolved::NotFound => return to_err(json!({".tag": "no_write_permission"})),
+        _ => return to_err(json!({".tag": "malformed_path"})),
     };
     if name_of(&to).is_empty() || lower(&to).is_empty() {
-        return Err(to_err(json!({".tag": "malformed_path"})));
+        return to_err(json!({".tag": "malformed_path"}));
     }
     match ctx
         .store()
-        .relocate(ctx.ns(), &from, &to, copy, a.autorename)
+        .relocate(ctx.ns(), &from, &to, copy, autorename)
         .await
     {
+        Ok(e) => Ok(Ok(e)),
+        Err(OpError::Source(inner)) => {
+            from_err(lookup_error(&inner).unwrap_or_else(|| json!({".tag": "not_found"})))
+        }
+        Err(OpError::CantMoveIntoItself) => {
+            Ok(Err(json!({".tag": "cant_move_folder_into_itself"})))
+        }
+        Err(OpError::TooManyFiles) => Ok(Err(json!({".tag": "too_many_files"}))),
+        Err(e) => match write_error(&e) {
+            Some(w) => to_err(w),
+            None => Err(unexpected(e)),
+        },
+    }
+}
+
+pub(crate) async fn relocate(ctx: &Ctx, arg: Value, copy: bool, v2: bool) -> Reply {
+    let a: RelocationArg = ctx.arg(arg)?;
+    match relocate_one(ctx, &a.paths, copy, a.autorename).await? {
         Ok(e) => {
             let md = ctx.metadata(&e, true);
             ok(if v2 { json!({"metadata": md}) } else { md })
         }
-        Err(OpError::Source(inner)) => Err(from_err(
-            lookup_error(&inner).unwrap_or_else(|| json!({".tag": "not_found"})),
-        )),
-        Err(OpError::CantMoveIntoItself) => {
-            Err(route_err(json!({".tag": "cant_move_folder_into_itself"})))
-        }
-        Err(OpError::TooManyFiles) => Err(route_err(json!({".tag": "too_many_files"}))),
-        Err(e) => Err(match write_error(&e) {
-            Some(w) => to_err(w),
-            None => unexpected(e),
-        }),
+        Err(err) => Err(route_err(err)),
     }
 }

@@ -5,6 +5,7 @@
 //! Architecture Invariant: every path argument is resolved against the caller's root by
 //! [`Ctx::resolve`]; handlers never build namespace paths from raw arguments.
 
+mod batch;
 mod files;
 mod history;
 mod sessions;
@@ -83,7 +84,15 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         | "files/move_v2"
         | "files/move"
         | "files/copy_v2"
-        | "files/copy" => (Rpc, Auth::User, Some("files.content.write")),
+        | "files/copy"
+        | "files/copy_batch_v2"
+        | "files/copy_batch/check_v2"
+        | "files/move_batch_v2"
+        | "files/move_batch/check_v2"
+        | "files/delete_batch"
+        | "files/delete_batch/check"
+        | "files/create_folder_batch"
+        | "files/create_folder_batch/check" => (Rpc, Auth::User, Some("files.content.write")),
         _ => return None,
     };
     Some(RouteSpec { style, auth, scope })
@@ -192,6 +201,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// The request as a handler sees it: the route, the caller and the parsed argument.
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub state: Arc<AppState>,
     pub route: &'static str,
@@ -577,6 +587,14 @@ async fn handle(
         "files/move" => files::relocate(&ctx, arg, false, false).await,
         "files/copy_v2" => files::relocate(&ctx, arg, true, true).await,
         "files/copy" => files::relocate(&ctx, arg, true, false).await,
+        "files/copy_batch_v2" => batch::relocation_batch(&ctx, arg, true).await,
+        "files/move_batch_v2" => batch::relocation_batch(&ctx, arg, false).await,
+        "files/delete_batch" => batch::delete_batch(&ctx, arg).await,
+        "files/create_folder_batch" => batch::create_folder_batch(&ctx, arg).await,
+        "files/copy_batch/check_v2"
+        | "files/move_batch/check_v2"
+        | "files/delete_batch/check"
+        | "files/create_folder_batch/check" => batch::check_job(&ctx, arg).await,
         _ => Err(ApiError::Internal(format!("route {name} has no handler"))),
     }
 }
@@ -613,6 +631,14 @@ const ROUTE_NAMES: &[&str] = &[
     "files/move",
     "files/copy_v2",
     "files/copy",
+    "files/copy_batch_v2",
+    "files/copy_batch/check_v2",
+    "files/move_batch_v2",
+    "files/move_batch/check_v2",
+    "files/delete_batch",
+    "files/delete_batch/check",
+    "files/create_folder_batch",
+    "files/create_folder_batch/check",
 ];
 
 /// Largest RPC body accepted; RPC arguments are small JSON documents.
