@@ -205,6 +205,16 @@ def main():
         head[1:4] = [f"{small.split(' uploads')[0].split('× ')[-1]} files/s, c16",
                      f"{size} upload", f"{size} download"]
         print_table(tuple(head), scale)
+        print("The local block store skips a block it already holds, and bench-small.sh uploads the "
+              "same content every run: sqlite-local's runs after the first write no new blocks, "
+              "while S3 blocks are PUT every time.")
+        s3 = meta.get("scaleout_s3", "")
+        if s3.startswith("s3s-fs"):
+            print("s3s-fs writes each object to a file and renames it, without fsync; local disk "
+                  "fsyncs each block and its directory.")
+        elif s3.startswith("moto"):
+            print("moto keeps objects in memory (no disk); local disk fsyncs each block and its "
+                  "directory.")
     if notes:
         print()
         for n in notes:

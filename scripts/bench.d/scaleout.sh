@@ -150,6 +150,12 @@ so_requests() { # so_requests PORT: API requests the server has answered (sum of
     awk '/^cubby_http_requests_total[{ ]/ { n += $NF; seen = 1 } END { if (seen) printf "%d", n; else printf "?" }'
 }
 
+so_pg_counts() { # so_pg_counts DB: "commits rollbacks inserted updated deleted" of DB so far
+  "$pg_bin/psql" "$CUBBY_TEST_PG_URL" -XAtq -F ' ' -c "SELECT pg_stat_clear_snapshot(); SELECT xact_commit,
+    xact_rollback, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = '$1'" 2>/dev/null |
+    tail -n 1
+}
+
 # so_config ID SERVERS METADATA BLOCKS: one configuration, start to stop. Returns 1 on failure
 # (noted); always stops what it started.
 so_config() {
@@ -207,8 +213,10 @@ so_config() {
     if [ -n "$so_nginx_pid" ]; then snap["nginx"]=$(cpu_tree_s "$so_nginx_pid"); fi
   }
   local t0
+  local pgdb=${metadata##*/} pg0=""
   if [ "$rc" = 0 ]; then
     so_cpu_snapshot cpu0
+    [ -n "$metadata" ] && pg0=$(so_pg_counts "$pgdb")
     t0=$(now_ns)
     # a. 100 MiB up and down, RUNS times, each run new random content (local blocks skip a block
     #    they already hold, S3 blocks are always PUT: the same file each run would favour local disk)
@@ -253,6 +261,16 @@ so_config() {
       cpus+="${cpus:+, }${k#*:} $(awk -v a="${cpu0[${k%%:*}]}" -v b="${cpu1[${k%%:*}]}" 'BEGIN { printf "%.1f", b - a }') s"
     done
     note "scale-out $id: CPU (user+sys) over ${wall%.*} s of measurements: $cpus"
+    if [ -n "$pg0" ]; then   # statistics reach pg_stat_database within ~1 s: let them settle
+      sleep 2
+      local -a a b
+      read -r -a a <<<"$pg0"
+      read -r -a b <<<"$(so_pg_counts "$pgdb")"
+      if [ "${#a[@]}" = 5 ] && [ "${#b[@]}" = 5 ]; then
+        local ups_n=$(( RUNS * ${COUNT:-10000} + RUNS ))
+        note "scale-out $id: PostgreSQL during the measurements: $((b[0] - a[0])) commits (~$(awk -v n=$((b[0] - a[0])) -v u="$ups_n" 'BEGIN { printf "%.1f", n / u }') per upload; $ups_n uploads, $RUNS downloads, 1 listing), $((b[1] - a[1])) rollbacks, rows inserted $((b[2] - a[2])), updated $((b[3] - a[3])), deleted $((b[4] - a[4]))"
+      fi
+    fi
     if [ "$nserv" -gt 1 ]; then
       local split=""
       for ((i = 0; i < nserv; i++)); do split+="${split:+, }server $((i + 1)) $(so_requests "${ports[i]}")"; done

@@ -145,3 +145,51 @@ async fn purge_op(tx: &mut WriteTx, path_lower: String) -> Result<(), OpError> {
     });
     tx.journal(&path_lower).await
 }
+
+/// Most candidate rows one search reads before ranking.
+pub const SEARCH_CANDIDATES: i64 = 20_000;
+
+impl Store {
+    /// Entries under `scope_lower` whose lower-case path contains `needle` (a lower-case
+    /// search token), live ones or tombstones; at most `SEARCH_CANDIDATES`, in path order.
+    pub async fn search_candidates(
+        &self,
+        ns: u64,
+        scope_lower: &str,
+        needle: &str,
+        deleted: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let escaped: String = needle
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let (lo, hi) = if scope_lower.is_empty() {
+            (String::new(), "\u{10FFFF}".to_owned())
+        } else {
+            (format!("{scope_lower}/"), format!("{scope_lower}0"))
+        };
+        let kinds: (i64, i64) = if deleted { (2, 2) } else { (0, 1) };
+        on_db!(&self.db, c => {
+            let rows = sqlx::query(
+                "SELECT path_lower, path_display, kind, file_id, rev, revision, size, content_hash, \
+                        client_modified, server_modified FROM entries \
+                 WHERE ns = $1 AND path_lower > $2 AND path_lower < $3 AND kind >= $4 AND kind <= $5 \
+                   AND path_lower LIKE $6 ESCAPE '\\' ORDER BY path_lower LIMIT $7",
+            )
+            .bind(ns as i64)
+            .bind(lo)
+            .bind(hi)
+            .bind(kinds.0)
+            .bind(kinds.1)
+            .bind(pattern)
+            .bind(SEARCH_CANDIDATES)
+            .fetch_all(c)
+            .await?;
+            rows.iter().map(|r| Ok(Entry::from_row(r)?)).collect()
+        })
+    }
+}

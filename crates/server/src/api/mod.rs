@@ -8,6 +8,7 @@
 mod batch;
 mod files;
 mod history;
+mod search;
 mod sessions;
 mod transfer;
 mod users;
@@ -70,6 +71,8 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         "files/download" => (Download, Auth::User, Some("files.content.read")),
         "files/get_metadata"
         | "files/list_revisions"
+        | "files/search_v2"
+        | "files/search/continue_v2"
         | "files/list_folder"
         | "files/list_folder/continue"
         | "files/list_folder/get_latest_cursor" => (Rpc, Auth::User, Some("files.metadata.read")),
@@ -572,6 +575,8 @@ async fn handle(
         "files/upload_session/finish_batch/check" => sessions::finish_batch_check(&ctx, arg).await,
         "files/get_metadata" => files::get_metadata(&ctx, arg).await,
         "files/list_revisions" => history::list_revisions(&ctx, arg).await,
+        "files/search_v2" => search::search(&ctx, arg).await,
+        "files/search/continue_v2" => search::search_continue(&ctx, arg).await,
         "files/restore" => history::restore(&ctx, arg).await,
         "files/permanently_delete" => history::permanently_delete(&ctx, arg).await,
         "files/get_temporary_link" => history::get_temporary_link(&ctx, arg, headers).await,
@@ -616,6 +621,8 @@ const ROUTE_NAMES: &[&str] = &[
     "files/download",
     "files/get_metadata",
     "files/list_revisions",
+    "files/search_v2",
+    "files/search/continue_v2",
     "files/restore",
     "files/permanently_delete",
     "files/get_temporary_link",

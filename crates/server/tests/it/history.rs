@@ -234,3 +234,126 @@ async fn temporary_links_serve_without_auth_and_support_ranges() {
         "path/not_found/"
     );
 }
+
+#[tokio::test]
+async fn search_by_name_with_scope_filters_and_paging() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    for p in [
+        "/s/Report 2024.pdf",
+        "/s/report-draft.txt",
+        "/s/photos/Beach.JPG",
+        "/s/other/notes.md",
+        "/s/a/deep/Reportage.mp4",
+    ] {
+        c.put(p, p.as_bytes()).await;
+    }
+    c.rpc("files/create_folder_v2", json!({"path": "/s/Reports"}))
+        .await
+        .ok();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["metadata"][".tag"], "metadata");
+                m["metadata"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let v = c
+        .rpc("files/search_v2", json!({"query": "REPORT"}))
+        .await
+        .ok();
+    let mut got = names(&v);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "Report 2024.pdf",
+            "Reportage.mp4",
+            "Reports",
+            "report-draft.txt"
+        ]
+    );
+    // Every token must match.
+    let v = c
+        .rpc("files/search_v2", json!({"query": "report 2024"}))
+        .await
+        .ok();
+    assert_eq!(names(&v), ["Report 2024.pdf"]);
+    // Scope, extensions and categories.
+    let v = c
+        .rpc(
+            "files/search_v2",
+            json!({"query": "e", "options": {"path": "/s/photos"}}),
+        )
+        .await
+        .ok();
+    assert_eq!(names(&v), ["Beach.JPG"]);
+    let v = c
+        .rpc(
+            "files/search_v2",
+            json!({"query": "report", "options": {"file_extensions": ["pdf", "txt"]}}),
+        )
+        .await
+        .ok();
+    assert_eq!(names(&v).len(), 2);
+    let v = c
+        .rpc("files/search_v2", json!({"query": "report", "options": {"file_categories": [{".tag": "video"}, "folder"]}}))
+        .await
+        .ok();
+    let mut got = names(&v);
+    got.sort();
+    assert_eq!(got, ["Reportage.mp4", "Reports"]);
+    // Paging through a sealed cursor.
+    let v = c
+        .rpc(
+            "files/search_v2",
+            json!({"query": "report", "options": {"max_results": 3}}),
+        )
+        .await
+        .ok();
+    assert_eq!(names(&v).len(), 3);
+    assert_eq!(v["has_more"], true);
+    let v2 = c
+        .rpc("files/search/continue_v2", json!({"cursor": v["cursor"]}))
+        .await
+        .ok();
+    assert_eq!(names(&v2).len(), 1);
+    assert_eq!(v2["has_more"], false);
+    // Deleted files are found with file_status deleted only.
+    c.rpc("files/delete_v2", json!({"path": "/s/other/notes.md"}))
+        .await
+        .ok();
+    assert!(
+        names(
+            &c.rpc("files/search_v2", json!({"query": "notes"}))
+                .await
+                .ok()
+        )
+        .is_empty()
+    );
+    let v = c
+        .rpc(
+            "files/search_v2",
+            json!({"query": "notes", "options": {"file_status": "deleted"}}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["matches"][0]["metadata"]["metadata"][".tag"], "deleted");
+    // Another user finds nothing of alice's.
+    let bob = srv.user("bob").await;
+    assert!(
+        names(
+            &bob.rpc("files/search_v2", json!({"query": "report"}))
+                .await
+                .ok()
+        )
+        .is_empty()
+    );
+}
