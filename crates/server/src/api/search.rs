@@ -196,7 +196,7 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
         })
         .collect();
     if by_time {
-        hits.sort_by(|a, b| b.1.server_modified.cmp(&a.1.server_modified));
+        hits.sort_by_key(|h| std::cmp::Reverse(h.1.server_modified));
     } else {
         hits.sort_by_key(|h| h.0);
     }
