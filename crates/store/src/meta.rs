@@ -643,16 +643,6 @@ const UPSERT_ENTRY: &str = "INSERT INTO entries (ns, path_lower, parent_lower, p
      server_modified = excluded.server_modified";
 
 impl WriteTx {
-    async fn begin(store: &Store, ns: u64) -> Result<Self, OpError> {
-        Ok(Self {
-            tx: store.db.begin(Some(ns)).await?,
-            ns,
-            seq: None,
-            idx: 0,
-            now: now(),
-        })
-    }
-
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
         let ns = self.ns as i64;
         on_tx!(&mut self.tx, c => {
@@ -932,12 +922,45 @@ impl Store {
             + Send
             + 'static,
     {
+        self.write_in(Some(ns), op).await
+    }
+
+    /// Like [`Store::write`] for rows outside any namespace tree (upload sessions, jobs): no
+    /// namespace lock on PostgreSQL, the same group commit on SQLite.
+    pub(crate) async fn write_plain<T, F>(&self, op: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut WriteTx,
+            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
+            + Send
+            + 'static,
+    {
+        self.write_in(None, op).await
+    }
+
+    async fn write_in<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut WriteTx,
+            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
+            + Send
+            + 'static,
+    {
         if let Some(group) = &self.group {
-            return group.submit(ns, op).await;
+            return group.submit(ns.unwrap_or(0), op).await;
         }
-        let mut tx = WriteTx::begin(self, ns).await?;
+        let mut tx = WriteTx {
+            tx: self.db.begin(ns).await?,
+            ns: ns.unwrap_or(0),
+            seq: None,
+            idx: 0,
+            now: now(),
+        };
         let value = op(&mut tx).await?;
         let seq = tx.seq;
+        let ns = tx.ns;
         tx.tx.commit(seq.map(|s| (ns, s))).await?;
         if let Some(seq) = seq {
             self.notifier.publish(ns, seq);

@@ -67,19 +67,24 @@ impl Store {
             cubby_core::ids::token("", random_bytes())
         );
         let created = now();
-        let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO upload_sessions (id, account, concurrent, created, expires) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(account)
-        .bind(concurrent as i64)
-        .bind(created)
-        .bind(created + SESSION_TTL_SECS)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        tx.commit(None).await?;
+        let row_id = id.clone();
+        self.write_plain(move |tx| {
+            Box::pin(async move {
+                on_tx!(&mut tx.tx, c => sqlx::query(
+                    "INSERT INTO upload_sessions (id, account, concurrent, created, expires) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&row_id)
+                .bind(account)
+                .bind(concurrent as i64)
+                .bind(created)
+                .bind(created + SESSION_TTL_SECS)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+                Ok(())
+            })
+        })
+        .await?;
         Ok(id)
     }
 
@@ -120,37 +125,42 @@ impl Store {
         if new_length > MAX_FILE_SIZE {
             return Err(OpError::Session(SessionError::TooLarge));
         }
-        let mut tx = self.db.begin(None).await?;
-        let s = load(&mut tx, id, account).await?;
-        if s.concurrent {
-            return Err(OpError::Invalid("not a sequential session".into()));
-        }
-        if s.closed {
-            return Err(OpError::Session(SessionError::Closed));
-        }
-        if s.length != offset {
-            return Err(OpError::Session(SessionError::IncorrectOffset(s.length)));
-        }
-        let first = offset / BS;
-        let full = (new_length / BS - first) as usize;
-        for (i, h) in blocks.iter().take(full).enumerate() {
-            put_block(&mut tx, id, first + i as u64, h, BS).await?;
-        }
-        let tail_len = new_length % BS;
-        let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 WHERE id = $5",
-        )
-        .bind(new_length as i64)
-        .bind(tail.map(|h| h.to_vec()))
-        .bind(tail_len as i64)
-        .bind(close as i64)
-        .bind(id)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        tx.commit(None).await?;
-        Ok(())
+        let (id, blocks) = (id.to_owned(), blocks.to_vec());
+        self.write_plain(move |tx| {
+            Box::pin(async move {
+                let id = id.as_str();
+                let s = load(&mut tx.tx, id, account).await?;
+                if s.concurrent {
+                    return Err(OpError::Invalid("not a sequential session".into()));
+                }
+                if s.closed {
+                    return Err(OpError::Session(SessionError::Closed));
+                }
+                if s.length != offset {
+                    return Err(OpError::Session(SessionError::IncorrectOffset(s.length)));
+                }
+                let first = offset / BS;
+                let full = (new_length / BS - first) as usize;
+                for (i, h) in blocks.iter().take(full).enumerate() {
+                    put_block(&mut tx.tx, id, first + i as u64, h, BS).await?;
+                }
+                let tail_len = new_length % BS;
+                let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
+                on_tx!(&mut tx.tx, c => sqlx::query(
+                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 WHERE id = $5",
+                )
+                .bind(new_length as i64)
+                .bind(tail.map(|h| h.to_vec()))
+                .bind(tail_len as i64)
+                .bind(close as i64)
+                .bind(id)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Records an append to a concurrent session at a 4 MiB-aligned offset.
@@ -172,29 +182,34 @@ impl Store {
         if offset + len > MAX_FILE_SIZE {
             return Err(OpError::Session(SessionError::TooLarge));
         }
-        let mut tx = self.db.begin(None).await?;
-        let s = load(&mut tx, id, account).await?;
-        if !s.concurrent {
-            return Err(OpError::Invalid("not a concurrent session".into()));
-        }
-        if s.closed && (close || offset + len > s.length) {
-            return Err(OpError::Session(SessionError::Closed));
-        }
-        let first = offset / BS;
-        for (i, h) in blocks.iter().enumerate() {
-            let size = (len - i as u64 * BS).min(BS);
-            put_block(&mut tx, id, first + i as u64, h, size).await?;
-        }
-        if close {
-            on_tx!(&mut tx, c => sqlx::query("UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2")
-                .bind((offset + len) as i64)
-                .bind(id)
-                .execute(&mut *c)
-                .await?
-                .rows_affected());
-        }
-        tx.commit(None).await?;
-        Ok(())
+        let (id, blocks) = (id.to_owned(), blocks.to_vec());
+        self.write_plain(move |tx| {
+            Box::pin(async move {
+                let id = id.as_str();
+                let s = load(&mut tx.tx, id, account).await?;
+                if !s.concurrent {
+                    return Err(OpError::Invalid("not a concurrent session".into()));
+                }
+                if s.closed && (close || offset + len > s.length) {
+                    return Err(OpError::Session(SessionError::Closed));
+                }
+                let first = offset / BS;
+                for (i, h) in blocks.iter().enumerate() {
+                    let size = (len - i as u64 * BS).min(BS);
+                    put_block(&mut tx.tx, id, first + i as u64, h, size).await?;
+                }
+                if close {
+                    on_tx!(&mut tx.tx, c => sqlx::query("UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2")
+                        .bind((offset + len) as i64)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected());
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Commits sessions as files in one transaction of the namespace, each entry on its own
