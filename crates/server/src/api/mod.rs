@@ -12,6 +12,7 @@ mod search;
 mod sessions;
 mod transfer;
 mod users;
+mod zip;
 
 use std::sync::Arc;
 
@@ -68,7 +69,9 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         | "files/upload_session/finish_batch/check" => {
             (Rpc, Auth::User, Some("files.content.write"))
         }
-        "files/download" => (Download, Auth::User, Some("files.content.read")),
+        "files/download" | "files/download_zip" => {
+            (Download, Auth::User, Some("files.content.read"))
+        }
         "files/get_metadata"
         | "files/list_revisions"
         | "files/search_v2"
@@ -557,6 +560,7 @@ async fn handle(
         "check/user" => users::check_user(&ctx, arg).await,
         "files/upload" => transfer::upload(&ctx, arg, headers, body.expect("upload body")).await,
         "files/download" => transfer::download(&ctx, arg, headers).await,
+        "files/download_zip" => zip::download_zip(&ctx, arg).await,
         "files/upload_session/start" => {
             sessions::start(&ctx, arg, headers, body.expect("upload body")).await
         }
@@ -619,6 +623,7 @@ const ROUTE_NAMES: &[&str] = &[
     "files/upload_session/finish_batch",
     "files/upload_session/finish_batch/check",
     "files/download",
+    "files/download_zip",
     "files/get_metadata",
     "files/list_revisions",
     "files/search_v2",

@@ -438,7 +438,11 @@ pub(crate) async fn serve_file(
 }
 
 /// The (block, offset, length) pieces covering bytes `start..end` of a file.
-fn block_pieces(blocks: &[BlockHash], start: u64, end: u64) -> Vec<(BlockHash, u64, usize)> {
+pub(crate) fn block_pieces(
+    blocks: &[BlockHash],
+    start: u64,
+    end: u64,
+) -> Vec<(BlockHash, u64, usize)> {
     let bs = BLOCK_SIZE as u64;
     let mut out = Vec::new();
     let mut pos = start;

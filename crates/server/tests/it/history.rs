@@ -357,3 +357,68 @@ async fn search_by_name_with_scope_filters_and_paging() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn download_zip_streams_a_folder_that_zip_readers_accept() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let big = bytes(5 * 1024 * 1024 + 11, 8);
+    c.put("/Album/01 Intro.mp3", b"intro").await;
+    c.put("/Album/Disc 2/02 Thé Song.mp3", &big).await;
+    c.rpc("files/create_folder_v2", json!({"path": "/Album/Empty"}))
+        .await
+        .ok();
+    let r = c
+        .raw(
+            c.http
+                .post(format!("{}/2/files/download_zip", c.url()))
+                .bearer_auth(&c.token)
+                .header("dropbox-api-arg", r#"{"path": "/album"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/zip");
+    assert_eq!(r.api_result()["metadata"]["name"], "Album");
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("a.zip");
+    std::fs::write(&zip_path, &r.body).unwrap();
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    let check = r#"
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None, "bad CRC"
+names = sorted(z.namelist())
+assert names == ["Album/", "Album/01 Intro.mp3", "Album/Disc 2/", "Album/Disc 2/02 Thé Song.mp3", "Album/Empty/"], names
+assert z.read("Album/01 Intro.mp3") == b"intro"
+assert z.read("Album/Disc 2/02 Thé Song.mp3") == open(sys.argv[2], "rb").read()
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            check,
+            zip_path.to_str().unwrap(),
+            dir.path().join("big.bin").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Errors.
+    let zip_of = |path: &'static str| {
+        c.raw(
+            c.http
+                .post(format!("{}/2/files/download_zip", c.url()))
+                .bearer_auth(&c.token)
+                .header("dropbox-api-arg", format!(r#"{{"path": "{path}"}}"#)),
+        )
+    };
+    assert_eq!(
+        zip_of("/album/01 intro.mp3").await.conflict(),
+        "path/not_folder/"
+    );
+    assert_eq!(zip_of("/nope").await.conflict(), "path/not_found/");
+}
