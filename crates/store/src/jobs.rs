@@ -75,3 +75,64 @@ impl Store {
         })
     }
 }
+
+/// What consuming an upload link found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadLink {
+    /// The link was valid and is now used: the namespace and the commit JSON it stored.
+    Ready(u64, String),
+    Missing,
+    /// Expired or already used.
+    Gone,
+}
+
+impl Store {
+    /// Stores a one-time upload link for a commit (JSON chosen by the caller).
+    pub async fn create_upload_link(
+        &self,
+        ns: u64,
+        commit_json: &str,
+        expires: i64,
+    ) -> Result<String, StoreError> {
+        let id = cubby_core::ids::token("", random_bytes());
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO upload_links (id, ns, commit_json, expires) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(ns as i64)
+        .bind(commit_json)
+        .bind(expires)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit(None).await?;
+        Ok(id)
+    }
+
+    /// Takes an upload link for use: exactly one caller ever gets `Ready`.
+    pub async fn consume_upload_link(&self, id: &str) -> Result<UploadLink, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let taken = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE upload_links SET used = 1 WHERE id = $1 AND used = 0 AND expires > $2",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        let row = on_tx!(&mut tx, c => {
+            let row = sqlx::query("SELECT ns, commit_json FROM upload_links WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?;
+            row.map(|r| Ok::<_, sqlx::Error>((r.int("ns")? as u64, r.text("commit_json")?))).transpose()?
+        });
+        tx.commit(None).await?;
+        Ok(match row {
+            None => UploadLink::Missing,
+            Some((ns, json)) if taken == 1 => UploadLink::Ready(ns, json),
+            Some(_) => UploadLink::Gone,
+        })
+    }
+}

@@ -148,6 +148,16 @@ CREATE TABLE jobs (
     updated INTEGER NOT NULL
 );
 "#,
+    // 4: one-time upload links (get_temporary_upload_link).
+    r#"
+CREATE TABLE upload_links (
+    id TEXT PRIMARY KEY,
+    ns INTEGER NOT NULL,
+    commit_json TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -275,6 +285,15 @@ CREATE TABLE jobs (
     result TEXT,
     created BIGINT NOT NULL,
     updated BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE upload_links (
+    id TEXT PRIMARY KEY,
+    ns BIGINT NOT NULL,
+    commit_json TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    used BIGINT NOT NULL DEFAULT 0
 );
 "#,
 ];

@@ -282,3 +282,127 @@ fn mime_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+/// Shortest and longest lifetime of an upload link, in seconds, as in the spec.
+const UPLOAD_LINK_SECS: std::ops::RangeInclusive<f64> = 60.0..=14_400.0;
+
+#[derive(Deserialize)]
+struct UploadLinkArg {
+    commit_info: crate::api::transfer::CommitArg,
+    #[serde(default = "default_duration")]
+    duration: f64,
+}
+
+fn default_duration() -> f64 {
+    14_400.0
+}
+
+/// The commit an upload link will make, resolved when the link is made.
+#[derive(Serialize, Deserialize)]
+struct LinkCommit {
+    path: String,
+    mode: String,
+    update_rev: Option<String>,
+    autorename: bool,
+    strict_conflict: bool,
+    client_modified: Option<i64>,
+}
+
+pub(crate) async fn get_temporary_upload_link(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
+    use cubby_store::meta::WriteMode;
+    let a: UploadLinkArg = ctx.arg(arg)?;
+    if !UPLOAD_LINK_SECS.contains(&a.duration) {
+        return Err(ctx.bad_input("request body: duration: must be within 60..14400"));
+    }
+    let commit = match crate::api::transfer::commit_info(ctx, &a.commit_info).await? {
+        Ok(c) => c,
+        Err(w) => return Err(ApiError::BadInput(format!("commit_info.path: {w}"))),
+    };
+    let (mode, update_rev) = match commit.mode {
+        WriteMode::Add => ("add", None),
+        WriteMode::Overwrite => ("overwrite", None),
+        WriteMode::Update(rev) => ("update", Some(rev)),
+    };
+    let stored = LinkCommit {
+        path: commit.path,
+        mode: mode.into(),
+        update_rev,
+        autorename: commit.autorename,
+        strict_conflict: commit.strict_conflict,
+        client_modified: commit.client_modified,
+    };
+    let json = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let expires = cubby_store::now() + a.duration as i64;
+    let id = ctx
+        .store()
+        .create_upload_link(ctx.ns(), &json, expires)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"link": format!("{}/apitul/1/{id}", base_url(headers))}),
+    ))
+}
+
+/// `POST /apitul/1/{id}`: a one-time upload with the commit the link was made for.
+pub(crate) async fn serve_upload_link(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    use cubby_store::jobs::UploadLink;
+    use cubby_store::meta::{Commit, WriteMode};
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(content_type.starts_with("application/octet-stream")
+        || content_type.starts_with("text/plain"))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Content-Type must be application/octet-stream",
+        )
+            .into_response();
+    }
+    let (ns, json) = match state.store.consume_upload_link(&id).await {
+        Ok(UploadLink::Ready(ns, json)) => (ns, json),
+        Ok(UploadLink::Missing) => {
+            return (StatusCode::CONFLICT, "no such upload link").into_response();
+        }
+        Ok(UploadLink::Gone) => {
+            return (StatusCode::GONE, "this upload link expired or was used").into_response();
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Ok(c) = serde_json::from_str::<LinkCommit>(&json) else {
+        return (StatusCode::CONFLICT, "the upload link is damaged").into_response();
+    };
+    let received =
+        match crate::api::transfer::receive(&state.store, body, None, None, bytes::Bytes::new())
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return (StatusCode::CONFLICT, "the upload failed").into_response(),
+        };
+    let commit = Commit {
+        path: c.path,
+        mode: match (c.mode.as_str(), c.update_rev) {
+            ("overwrite", _) => WriteMode::Overwrite,
+            ("update", Some(rev)) => WriteMode::Update(rev),
+            _ => WriteMode::Add,
+        },
+        autorename: c.autorename,
+        strict_conflict: c.strict_conflict,
+        client_modified: c.client_modified,
+        size: received.size,
+        blocks: received.blocks,
+    };
+    match state.store.commit_file(ns, commit).await {
+        Ok(e) => {
+            state.metrics.add_in(e.size);
+            crate::api::json_response(StatusCode::OK, &json!({"content-hash": e.content_hash}))
+        }
+        Err(_) => (StatusCode::CONFLICT, "the upload failed").into_response(),
+    }
+}

@@ -83,6 +83,7 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         "files/restore" => (Rpc, Auth::User, Some("files.content.write")),
         "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
         "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
+        "files/get_temporary_upload_link" => (Rpc, Auth::User, Some("files.content.write")),
         "files/create_folder_v2"
         | "files/create_folder"
         | "files/delete_v2"
@@ -111,6 +112,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/temp/{token}/{name}",
             axum::routing::get(history::serve_temporary_link),
+        )
+        .route(
+            "/apitul/1/{id}",
+            axum::routing::post(history::serve_upload_link),
         )
         .route("/health/live", any(|| async { "ok" }))
         .route("/health/ready", any(ready))
@@ -584,6 +589,9 @@ async fn handle(
         "files/restore" => history::restore(&ctx, arg).await,
         "files/permanently_delete" => history::permanently_delete(&ctx, arg).await,
         "files/get_temporary_link" => history::get_temporary_link(&ctx, arg, headers).await,
+        "files/get_temporary_upload_link" => {
+            history::get_temporary_upload_link(&ctx, arg, headers).await
+        }
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
         "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
@@ -631,6 +639,7 @@ const ROUTE_NAMES: &[&str] = &[
     "files/restore",
     "files/permanently_delete",
     "files/get_temporary_link",
+    "files/get_temporary_upload_link",
     "files/list_folder",
     "files/list_folder/continue",
     "files/list_folder/get_latest_cursor",

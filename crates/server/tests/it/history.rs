@@ -422,3 +422,64 @@ print("ok")
     );
     assert_eq!(zip_of("/nope").await.conflict(), "path/not_found/");
 }
+
+#[tokio::test]
+async fn temporary_upload_link_is_one_time() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let v = c
+        .rpc(
+            "files/get_temporary_upload_link",
+            json!({"commit_info": {"path": "/u/from-link.txt", "mode": "add"}, "duration": 3600}),
+        )
+        .await
+        .ok();
+    let link = v["link"].as_str().unwrap().to_owned();
+    assert!(link.contains("/apitul/1/"), "{link}");
+    let http = reqwest::Client::new();
+    // A wrong content type is refused and does not use the link.
+    let r = http
+        .post(&link)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = http
+        .post(&link)
+        .header("content-type", "application/octet-stream")
+        .body("uploaded without a token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let md = c.meta("/u/from-link.txt").await.ok();
+    assert_eq!(body["content-hash"], md["content_hash"]);
+    // Used links are gone; unknown links are a conflict.
+    let r = http
+        .post(&link)
+        .header("content-type", "text/plain")
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    let unknown = format!("{}/apitul/1/nope", c.url());
+    let r = http
+        .post(&unknown)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = c
+        .rpc(
+            "files/get_temporary_upload_link",
+            json!({"commit_info": {"path": "/u/x"}, "duration": 10}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
