@@ -57,6 +57,9 @@ struct ServeArgs {
     /// PEM private key matching --tls-cert.
     #[arg(long, env = "CUBBY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Days of history (old revisions and deleted files) to keep; by default all is kept.
+    #[arg(long, env = "CUBBY_RETENTION_DAYS")]
+    retention_days: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +161,7 @@ async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
         data: data.clone(),
         metadata_url: store.metadata_url.clone(),
         blocks_url: store.blocks_url.clone(),
+        retention_days: args.retention_days,
         http: parse_listen(&args.http, "--http")?,
         https: parse_listen(&args.https, "--https")?,
         tls_cert: args.tls_cert,

@@ -35,6 +35,8 @@ pub struct Config {
     pub metadata_url: Option<String>,
     /// `s3://bucket…` for the scale-out block back-end (local disk in `data` otherwise).
     pub blocks_url: Option<String>,
+    /// Days of history (old revisions, deleted files) to keep; `None` keeps everything.
+    pub retention_days: Option<u32>,
 }
 
 /// Shared state of every handler.
@@ -52,6 +54,7 @@ pub struct Server {
     pub https_addr: Option<SocketAddr>,
     /// The local CA certificate clients should trust, when the server generated its own.
     pub ca_file: Option<PathBuf>,
+    retention_days: Option<u32>,
     http: Option<std::net::TcpListener>,
     https: Option<(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig)>,
 }
@@ -90,6 +93,7 @@ impl Server {
             https_addr: https.as_ref().map(|(l, _)| l.local_addr()).transpose()?,
             store,
             ca_file,
+            retention_days: config.retention_days,
             http,
             https,
         })
@@ -106,6 +110,7 @@ impl Server {
             shutting_down: stop_rx,
             metrics: metrics::Metrics::default(),
         });
+        self.store.spawn_pruner(self.retention_days);
         let app = api::router(state);
         let handle: Handle<SocketAddr> = Handle::new();
         let mut tasks = tokio::task::JoinSet::new();

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
+pub mod retention;
 mod schema;
 pub mod sessions;
 

@@ -144,3 +144,56 @@ async fn update_races_across_stores_have_one_winner() {
         assert_eq!(wins, 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn retention_keeps_everything_by_default_and_prunes_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, a, _) in two_stores(dir.path()).await {
+        let ns = a
+            .add_user("keeper", "k@example.com", "pw")
+            .await
+            .unwrap()
+            .ns;
+        let commit = |mode, data: &'static [u8], block| Commit {
+            path: "/kept.txt".into(),
+            mode,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size: data.len() as u64,
+            blocks: vec![block],
+        };
+        let b1 = a
+            .blocks
+            .put(bytes::Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        let b2 = a
+            .blocks
+            .put(bytes::Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        a.commit_file(ns, commit(WriteMode::Add, b"first", b1))
+            .await
+            .unwrap();
+        let current = a
+            .commit_file(ns, commit(WriteMode::Overwrite, b"second", b2))
+            .await
+            .unwrap();
+        a.create_folder(ns, "/gone", false).await.unwrap();
+        a.delete(ns, "/gone", None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(
+            a.prune(None).await.unwrap().revisions,
+            0,
+            "{name}: default keeps all"
+        );
+        assert_eq!(a.revision_count(ns).await.unwrap(), 2, "{name}");
+        let pruned = a.prune(Some(0)).await.unwrap();
+        assert_eq!((pruned.revisions, pruned.tombstones), (1, 1), "{name}");
+        assert_eq!(a.revision_count(ns).await.unwrap(), 1, "{name}");
+        let e = a.entry(ns, "/kept.txt").await.unwrap().unwrap();
+        assert_eq!(e.rev, current.rev, "{name}: the current version stays");
+        assert!(a.entry(ns, "/gone").await.unwrap().is_none(), "{name}");
+    }
+}

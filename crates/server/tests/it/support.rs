@@ -102,6 +102,7 @@ impl TestServer {
                 tls_key: None,
                 metadata_url: backends.metadata_url.clone(),
                 blocks_url: backends.blocks_url.clone(),
+                retention_days: None,
             };
             let server = Server::bind(&config).await.expect("server binds");
             let url = format!("http://{}", server.http_addr.unwrap());
