@@ -72,7 +72,12 @@ impl GroupCommit {
             })
         });
         let gone = || OpError::Internal(StoreError::Invalid("the writer stopped".into()));
-        self.jobs.send(Job { ns, run }).await.map_err(|_| gone())?;
+        // A full queue is backpressure: the caller is told to retry later, not made to wait
+        // behind thousands of writes.
+        self.jobs.try_send(Job { ns, run }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => OpError::TooManyWrites,
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })?;
         result.await.map_err(|_| gone())?
     }
 }

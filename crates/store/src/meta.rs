@@ -130,6 +130,9 @@ pub enum OpError {
     Invalid(String),
     #[error("no such revision")]
     InvalidRevision,
+    /// The writer is saturated; retry after a moment (answered with 429).
+    #[error("too many write operations")]
+    TooManyWrites,
     #[error("upload session: {0:?}")]
     Session(crate::sessions::SessionError),
     #[error(transparent)]

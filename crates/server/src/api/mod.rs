@@ -158,6 +158,11 @@ pub enum ApiError {
     Route(Value),
     /// 422, `common.PathRootError`.
     PathRoot(Value),
+    /// 429, `auth.RateLimitError`, with `Retry-After`.
+    RateLimited {
+        reason: &'static str,
+        retry_after: u64,
+    },
     /// 500; the cause is logged, never sent.
     Internal(String),
 }
@@ -186,6 +191,19 @@ impl IntoResponse for ApiError {
             ApiError::Auth(e) => tagged(StatusCode::UNAUTHORIZED, e),
             ApiError::Route(e) => tagged(StatusCode::CONFLICT, e),
             ApiError::PathRoot(e) => tagged(StatusCode::UNPROCESSABLE_ENTITY, e),
+            ApiError::RateLimited {
+                reason,
+                retry_after,
+            } => {
+                let body = json!({
+                    "error_summary": format!("{reason}/"),
+                    "error": {"reason": {".tag": reason}, "retry_after": retry_after},
+                });
+                let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, &body);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                resp
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
@@ -400,10 +418,17 @@ pub(crate) fn write_error(e: &OpError) -> Option<Value> {
     })
 }
 
-/// Turns a store error that no route union covers into a 400 or 500.
+/// Seconds a client is asked to wait when the writer is saturated.
+const WRITE_RETRY_AFTER_SECS: u64 = 1;
+
+/// Turns a store error that no route union covers into a 400, 429 or 500.
 pub(crate) fn unexpected(e: OpError) -> ApiError {
     match e {
         OpError::Invalid(m) => ApiError::BadInput(m),
+        OpError::TooManyWrites => ApiError::RateLimited {
+            reason: "too_many_write_operations",
+            retry_after: WRITE_RETRY_AFTER_SECS,
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -739,6 +764,22 @@ pub(crate) fn api_result_header(v: &Value) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn rate_limit_shape() {
+        let resp = unexpected(OpError::TooManyWrites).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["error"],
+            json!({"reason": {".tag": "too_many_write_operations"}, "retry_after": 1})
+        );
+    }
 
     #[test]
     fn percent_decoding() {
