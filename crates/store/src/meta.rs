@@ -829,6 +829,26 @@ impl WriteTx {
         Ok(e)
     }
 
+    /// The path for a new item `name` in `parent_display`: a conflict with what is there,
+    /// or, with autorename, the first free numbered name.
+    async fn claim_name(
+        &mut self,
+        parent_display: &str,
+        name: &str,
+        autorename: bool,
+    ) -> Result<String, OpError> {
+        let display = format!("{parent_display}/{name}");
+        match self.live(&lower(&display)).await? {
+            None => Ok(display),
+            Some(_) if autorename => self.free_name(parent_display, name, false).await,
+            Some(e) => Err(OpError::Conflict(if e.kind == Kind::Folder {
+                WriteConflict::Folder
+            } else {
+                WriteConflict::File
+            })),
+        }
+    }
+
     /// Finds a free name next to `display` for autorename.
     async fn free_name(
         &mut self,
@@ -1037,19 +1057,9 @@ async fn create_folder_op(
 ) -> Result<Entry, OpError> {
     {
         let parent_display = tx.ensure_parents(&path).await?;
-        let mut display = format!("{parent_display}/{}", name_of(&path));
-        if let Some(e) = tx.live(&lower(&display)).await? {
-            if !autorename {
-                return Err(OpError::Conflict(if e.kind == Kind::Folder {
-                    WriteConflict::Folder
-                } else {
-                    WriteConflict::File
-                }));
-            }
-            display = tx
-                .free_name(&parent_display, name_of(&display), false)
-                .await?;
-        }
+        let display = tx
+            .claim_name(&parent_display, name_of(&path), autorename)
+            .await?;
         tx.insert_folder(&display).await
     }
 }
@@ -1127,19 +1137,12 @@ async fn relocate_op(
             }
         }
         let parent_display = tx.ensure_parents(to).await?;
-        let mut display = format!("{parent_display}/{}", name_of(to));
-        if !case_only_rename && let Some(existing) = tx.live(&lower(&display)).await? {
-            if !autorename {
-                return Err(OpError::Conflict(if existing.kind == Kind::Folder {
-                    WriteConflict::Folder
-                } else {
-                    WriteConflict::File
-                }));
-            }
-            display = tx
-                .free_name(&parent_display, name_of(&display), false)
-                .await?;
-        }
+        let display = if case_only_rename {
+            format!("{parent_display}/{}", name_of(to))
+        } else {
+            tx.claim_name(&parent_display, name_of(to), autorename)
+                .await?
+        };
         if copy {
             copy_tree(tx, &src, &display).await
         } else {

@@ -173,18 +173,7 @@ struct LinkToken {
 pub(crate) async fn get_temporary_link(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
     let a: PathArg = ctx.arg(arg)?;
     let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
-    let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
-        Resolved::Revision(e) => Some(*e),
-        Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
-        Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
-        Resolved::NotFound => None,
-    };
-    let entry = match entry {
-        Some(e) if e.kind == Kind::File => e,
-        Some(e) if e.kind == Kind::Folder => return Err(path_err(json!({".tag": "not_file"}))),
-        _ => return Err(path_err(json!({".tag": "not_found"}))),
-    };
+    let entry = ctx.read_file(&a.path).await?.map_err(path_err)?;
     let token = LinkToken {
         ns: ctx.ns(),
         revision: entry

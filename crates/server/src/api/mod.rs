@@ -317,6 +317,22 @@ impl Ctx {
         })
     }
 
+    /// Resolves a `ReadPath` to a file, or the `LookupError` to answer.
+    pub async fn read_file(&self, raw: &str) -> ApiResult<Result<Entry, Value>> {
+        let entry = match self.resolve("path", raw, Pattern::ReadPath).await? {
+            Resolved::Path { lower, .. } => self.store().entry(self.ns(), &lower).await?,
+            Resolved::Revision(e) => Some(*e),
+            Resolved::Malformed => return Ok(Err(json!({".tag": "malformed_path"}))),
+            Resolved::NotFolder => return Ok(Err(json!({".tag": "not_folder"}))),
+            Resolved::NotFound => None,
+        };
+        Ok(match entry {
+            Some(e) if e.kind == Kind::File => Ok(e),
+            Some(e) if e.kind == Kind::Folder => Err(json!({".tag": "not_file"})),
+            _ => Err(json!({".tag": "not_found"})),
+        })
+    }
+
     /// Metadata JSON of an entry, paths relative to the caller's root.
     pub fn metadata(&self, e: &Entry, tagged: bool) -> Value {
         metadata_json(&self.auth().root, e, tagged)

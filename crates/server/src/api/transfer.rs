@@ -11,8 +11,8 @@ use bytes::{Bytes, BytesMut};
 use cubby_core::hash::{BLOCK_SIZE, BlockHash, block_hash, content_hash_of_blocks, parse_hash};
 use cubby_core::path::Pattern;
 use cubby_core::wire::union_tag;
+use cubby_store::Store;
 use cubby_store::meta::{Commit, WriteMode};
-use cubby_store::{Kind, Store};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -337,30 +337,15 @@ fn parse_range(h: Option<&HeaderValue>, size: u64) -> RangeRequest {
 pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
     let a: DownloadArg = ctx.arg(arg)?;
     let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
-    let store = ctx.store();
-    let entry = if let Some(rev) = &a.rev {
-        if !cubby_core::ids::is_rev(rev) {
+    // The deprecated `rev` field names a revision the way a `rev:` path does.
+    let path = match &a.rev {
+        Some(rev) if !cubby_core::ids::is_rev(rev) => {
             return Err(ctx.bad_input(&format!("request body: rev: '{rev}' did not match pattern")));
         }
-        let path = format!("rev:{rev}");
-        match ctx.resolve("rev", &path, Pattern::ReadPath).await? {
-            Resolved::Revision(e) => Some(*e),
-            _ => None,
-        }
-    } else {
-        match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-            Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
-            Resolved::Revision(e) => Some(*e),
-            Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
-            Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
-            Resolved::NotFound => None,
-        }
+        Some(rev) => format!("rev:{rev}"),
+        None => a.path.clone(),
     };
-    let entry = match entry {
-        Some(e) if e.kind == Kind::File => e,
-        Some(e) if e.kind == Kind::Folder => return Err(path_err(json!({".tag": "not_file"}))),
-        _ => return Err(path_err(json!({".tag": "not_found"}))),
-    };
+    let entry = ctx.read_file(&path).await?.map_err(path_err)?;
     let metadata = ctx.metadata(&entry, false);
     serve_file(
         &ctx.state,
