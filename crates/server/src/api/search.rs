@@ -126,17 +126,23 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
             .and_then(|v| cubby_core::wire::union_tag(v)),
         Some(("last_modified_time", _))
     );
+    let path_err = |l: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": l}}));
     let scope = match &o.path {
         None => ctx.root_lower(),
         Some(p) => match ctx.resolve("options.path", p, Pattern::PathROrId).await? {
             Resolved::Path { lower, .. } => lower,
-            _ => {
-                return Err(ApiError::Route(
-                    json!({".tag": "path", "path": {".tag": "not_found"}}),
-                ));
-            }
+            Resolved::Malformed => return Err(path_err("malformed_path")),
+            _ => return Err(path_err("not_found")),
         },
     };
+    // The scope must be an existing folder (the namespace root always is).
+    if !scope.is_empty() {
+        match ctx.store().entry(ctx.ns(), &scope).await? {
+            Some(e) if e.kind == Kind::Folder => {}
+            Some(e) if e.kind == Kind::File => return Err(path_err("not_folder")),
+            _ => return Err(path_err("not_found")),
+        }
+    }
     let tokens: Vec<String> = lower(&c.query)
         .split_whitespace()
         .map(str::to_owned)

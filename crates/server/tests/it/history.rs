@@ -483,3 +483,28 @@ async fn temporary_upload_link_is_one_time() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn search_scope_must_be_a_folder() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    c.put("/scope/file.txt", b"x").await;
+    let search = |path: &'static str| {
+        c.rpc(
+            "files/search_v2",
+            json!({"query": "file", "options": {"path": path}}),
+        )
+    };
+    assert_eq!(search("/scope/missing").await.conflict(), "path/not_found/");
+    assert_eq!(
+        search("/scope/file.txt").await.conflict(),
+        "path/not_folder/"
+    );
+    assert_eq!(
+        search("/scope").await.ok()["matches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
