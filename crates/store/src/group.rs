@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, on_tx};
-use crate::meta::{OpError, WriteTx};
+use crate::meta::{OpError, WriteOp, WriteTx};
 use crate::notify::Notifier;
 use crate::{StoreError, now};
 
@@ -55,7 +55,7 @@ impl GroupCommit {
     pub(crate) async fn submit<T, F>(&self, ns: u64, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(&'a mut WriteTx) -> BoxFuture<'a, Result<T, OpError>> + Send + 'static,
+        F: WriteOp<T>,
     {
         let (reply, result) = oneshot::channel::<Result<T, OpError>>();
         let run: Run = Box::new(move |mut tx: WriteTx| {

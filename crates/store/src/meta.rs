@@ -621,6 +621,21 @@ impl Store {
 // ---------------------------------------------------------------------------------------
 // Writes.
 
+/// A write operation: runs inside a write transaction and yields its result.
+pub(crate) trait WriteOp<T>:
+    for<'a> FnOnce(&'a mut WriteTx) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
+    + Send
+    + 'static
+{
+}
+
+impl<T, F> WriteOp<T> for F where
+    F: for<'a> FnOnce(&'a mut WriteTx) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
+        + Send
+        + 'static
+{
+}
+
 /// A statement parameter for [`WriteTx::exec`].
 enum Arg<'a> {
     Text(&'a str),
@@ -939,11 +954,7 @@ impl Store {
     pub(crate) async fn write<T, F>(&self, ns: u64, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(
-                &'a mut WriteTx,
-            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
-            + Send
-            + 'static,
+        F: WriteOp<T>,
     {
         self.write_in(Some(ns), op).await
     }
@@ -953,11 +964,7 @@ impl Store {
     pub(crate) async fn write_plain<T, F>(&self, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(
-                &'a mut WriteTx,
-            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
-            + Send
-            + 'static,
+        F: WriteOp<T>,
     {
         self.write_in(None, op).await
     }
@@ -965,11 +972,7 @@ impl Store {
     async fn write_in<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(
-                &'a mut WriteTx,
-            ) -> futures_util::future::BoxFuture<'a, Result<T, OpError>>
-            + Send
-            + 'static,
+        F: WriteOp<T>,
     {
         if let Some(group) = &self.group {
             return group.submit(ns.unwrap_or(0), op).await;
