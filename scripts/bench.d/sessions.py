@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of the large-file and bulk routes, against a running Cubby.
 
-Usage: sessions.py BASE_URL TOKEN [--gib 2] [--small 10000] [--entries 100000]
+Usage: sessions.py BASE_URL TOKEN [--gib 2] [--small 10000] [--entries 100000] [--disk DIR]
 
 Prints, one per line as `name<TAB>value<TAB>unit`:
   - MB/s of a 2 GiB upload through one sequential session, and through one concurrent
@@ -9,7 +9,10 @@ Prints, one per line as `name<TAB>value<TAB>unit`:
   - files/s for 4 KiB files committed through upload_session/start + finish_batch_v2, beside
     the per-file /2/files/upload rate, both with 16 client threads;
   - the time of `restore` of a 1 GiB file's earlier revision;
-  - search_v2 latency (median of 5) over a tree of 100,000 entries.
+  - search_v2 latency (median of 5) over a tree of 100,000 entries;
+  - with --disk DIR (a folder on the server's data disk): the disk's own rate for what the
+    block store does, 4 MiB files each written and fsynced, one writer and 4 writers, so the
+    session figures can be read against the disk's limit.
 Standard library only. Every block uploaded is distinct (a counter is stamped into each 4 MiB
 block), so deduplication does not flatter the figures.
 """
@@ -197,6 +200,45 @@ def search_latency(api, entries):
     return statistics.median(times) * 1000
 
 
+def disk_rate(folder, total, writers):
+    """MB/s of writing `total` bytes as 4 MiB files, each fsynced, with `writers` threads."""
+    import os
+    import tempfile
+    d = tempfile.mkdtemp(dir=folder)
+    n = total // BLOCK
+    todo = list(range(n))
+    lock = threading.Lock()
+
+    def work():
+        buf = bytearray(os.urandom(BLOCK))
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            buf[:8] = i.to_bytes(8, "little")
+            path = os.path.join(d, "b%06d" % i)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, buf)
+            os.fsync(fd)
+            os.close(fd)
+
+    t = time.perf_counter()
+    ts = [threading.Thread(target=work) for _ in range(writers)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    dfd = os.open(d, os.O_RDONLY)
+    os.fsync(dfd)
+    os.close(dfd)
+    rate = n * BLOCK / (time.perf_counter() - t) / 1e6
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    os.rmdir(d)
+    return rate
+
+
 def main():
     base, token = sys.argv[1], sys.argv[2]
     opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
@@ -205,7 +247,13 @@ def main():
     entries = int(opts.get("--entries", 100000))
     total = int(gib * (1 << 30)) // CHUNK * CHUNK
     api = Api(base, token)
-    out = [
+    out = []
+    if "--disk" in opts:
+        out += [
+            ("disk: 4 MiB files fsynced, 1 writer", disk_rate(opts["--disk"], min(total, 1 << 30), 1), "MB/s"),
+            ("disk: 4 MiB files fsynced, 4 writers", disk_rate(opts["--disk"], min(total, 1 << 30), 4), "MB/s"),
+        ]
+    out += [
         ("session upload, 1 sequential", sequential(api, total), "MB/s"),
         ("session upload, 4 concurrent appenders", concurrent(api, total), "MB/s"),
     ]
