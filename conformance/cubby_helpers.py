@@ -95,3 +95,17 @@ def raw_json_call(dbx, route, arg, host="api", style="rpc", auth="user", body=No
     return dbx.request_json_string_with_retry(
         host, route, style, json.dumps(arg), auth, body
     )
+
+
+def download_bytes(dbx, path):
+    """Downloads a file through the SDK; returns (metadata, bytes) and closes the response."""
+    md, resp = dbx.files_download(path)
+    try:
+        return md, resp.content
+    finally:
+        resp.close()
+
+
+def body_of(dbx, path):
+    """The bytes of a file, downloaded through the SDK."""
+    return download_bytes(dbx, path)[1]

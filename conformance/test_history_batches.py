@@ -15,6 +15,7 @@ from cubby_helpers import (
     api_error,
     assert_conflict,
     assert_file_md,
+    body_of,
     content_hash,
     lookup_error,
     rand,
@@ -26,14 +27,6 @@ MiB = 1024 * KiB
 Rel = files.RelocationPath
 CommitInfo = files.CommitInfo
 UNKNOWN_REV = "0123456789abcdef0"
-
-
-def body_of(dbx, path):
-    md, resp = dbx.files_download(path)
-    try:
-        return resp.content
-    finally:
-        resp.close()
 
 
 def assert_gone(dbx, path):

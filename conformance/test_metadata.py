@@ -12,18 +12,11 @@ from cubby_helpers import (
     api_error,
     assert_conflict,
     assert_file_md,
+    body_of,
     content_hash,
     lookup_error,
     raw_json_call,
 )
-
-
-def body_of(dbx, path):
-    md, resp = dbx.files_download(path)
-    try:
-        return resp.content
-    finally:
-        resp.close()
 
 
 def test_get_metadata_file_and_folder(dbx, base):

@@ -5,17 +5,10 @@ from dropbox import files
 from cubby_helpers import (
     api_error,
     assert_conflict,
+    body_of,
     content_hash,
     list_all,
 )
-
-
-def body_of(dbx, path):
-    md, resp = dbx.files_download(path)
-    try:
-        return resp.content
-    finally:
-        resp.close()
 
 
 def exists(dbx, path):

@@ -12,20 +12,13 @@ from cubby_helpers import (
     assert_conflict,
     assert_file_md,
     content_hash,
+    download_bytes,
     lookup_error,
     rand,
     upload_write_error,
 )
 
 MiB = 1024 * 1024
-
-
-def download_bytes(dbx, path):
-    md, resp = dbx.files_download(path)
-    try:
-        return md, resp.content
-    finally:
-        resp.close()
 
 
 def test_upload_new_file(dbx, base):

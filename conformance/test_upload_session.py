@@ -11,7 +11,7 @@ import requests
 from dropbox import file_transfer, files
 from dropbox.exceptions import ApiError
 
-from cubby_helpers import api_error, assert_conflict, assert_file_md, content_hash, rand
+from cubby_helpers import api_error, assert_conflict, assert_file_md, content_hash, download_bytes, rand
 from cubby_server import Server, cubby_bin, free_port
 
 KiB = 1024
@@ -21,14 +21,6 @@ BLOCK = 4 * MiB  # the concurrent-session alignment (2^22)
 Cursor = files.UploadSessionCursor
 CommitInfo = files.CommitInfo
 CONCURRENT = files.UploadSessionType.concurrent
-
-
-def download_bytes(dbx, path):
-    md, resp = dbx.files_download(path)
-    try:
-        return md, resp.content
-    finally:
-        resp.close()
 
 
 def assert_stored(dbx, path, data):
