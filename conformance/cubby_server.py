@@ -93,9 +93,18 @@ class Server(object):
         if not os.path.isfile(self.ca_path):
             raise RuntimeError("no CA certificate at {}:\n{}".format(self.ca_path, self.log_text()))
 
-    def admin(self, *args):
+    def admin(self, *args, stdin=None):
+        """Runs `cubby admin ARGS --json`; `stdin` (text) is fed to it, e.g. a password."""
         cmd = [self.bin, "admin"] + list(args) + ["--data", self.data, "--json"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=self.env)
+        r = subprocess.run(
+            cmd,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+        )
         if r.returncode != 0:
             raise RuntimeError(
                 "{} failed ({}):\nstdout: {}\nstderr: {}".format(

@@ -72,17 +72,62 @@ enum AdminCommand {
     /// Copy this embedded installation (--data) to scale-out back-ends (--to postgres://…
     /// --blocks s3://…), verify the copy, and leave the source untouched.
     Migrate(MigrateArgs),
-    /// Mint an access token for a user.
+    /// Manage apps (OAuth clients).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Mint tokens for a user without a browser: a long-lived access token, or with
+    /// --offline a short-lived one plus a refresh token.
     Token {
         /// The user's name.
         name: String,
-        /// App key; without it, a full-access token of the built-in app.
+        /// App key; without it, the built-in full-access app.
         #[arg(long)]
         app: Option<String>,
         /// Narrow the token to these scopes (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Also return a refresh token (the access token then lives 4 hours).
+        #[arg(long)]
+        offline: bool,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an app; its key and secret are printed (the secret only now).
+    Add {
+        /// The app's name (an app-folder app lives in /Apps/NAME).
+        name: String,
+        /// What the app may reach.
+        #[arg(long, value_parser = ["app_folder", "full"])]
+        access: String,
+        /// Use this app key, e.g. one compiled into an existing client.
+        #[arg(long)]
+        key: Option<String>,
+        /// Use this secret instead of a generated one.
+        #[arg(long, conflicts_with = "public")]
+        secret: Option<String>,
+        /// A registered redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client: no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+        /// Allowed scopes (repeatable); all by default.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps.
+    List {
+        /// Print JSON lines.
         #[arg(long)]
         json: bool,
     },
@@ -114,6 +159,39 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List users.
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: sign-in, tokens and sessions stop working at once.
+    Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// Set a user's password (generated and printed unless --password-stdin is given).
+    Passwd {
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// A password from standard input, or a generated one (then `true`).
+fn password_input(from_stdin: bool) -> Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((cubby_core::ids::password(cubby_store::random_bytes()), true));
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password")?;
+    let s = s.trim_end_matches(['\r', '\n']).to_owned();
+    if s.is_empty() {
+        bail!("the password read from standard input is empty");
+    }
+    Ok((s, false))
 }
 
 fn main() -> Result<()> {
@@ -310,33 +388,68 @@ async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Resul
             )
         })?;
     let result = match command {
-        AdminCommand::User {
-            command:
-                UserCommand::Add {
-                    name,
-                    email,
-                    password_stdin,
-                    json,
-                },
+        AdminCommand::User { command } => user_command(&store, command).await,
+        AdminCommand::App { command } => app_command(&store, command).await,
+        AdminCommand::Token {
+            name,
+            app,
+            scopes,
+            offline,
+            json,
         } => {
-            let (password, generated) = if password_stdin {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("reading the password")?;
-                let s = s.trim_end_matches(['\r', '\n']).to_owned();
-                if s.is_empty() {
-                    bail!("the password read from standard input is empty");
-                }
-                (s, false)
+            let access = if offline {
+                cubby_store::TokenAccess::Offline
             } else {
-                (cubby_core::ids::password(cubby_store::random_bytes()), true)
+                cubby_store::TokenAccess::Legacy
             };
+            let issued = store
+                .mint(&name, app.as_deref(), &scopes, access)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let mut v = json!({
+                    "access_token": issued.access_token,
+                    "token_type": "bearer",
+                    "account_id": issued.account.account_id,
+                    "app_key": app.as_deref().unwrap_or("cubby"),
+                    "scope": issued.scopes.join(" "),
+                });
+                if let Some(e) = issued.expires_in {
+                    v["expires_in"] = json!(e);
+                }
+                if let Some(r) = &issued.refresh_token {
+                    v["refresh_token"] = json!(r);
+                }
+                println!("{v}");
+            } else {
+                println!("{}", issued.access_token);
+                if let Some(r) = &issued.refresh_token {
+                    println!("refresh token: {r}");
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Migrate(_) => unreachable!("handled above"),
+    };
+    store.close().await;
+    result
+}
+
+async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Result<()> {
+    let fail = |e: cubby_store::OpError| anyhow::anyhow!("{e}");
+    match command {
+        UserCommand::Add {
+            name,
+            email,
+            password_stdin,
+            json,
+        } => {
+            let (password, generated) = password_input(password_stdin)?;
             let email = email.unwrap_or_else(|| format!("{name}@localhost"));
             let account = store
                 .add_user(&name, &email, &password)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(fail)?;
             if json {
                 let mut v = json!({"name": account.name, "account_id": account.account_id, "email": account.email});
                 if generated {
@@ -349,34 +462,96 @@ async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Resul
                     println!("password: {password}");
                 }
             }
-            Ok(())
         }
-        AdminCommand::Token {
+        UserCommand::List { json } => {
+            for a in store.users().await? {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"name": a.name, "email": a.email, "account_id": a.account_id, "disabled": a.disabled})
+                    );
+                } else {
+                    let state = if a.disabled { "  (disabled)" } else { "" };
+                    println!("{:<24} {:<32} {}{state}", a.name, a.email, a.account_id);
+                }
+            }
+        }
+        UserCommand::Disable { name } => {
+            store.set_disabled(&name, true).await.map_err(fail)?;
+            println!("disabled {name}");
+        }
+        UserCommand::Enable { name } => {
+            store.set_disabled(&name, false).await.map_err(fail)?;
+            println!("enabled {name}");
+        }
+        UserCommand::Passwd {
             name,
-            app,
+            password_stdin,
+        } => {
+            let (password, generated) = password_input(password_stdin)?;
+            store.set_password(&name, &password).await.map_err(fail)?;
+            if generated {
+                println!("password: {password}");
+            } else {
+                println!("password of {name} changed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn app_command(store: &cubby_store::Store, command: AppCommand) -> Result<()> {
+    match command {
+        AppCommand::Add {
+            name,
+            access,
+            key,
+            secret,
+            redirect_uris,
+            public,
             scopes,
             json,
         } => {
-            let (token, info) = store
-                .mint_token(&name, app.as_deref(), &scopes)
+            let access = cubby_store::AccessType::parse(&access).expect("clap checked the value");
+            let (app, secret) = store
+                .add_app(cubby_store::NewApp {
+                    name,
+                    access,
+                    key,
+                    secret,
+                    redirect_uris,
+                    public_client: public,
+                    scopes,
+                    owner: None,
+                })
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
-                let v = json!({
-                    "access_token": token,
-                    "token_type": "bearer",
-                    "account_id": info.account.account_id,
-                    "app_key": info.app_key,
-                    "scope": info.scopes.join(" "),
-                });
-                println!("{v}");
+                println!(
+                    "{}",
+                    json!({"name": app.name, "app_key": app.key, "app_secret": secret, "access": app.access.as_str(), "redirect_uris": app.redirect_uris, "public": app.public_client, "scopes": app.scopes})
+                );
             } else {
-                println!("{token}");
+                println!("created app {} ({})", app.name, app.access.as_str());
+                println!("app key:    {}", app.key);
+                match secret {
+                    Some(s) => println!("app secret: {s}   (shown only now)"),
+                    None => println!("public client: no secret, PKCE only"),
+                }
             }
-            Ok(())
         }
-        AdminCommand::Migrate(_) => unreachable!("handled above"),
-    };
-    store.close().await;
-    result
+        AppCommand::List { json } => {
+            for a in store.apps(None).await? {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"name": a.name, "app_key": a.key, "access": a.access.as_str(), "redirect_uris": a.redirect_uris, "public": a.public_client, "scopes": a.scopes})
+                    );
+                } else {
+                    println!("{:<24} {:<12} {}", a.key, a.access.as_str(), a.name);
+                }
+            }
+        }
+    }
+    Ok(())
 }

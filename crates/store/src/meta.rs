@@ -12,7 +12,6 @@
 use cubby_core::hash::{BlockHash, content_hash_of_blocks};
 use cubby_core::path::{ancestors, is_disallowed_name, is_within, lower, name_of, parent_of};
 use cubby_core::{ids, naming};
-use sha2::{Digest, Sha256};
 
 use crate::db::{RowExt, Tx, on_db, on_tx};
 use crate::{Store, StoreError, now, random_bytes};
@@ -166,31 +165,6 @@ pub struct Commit {
     pub blocks: Vec<BlockHash>,
 }
 
-/// A user account.
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub id: i64,
-    pub account_id: String,
-    pub name: String,
-    pub email: String,
-    pub disabled: bool,
-    pub ns: u64,
-}
-
-/// What a bearer token grants.
-#[derive(Clone, Debug)]
-pub struct AuthInfo {
-    pub account: Account,
-    pub token_id: i64,
-    pub app_key: String,
-    pub app_name: String,
-    pub app_folder: bool,
-    pub scopes: Vec<String>,
-    /// Display path of the caller's root in its namespace: `""`, or `/Apps/<name>`.
-    pub root: String,
-    pub expired: bool,
-}
-
 /// A journal row: a path changed at (seq, idx).
 #[derive(Clone, Debug)]
 pub struct Change {
@@ -198,10 +172,6 @@ pub struct Change {
     pub idx: u32,
     pub path_lower: String,
     pub parent_lower: String,
-}
-
-fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 fn blocks_to_blob(blocks: &[BlockHash]) -> Vec<u8> {
@@ -220,155 +190,7 @@ fn descendant_range(folder_lower: &str) -> (String, String) {
     (format!("{folder_lower}/"), format!("{folder_lower}0"))
 }
 
-// ---------------------------------------------------------------------------------------
-// Accounts, apps and tokens.
-
 impl Store {
-    /// Creates a user with its home namespace; the password is hashed with Argon2id.
-    pub async fn add_user(
-        &self,
-        name: &str,
-        email: &str,
-        password: &str,
-    ) -> Result<Account, OpError> {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"._-@".contains(&c));
-        if !valid {
-            return Err(OpError::Invalid(
-                "user names are 1 to 64 characters of letters, digits, '.', '_', '-' and '@'"
-                    .into(),
-            ));
-        }
-        let password = password.to_owned();
-        // Argon2 is deliberately slow: keep it off the async worker threads.
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| OpError::Invalid(e.to_string()))??;
-        let mut tx = self.db.begin(None).await?;
-        let exists: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT id FROM accounts WHERE lower(name) = lower($1)")
-            .bind(name)
-            .fetch_optional(&mut *c)
-            .await?);
-        if exists.is_some() {
-            return Err(OpError::Invalid(format!("user '{name}' already exists")));
-        }
-        let account_id = ids::account_id(random_bytes());
-        on_tx!(&mut tx, c => {
-            let ns: i64 = sqlx::query_scalar("INSERT INTO namespaces (created) VALUES ($1) RETURNING id")
-                .bind(now())
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query(
-                "INSERT INTO accounts (account_id, name, email, password_hash, ns, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&account_id)
-            .bind(name)
-            .bind(email)
-            .bind(&hash)
-            .bind(ns)
-            .bind(now())
-            .execute(&mut *c)
-            .await?;
-        });
-        tx.commit(None).await?;
-        self.user(name).await
-    }
-
-    /// Looks up a user by name.
-    pub async fn user(&self, name: &str) -> Result<Account, OpError> {
-        let account = on_db!(&self.db, c => {
-            let row = sqlx::query(const_account_by_name())
-                .bind(name)
-                .fetch_optional(c)
-                .await?;
-            row.map(|r| account_from_row(&r)).transpose()?
-        });
-        account.ok_or(OpError::NoSuchUser)
-    }
-
-    /// Mints a long-lived access token for a user and app (the built-in full-access app when
-    /// `app_key` is `None`). `scopes` narrows the app's scopes; unknown scopes are refused.
-    pub async fn mint_token(
-        &self,
-        user: &str,
-        app_key: Option<&str>,
-        scopes: &[String],
-    ) -> Result<(String, AuthInfo), OpError> {
-        let account = self.user(user).await?;
-        let app_key = app_key.unwrap_or("cubby");
-        let app = on_db!(&self.db, c => {
-            let row = sqlx::query("SELECT id, name, access_type, scopes FROM apps WHERE app_key = $1")
-                .bind(app_key)
-                .fetch_optional(c)
-                .await?;
-            row.map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.int("id")?, r.text("name")?, r.text("access_type")?, r.text("scopes")?))
-            })
-            .transpose()?
-        });
-        let (app_id, app_name, access_type, app_scopes) = app.ok_or(OpError::NoSuchApp)?;
-        let granted: Vec<String> = if scopes.is_empty() {
-            app_scopes.split_whitespace().map(str::to_owned).collect()
-        } else {
-            for s in scopes {
-                if !app_scopes.split_whitespace().any(|a| a == s) {
-                    return Err(OpError::Invalid(format!(
-                        "scope '{s}' is not allowed for app '{app_key}'"
-                    )));
-                }
-            }
-            scopes.to_vec()
-        };
-        if access_type == "app_folder" {
-            self.ensure_folder(account.ns, &format!("/Apps/{app_name}"))
-                .await?;
-        }
-        let token = ids::token("cby1.", random_bytes());
-        let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO tokens (token_hash, kind, account, app, scopes, created) VALUES ($1, 'access', $2, $3, $4, $5)",
-        )
-        .bind(token_hash(&token))
-        .bind(account.id)
-        .bind(app_id)
-        .bind(granted.join(" "))
-        .bind(now())
-        .execute(&mut *c)
-        .await?.rows_affected());
-        tx.commit(None).await?;
-        let info = self
-            .authenticate(&token)
-            .await?
-            .ok_or(OpError::NoSuchUser)?;
-        Ok((token, info))
-    }
-
-    /// Resolves a bearer token. `None` for unknown, revoked or disabled; expired tokens are
-    /// returned with `expired` set so the caller can answer `expired_access_token`.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<AuthInfo>, StoreError> {
-        // The lookup is by SHA-256 of the token, so timing reveals nothing about stored tokens.
-        on_db!(&self.db, c => {
-            let row = sqlx::query(
-                "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
-                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, \
-                        p.app_key, p.name AS app_name, p.access_type \
-                 FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
-                 WHERE t.token_hash = $1 AND t.kind = 'access'",
-            )
-            .bind(token_hash(token))
-            .fetch_optional(c)
-            .await?;
-            match row {
-                None => Ok(None),
-                Some(row) => Ok(auth_from_row(&row)?),
-            }
-        })
-    }
-
     /// Reads a setting, creating it with `len` random bytes on first use.
     pub(crate) async fn setting_or_init(
         &self,
@@ -392,57 +214,6 @@ impl Store {
         tx.commit(None).await?;
         Ok(value)
     }
-}
-
-const fn const_account_by_name() -> &'static str {
-    "SELECT id, account_id, name, email, disabled, ns FROM accounts WHERE lower(name) = lower($1)"
-}
-
-fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error> {
-    Ok(Account {
-        id: row.int("id")?,
-        account_id: row.text("account_id")?,
-        name: row.text("name")?,
-        email: row.text("email")?,
-        disabled: row.int("disabled")? != 0,
-        ns: row.int("ns")? as u64,
-    })
-}
-
-fn auth_from_row(row: &impl RowExt) -> Result<Option<AuthInfo>, sqlx::Error> {
-    let account = account_from_row(row)?;
-    if row.int("revoked")? != 0 || account.disabled {
-        return Ok(None);
-    }
-    let expires = row.opt_int("expires")?;
-    let app_name = row.text("app_name")?;
-    let app_folder = row.text("access_type")? == "app_folder";
-    Ok(Some(AuthInfo {
-        account,
-        token_id: row.int("token_id")?,
-        app_key: row.text("app_key")?,
-        root: if app_folder {
-            format!("/Apps/{app_name}")
-        } else {
-            String::new()
-        },
-        app_name,
-        app_folder,
-        scopes: row
-            .text("scopes")?
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-        expired: expires.is_some_and(|e| e <= now()),
-    }))
-}
-
-fn hash_password(password: &str) -> Result<String, OpError> {
-    use argon2::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| OpError::Invalid(format!("password hashing failed: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -72,6 +72,16 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("expires", Ty::Int),
             ("revoked", Ty::Int),
             ("created", Ty::Int),
+            ("pkce", Ty::Int),
+        ],
+    ),
+    (
+        "grants",
+        &[
+            ("account", Ty::Int),
+            ("app", Ty::Int),
+            ("scopes", Ty::Text),
+            ("updated", Ty::Int),
         ],
     ),
     (

@@ -158,6 +158,38 @@ CREATE TABLE upload_links (
     used INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 5: OAuth 2: authorization codes, per-user grants, web sign-in sessions, and whether a
+    // refresh token came from a PKCE exchange (then it refreshes without a secret).
+    r#"
+ALTER TABLE tokens ADD COLUMN pkce INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tokens_parent ON tokens (parent);
+CREATE TABLE oauth_codes (
+    code_hash BLOB PRIMARY KEY,
+    app INTEGER NOT NULL REFERENCES apps(id),
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    scopes TEXT NOT NULL,
+    redirect_uri TEXT,
+    challenge TEXT,
+    challenge_method TEXT,
+    access_type TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    token INTEGER
+);
+CREATE TABLE grants (
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    app INTEGER NOT NULL REFERENCES apps(id),
+    scopes TEXT NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (account, app)
+);
+CREATE TABLE web_sessions (
+    id_hash BLOB PRIMARY KEY,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    csrf TEXT NOT NULL,
+    expires INTEGER NOT NULL
+);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -294,6 +326,38 @@ CREATE TABLE upload_links (
     commit_json TEXT NOT NULL,
     expires BIGINT NOT NULL,
     used BIGINT NOT NULL DEFAULT 0
+);
+"#,
+    // 5: OAuth 2: authorization codes, per-user grants, web sign-in sessions, and whether a
+    // refresh token came from a PKCE exchange (then it refreshes without a secret).
+    r#"
+ALTER TABLE tokens ADD COLUMN pkce BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX tokens_parent ON tokens (parent);
+CREATE TABLE oauth_codes (
+    code_hash BYTEA PRIMARY KEY,
+    app BIGINT NOT NULL REFERENCES apps(id),
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    scopes TEXT NOT NULL,
+    redirect_uri TEXT,
+    challenge TEXT,
+    challenge_method TEXT,
+    access_type TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    used BIGINT NOT NULL DEFAULT 0,
+    token BIGINT
+);
+CREATE TABLE grants (
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    app BIGINT NOT NULL REFERENCES apps(id),
+    scopes TEXT NOT NULL,
+    updated BIGINT NOT NULL,
+    PRIMARY KEY (account, app)
+);
+CREATE TABLE web_sessions (
+    id_hash BYTEA PRIMARY KEY,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    csrf TEXT NOT NULL,
+    expires BIGINT NOT NULL
 );
 "#,
 ];

@@ -50,7 +50,10 @@ async fn two_stores(dir: &std::path::Path) -> Vec<(String, Store, Store)> {
 async fn journal_sequences_are_gapless_under_concurrent_writers_on_two_stores() {
     let dir = tempfile::tempdir().unwrap();
     for (name, a, b) in two_stores(dir.path()).await {
-        let user = a.add_user("writer", "w@example.com", "pw").await.unwrap();
+        let user = a
+            .add_user("writer", "w@example.com", "password")
+            .await
+            .unwrap();
         let ns = user.ns;
         let block = a
             .blocks
@@ -101,7 +104,11 @@ async fn journal_sequences_are_gapless_under_concurrent_writers_on_two_stores() 
 async fn update_races_across_stores_have_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     for (name, a, b) in two_stores(dir.path()).await {
-        let ns = a.add_user("racer", "r@example.com", "pw").await.unwrap().ns;
+        let ns = a
+            .add_user("racer", "r@example.com", "password")
+            .await
+            .unwrap()
+            .ns;
         let base_block = a
             .blocks
             .put(bytes::Bytes::from_static(b"base"))
@@ -150,7 +157,7 @@ async fn retention_keeps_everything_by_default_and_prunes_when_set() {
     let dir = tempfile::tempdir().unwrap();
     for (name, a, _) in two_stores(dir.path()).await {
         let ns = a
-            .add_user("keeper", "k@example.com", "pw")
+            .add_user("keeper", "k@example.com", "password")
             .await
             .unwrap()
             .ns;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cubby_core::path::{Pattern, name_of};
+use cubby_core::path::{Pattern, is_within, name_of};
 use cubby_store::history::RevisionsOf;
 use cubby_store::{Kind, OpError};
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,16 @@ pub(crate) async fn restore(ctx: &Ctx, arg: Value) -> Reply {
         Resolved::NotFound => return Err(lookup(json!({".tag": "not_found"}))),
         _ => return Err(lookup(json!({".tag": "malformed_path"}))),
     };
+    // The revision must be one the caller can see: an app folder cannot restore content
+    // from outside its folder into it.
+    let visible = ctx
+        .store()
+        .revision_by_rev(ctx.ns(), &a.rev)
+        .await?
+        .is_some_and(|e| is_within(&e.path_lower, &ctx.root_lower()));
+    if !visible {
+        return Err(ApiError::Route(json!({".tag": "invalid_revision"})));
+    }
     match ctx.store().restore(ctx.ns(), &display, &a.rev).await {
         Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
         Err(OpError::InvalidRevision) => Err(ApiError::Route(json!({".tag": "invalid_revision"}))),

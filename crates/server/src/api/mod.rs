@@ -42,7 +42,9 @@ enum Style {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Auth {
     User,
-    NoAuth,
+    /// The app's key and secret over HTTP Basic.
+    App,
+    Anonymous,
 }
 
 struct RouteSpec {
@@ -79,7 +81,9 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         | "files/list_folder"
         | "files/list_folder/continue"
         | "files/list_folder/get_latest_cursor" => (Rpc, Auth::User, Some("files.metadata.read")),
-        "files/list_folder/longpoll" => (Rpc, Auth::NoAuth, None),
+        "files/list_folder/longpoll" => (Rpc, Auth::Anonymous, None),
+        "auth/token/revoke" => (Rpc, Auth::User, None),
+        "check/app" => (Rpc, Auth::App, None),
         "files/restore" => (Rpc, Auth::User, Some("files.content.write")),
         "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
         "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
@@ -120,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/live", any(|| async { "ok" }))
         .route("/health/ready", any(ready))
         .route("/metrics", axum::routing::get(metrics))
+        .merge(crate::web::router())
         .with_state(state)
 }
 
@@ -486,6 +491,14 @@ async fn dispatch(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-dropbox-request-id", v);
     }
+    // An upload refused before its body was read (bad auth, a bad argument) leaves the body
+    // unread, so the connection cannot carry another request: say so, or a client reusing
+    // it would see its next request fail.
+    let upload = route_spec(label).is_some_and(|s| s.style == Style::Upload);
+    if upload && !resp.status().is_success() {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
@@ -522,7 +535,11 @@ async fn handle(
 
     // Authentication.
     let auth = match spec.auth {
-        Auth::NoAuth => None,
+        Auth::Anonymous => None,
+        Auth::App => {
+            app_auth(&state, headers).await?;
+            None
+        }
         Auth::User => {
             let raw = match headers.get(header::AUTHORIZATION) {
                 Some(v) => Some(
@@ -603,7 +620,8 @@ async fn handle(
     match name {
         "users/get_current_account" => users::get_current_account(&ctx).await,
         "users/get_space_usage" => users::get_space_usage(&ctx).await,
-        "check/user" => users::check_user(&ctx, arg).await,
+        "check/user" | "check/app" => users::check_user(&ctx, arg).await,
+        "auth/token/revoke" => users::revoke(&ctx).await,
         "files/upload" => transfer::upload(&ctx, arg, headers, body.expect("upload body")).await,
         "files/download" => transfer::download(&ctx, arg, headers).await,
         "files/download_zip" => zip::download_zip(&ctx, arg).await,
@@ -662,6 +680,8 @@ const ROUTE_NAMES: &[&str] = &[
     "users/get_current_account",
     "users/get_space_usage",
     "check/user",
+    "check/app",
+    "auth/token/revoke",
     "files/upload",
     "files/upload_session/start",
     "files/upload_session/append_v2",
@@ -706,6 +726,31 @@ const ROUTE_NAMES: &[&str] = &[
 /// Largest RPC body accepted; RPC arguments are small JSON documents.
 const MAX_RPC_BODY: usize = 4 * 1024 * 1024;
 
+/// Checks `Authorization: Basic base64(app_key:app_secret)` for app-auth routes.
+async fn app_auth(state: &AppState, headers: &HeaderMap) -> ApiResult<cubby_store::App> {
+    use base64::Engine;
+    let creds = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|d| String::from_utf8(d).ok());
+    let Some((key, secret)) = creds.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(ApiError::BadInput(
+            "Error in call to API function: this route needs HTTP Basic auth with the app key and secret.".into(),
+        ));
+    };
+    state
+        .store
+        .authenticate_app(key, secret)
+        .await?
+        .ok_or_else(|| ApiError::Auth(json!({".tag": "invalid_access_token"})))
+}
+
 /// Applies `Dropbox-API-Path-Root`: a single-user namespace only allows its own root.
 fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
     let Some(raw) = headers.get("dropbox-api-path-root") else {
@@ -735,7 +780,7 @@ fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs.
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+pub(crate) fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|s| !s.is_empty())
         .map(|pair| {

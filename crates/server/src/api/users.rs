@@ -66,3 +66,9 @@ pub(crate) async fn check_user(ctx: &Ctx, arg: Value) -> Reply {
         &json!({"result": a.query}),
     ))
 }
+
+/// `auth/token/revoke`: disables the calling token and the family it belongs to.
+pub(crate) async fn revoke(ctx: &Ctx) -> Reply {
+    ctx.store().revoke_token(ctx.auth().token_id).await?;
+    Ok(json_response(axum::http::StatusCode::OK, &Value::Null))
+}

@@ -5,6 +5,8 @@
 /// Shared harness: start a server in a temp dir, create users, call routes.
 mod support;
 
+/// The security battery: app folders, isolation, tokens, OAuth codes and consent.
+mod auth;
 /// Batch routes and their async jobs.
 mod batch;
 /// Revisions, restore, permanent deletion and temporary links.

@@ -158,11 +158,75 @@ impl TestServer {
 
     pub async fn client_for(&self, name: &str) -> Client {
         let (token, _) = self.store.mint_token(name, None, &[]).await.unwrap();
+        self.client_with_token(&token)
+    }
+
+    /// A client that sends this bearer token.
+    pub fn client_with_token(&self, token: &str) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             urls: Arc::new(self.urls.clone()),
             next: Arc::new(AtomicUsize::new(0)),
-            token,
+            token: token.to_owned(),
+        }
+    }
+
+    /// Registers an app and returns it with its secret (`None` for a public client).
+    pub async fn app(
+        &self,
+        name: &str,
+        access: cubby_store::AccessType,
+        redirect_uris: &[&str],
+        public: bool,
+    ) -> (cubby_store::App, Option<String>) {
+        self.store
+            .add_app(cubby_store::NewApp {
+                name: name.to_owned(),
+                access,
+                key: None,
+                secret: None,
+                redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+                public_client: public,
+                scopes: vec![],
+                owner: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A client of `user` through `app` (a long-lived token with all the app's scopes).
+    pub async fn app_client(&self, user: &str, app: &cubby_store::App) -> Client {
+        let issued = self
+            .store
+            .mint(user, Some(&app.key), &[], cubby_store::TokenAccess::Legacy)
+            .await
+            .unwrap();
+        self.client_with_token(&issued.access_token)
+    }
+
+    /// Runs one SQL statement on the metadata database behind the servers (for set-ups no
+    /// route can make, such as a token whose expiry has passed).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Executor;
+        match &self.backends.metadata_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                pool.execute(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("meta.sqlite").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                pool.execute(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
         }
     }
 
