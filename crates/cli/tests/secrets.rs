@@ -49,12 +49,29 @@ async fn secrets_never_reach_the_log() {
     };
     let password = "Pass-Word-4-Logs-7731";
     cubby(
-        &["admin", "user", "add", "alice", "--password-stdin", "--json"],
+        &[
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ],
         Some(password),
     );
     let cb = "http://localhost:1/cb";
     let app = cubby(
-        &["admin", "app", "add", "Logs", "--access", "full", "--redirect-uri", cb, "--json"],
+        &[
+            "admin",
+            "app",
+            "add",
+            "Logs",
+            "--access",
+            "full",
+            "--redirect-uri",
+            cb,
+            "--json",
+        ],
         None,
     );
     let (key, secret) = (
@@ -199,10 +216,7 @@ async fn secrets_never_reach_the_log() {
         .unwrap();
     server.wait().unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        log.lines().count() > 20,
-        "the trace log is written: {log}"
-    );
+    assert!(log.lines().count() > 20, "the trace log is written: {log}");
     for (what, s) in [
         ("password", password),
         ("wrong password", "wrong-password-123"),

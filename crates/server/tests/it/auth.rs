@@ -1267,13 +1267,20 @@ async fn an_upload_refused_before_its_body_is_read_closes_the_connection() {
         .unwrap()
         .0;
     let c = srv.client_with_token(&narrowed);
-    let r = c.upload_with(json!({"path": "/a.txt"}), vec![7u8; 1 << 20]).await;
+    let r = c
+        .upload_with(json!({"path": "/a.txt"}), vec![7u8; 1 << 20])
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json()["error"]["required_scope"], "files.content.write");
-    assert_eq!(r.headers["connection"], "close", "the unread body spoils the connection");
+    assert_eq!(
+        r.headers["connection"], "close",
+        "the unread body spoils the connection"
+    );
     // The client's next request, on a new connection, works; a good upload keeps its connection.
     assert_eq!(c.meta("/a.txt").await.conflict(), "path/not_found/");
-    let r = alice.upload_with(json!({"path": "/a.txt"}), vec![7u8; 1 << 20]).await;
+    let r = alice
+        .upload_with(json!({"path": "/a.txt"}), vec![7u8; 1 << 20])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers.get("connection").is_none());
 }
