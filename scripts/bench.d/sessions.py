@@ -10,6 +10,8 @@ Prints, one per line as `name<TAB>value<TAB>unit`:
     the per-file /2/files/upload rate, both with 16 client threads;
   - the time of `restore` of a 1 GiB file's earlier revision;
   - search_v2 latency (median of 5) over a tree of 100,000 entries;
+  - copy_reference/save latency (median of 5) for a 1 MiB file, a 1 GiB file and a folder
+    of 1,000 files (saved by the same account: the work is the same for another one);
   - with --disk DIR (a folder on the server's data disk): the disk's own rate for what the
     block store does, 4 MiB files each written and fsynced, one writer and 4 writers, so the
     session figures can be read against the disk's limit.
@@ -168,12 +170,16 @@ def small_files(api, n):
     return per_file, batched
 
 
-def restore_time(api):
+def upload_big(api, path, total, stamp):
     buf = bytearray(CHUNK)
     sid = api.call("files/upload_session/start", {}, b"", content=True)["session_id"]
-    for k in range((1 << 30) // CHUNK):
-        api.call("files/upload_session/append_v2", {"cursor": {"session_id": sid, "offset": k * CHUNK}}, stamped(buf, 50_000 + k), content=True)
-    old = api.call("files/upload_session/finish", {"cursor": {"session_id": sid, "offset": 1 << 30}, "commit": {"path": "/bench/restore.bin", "mode": "overwrite"}}, b"", content=True)
+    for k in range(total // CHUNK):
+        api.call("files/upload_session/append_v2", {"cursor": {"session_id": sid, "offset": k * CHUNK}}, stamped(buf, stamp + k), content=True)
+    return api.call("files/upload_session/finish", {"cursor": {"session_id": sid, "offset": total}, "commit": {"path": path, "mode": "overwrite"}}, b"", content=True)
+
+
+def restore_time(api):
+    old = upload_big(api, "/bench/restore.bin", 1 << 30, 50_000)
     api.call("files/upload", {"path": "/bench/restore.bin", "mode": "overwrite"}, b"small now", content=True)
     times = []
     for _ in range(5):
@@ -183,6 +189,26 @@ def restore_time(api):
         assert md["size"] == 1 << 30
         api.call("files/upload", {"path": "/bench/restore.bin", "mode": "overwrite"}, b"small again %f" % t, content=True)
     return statistics.median(times) * 1000
+
+
+def copyref_latency(api):
+    """Median save latency (ms) of references to a 1 MiB file, a 1 GiB file, 1,000 files."""
+    api.call("files/upload", {"path": "/bench/ref/1m.bin", "mode": "overwrite"}, stamped(bytearray(1 << 20), 70_000), content=True)
+    upload_big(api, "/bench/ref/1g.bin", 1 << 30, 80_000)
+    sessions = [api.call("files/upload_session/start", {"close": True}, b"track %04d" % i * 100, content=True)["session_id"] for i in range(1000)]
+    entries = [{"cursor": {"session_id": sid, "offset": 1000}, "commit": {"path": "/bench/ref/album/t%04d.flac" % i}} for i, sid in enumerate(sessions)]
+    res = api.call("files/upload_session/finish_batch_v2", {"entries": entries})
+    assert all(e[".tag"] == "success" for e in res["entries"]), res["entries"][:2]
+    out = []
+    for label, path in (("1 MiB file", "/bench/ref/1m.bin"), ("1 GiB file", "/bench/ref/1g.bin"), ("folder of 1,000 files", "/bench/ref/album")):
+        ref = api.call("files/copy_reference/get", {"path": path})["copy_reference"]
+        times = []
+        for k in range(5):
+            t = time.perf_counter()
+            api.call("files/copy_reference/save", {"copy_reference": ref, "path": "/bench/saved/%s-%d" % (path.rsplit("/", 1)[1], k)})
+            times.append(time.perf_counter() - t)
+        out.append(("copy_reference/save, %s (median of 5)" % label, statistics.median(times) * 1000, "ms"))
+    return out
 
 
 def search_latency(api, entries):
@@ -262,6 +288,9 @@ def main():
         ("4 KiB files, /2/files/upload, 16 threads", per_file, "files/s"),
         ("4 KiB files, start+finish_batch_v2, 16 threads", batched, "files/s"),
         ("restore of a 1 GiB file (median of 5)", restore_time(api), "ms"),
+    ]
+    out += copyref_latency(api)
+    out += [
         ("search_v2 over %d entries (median of 5)" % entries, search_latency(api, entries), "ms"),
     ]
     for name, value, unit in out:

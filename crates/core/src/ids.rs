@@ -17,9 +17,11 @@ pub fn account_id(random: [u8; 27]) -> String {
 }
 
 /// A rev: lowercase hex, the journal sequence first so revs of one namespace sort by age,
-/// then 24 random bits so revs are not guessable across namespaces.
-pub fn rev(seq: u64, random: u32) -> String {
-    format!("{seq:09x}{:06x}", random & 0xff_ffff)
+/// then the position within the operation (one operation may write thousands of files, as a
+/// folder copy does, and their revs must differ), then 24 random bits so revs are not
+/// guessable across namespaces.
+pub fn rev(seq: u64, idx: u32, random: u32) -> String {
+    format!("{seq:09x}{idx:05x}{:06x}", random & 0xff_ffff)
 }
 
 /// Whether `s` matches Stone's `Rev` pattern: lowercase hex, at least 9 characters.
@@ -48,8 +50,17 @@ mod tests {
         assert_eq!(account_id([7; 27]).len(), 40);
         let id = file_id([255; 16]);
         assert!(id.starts_with("id:") && !id.contains('/'));
-        let r = rev(1, 0xabcdef);
-        assert_eq!(r, "000000001abcdef");
+        let r = rev(1, 2, 0xabcdef);
+        assert_eq!(r, "00000000100002abcdef");
+        assert_ne!(
+            rev(7, 0, 5),
+            rev(7, 1, 5),
+            "files of one operation differ by position"
+        );
+        assert!(
+            rev(7, 0xfffff, 0xffffff) < rev(8, 0, 0),
+            "revs sort by sequence"
+        );
         assert!(
             is_rev(&r) && !is_rev("ABCDEF0123") && !is_rev("01234567") && !is_rev("0123456789g")
         );

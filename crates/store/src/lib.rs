@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod blocks;
+pub mod copyref;
 mod db;
 mod group;
 pub mod history;

@@ -174,7 +174,7 @@ pub struct Change {
     pub parent_lower: String,
 }
 
-fn blocks_to_blob(blocks: &[BlockHash]) -> Vec<u8> {
+pub(crate) fn blocks_to_blob(blocks: &[BlockHash]) -> Vec<u8> {
     blocks.concat()
 }
 
@@ -186,7 +186,7 @@ pub fn blob_to_blocks(blob: &[u8]) -> Vec<BlockHash> {
 }
 
 /// Range bounds of the strict descendants of `folder_lower` ("/" sorts just before "0").
-fn descendant_range(folder_lower: &str) -> (String, String) {
+pub(crate) fn descendant_range(folder_lower: &str) -> (String, String) {
     (format!("{folder_lower}/"), format!("{folder_lower}0"))
 }
 
@@ -501,7 +501,7 @@ impl WriteTx {
 
     /// Makes sure every ancestor of `path` is a folder, creating missing ones. Returns the
     /// stored display path of the parent (`""` for the root).
-    async fn ensure_parents(&mut self, path: &str) -> Result<String, OpError> {
+    pub(crate) async fn ensure_parents(&mut self, path: &str) -> Result<String, OpError> {
         let mut parent_display = String::new();
         for anc in ancestors(path) {
             let anc_lower = lower(anc);
@@ -547,7 +547,7 @@ impl WriteTx {
         Ok(())
     }
 
-    async fn insert_folder(&mut self, display: &str) -> Result<Entry, OpError> {
+    pub(crate) async fn insert_folder(&mut self, display: &str) -> Result<Entry, OpError> {
         let e = Entry {
             kind: Kind::Folder,
             path_lower: lower(display),
@@ -566,7 +566,7 @@ impl WriteTx {
     }
 
     /// Writes a new revision of a file at `display`, keeping `id` if given (an overwrite).
-    async fn write_file(
+    pub(crate) async fn write_file(
         &mut self,
         display: &str,
         id: Option<String>,
@@ -578,7 +578,7 @@ impl WriteTx {
         let ns = self.ns as i64;
         let path_lower = lower(display);
         let id = id.unwrap_or_else(|| ids::file_id(random_bytes()));
-        let rev = ids::rev(seq, u32::from_le_bytes(random_bytes()));
+        let rev = ids::rev(seq, self.idx, u32::from_le_bytes(random_bytes()));
         let content_hash = content_hash_of_blocks(blocks);
         let client_modified = client_modified.unwrap_or(self.now);
         let now = self.now;
@@ -617,7 +617,7 @@ impl WriteTx {
 
     /// The path for a new item `name` in `parent_display`: a conflict with what is there,
     /// or, with autorename, the first free numbered name.
-    async fn claim_name(
+    pub(crate) async fn claim_name(
         &mut self,
         parent_display: &str,
         name: &str,

@@ -85,6 +85,18 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         ],
     ),
     (
+        "copy_refs",
+        &[
+            ("ref_hash", Ty::Blob),
+            ("ns", Ty::Int),
+            ("account", Ty::Int),
+            ("file_id", Ty::Text),
+            ("revision", Ty::Int),
+            ("created", Ty::Int),
+            ("expires", Ty::Int),
+        ],
+    ),
+    (
         "entries",
         &[
             ("ns", Ty::Int),

@@ -190,6 +190,19 @@ CREATE TABLE web_sessions (
     expires INTEGER NOT NULL
 );
 "#,
+    // 6: copy references (copy_reference/get and save): the digest of the reference, the
+    // namespace and file id of its source, and the revision a file reference is bound to.
+    r#"
+CREATE TABLE copy_refs (
+    ref_hash BLOB PRIMARY KEY,
+    ns INTEGER NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    revision INTEGER,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -357,6 +370,19 @@ CREATE TABLE web_sessions (
     id_hash BYTEA PRIMARY KEY,
     account BIGINT NOT NULL REFERENCES accounts(id),
     csrf TEXT NOT NULL,
+    expires BIGINT NOT NULL
+);
+"#,
+    // 6: copy references (copy_reference/get and save): the digest of the reference, the
+    // namespace and file id of its source, and the revision a file reference is bound to.
+    r#"
+CREATE TABLE copy_refs (
+    ref_hash BYTEA PRIMARY KEY,
+    ns BIGINT NOT NULL,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    revision BIGINT,
+    created BIGINT NOT NULL,
     expires BIGINT NOT NULL
 );
 "#,

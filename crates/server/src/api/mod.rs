@@ -6,6 +6,7 @@
 //! [`Ctx::resolve`]; handlers never build namespace paths from raw arguments.
 
 mod batch;
+mod copyref;
 mod files;
 mod history;
 mod search;
@@ -88,6 +89,9 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
         "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
         "files/get_temporary_upload_link" => (Rpc, Auth::User, Some("files.content.write")),
+        "files/copy_reference/get" | "files/copy_reference/save" => {
+            (Rpc, Auth::User, Some("files.content.write"))
+        }
         "files/create_folder_v2"
         | "files/create_folder"
         | "files/delete_v2"
@@ -651,6 +655,8 @@ async fn handle(
         "files/get_temporary_upload_link" => {
             history::get_temporary_upload_link(&ctx, arg, headers).await
         }
+        "files/copy_reference/get" => copyref::get(&ctx, arg).await,
+        "files/copy_reference/save" => copyref::save(&ctx, arg).await,
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
         "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
@@ -701,6 +707,8 @@ const ROUTE_NAMES: &[&str] = &[
     "files/permanently_delete",
     "files/get_temporary_link",
     "files/get_temporary_upload_link",
+    "files/copy_reference/get",
+    "files/copy_reference/save",
     "files/list_folder",
     "files/list_folder/continue",
     "files/list_folder/get_latest_cursor",

@@ -9,6 +9,8 @@ mod support;
 mod auth;
 /// Batch routes and their async jobs.
 mod batch;
+/// Copy references: saving content into another account without its bytes.
+mod copyref;
 /// Revisions, restore, permanent deletion and temporary links.
 mod history;
 /// Accounts, isolation, persistence and graceful shutdown.
