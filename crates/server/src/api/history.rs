@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::percent_encode;
 use crate::api::transfer::serve_file;
 use crate::api::{
     ApiError, ApiResult, Ctx, Resolved, json_response, lookup_error, unexpected, write_error,
@@ -213,18 +214,6 @@ fn base_url(headers: &HeaderMap) -> String {
         .or_else(|| get("host"))
         .unwrap_or("localhost");
     format!("{scheme}://{host}")
-}
-
-fn percent_encode(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `GET /temp/{token}/{name}`: serves a temporary link without auth; 410 once expired.

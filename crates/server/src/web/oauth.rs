@@ -21,7 +21,7 @@ use super::{
     require_session,
 };
 use crate::AppState;
-use crate::api::json_response;
+use crate::api::{json_response, percent_encode};
 
 /// Longest `state` Dropbox accepts.
 const MAX_STATE: usize = 500;
@@ -87,7 +87,7 @@ impl Refusal {
 fn with_params(uri: &str, params: &[(&str, String)], fragment: bool) -> String {
     let encoded: Vec<String> = params
         .iter()
-        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
         .collect();
     let sep = if fragment {
         '#'
@@ -97,18 +97,6 @@ fn with_params(uri: &str, params: &[(&str, String)], fragment: bool) -> String {
         '?'
     };
     format!("{uri}{sep}{}", encoded.join("&"))
-}
-
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Validates the parameters of `/oauth2/authorize`, in the order that decides where an
