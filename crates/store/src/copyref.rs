@@ -10,12 +10,13 @@
 
 use cubby_core::hash::BlockHash;
 use cubby_core::ids;
-use cubby_core::path::{lower, name_of};
+use cubby_core::path::name_of;
 
 use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx};
 use crate::meta::{
-    Entry, Kind, MAX_RELOCATION_ENTRIES, OpError, WriteTx, blob_to_blocks, descendant_range,
+    Entry, Kind, MAX_RELOCATION_ENTRIES, NewItem, OpError, SUBTREE, SubtreeRow, WriteTx,
+    blob_to_blocks, descendant_range, subtree_row,
 };
 use crate::{Store, StoreError, now, random_bytes};
 
@@ -54,11 +55,9 @@ impl From<sqlx::Error> for SaveRefError {
     }
 }
 
-/// One item to recreate at the destination, relative to the reference's top.
-struct Item {
-    rel: String,
-    file: Option<(u64, i64, Vec<BlockHash>)>,
-}
+/// What to recreate at the destination: paths relative to the reference's top (`""` for
+/// the top itself), with each file's content.
+type Items = Vec<SubtreeRow>;
 
 impl Store {
     /// Mints a reference to a live file (bound to its current revision) or folder of `ns`
@@ -130,10 +129,7 @@ impl Store {
                 let Some(file) = self.revision_content(rev).await? else {
                     return Err(SaveRefError::NotFound);
                 };
-                vec![Item {
-                    rel: String::new(),
-                    file: Some(file),
-                }]
+                vec![(String::new(), Some(file))]
             }
             None => self.subtree(src_ns, &top).await?,
         };
@@ -163,67 +159,41 @@ impl Store {
 
     /// A folder and everything live below it, parents before children, with each file's
     /// current content; at most [`MAX_RELOCATION_ENTRIES`] items.
-    async fn subtree(&self, ns: u64, top: &Entry) -> Result<Vec<Item>, SaveRefError> {
+    async fn subtree(&self, ns: u64, top: &Entry) -> Result<Items, SaveRefError> {
         let (lo, hi) = descendant_range(&top.path_lower);
         let rows = on_db!(&self.db, c => {
-            let rows = sqlx::query(
-                "SELECT e.path_display, e.kind, r.size, r.client_modified, r.blocks FROM entries e \
-                 LEFT JOIN revisions r ON r.id = e.revision \
-                 WHERE e.ns = $1 AND e.path_lower > $2 AND e.path_lower < $3 AND e.kind < 2 \
-                 ORDER BY e.path_lower LIMIT $4",
-            )
+            let rows = sqlx::query(SUBTREE)
             .bind(ns as i64)
             .bind(&lo)
             .bind(&hi)
             .bind(MAX_RELOCATION_ENTRIES)
             .fetch_all(c)
             .await?;
-            rows.iter()
-                .map(|r| -> Result<_, sqlx::Error> {
-                    let file = if r.int("kind")? == 0 {
-                        Some((r.int("size")? as u64, r.int("client_modified")?, blob_to_blocks(&r.bytes("blocks")?)))
-                    } else {
-                        None
-                    };
-                    Ok((r.text("path_display")?, file))
-                })
-                .collect::<Result<Vec<_>, _>>()?
+            rows.iter().map(subtree_row).collect::<Result<Vec<_>, _>>()?
         });
         if rows.len() as i64 + 1 > MAX_RELOCATION_ENTRIES {
             return Err(SaveRefError::TooManyFiles);
         }
         let prefix_chars = top.path_display.chars().count();
-        let mut items = vec![Item {
-            rel: String::new(),
-            file: None,
-        }];
-        items.extend(rows.into_iter().map(|(display, file)| Item {
-            rel: display.chars().skip(prefix_chars).collect(),
-            file,
-        }));
+        let mut items = vec![(String::new(), None)];
+        items.extend(
+            rows.into_iter()
+                .map(|(display, file)| (display.chars().skip(prefix_chars).collect(), file)),
+        );
         Ok(items)
     }
 }
 
 /// Recreates the items under `dest` in one write transaction of the destination namespace.
-async fn place(tx: &mut WriteTx, dest: String, items: Vec<Item>) -> Result<Entry, OpError> {
+async fn place(tx: &mut WriteTx, dest: String, items: Items) -> Result<Entry, OpError> {
     if cubby_core::path::is_disallowed_name(name_of(&dest)) {
         return Err(OpError::DisallowedName);
     }
     let parent = tx.ensure_parents(&dest).await?;
     let display = tx.claim_name(&parent, name_of(&dest), false).await?;
-    debug_assert_eq!(lower(&display), lower(&dest));
-    let mut top = None;
-    for item in items {
-        let path = format!("{display}{}", item.rel);
-        let e = match item.file {
-            None => tx.insert_folder(&path).await?,
-            Some((size, client_modified, blocks)) => {
-                tx.write_file(&path, None, size, &blocks, Some(client_modified))
-                    .await?
-            }
-        };
-        top.get_or_insert(e);
-    }
-    top.ok_or(OpError::NotFound)
+    let items = items
+        .into_iter()
+        .map(|(rel, file)| NewItem::at(format!("{display}{rel}"), file))
+        .collect();
+    tx.insert_tree(items).await
 }

@@ -186,7 +186,59 @@ impl Db {
     }
 }
 
+/// A value bound to a dynamically built statement.
+pub(crate) enum Val {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+}
+
+/// Bound parameters per multi-row statement: under SQLite's historical limit of 999.
+const MAX_PARAMS: usize = 900;
+
 impl Tx {
+    /// Inserts rows of `width` values with as few statements as the parameter limit allows:
+    /// `head` is `INSERT INTO t (columns)`, `tail` what follows the values (`ON CONFLICT …`
+    /// or nothing). Returns the number of rows affected.
+    pub(crate) async fn insert_rows(
+        &mut self,
+        head: &str,
+        width: usize,
+        rows: Vec<Vec<Val>>,
+        tail: &str,
+    ) -> Result<u64, StoreError> {
+        use std::fmt::Write;
+        let per = (MAX_PARAMS / width).max(1);
+        let mut affected = 0;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Val>> = rows.by_ref().take(per).collect();
+            let mut sql = format!("{head} VALUES ");
+            for r in 0..chunk.len() {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for c in 0..width {
+                    let sep = if c == 0 { "" } else { ", " };
+                    write!(sql, "{sep}${}", r * width + c + 1).expect("writing to a String");
+                }
+                sql.push(')');
+            }
+            sql.push(' ');
+            sql.push_str(tail);
+            affected += on_tx!(self, c => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for v in chunk.into_iter().flatten() {
+                    q = match v {
+                        Val::Int(x) => q.bind(x),
+                        Val::Text(x) => q.bind(x),
+                        Val::Blob(x) => q.bind(x),
+                    };
+                }
+                q.execute(&mut *c).await?.rows_affected()
+            });
+        }
+        Ok(affected)
+    }
+
     /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
     /// the commit, so other servers wake their longpolls.
     pub(crate) async fn commit(self, notify: Option<(u64, u64)>) -> Result<(), StoreError> {

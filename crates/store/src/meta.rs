@@ -431,7 +431,164 @@ const UPSERT_ENTRY: &str = "INSERT INTO entries (ns, path_lower, parent_lower, p
      content_hash = excluded.content_hash, client_modified = excluded.client_modified, \
      server_modified = excluded.server_modified";
 
+/// An item of a tree written in one go (a folder copy, a saved folder reference).
+pub(crate) enum NewItem {
+    Folder(String),
+    File {
+        display: String,
+        size: u64,
+        client_modified: i64,
+        blocks: Vec<BlockHash>,
+    },
+}
+
+const ENTRY_COLUMNS: &str = "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, \
+     file_id, rev, revision, size, content_hash, client_modified, server_modified)";
+const ENTRY_ON_CONFLICT: &str = "ON CONFLICT (ns, path_lower) DO UPDATE SET parent_lower = excluded.parent_lower, \
+     path_display = excluded.path_display, kind = excluded.kind, file_id = excluded.file_id, \
+     rev = excluded.rev, revision = excluded.revision, size = excluded.size, \
+     content_hash = excluded.content_hash, client_modified = excluded.client_modified, \
+     server_modified = excluded.server_modified";
+
 impl WriteTx {
+    /// Writes new folders and files (parents before children, none of them live yet) with a
+    /// few multi-row statements per table instead of three statements per item: a copy of
+    /// 1,000 files costs tens of statements. Returns the first item's entry.
+    pub(crate) async fn insert_tree(&mut self, items: Vec<NewItem>) -> Result<Entry, OpError> {
+        use crate::db::Val;
+        let seq = self.seq().await?;
+        let ns = self.ns as i64;
+        let now = self.now;
+        let mut entries = Vec::with_capacity(items.len());
+        let mut revisions = Vec::new();
+        for (k, item) in items.into_iter().enumerate() {
+            let id = ids::file_id(random_bytes());
+            let e = match item {
+                NewItem::Folder(display) => Entry {
+                    kind: Kind::Folder,
+                    path_lower: lower(&display),
+                    path_display: display,
+                    id: Some(id),
+                    rev: None,
+                    revision: None,
+                    size: 0,
+                    content_hash: None,
+                    client_modified: 0,
+                    server_modified: 0,
+                },
+                NewItem::File {
+                    display,
+                    size,
+                    client_modified,
+                    blocks,
+                } => {
+                    let rev =
+                        ids::rev(seq, self.idx + k as u32, u32::from_le_bytes(random_bytes()));
+                    let content_hash = content_hash_of_blocks(&blocks);
+                    let path_lower = lower(&display);
+                    revisions.push(vec![
+                        Val::Int(Some(ns)),
+                        Val::Text(Some(rev.clone())),
+                        Val::Text(Some(id.clone())),
+                        Val::Text(Some(path_lower.clone())),
+                        Val::Text(Some(display.clone())),
+                        Val::Int(Some(size as i64)),
+                        Val::Text(Some(content_hash.clone())),
+                        Val::Int(Some(client_modified)),
+                        Val::Int(Some(now)),
+                        Val::Blob(Some(blocks_to_blob(&blocks))),
+                    ]);
+                    Entry {
+                        kind: Kind::File,
+                        path_lower,
+                        path_display: display,
+                        id: Some(id),
+                        rev: Some(rev),
+                        revision: None,
+                        size,
+                        content_hash: Some(content_hash),
+                        client_modified,
+                        server_modified: now,
+                    }
+                }
+            };
+            entries.push(e);
+        }
+        self.tx
+            .insert_rows(
+                "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
+                 content_hash, client_modified, server_modified, blocks)",
+                10,
+                revisions,
+                "",
+            )
+            .await?;
+        // Every rev of this operation starts with its sequence, so one range read finds the
+        // new rows' ids (the order of RETURNING rows is not guaranteed).
+        let (lo, hi) = (format!("{seq:09x}"), format!("{:09x}", seq + 1));
+        let ids: std::collections::HashMap<String, i64> = on_tx!(&mut self.tx, c => {
+            let rows = sqlx::query("SELECT id, rev FROM revisions WHERE ns = $1 AND rev >= $2 AND rev < $3")
+                .bind(ns)
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.text("rev")?, r.int("id")?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        });
+        for e in entries.iter_mut().filter(|e| e.kind == Kind::File) {
+            e.revision = e.rev.as_ref().and_then(|r| ids.get(r)).copied();
+        }
+        let entry_rows = entries
+            .iter()
+            .map(|e| {
+                let file = e.kind == Kind::File;
+                vec![
+                    Val::Int(Some(ns)),
+                    Val::Text(Some(e.path_lower.clone())),
+                    Val::Text(Some(parent_of(&e.path_lower).to_owned())),
+                    Val::Text(Some(e.path_display.clone())),
+                    Val::Int(Some(if file { 0 } else { 1 })),
+                    Val::Text(e.id.clone()),
+                    Val::Text(e.rev.clone()),
+                    Val::Int(e.revision),
+                    Val::Int(Some(e.size as i64)),
+                    Val::Text(e.content_hash.clone()),
+                    Val::Int(file.then_some(e.client_modified)),
+                    Val::Int(file.then_some(e.server_modified)),
+                ]
+            })
+            .collect();
+        self.tx
+            .insert_rows(ENTRY_COLUMNS, 12, entry_rows, ENTRY_ON_CONFLICT)
+            .await?;
+        let first_idx = self.idx;
+        let journal_rows = entries
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                vec![
+                    Val::Int(Some(ns)),
+                    Val::Int(Some(seq as i64)),
+                    Val::Int(Some(i64::from(first_idx) + k as i64)),
+                    Val::Text(Some(e.path_lower.clone())),
+                    Val::Text(Some(parent_of(&e.path_lower).to_owned())),
+                ]
+            })
+            .collect();
+        self.tx
+            .insert_rows(
+                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower)",
+                5,
+                journal_rows,
+                "",
+            )
+            .await?;
+        self.idx += entries.len() as u32;
+        entries.into_iter().next().ok_or(OpError::NotFound)
+    }
+
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
         let ns = self.ns as i64;
         on_tx!(&mut self.tx, c => {
@@ -1003,33 +1160,73 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
 }
 
 async fn copy_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry, OpError> {
-    let top = copy_one(tx, src, display).await?;
+    let ns = tx.ns as i64;
+    let mut items = vec![copy_item(tx, src, display.to_owned()).await?];
     if src.kind == Kind::Folder {
         let (lo, hi) = descendant_range(&src.path_lower);
-        let ns = tx.ns as i64;
-        let rows: Vec<Entry> = on_tx!(&mut tx.tx, c => {
-            let rows = sqlx::query(LIST_RANGE)
-                .bind(ns)
-                .bind(lo)
-                .bind(hi)
-                .bind(2i64)
-                .bind(MAX_RELOCATION_ENTRIES)
-                .fetch_all(&mut *c)
-                .await?;
-            rows.iter().map(Entry::from_row).collect::<Result<_, _>>()?
+        let rows = on_tx!(&mut tx.tx, c => {
+            let rows = sqlx::query(SUBTREE)
+            .bind(ns)
+            .bind(lo)
+            .bind(hi)
+            .bind(MAX_RELOCATION_ENTRIES)
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter().map(subtree_row).collect::<Result<Vec<_>, _>>()?
         });
         let prefix_chars = src.path_display.chars().count();
-        for e in rows {
-            let rest: String = e.path_display.chars().skip(prefix_chars).collect();
-            copy_one(tx, &e, &format!("{display}{rest}")).await?;
-        }
+        items.extend(rows.into_iter().map(|(path, file)| {
+            let rest: String = path.chars().skip(prefix_chars).collect();
+            NewItem::at(format!("{display}{rest}"), file)
+        }));
     }
-    Ok(top)
+    // A copy shares the source's blocks: no block is read or written.
+    tx.insert_tree(items).await
 }
 
-async fn copy_one(tx: &mut WriteTx, e: &Entry, display: &str) -> Result<Entry, OpError> {
+/// The live items strictly below a folder (`ns`, then the descendant range, then a limit),
+/// with each file's current content, in path order (parents first).
+pub(crate) const SUBTREE: &str = "SELECT e.path_display, e.kind, r.size, r.client_modified, r.blocks \
+     FROM entries e LEFT JOIN revisions r ON r.id = e.revision \
+     WHERE e.ns = $1 AND e.path_lower > $2 AND e.path_lower < $3 AND e.kind < 2 \
+     ORDER BY e.path_lower LIMIT $4";
+
+/// One row of a subtree read: the display path, and a file's size, client_modified and blocks.
+pub(crate) type SubtreeRow = (String, Option<(u64, i64, Vec<BlockHash>)>);
+
+/// Decodes a row of `SELECT e.path_display, e.kind, r.size, r.client_modified, r.blocks`.
+pub(crate) fn subtree_row(r: &impl RowExt) -> Result<SubtreeRow, sqlx::Error> {
+    let file = if r.int("kind")? == 0 {
+        Some((
+            r.int("size")? as u64,
+            r.int("client_modified")?,
+            blob_to_blocks(&r.bytes("blocks")?),
+        ))
+    } else {
+        None
+    };
+    Ok((r.text("path_display")?, file))
+}
+
+impl NewItem {
+    /// A folder, or a file with this content, at `display`.
+    pub(crate) fn at(display: String, file: Option<(u64, i64, Vec<BlockHash>)>) -> Self {
+        match file {
+            None => NewItem::Folder(display),
+            Some((size, client_modified, blocks)) => NewItem::File {
+                display,
+                size,
+                client_modified,
+                blocks,
+            },
+        }
+    }
+}
+
+/// The copy of one entry (a folder, or a file with its current blocks) at `display`.
+async fn copy_item(tx: &mut WriteTx, e: &Entry, display: String) -> Result<NewItem, OpError> {
     if e.kind == Kind::Folder {
-        return tx.insert_folder(display).await;
+        return Ok(NewItem::Folder(display));
     }
     let revision = e
         .revision
@@ -1038,13 +1235,10 @@ async fn copy_one(tx: &mut WriteTx, e: &Entry, display: &str) -> Result<Entry, O
         .bind(revision)
         .fetch_one(&mut *c)
         .await?);
-    // A copy shares the source's blocks: no block is read or written.
-    tx.write_file(
+    Ok(NewItem::File {
         display,
-        None,
-        e.size,
-        &blob_to_blocks(&blob),
-        Some(e.client_modified),
-    )
-    .await
+        size: e.size,
+        client_modified: e.client_modified,
+        blocks: blob_to_blocks(&blob),
+    })
 }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use sqlx::Row;
 
-use crate::db::{Db, on_db, on_tx};
+use crate::db::{Db, Val, on_db, on_tx};
 use crate::{Store, StoreError};
 
 /// Rows written per target transaction.
@@ -144,12 +144,6 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
 /// Tables whose `id` comes from a sequence that must continue after the copied rows.
 const SERIAL_TABLES: &[&str] = &["namespaces", "accounts", "apps", "tokens", "revisions"];
 
-enum Val {
-    Int(Option<i64>),
-    Text(Option<String>),
-    Blob(Option<Vec<u8>>),
-}
-
 /// What a migration copied and checked.
 #[derive(Debug, Default)]
 pub struct MigrationReport {
@@ -195,26 +189,10 @@ async fn write_batch(
         return Ok(());
     }
     let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
-    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {table} ({}) VALUES ({})",
-        names.join(", "),
-        params.join(", ")
-    );
+    let head = format!("INSERT INTO {table} ({})", names.join(", "));
     let mut tx = target.begin(None).await?;
-    for row in rows.drain(..) {
-        on_tx!(&mut tx, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for v in row {
-                q = match v {
-                    Val::Int(x) => q.bind(x),
-                    Val::Text(x) => q.bind(x),
-                    Val::Blob(x) => q.bind(x),
-                };
-            }
-            q.execute(&mut *c).await?.rows_affected()
-        });
-    }
+    tx.insert_rows(&head, cols.len(), std::mem::take(rows), "")
+        .await?;
     tx.commit(None).await?;
     Ok(())
 }
