@@ -7,9 +7,11 @@
 //! Sequential sessions keep their full 4 MiB blocks plus one partial tail block, which the
 //! next append extends; concurrent sessions keep 4 MiB-aligned blocks by index.
 
+use std::collections::HashMap;
+
 use cubby_core::hash::{BLOCK_SIZE, BlockHash};
 
-use crate::db::{RowExt, on_tx};
+use crate::db::{RowExt, Val, on_tx};
 use crate::meta::{Commit, Entry, OpError, WriteTx, commit_file_op};
 use crate::{Store, now, random_bytes};
 
@@ -62,44 +64,106 @@ fn hash_of(v: Vec<u8>) -> Option<BlockHash> {
 impl Store {
     /// Starts an empty session for an account.
     pub async fn start_session(&self, account: i64, concurrent: bool) -> Result<String, OpError> {
-        let id = format!(
-            "pid_upload_session:{}",
-            cubby_core::ids::token("", random_bytes())
-        );
-        let created = now();
-        let row_id = id.clone();
-        self.write_plain(move |tx| {
-            Box::pin(async move {
-                on_tx!(&mut tx.tx, c => sqlx::query(
-                    "INSERT INTO upload_sessions (id, account, concurrent, created, expires) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&row_id)
-                .bind(account)
-                .bind(concurrent as i64)
-                .bind(created)
-                .bind(created + SESSION_TTL_SECS)
-                .execute(&mut *c)
-                .await?
-                .rows_affected());
-                Ok(())
-            })
-        })
-        .await?;
-        Ok(id)
+        let mut ids = self.start_sessions(account, concurrent, 1).await?;
+        Ok(ids.pop().expect("one session"))
     }
 
-    /// Starts `n` sessions at once.
+    /// Starts `n` sessions at once, in one write.
     pub async fn start_sessions(
         &self,
         account: i64,
         concurrent: bool,
         n: u32,
     ) -> Result<Vec<String>, OpError> {
-        let mut ids = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            ids.push(self.start_session(account, concurrent).await?);
-        }
+        let created = now();
+        let ids: Vec<String> = (0..n).map(|_| new_session_id()).collect();
+        let rows = ids
+            .iter()
+            .map(|id| {
+                vec![
+                    Val::Text(Some(id.clone())),
+                    Val::Int(Some(account)),
+                    Val::Int(Some(i64::from(concurrent))),
+                    Val::Int(Some(created)),
+                    Val::Int(Some(created + SESSION_TTL_SECS)),
+                ]
+            })
+            .collect();
+        self.write_plain(move |tx| {
+            Box::pin(async move {
+                tx.tx
+                    .insert_rows(
+                        "INSERT INTO upload_sessions (id, account, concurrent, created, expires)",
+                        5,
+                        rows,
+                        "",
+                    )
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
         Ok(ids)
+    }
+
+    /// Starts a sequential session holding its first bytes (`blocks`, all full but possibly
+    /// the last, covering `length` bytes), in one write.
+    pub async fn start_with_data(
+        &self,
+        account: i64,
+        blocks: &[BlockHash],
+        length: u64,
+        close: bool,
+    ) -> Result<String, OpError> {
+        let id = new_session_id();
+        let created = now();
+        let full = (length / BS) as usize;
+        let tail_len = length % BS;
+        let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
+        let rows: Vec<Vec<Val>> = blocks
+            .iter()
+            .take(full)
+            .enumerate()
+            .map(|(i, h)| {
+                vec![
+                    Val::Text(Some(id.clone())),
+                    Val::Int(Some(i as i64)),
+                    Val::Blob(Some(h.to_vec())),
+                    Val::Int(Some(BS as i64)),
+                ]
+            })
+            .collect();
+        let row_id = id.clone();
+        self.write_plain(move |tx| {
+            Box::pin(async move {
+                on_tx!(&mut tx.tx, c => sqlx::query(
+                    "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, tail_len, created, expires) \
+                     VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&row_id)
+                .bind(account)
+                .bind(length as i64)
+                .bind(i64::from(close))
+                .bind(tail.map(|h| h.to_vec()))
+                .bind(tail_len as i64)
+                .bind(created)
+                .bind(created + SESSION_TTL_SECS)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+                tx.tx
+                    .insert_rows(
+                        "INSERT INTO upload_session_blocks (session, idx, hash, size)",
+                        4,
+                        rows,
+                        "",
+                    )
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(id)
     }
 
     /// A live session of this account.
@@ -224,17 +288,42 @@ impl Store {
     ) -> Result<Vec<Result<Entry, OpError>>, OpError> {
         self.write(ns, move |tx| {
             Box::pin(async move {
+                // Every session and block list of the batch in two reads, not two per entry.
+                let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
+                let mut sessions = load_many(&mut tx.tx, &ids).await?;
+                let mut blocks = blocks_of_many(&mut tx.tx, &ids).await?;
                 let mut out = Vec::with_capacity(entries.len());
+                let mut finished = Vec::new();
                 for f in entries {
+                    // A session named twice is gone after its first commit (and only then).
+                    let loaded = sessions.get(&f.session_id).cloned();
+                    let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
                     stmt(tx, "SAVEPOINT entry").await?;
-                    let r = finish_one(tx, account, f, require_closed).await;
+                    let id = f.session_id.clone();
+                    let r = finish_one(tx, account, f, loaded, list, require_closed).await;
                     if r.is_ok() {
                         stmt(tx, "RELEASE entry").await?;
+                        sessions.remove(&id);
+                        blocks.remove(&id);
+                        finished.push(id);
                     } else {
                         stmt(tx, "ROLLBACK TO entry").await?;
                         stmt(tx, "RELEASE entry").await?;
                     }
                     out.push(r);
+                }
+                for chunk in finished.chunks(IN_CHUNK) {
+                    let sql = format!(
+                        "UPDATE upload_sessions SET finished = 1 WHERE id IN ({})",
+                        placeholders(chunk.len())
+                    );
+                    on_tx!(&mut tx.tx, c => {
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&mut *c).await?.rows_affected()
+                    });
                 }
                 Ok(out)
             })
@@ -243,18 +332,125 @@ impl Store {
     }
 }
 
+fn new_session_id() -> String {
+    format!(
+        "pid_upload_session:{}",
+        cubby_core::ids::token("", random_bytes())
+    )
+}
+
 async fn stmt(tx: &mut WriteTx, sql: &'static str) -> Result<(), OpError> {
     on_tx!(&mut tx.tx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
     Ok(())
+}
+
+/// Ids per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A loaded session row: (owner, expires, finished, session).
+type Loaded = (i64, i64, i64, Session);
+
+fn session_from_row(r: &impl RowExt) -> Result<Loaded, sqlx::Error> {
+    Ok((
+        r.int("account")?,
+        r.int("expires")?,
+        r.int("finished")?,
+        Session {
+            id: r.text("id")?,
+            concurrent: r.int("concurrent")? != 0,
+            length: r.int("length")? as u64,
+            closed: r.int("closed")? != 0,
+            tail: r
+                .opt_bytes("tail")?
+                .and_then(hash_of)
+                .map(|h| (h, r.int("tail_len").unwrap_or(0) as u64)),
+        },
+    ))
+}
+
+const SESSION_COLUMNS: &str = "SELECT id, concurrent, length, closed, tail, tail_len, expires, finished, account \
+     FROM upload_sessions";
+
+/// Sessions by id, as rows (whatever their owner or state; `check` decides).
+async fn load_many(
+    tx: &mut crate::db::Tx,
+    ids: &[String],
+) -> Result<HashMap<String, Loaded>, OpError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "{SESSION_COLUMNS} WHERE id IN ({})",
+            placeholders(chunk.len())
+        );
+        let rows: Vec<Loaded> = on_tx!(tx, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(&mut *c).await?;
+            rows.iter().map(session_from_row).collect::<Result<_, _>>()?
+        });
+        out.extend(rows.into_iter().map(|l| (l.3.id.clone(), l)));
+    }
+    Ok(out)
+}
+
+/// The stored full blocks of sessions, by session, in index order.
+async fn blocks_of_many(
+    tx: &mut crate::db::Tx,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<(i64, Vec<u8>)>>, OpError> {
+    let mut out: HashMap<String, Vec<(i64, Vec<u8>)>> = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT session, idx, hash FROM upload_session_blocks WHERE session IN ({}) ORDER BY session, idx",
+            placeholders(chunk.len())
+        );
+        let rows: Vec<(String, i64, Vec<u8>)> = on_tx!(tx, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(&mut *c).await?;
+            rows.iter()
+                .map(|r| Ok::<_, sqlx::Error>((r.text("session")?, r.int("idx")?, r.bytes("hash")?)))
+                .collect::<Result<_, _>>()?
+        });
+        for (session, idx, hash) in rows {
+            out.entry(session).or_default().push((idx, hash));
+        }
+    }
+    Ok(out)
+}
+
+/// A session this account may still use.
+fn check(loaded: Option<Loaded>, account: i64) -> Result<Session, OpError> {
+    match loaded {
+        Some((owner, expires, finished, s))
+            if owner == account && expires > now() && finished == 0 =>
+        {
+            Ok(s)
+        }
+        _ => Err(OpError::Session(SessionError::NotFound)),
+    }
 }
 
 async fn finish_one(
     tx: &mut WriteTx,
     account: i64,
     f: Finish,
+    loaded: Option<Loaded>,
+    rows: Vec<(i64, Vec<u8>)>,
     require_closed: bool,
 ) -> Result<Entry, OpError> {
-    let s = load(&mut tx.tx, &f.session_id, account).await?;
+    let s = check(loaded, account)?;
     let err = |e| Err(OpError::Session(e));
     if s.concurrent && !s.closed {
         return err(SessionError::ConcurrentNotClosed);
@@ -265,15 +461,6 @@ async fn finish_one(
     if f.offset != s.length {
         return err(SessionError::IncorrectOffset(s.length));
     }
-    let rows: Vec<(i64, Vec<u8>)> = on_tx!(&mut tx.tx, c => {
-        let rows = sqlx::query("SELECT idx, hash FROM upload_session_blocks WHERE session = $1 ORDER BY idx")
-            .bind(&f.session_id)
-            .fetch_all(&mut *c)
-            .await?;
-        rows.iter()
-            .map(|r| Ok::<_, sqlx::Error>((r.int("idx")?, r.bytes("hash")?)))
-            .collect::<Result<_, _>>()?
-    });
     let expected_blocks = s.length.div_ceil(BS);
     let mut blocks = Vec::with_capacity(expected_blocks as usize);
     for (i, (idx, hash)) in rows.into_iter().enumerate() {
@@ -291,13 +478,7 @@ async fn finish_one(
     let mut commit = f.commit;
     commit.size = s.length;
     commit.blocks = blocks;
-    let entry = commit_file_op(tx, commit).await?;
-    on_tx!(&mut tx.tx, c => sqlx::query("UPDATE upload_sessions SET finished = 1 WHERE id = $1")
-        .bind(&f.session_id)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-    Ok(entry)
+    commit_file_op(tx, commit).await
 }
 
 async fn put_block(
@@ -322,39 +503,13 @@ async fn put_block(
 }
 
 async fn load(tx: &mut crate::db::Tx, id: &str, account: i64) -> Result<Session, OpError> {
+    let sql = format!("{SESSION_COLUMNS} WHERE id = $1");
     let row = on_tx!(tx, c => {
-        let row = sqlx::query(
-            "SELECT id, concurrent, length, closed, tail, tail_len, expires, finished, account \
-             FROM upload_sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-        match row {
-            None => None,
-            Some(r) => Some((
-                r.int("account")?,
-                r.int("expires")?,
-                r.int("finished")?,
-                Session {
-                    id: r.text("id")?,
-                    concurrent: r.int("concurrent")? != 0,
-                    length: r.int("length")? as u64,
-                    closed: r.int("closed")? != 0,
-                    tail: r
-                        .opt_bytes("tail")?
-                        .and_then(hash_of)
-                        .map(|h| (h, r.int("tail_len").unwrap_or(0) as u64)),
-                },
-            )),
-        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+        row.map(|r| session_from_row(&r)).transpose()?
     });
-    match row {
-        Some((owner, expires, finished, s))
-            if owner == account && expires > now() && finished == 0 =>
-        {
-            Ok(s)
-        }
-        _ => Err(OpError::Session(SessionError::NotFound)),
-    }
+    check(row, account)
 }

@@ -209,13 +209,13 @@ pub(crate) async fn start(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body
             .map_err(unexpected)?;
         return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
     }
+    // The bytes are stored first; the session row and its blocks are then one write.
+    let expected = content_hash_arg(ctx, &a.content_hash)?;
+    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new()).await?;
     let id = store
-        .start_session(account, false)
+        .start_with_data(account, &received.blocks, received.size, a.close)
         .await
         .map_err(unexpected)?;
-    if let Err(e) = append(ctx, headers, body, &id, 0, a.close, &a.content_hash).await? {
-        return Err(ApiError::Route(lookup_json(&e)));
-    }
     Ok(json_response(StatusCode::OK, &json!({"session_id": id})))
 }
 

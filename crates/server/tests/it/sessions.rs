@@ -226,6 +226,8 @@ async fn finish_batch_mixes_good_and_failing_entries() {
                 entry(2, "/batch/open.txt"),
                 entry(3, "/batch/d.txt"),
                 {"cursor": {"session_id": "pid_upload_session:nope", "offset": 0}, "commit": {"path": "/batch/e.txt"}},
+                entry(0, "/batch/again.txt"),
+                entry(1, "/batch/b.txt"),
             ]}),
         )
         .await
@@ -243,6 +245,20 @@ async fn finish_batch_mixes_good_and_failing_entries() {
     );
     assert_eq!(e[3][".tag"], "success");
     assert_eq!(e[4]["failure"]["lookup_failed"][".tag"], "not_found");
+    // A session committed earlier in the batch is gone; one whose entry failed is still there.
+    assert_eq!(e[5]["failure"]["lookup_failed"][".tag"], "not_found");
+    assert_eq!(e[6][".tag"], "success");
+    assert_eq!(c.download(json!({"path": "/batch/b.txt"}), None).await.body, b"file 1");
+    assert_eq!(c.meta("/batch/again.txt").await.conflict(), "path/not_found/");
+    // Sessions started with data hold it; a finished one is gone for good.
+    let r = c
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [entry(0, "/batch/late.txt")]}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["entries"][0]["failure"]["lookup_failed"][".tag"], "not_found");
     assert_eq!(
         c.download(json!({"path": "/batch/d.txt"}), None).await.body,
         b"file 3"
