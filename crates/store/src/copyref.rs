@@ -16,7 +16,7 @@ use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx};
 use crate::meta::{
     Entry, Kind, MAX_RELOCATION_ENTRIES, NewItem, OpError, SUBTREE, SubtreeRow, WriteTx,
-    blob_to_blocks, descendant_range, subtree_row,
+    blob_to_blocks, descendant_range, first, subtree_row,
 };
 use crate::{Store, StoreError, now, random_bytes};
 
@@ -195,5 +195,5 @@ async fn place(tx: &mut WriteTx, dest: String, items: Items) -> Result<Entry, Op
         .into_iter()
         .map(|(rel, file)| NewItem::at(format!("{display}{rel}"), file))
         .collect();
-    tx.insert_tree(items).await
+    first(tx.insert_tree(items).await?)
 }

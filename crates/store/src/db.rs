@@ -193,6 +193,14 @@ pub(crate) enum Val {
     Blob(Option<Vec<u8>>),
 }
 
+/// `$from, $from+1, …` for `n` parameters, as an `IN (…)` list needs.
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Bound parameters per multi-row statement: under SQLite's historical limit of 999.
 const MAX_PARAMS: usize = 900;
 

@@ -453,8 +453,8 @@ const ENTRY_ON_CONFLICT: &str = "ON CONFLICT (ns, path_lower) DO UPDATE SET pare
 impl WriteTx {
     /// Writes new folders and files (parents before children, none of them live yet) with a
     /// few multi-row statements per table instead of three statements per item: a copy of
-    /// 1,000 files costs tens of statements. Returns the first item's entry.
-    pub(crate) async fn insert_tree(&mut self, items: Vec<NewItem>) -> Result<Entry, OpError> {
+    /// 1,000 files costs tens of statements. Returns the entries in the items' order.
+    pub(crate) async fn insert_tree(&mut self, items: Vec<NewItem>) -> Result<Vec<Entry>, OpError> {
         use crate::db::Val;
         let seq = self.seq().await?;
         let ns = self.ns as i64;
@@ -586,7 +586,30 @@ impl WriteTx {
             )
             .await?;
         self.idx += entries.len() as u32;
-        entries.into_iter().next().ok_or(OpError::NotFound)
+        Ok(entries)
+    }
+
+    /// The live entries among these lower-case paths, by path.
+    pub(crate) async fn live_many(
+        &mut self,
+        paths: &[String],
+    ) -> Result<std::collections::HashMap<String, Entry>, OpError> {
+        const LIVE_IN: &str = entry_sql!("WHERE ns = $1 AND kind < 2 AND path_lower IN ");
+        let ns = self.ns as i64;
+        let mut out = std::collections::HashMap::with_capacity(paths.len());
+        for chunk in paths.chunks(500) {
+            let sql = format!("{LIVE_IN}({})", crate::db::placeholders(2, chunk.len()));
+            let found: Vec<Entry> = on_tx!(&mut self.tx, c => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ns);
+                for p in chunk {
+                    q = q.bind(p);
+                }
+                let rows = q.fetch_all(&mut *c).await?;
+                rows.iter().map(Entry::from_row).collect::<Result<_, _>>()?
+            });
+            out.extend(found.into_iter().map(|e| (e.path_lower.clone(), e)));
+        }
+        Ok(out)
     }
 
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
@@ -1181,7 +1204,12 @@ async fn copy_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
         }));
     }
     // A copy shares the source's blocks: no block is read or written.
-    tx.insert_tree(items).await
+    first(tx.insert_tree(items).await?)
+}
+
+/// The first entry written (the top of a tree).
+pub(crate) fn first(entries: Vec<Entry>) -> Result<Entry, OpError> {
+    entries.into_iter().next().ok_or(OpError::NotFound)
 }
 
 /// The live items strictly below a folder (`ns`, then the descendant range, then a limit),

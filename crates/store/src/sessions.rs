@@ -7,12 +7,14 @@
 //! Sequential sessions keep their full 4 MiB blocks plus one partial tail block, which the
 //! next append extends; concurrent sessions keep 4 MiB-aligned blocks by index.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use cubby_core::hash::{BLOCK_SIZE, BlockHash};
 
-use crate::db::{RowExt, Val, on_tx};
-use crate::meta::{Commit, Entry, OpError, WriteTx, commit_file_op};
+use crate::db::{RowExt, Val, on_tx, placeholders};
+use cubby_core::path::{ancestors, is_disallowed_name, lower, name_of};
+
+use crate::meta::{Commit, Entry, Kind, NewItem, OpError, WriteMode, WriteTx, commit_file_op};
 use crate::{Store, now, random_bytes};
 
 /// How long a session can be used after it starts, as on Dropbox.
@@ -292,30 +294,27 @@ impl Store {
                 let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
                 let mut sessions = load_many(&mut tx.tx, &ids).await?;
                 let mut blocks = blocks_of_many(&mut tx.tx, &ids).await?;
-                let mut out = Vec::with_capacity(entries.len());
-                let mut finished = Vec::new();
-                for f in entries {
-                    // A session named twice is gone after its first commit (and only then).
-                    let loaded = sessions.get(&f.session_id).cloned();
-                    let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
-                    stmt(tx, "SAVEPOINT entry").await?;
-                    let id = f.session_id.clone();
-                    let r = finish_one(tx, account, f, loaded, list, require_closed).await;
-                    if r.is_ok() {
-                        stmt(tx, "RELEASE entry").await?;
-                        sessions.remove(&id);
-                        blocks.remove(&id);
-                        finished.push(id);
-                    } else {
-                        stmt(tx, "ROLLBACK TO entry").await?;
-                        stmt(tx, "RELEASE entry").await?;
-                    }
-                    out.push(r);
-                }
+                let (out, finished) =
+                    match fast_finish(tx, account, &entries, &sessions, &blocks, require_closed)
+                        .await?
+                    {
+                        Some(done) => done,
+                        None => {
+                            slow_finish(
+                                tx,
+                                account,
+                                entries,
+                                &mut sessions,
+                                &mut blocks,
+                                require_closed,
+                            )
+                            .await?
+                        }
+                    };
                 for chunk in finished.chunks(IN_CHUNK) {
                     let sql = format!(
                         "UPDATE upload_sessions SET finished = 1 WHERE id IN ({})",
-                        placeholders(chunk.len())
+                        placeholders(1, chunk.len())
                     );
                     on_tx!(&mut tx.tx, c => {
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -332,6 +331,141 @@ impl Store {
     }
 }
 
+/// Results of a batch, and the sessions it finished.
+type Finished = (Vec<Result<Entry, OpError>>, Vec<String>);
+
+/// Commits entries one by one, each in a savepoint, with the full write-mode rules.
+async fn slow_finish(
+    tx: &mut WriteTx,
+    account: i64,
+    entries: Vec<Finish>,
+    sessions: &mut HashMap<String, Loaded>,
+    blocks: &mut HashMap<String, Vec<(i64, Vec<u8>)>>,
+    require_closed: bool,
+) -> Result<Finished, OpError> {
+    let mut out = Vec::with_capacity(entries.len());
+    let mut finished = Vec::new();
+    for f in entries {
+        // A session named twice is gone after its first commit (and only then).
+        let loaded = sessions.get(&f.session_id).cloned();
+        let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
+        stmt(tx, "SAVEPOINT entry").await?;
+        let id = f.session_id.clone();
+        let r = finish_one(tx, account, f, loaded, list, require_closed).await;
+        if r.is_ok() {
+            stmt(tx, "RELEASE entry").await?;
+            sessions.remove(&id);
+            blocks.remove(&id);
+            finished.push(id);
+        } else {
+            stmt(tx, "ROLLBACK TO entry").await?;
+            stmt(tx, "RELEASE entry").await?;
+        }
+        out.push(r);
+    }
+    Ok((out, finished))
+}
+
+/// Commits a whole batch with a few multi-row statements when every committable entry is a
+/// new file at a free path under folders (existing or new) — the bulk-upload case. Decides
+/// before writing anything; `None` sends the batch through [`slow_finish`].
+async fn fast_finish(
+    tx: &mut WriteTx,
+    account: i64,
+    entries: &[Finish],
+    sessions: &HashMap<String, Loaded>,
+    blocks: &HashMap<String, Vec<(i64, Vec<u8>)>>,
+    require_closed: bool,
+) -> Result<Option<Finished>, OpError> {
+    let mut seen = HashSet::new();
+    if !entries.iter().all(|f| seen.insert(f.session_id.as_str())) {
+        return Ok(None);
+    }
+    let mut results: Vec<Option<Result<Entry, OpError>>> = Vec::with_capacity(entries.len());
+    let mut commits = Vec::new();
+    for (i, f) in entries.iter().enumerate() {
+        let loaded = sessions.get(&f.session_id).cloned();
+        let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
+        match session_content(account, f, loaded, list, require_closed) {
+            Err(e) => results.push(Some(Err(e))),
+            Ok((size, content)) => {
+                if matches!(f.commit.mode, WriteMode::Update(_))
+                    || is_disallowed_name(name_of(&f.commit.path))
+                {
+                    return Ok(None);
+                }
+                results.push(None);
+                commits.push((i, size, content));
+            }
+        }
+    }
+    // Targets are distinct, none inside another, none live; their ancestors are folders or free.
+    let targets: HashSet<String> = commits
+        .iter()
+        .map(|(i, ..)| lower(&entries[*i].commit.path))
+        .collect();
+    let mut above = BTreeSet::new();
+    for (i, ..) in &commits {
+        for a in ancestors(&entries[*i].commit.path) {
+            above.insert(lower(a));
+        }
+    }
+    if targets.len() != commits.len() || above.iter().any(|a| targets.contains(a)) {
+        return Ok(None);
+    }
+    let wanted: Vec<String> = targets.iter().chain(above.iter()).cloned().collect();
+    let live = tx.live_many(&wanted).await?;
+    if targets.iter().any(|t| live.contains_key(t))
+        || above
+            .iter()
+            .any(|a| live.get(a).is_some_and(|e| e.kind != Kind::Folder))
+    {
+        return Ok(None);
+    }
+    // Folders to create come just before the first file inside them, as sequential commits
+    // would journal them.
+    let mut displays: HashMap<String, String> =
+        live.into_iter().map(|(k, e)| (k, e.path_display)).collect();
+    let mut items = Vec::new();
+    let mut file_at = Vec::with_capacity(commits.len());
+    for (i, size, content) in commits {
+        let path = &entries[i].commit.path;
+        let mut parent = String::new();
+        for a in ancestors(path) {
+            let key = lower(a);
+            if let Some(d) = displays.get(&key) {
+                parent = d.clone();
+                continue;
+            }
+            if is_disallowed_name(name_of(a)) {
+                return Ok(None);
+            }
+            let d = format!("{parent}/{}", name_of(a));
+            displays.insert(key, d.clone());
+            items.push(NewItem::Folder(d.clone()));
+            parent = d;
+        }
+        file_at.push((i, items.len()));
+        items.push(NewItem::File {
+            display: format!("{parent}/{}", name_of(path)),
+            size,
+            client_modified: entries[i].commit.client_modified.unwrap_or(tx.now),
+            blocks: content,
+        });
+    }
+    let written = tx.insert_tree(items).await?;
+    let mut finished = Vec::with_capacity(file_at.len());
+    for (i, at) in file_at {
+        results[i] = Some(Ok(written[at].clone()));
+        finished.push(entries[i].session_id.clone());
+    }
+    let out = results
+        .into_iter()
+        .map(|r| r.expect("every entry decided"))
+        .collect();
+    Ok(Some((out, finished)))
+}
+
 fn new_session_id() -> String {
     format!(
         "pid_upload_session:{}",
@@ -346,13 +480,6 @@ async fn stmt(tx: &mut WriteTx, sql: &'static str) -> Result<(), OpError> {
 
 /// Ids per `IN (…)` list.
 const IN_CHUNK: usize = 500;
-
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A loaded session row: (owner, expires, finished, session).
 type Loaded = (i64, i64, i64, Session);
@@ -387,7 +514,7 @@ async fn load_many(
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "{SESSION_COLUMNS} WHERE id IN ({})",
-            placeholders(chunk.len())
+            placeholders(1, chunk.len())
         );
         let rows: Vec<Loaded> = on_tx!(tx, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -411,7 +538,7 @@ async fn blocks_of_many(
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT session, idx, hash FROM upload_session_blocks WHERE session IN ({}) ORDER BY session, idx",
-            placeholders(chunk.len())
+            placeholders(1, chunk.len())
         );
         let rows: Vec<(String, i64, Vec<u8>)> = on_tx!(tx, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -442,14 +569,14 @@ fn check(loaded: Option<Loaded>, account: i64) -> Result<Session, OpError> {
     }
 }
 
-async fn finish_one(
-    tx: &mut WriteTx,
+/// The size and block list a finish commits, or why the session cannot be finished.
+fn session_content(
     account: i64,
-    f: Finish,
+    f: &Finish,
     loaded: Option<Loaded>,
     rows: Vec<(i64, Vec<u8>)>,
     require_closed: bool,
-) -> Result<Entry, OpError> {
+) -> Result<(u64, Vec<BlockHash>), OpError> {
     let s = check(loaded, account)?;
     let err = |e| Err(OpError::Session(e));
     if s.concurrent && !s.closed {
@@ -475,8 +602,20 @@ async fn finish_one(
     if blocks.len() as u64 != expected_blocks {
         return err(SessionError::ConcurrentMissingData);
     }
+    Ok((s.length, blocks))
+}
+
+async fn finish_one(
+    tx: &mut WriteTx,
+    account: i64,
+    f: Finish,
+    loaded: Option<Loaded>,
+    rows: Vec<(i64, Vec<u8>)>,
+    require_closed: bool,
+) -> Result<Entry, OpError> {
+    let (size, blocks) = session_content(account, &f, loaded, rows, require_closed)?;
     let mut commit = f.commit;
-    commit.size = s.length;
+    commit.size = size;
     commit.blocks = blocks;
     commit_file_op(tx, commit).await
 }

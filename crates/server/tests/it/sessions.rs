@@ -248,8 +248,14 @@ async fn finish_batch_mixes_good_and_failing_entries() {
     // A session committed earlier in the batch is gone; one whose entry failed is still there.
     assert_eq!(e[5]["failure"]["lookup_failed"][".tag"], "not_found");
     assert_eq!(e[6][".tag"], "success");
-    assert_eq!(c.download(json!({"path": "/batch/b.txt"}), None).await.body, b"file 1");
-    assert_eq!(c.meta("/batch/again.txt").await.conflict(), "path/not_found/");
+    assert_eq!(
+        c.download(json!({"path": "/batch/b.txt"}), None).await.body,
+        b"file 1"
+    );
+    assert_eq!(
+        c.meta("/batch/again.txt").await.conflict(),
+        "path/not_found/"
+    );
     // Sessions started with data hold it; a finished one is gone for good.
     let r = c
         .rpc(
@@ -258,7 +264,10 @@ async fn finish_batch_mixes_good_and_failing_entries() {
         )
         .await
         .ok();
-    assert_eq!(r["entries"][0]["failure"]["lookup_failed"][".tag"], "not_found");
+    assert_eq!(
+        r["entries"][0]["failure"]["lookup_failed"][".tag"],
+        "not_found"
+    );
     assert_eq!(
         c.download(json!({"path": "/batch/d.txt"}), None).await.body,
         b"file 3"
@@ -274,4 +283,100 @@ async fn finish_batch_mixes_good_and_failing_entries() {
         .ok();
     assert_eq!(v[".tag"], "complete");
     assert_eq!(v["entries"][0][".tag"], "success");
+}
+
+#[tokio::test]
+async fn finish_batch_of_new_files_commits_like_one_by_one() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    c.put("/fast/existing/keep.txt", b"keep").await;
+    let gone = c.put("/fast/gone.txt", b"old").await;
+    c.rpc("files/delete_v2", json!({"path": gone["path_lower"]}))
+        .await
+        .ok();
+    let (_, cursor) = c
+        .list_all(json!({"path": "/fast", "recursive": true}))
+        .await;
+    let mut entries = Vec::new();
+    let paths = [
+        "/fast/a/b/one.txt",
+        "/FAST/A/two.txt",
+        "/fast/existing/three.txt",
+        "/fast/gone.txt",
+        "/fast/a/B/four.txt",
+    ];
+    for (i, p) in paths.iter().enumerate() {
+        let id = start(&c, json!({"close": true}), format!("data {i}").as_bytes()).await;
+        entries.push(json!({"cursor": {"session_id": id, "offset": 6}, "commit": {"path": p, "client_modified": "2020-01-02T03:04:05Z"}}));
+    }
+    entries.push(json!({"cursor": {"session_id": "pid_upload_session:nope", "offset": 0}, "commit": {"path": "/fast/x.txt"}}));
+    let v = c
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": entries}),
+        )
+        .await
+        .ok();
+    let e = v["entries"].as_array().unwrap();
+    let shown: Vec<&str> = e[..5]
+        .iter()
+        .map(|x| x["path_display"].as_str().unwrap())
+        .collect();
+    // Folders created by the batch keep the case of their first mention, as one-by-one
+    // commits would; existing folders keep theirs.
+    assert_eq!(
+        shown,
+        [
+            "/fast/a/b/one.txt",
+            "/fast/a/two.txt",
+            "/fast/existing/three.txt",
+            "/fast/gone.txt",
+            "/fast/a/b/four.txt"
+        ]
+    );
+    assert_eq!(e[0]["client_modified"], "2020-01-02T03:04:05Z");
+    assert_eq!(e[5]["failure"]["lookup_failed"][".tag"], "not_found");
+    for (i, p) in paths.iter().enumerate() {
+        let r = c.download(json!({"path": p}), None).await;
+        assert_eq!(r.body, format!("data {i}").as_bytes(), "{p}");
+    }
+    assert_eq!(c.meta("/fast/a/b").await.ok()[".tag"], "folder");
+    // The change feed lists each new folder before what is inside it.
+    let v = c
+        .rpc("files/list_folder/continue", json!({"cursor": cursor}))
+        .await
+        .ok();
+    let feed: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path_lower"].as_str().unwrap())
+        .collect();
+    let pos = |p: &str| {
+        feed.iter()
+            .position(|x| *x == p)
+            .unwrap_or_else(|| panic!("{p} in {feed:?}"))
+    };
+    assert!(pos("/fast/a") < pos("/fast/a/b") && pos("/fast/a/b") < pos("/fast/a/b/one.txt"));
+    assert_eq!(feed.len(), 7, "{feed:?}");
+
+    // A batch where one entry meets an existing file is committed one by one: that entry
+    // conflicts, the others succeed.
+    let a = start(&c, json!({"close": true}), b"new").await;
+    let b = start(&c, json!({"close": true}), b"clash").await;
+    let v = c
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [
+                {"cursor": {"session_id": a, "offset": 3}, "commit": {"path": "/fast/new.txt"}},
+                {"cursor": {"session_id": b, "offset": 5}, "commit": {"path": "/fast/a/two.txt"}},
+            ]}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["entries"][0][".tag"], "success");
+    assert_eq!(
+        v["entries"][1]["failure"]["path"]["conflict"][".tag"],
+        "file"
+    );
 }
