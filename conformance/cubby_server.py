@@ -65,6 +65,11 @@ class Server(object):
             "127.0.0.1:{}".format(self.http_port),
             "--https",
             "127.0.0.1:{}".format(self.https_port),
+            # files/save_url refuses loopback and private addresses; the suite's local
+            # origin server (test_save_url.py) lives on 127.0.0.1, so allow exactly that
+            # address (not ::1 or the rest of 127.0.0.0/8: the tests check those stay refused).
+            "--fetch-allow",
+            "127.0.0.1/32",
         ]
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env

@@ -12,6 +12,8 @@ Prints, one per line as `name<TAB>value<TAB>unit`:
   - search_v2 latency (median of 5) over a tree of 100,000 entries;
   - copy_reference/save latency (median of 5) for a 1 MiB file, a 1 GiB file and a folder
     of 1,000 files (saved by the same account: the work is the same for another one);
+  - save_url MB/s of a 1 GiB file served by a local origin (the server must run with
+    --fetch-allow 127.0.0.1/32), from the call to the job's completion;
   - with --disk DIR (a folder on the server's data disk): the disk's own rate for what the
     block store does, 4 MiB files each written and fsynced, one writer and 4 writers, so the
     session figures can be read against the disk's limit.
@@ -211,6 +213,43 @@ def copyref_latency(api):
     return out
 
 
+def saveurl_rate(api, total=1 << 30):
+    """MB/s of save_url fetching `total` distinct bytes from a local origin."""
+    import http.server
+
+    base = int(time.time() * 1000) % 1_000_000 * 10_000  # new bytes every run: no dedup
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            buf = bytearray(CHUNK)
+            for k in range(total // CHUNK):
+                self.wfile.write(stamped(buf, base + k))
+
+        def log_message(self, *args):
+            pass
+
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/big.bin" % origin.server_address[1]
+        t = time.perf_counter()
+        job = api.call("files/save_url", {"path": "/bench/saved-url-%d.bin" % base, "url": url})["async_job_id"]
+        while True:
+            st = api.call("files/save_url/check_job_status", {"async_job_id": job})
+            if st[".tag"] != "in_progress":
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t
+        if st[".tag"] != "complete" or st["size"] != total:
+            raise RuntimeError("save_url did not complete: %s" % st)
+        return total / elapsed / 1e6
+    finally:
+        origin.shutdown()
+
+
 def search_latency(api, entries):
     per_folder = 1000
     for d in range(entries // per_folder):
@@ -290,6 +329,7 @@ def main():
         ("restore of a 1 GiB file (median of 5)", restore_time(api), "ms"),
     ]
     out += copyref_latency(api)
+    out.append(("save_url of a 1 GiB file from a local origin", saveurl_rate(api), "MB/s"))
     out += [
         ("search_v2 over %d entries (median of 5)" % entries, search_latency(api, entries), "ms"),
     ]

@@ -60,6 +60,10 @@ struct ServeArgs {
     /// Days of history (old revisions and deleted files) to keep; by default all is kept.
     #[arg(long, env = "CUBBY_RETENTION_DAYS")]
     retention_days: Option<u32>,
+    /// A network save_url may fetch from besides the public internet, e.g. 10.0.0.0/8
+    /// (repeatable; the environment variable takes a comma-separated list).
+    #[arg(long = "fetch-allow", env = "CUBBY_FETCH_ALLOW", value_delimiter = ',')]
+    fetch_allow: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -240,6 +244,7 @@ async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
         metadata_url: store.metadata_url.clone(),
         blocks_url: store.blocks_url.clone(),
         retention_days: args.retention_days,
+        fetch_allow: args.fetch_allow,
         http: parse_listen(&args.http, "--http")?,
         https: parse_listen(&args.https, "--https")?,
         tls_cert: args.tls_cert,

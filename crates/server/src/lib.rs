@@ -5,6 +5,7 @@
 //! flight. The server knows nothing of SQL: it talks to [`cubby_store::Store`] only.
 
 pub mod api;
+pub mod fetch;
 pub mod limit;
 pub mod metrics;
 pub mod tls;
@@ -39,6 +40,8 @@ pub struct Config {
     pub blocks_url: Option<String>,
     /// Days of history (old revisions, deleted files) to keep; `None` keeps everything.
     pub retention_days: Option<u32>,
+    /// Networks `save_url` may fetch from besides the public internet (`10.0.0.0/8`, …).
+    pub fetch_allow: Vec<String>,
 }
 
 /// Shared state of every handler.
@@ -47,6 +50,8 @@ pub struct AppState {
     /// Flips to true when shutdown starts, so longpolls return at once.
     pub shutting_down: watch::Receiver<bool>,
     pub metrics: metrics::Metrics,
+    /// The guarded HTTP client of `save_url`.
+    pub fetcher: fetch::Fetcher,
     /// Failed sign-ins per login.
     pub signin_limiter: limit::Limiter,
     /// Failed sign-ins and token requests per client address.
@@ -68,6 +73,7 @@ pub struct Server {
     /// The local CA certificate clients should trust, when the server generated its own.
     pub ca_file: Option<PathBuf>,
     retention_days: Option<u32>,
+    fetch_guard: fetch::Guard,
     http: Option<std::net::TcpListener>,
     https: Option<(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig)>,
 }
@@ -81,6 +87,14 @@ impl Server {
             blocks_url: config.blocks_url.clone(),
         })
         .await?;
+        let fetch_guard = fetch::Guard::new(
+            config
+                .fetch_allow
+                .iter()
+                .map(|c| c.parse::<fetch::Cidr>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("--fetch-allow: {e}"))?,
+        );
         let http = config.http.map(std::net::TcpListener::bind).transpose()?;
         let mut ca_file = None;
         let https = match config.https {
@@ -107,6 +121,7 @@ impl Server {
             store,
             ca_file,
             retention_days: config.retention_days,
+            fetch_guard,
             http,
             https,
         })
@@ -122,6 +137,7 @@ impl Server {
             store: self.store.clone(),
             shutting_down: stop_rx,
             metrics: metrics::Metrics::default(),
+            fetcher: fetch::Fetcher::new(self.fetch_guard.clone()),
             signin_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
             addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
         });

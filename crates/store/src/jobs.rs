@@ -36,6 +36,19 @@ impl Store {
     }
 
     /// Records a job's outcome.
+    /// Tells other servers a job is still being worked on.
+    pub async fn touch_job(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, c => sqlx::query("UPDATE jobs SET updated = $1 WHERE id = $2 AND status = 'in_progress'")
+            .bind(now())
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        tx.commit(None).await?;
+        Ok(())
+    }
+
     pub async fn finish_job(&self, id: &str, state: &JobState) -> Result<(), StoreError> {
         let (status, result) = match state {
             JobState::InProgress => ("in_progress", None),

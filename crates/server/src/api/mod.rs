@@ -9,6 +9,7 @@ mod batch;
 mod copyref;
 mod files;
 mod history;
+mod save_url;
 mod search;
 mod sessions;
 mod transfer;
@@ -89,9 +90,10 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
         "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
         "files/get_temporary_upload_link" => (Rpc, Auth::User, Some("files.content.write")),
-        "files/copy_reference/get" | "files/copy_reference/save" => {
-            (Rpc, Auth::User, Some("files.content.write"))
-        }
+        "files/copy_reference/get"
+        | "files/copy_reference/save"
+        | "files/save_url"
+        | "files/save_url/check_job_status" => (Rpc, Auth::User, Some("files.content.write")),
         "files/create_folder_v2"
         | "files/create_folder"
         | "files/delete_v2"
@@ -657,6 +659,8 @@ async fn handle(
         }
         "files/copy_reference/get" => copyref::get(&ctx, arg).await,
         "files/copy_reference/save" => copyref::save(&ctx, arg).await,
+        "files/save_url" => save_url::save_url(&ctx, arg).await,
+        "files/save_url/check_job_status" => save_url::check_job_status(&ctx, arg).await,
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
         "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
@@ -709,6 +713,8 @@ const ROUTE_NAMES: &[&str] = &[
     "files/get_temporary_upload_link",
     "files/copy_reference/get",
     "files/copy_reference/save",
+    "files/save_url",
+    "files/save_url/check_job_status",
     "files/list_folder",
     "files/list_folder/continue",
     "files/list_folder/get_latest_cursor",

@@ -73,7 +73,8 @@ pub(crate) struct Received {
 }
 
 pub(crate) enum ReceiveError {
-    TooLarge,
+    /// More than the limit arrived (how much had been read).
+    TooLarge(u64),
     HashMismatch,
     Failed(ApiError),
 }
@@ -92,6 +93,35 @@ pub(crate) async fn receive(
     prefix: Bytes,
 ) -> Result<Received, ReceiveError> {
     let mut stream = body.into_data_stream();
+    let r = receive_stream(
+        store,
+        &mut stream,
+        size_hint,
+        expect_hash,
+        prefix,
+        MAX_UPLOAD_REQUEST,
+    )
+    .await;
+    if let Err(ReceiveError::TooLarge(seen)) = r {
+        drain_stream(&mut stream, seen).await;
+    }
+    r
+}
+
+/// [`receive`] over any stream of byte chunks (a request body, a fetched response), with a
+/// limit on the bytes it takes.
+pub(crate) async fn receive_stream<S, E>(
+    store: &Store,
+    stream: &mut S,
+    size_hint: Option<u64>,
+    expect_hash: Option<&str>,
+    prefix: Bytes,
+    limit: u64,
+) -> Result<Received, ReceiveError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let initial =
         (prefix.len() as u64 + size_hint.unwrap_or(64 * 1024)).min(BLOCK_SIZE as u64) as usize;
     let mut buf = BytesMut::with_capacity(initial);
@@ -111,9 +141,8 @@ pub(crate) async fn receive(
         if let Some(h) = body_hasher.as_mut() {
             h.update(&chunk);
         }
-        if size > MAX_UPLOAD_REQUEST {
-            drain_stream(&mut stream, size).await;
-            return Err(ReceiveError::TooLarge);
+        if size > limit {
+            return Err(ReceiveError::TooLarge(size));
         }
         let mut rest: &[u8] = &chunk;
         while !rest.is_empty() {
@@ -259,7 +288,9 @@ pub(crate) async fn receive_body(
             ctx.state.metrics.add_in(r.size);
             Ok(r)
         }
-        Err(ReceiveError::TooLarge) => Err(ApiError::Route(json!({".tag": "payload_too_large"}))),
+        Err(ReceiveError::TooLarge(_)) => {
+            Err(ApiError::Route(json!({".tag": "payload_too_large"})))
+        }
         Err(ReceiveError::HashMismatch) => {
             Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})))
         }

@@ -19,6 +19,8 @@ mod lifecycle;
 mod listing;
 /// get_metadata, path forms, create/delete/move/copy.
 mod namespace;
+/// save_url and its SSRF guard.
+mod save_url;
 /// Upload sessions: sequential and concurrent, offsets, restarts, batches.
 mod sessions;
 /// Upload and download: write modes, hashes, ranges, limits, races.

@@ -19,6 +19,8 @@ use tokio::sync::oneshot;
 struct Backends {
     metadata_url: Option<String>,
     blocks_url: Option<String>,
+    /// Networks save_url may fetch from (tests allow loopback explicitly).
+    fetch_allow: Vec<String>,
 }
 
 impl Backends {
@@ -55,6 +57,7 @@ impl Backends {
         Self {
             metadata_url,
             blocks_url,
+            fetch_allow: Vec::new(),
         }
     }
 
@@ -81,7 +84,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        let backends = Backends::fresh().await;
+        Self::start_allowing_fetches_from(&[]).await
+    }
+
+    /// Starts with `save_url` allowed to fetch from these networks too.
+    pub async fn start_allowing_fetches_from(networks: &[&str]) -> Self {
+        let mut backends = Backends::fresh().await;
+        backends.fetch_allow = networks.iter().map(|n| (*n).to_owned()).collect();
         Self::start_with(tempfile::tempdir().expect("temp dir"), backends).await
     }
 
@@ -103,6 +112,7 @@ impl TestServer {
                 metadata_url: backends.metadata_url.clone(),
                 blocks_url: backends.blocks_url.clone(),
                 retention_days: None,
+                fetch_allow: backends.fetch_allow.clone(),
             };
             let server = Server::bind(&config).await.expect("server binds");
             let url = format!("http://{}", server.http_addr.unwrap());

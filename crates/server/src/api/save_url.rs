@@ -1,0 +1,175 @@
+//! `files/save_url` and `files/save_url/check_job_status`: the server fetches a URL into a
+//! file, as an async job.
+//!
+//! The job row lives in the database and the task that fetches refreshes it every
+//! [`HEARTBEAT`]; a job whose server died stops being refreshed and is then reported
+//! `failed` (`download_failed`), so no job is lost silently.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cubby_core::path::Pattern;
+use cubby_store::jobs::JobState;
+use cubby_store::meta::{Commit, WriteMode};
+use cubby_store::sessions::MAX_FILE_SIZE;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::transfer::{ReceiveError, receive_stream};
+use crate::api::{ApiError, ApiResult, Ctx, Resolved, json_response, metadata_json, write_error};
+use crate::fetch::{FETCH_TIMEOUT, FetchError};
+
+type Reply = ApiResult<axum::response::Response>;
+
+/// How often a running fetch tells the database it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+struct SaveUrlArg {
+    path: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct PollArg {
+    async_job_id: String,
+}
+
+pub(crate) async fn save_url(ctx: &Ctx, arg: Value) -> Reply {
+    let a: SaveUrlArg = ctx.arg(arg)?;
+    let path_err = |w: Value| ApiError::Route(json!({".tag": "path", "path": w}));
+    let display = match ctx.resolve("path", &a.path, Pattern::Path).await? {
+        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
+        Resolved::NotFound => return Err(path_err(json!({".tag": "no_write_permission"}))),
+        _ => return Err(path_err(json!({".tag": "malformed_path"}))),
+    };
+    // A URL that is not http(s), or names a forbidden address outright, fails at once;
+    // everything else (DNS answers, redirects) is checked as the job fetches.
+    if ctx.state.fetcher.check(&a.url).is_err() {
+        return Err(ApiError::Route(json!({".tag": "invalid_url"})));
+    }
+    let store = ctx.store().clone();
+    let id = store.create_job(ctx.auth().account.id).await?;
+    let job = Job {
+        ctx: ctx.clone(),
+        id: id.clone(),
+        display,
+        url: a.url,
+    };
+    tokio::spawn(job.run());
+    Ok(json_response(
+        axum::http::StatusCode::OK,
+        &json!({".tag": "async_job_id", "async_job_id": id}),
+    ))
+}
+
+struct Job {
+    ctx: Ctx,
+    id: String,
+    display: String,
+    url: String,
+}
+
+impl Job {
+    async fn run(self) {
+        let store = self.ctx.store().clone();
+        let heartbeat = {
+            let (store, id) = (store.clone(), self.id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    if let Err(e) = store.touch_job(&id).await {
+                        tracing::warn!(job = %id, error = %e, "job heartbeat failed");
+                    }
+                }
+            })
+        };
+        let state = match self.fetch_and_commit().await {
+            Ok(metadata) => JobState::Complete(metadata.to_string()),
+            Err(error) => JobState::Failed(error.to_string()),
+        };
+        heartbeat.abort();
+        if let Err(e) = store.finish_job(&self.id, &state).await {
+            tracing::error!(job = %self.id, error = %e, "recording a save_url result failed");
+        }
+    }
+
+    /// Fetches into blocks and commits; the error is a `SaveUrlError`.
+    async fn fetch_and_commit(&self) -> Result<Value, Value> {
+        let failed = || json!({".tag": "download_failed"});
+        let store = self.ctx.store();
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, async {
+            let resp = self.ctx.state.fetcher.open(&self.url).await?;
+            let hint = resp.content_length();
+            if hint.is_some_and(|n| n > MAX_FILE_SIZE) {
+                return Err(FetchError::Failed("larger than the largest file".into()));
+            }
+            let mut stream = resp.bytes_stream();
+            receive_stream(store, &mut stream, hint, None, Bytes::new(), MAX_FILE_SIZE)
+                .await
+                .map_err(|e| {
+                    FetchError::Failed(match e {
+                        ReceiveError::TooLarge(_) => "larger than the largest file".into(),
+                        ReceiveError::HashMismatch => "content hash".into(),
+                        ReceiveError::Failed(e) => format!("{e:?}"),
+                    })
+                })
+        })
+        .await;
+        let received = match fetched {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::info!(job = %self.id, reason = ?e, "save_url failed");
+                return Err(failed());
+            }
+            Err(_) => {
+                tracing::info!(job = %self.id, "save_url timed out");
+                return Err(failed());
+            }
+        };
+        let commit = Commit {
+            path: self.display.clone(),
+            mode: WriteMode::Add,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size: received.size,
+            blocks: received.blocks,
+        };
+        self.ctx.state.metrics.add_in(commit.size);
+        match store.commit_file(self.ctx.ns(), commit).await {
+            Ok(e) => Ok(metadata_json(&self.ctx.auth().root, &e, false)),
+            Err(e) => Err(match write_error(&e) {
+                Some(w) => json!({".tag": "path", "path": w}),
+                None => {
+                    tracing::error!(job = %self.id, error = %e, "save_url commit failed");
+                    failed()
+                }
+            }),
+        }
+    }
+}
+
+pub(crate) async fn check_job_status(ctx: &Ctx, arg: Value) -> Reply {
+    let a: PollArg = ctx.arg(arg)?;
+    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
+    let body = match ctx
+        .store()
+        .job(&a.async_job_id, ctx.auth().account.id)
+        .await?
+    {
+        None => return Err(ApiError::Route(json!({".tag": "invalid_async_job_id"}))),
+        Some(JobState::InProgress) => json!({".tag": "in_progress"}),
+        Some(JobState::Complete(result)) => {
+            let mut v = parse(&result).ok_or_else(|| ApiError::Internal(result.clone()))?;
+            v[".tag"] = json!("complete");
+            v
+        }
+        // An empty result is a job whose server stopped refreshing it.
+        Some(JobState::Failed(result)) => {
+            let error = parse(&result).unwrap_or_else(|| json!({".tag": "download_failed"}));
+            json!({".tag": "failed", "failed": error})
+        }
+    };
+    Ok(json_response(axum::http::StatusCode::OK, &body))
+}
