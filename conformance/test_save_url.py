@@ -24,7 +24,7 @@ from dropbox import async_, files
 from cubby_helpers import (
     REV_RE,
     api_error,
-    assert_conflict,
+    body_of,
     content_hash,
     download_bytes,
     list_all,
@@ -282,7 +282,8 @@ def test_shop_backs_up_product_images_into_the_app_folder(shop, origin):
     # All jobs at once, then poll them.
     jobs = {}
     for name in images:
-        jobs[name] = start_job(shop.backup, top + "/" + dest_names[name], origin.url(url_path(name)))
+        dest = top + "/" + dest_names[name]
+        jobs[name] = start_job(shop.backup, dest, origin.url(url_path(name)))
     assert len(set(jobs.values())) == len(jobs), jobs
     saved = {name: completed(shop.backup, job) for name, job in jobs.items()}
 
@@ -329,6 +330,7 @@ def test_shop_backs_up_product_images_into_the_app_folder(shop, origin):
     hero = "hero-{}.jpg".format(tag)
     full_md, full_body = download_bytes(shop.full, shop.app_root + top + "/" + dest_names[hero])
     assert full_body == images[hero]
+    assert full_md.content_hash == content_hash(images[hero])
 
     entries, _, _ = list_all(shop.backup, top)
     assert sorted(e.name for e in entries) == sorted(dest_names.values())
@@ -455,17 +457,26 @@ def test_origin_404_is_download_failed(shop, origin):
     assert origin.count(path) == 1
 
 
-def test_save_onto_existing_folder_is_a_conflict(shop, origin):
+def test_save_onto_taken_paths_renames_as_dropbox_documents(shop, origin):
+    # Dropbox: "If the given path already exists, the file will be renamed to avoid the
+    # conflict (e.g. myfile (1).txt)."
     tag = uid()
-    name = "onto-folder" + tag
-    origin.files[name] = rand(2000)
-    folder = "/Backups {}/Products".format(tag)
+    name = "onto-taken" + tag
+    data = rand(2000)
+    origin.files[name] = data
+    base = "/Backups {}".format(tag)
+    folder = base + "/Products"
     shop.backup.files_create_folder_v2(folder)
-    err = failed(shop.backup, start_job(shop.backup, folder, origin.url("/img/" + name)))
-    assert err.is_path(), err
-    assert_conflict(err.get_path(), "folder")
+    shop.backup.files_upload(b"the old file", base + "/a.jpg")
+    md = completed(shop.backup, start_job(shop.backup, folder, origin.url("/img/" + name)))
+    assert md.path_display == base + "/Products (1)", md
+    md = completed(shop.backup, start_job(shop.backup, base + "/a.jpg", origin.url("/img/" + name)))
+    assert md.path_display == base + "/a (1).jpg", md
+    assert md.content_hash == content_hash(data)
+    # What was there is untouched.
     assert isinstance(shop.backup.files_get_metadata(folder), files.FolderMetadata)
     assert list_all(shop.backup, folder)[0] == []
+    assert body_of(shop.backup, base + "/a.jpg") == b"the old file"
 
 
 def test_forged_job_id_is_invalid(shop, origin, dbx):

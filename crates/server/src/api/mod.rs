@@ -539,67 +539,56 @@ async fn handle(
             .map(|(_, v)| v.clone())
     };
 
-    // Authentication.
-    let auth = match spec.auth {
-        Auth::Anonymous => None,
-        Auth::App => {
-            app_auth(&state, headers).await?;
+    // Authentication, and a content route's argument (from its header). When either is
+    // refused, an upload's body is read and dropped first: closing a connection with unread
+    // data resets it, and the client could lose the error response.
+    let early = async {
+        let auth = match spec.auth {
+            Auth::Anonymous => None,
+            Auth::App => {
+                app_auth(&state, headers).await?;
+                None
+            }
+            Auth::User => {
+                let raw = match headers.get(header::AUTHORIZATION) {
+                    Some(v) => Some(
+                        v.to_str()
+                            .map_err(|_| bad("Authorization header is not ASCII".into()))?
+                            .to_owned(),
+                    ),
+                    None => param("authorization"),
+                };
+                let Some(raw) = raw else {
+                    return Err(bad(
+                        "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".".into(),
+                    ));
+                };
+                let token = raw
+                    .strip_prefix("Bearer ")
+                    .or_else(|| raw.strip_prefix("bearer "))
+                    .ok_or_else(|| bad("Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <token>\".".into()))?
+                    .trim();
+                let info = state.store.authenticate(token).await?;
+                let Some(info) = info else {
+                    return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
+                };
+                if info.expired {
+                    return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
+                }
+                if let Some(scope) = spec.scope
+                    && !info.scopes.iter().any(|s| s == scope)
+                {
+                    return Err(ApiError::Auth(
+                        json!({".tag": "missing_scope", "required_scope": scope}),
+                    ));
+                }
+                check_path_root(headers, &info)?;
+                Some(info)
+            }
+        };
+        let header_arg = if spec.style == Style::Rpc {
             None
-        }
-        Auth::User => {
-            let raw = match headers.get(header::AUTHORIZATION) {
-                Some(v) => Some(
-                    v.to_str()
-                        .map_err(|_| bad("Authorization header is not ASCII".into()))?
-                        .to_owned(),
-                ),
-                None => param("authorization"),
-            };
-            let Some(raw) = raw else {
-                return Err(bad(
-                    "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".".into(),
-                ));
-            };
-            let token = raw
-                .strip_prefix("Bearer ")
-                .or_else(|| raw.strip_prefix("bearer "))
-                .ok_or_else(|| bad("Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <token>\".".into()))?
-                .trim();
-            let info = state.store.authenticate(token).await?;
-            let Some(info) = info else {
-                return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
-            };
-            if info.expired {
-                return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
-            }
-            if let Some(scope) = spec.scope
-                && !info.scopes.iter().any(|s| s == scope)
-            {
-                return Err(ApiError::Auth(
-                    json!({".tag": "missing_scope", "required_scope": scope}),
-                ));
-            }
-            check_path_root(headers, &info)?;
-            Some(info)
-        }
-    };
-
-    // The argument.
-    let (arg, body) = match spec.style {
-        Style::Rpc => {
-            let bytes = axum::body::to_bytes(body, MAX_RPC_BODY)
-                .await
-                .map_err(|e| bad(format!("request body: {e}")))?;
-            let v = if bytes.iter().all(u8::is_ascii_whitespace) {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    bad(format!("request body: could not decode input as JSON: {e}"))
-                })?
-            };
-            (v, None)
-        }
-        Style::Upload | Style::Download => {
+        } else {
             let raw = match headers.get("dropbox-api-arg") {
                 Some(v) => String::from_utf8(v.as_bytes().to_vec())
                     .map_err(|_| bad("HTTP header \"Dropbox-API-Arg\" is not UTF-8".into()))?,
@@ -614,7 +603,36 @@ async fn handle(
                     ))
                 })?
             };
-            (v, Some(body))
+            Some(v)
+        };
+        Ok::<_, ApiError>((auth, header_arg))
+    }
+    .await;
+    let (auth, header_arg) = match early {
+        Ok(x) => x,
+        Err(e) => {
+            if spec.style == Style::Upload {
+                transfer::drain_stream(&mut body.into_data_stream(), 0).await;
+            }
+            return Err(e);
+        }
+    };
+
+    // The argument.
+    let (arg, body) = match header_arg {
+        Some(v) => (v, Some(body)),
+        None => {
+            let bytes = axum::body::to_bytes(body, MAX_RPC_BODY)
+                .await
+                .map_err(|e| bad(format!("request body: {e}")))?;
+            let v = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    bad(format!("request body: could not decode input as JSON: {e}"))
+                })?
+            };
+            (v, None)
         }
     };
 

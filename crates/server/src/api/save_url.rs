@@ -130,7 +130,9 @@ impl Job {
         let commit = Commit {
             path: self.display.clone(),
             mode: WriteMode::Add,
-            autorename: false,
+            // Dropbox renames rather than fail: "If the given path already exists, the
+            // file will be renamed to avoid the conflict (e.g. myfile (1).txt)."
+            autorename: true,
             strict_conflict: false,
             client_modified: None,
             size: received.size,
