@@ -81,6 +81,13 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Logical against physical size: per-user usage, all versions, stored blocks, and the
+    /// deduplication ratio.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mint tokens for a user without a browser: a long-lived access token, or with
     /// --offline a short-lived one plus a refresh token.
     Token {
@@ -173,6 +180,8 @@ enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user again.
     Enable { name: String },
+    /// Set a user's quota (bytes, or with a K, M, G or T suffix, powers of 1024), or "none".
+    Quota { name: String, size: String },
     /// Set a user's password (generated and printed unless --password-stdin is given).
     Passwd {
         name: String,
@@ -395,6 +404,7 @@ async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Resul
     let result = match command {
         AdminCommand::User { command } => user_command(&store, command).await,
         AdminCommand::App { command } => app_command(&store, command).await,
+        AdminCommand::Stats { json } => stats(&store, json).await,
         AdminCommand::Token {
             name,
             app,
@@ -489,6 +499,14 @@ async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Resul
             store.set_disabled(&name, false).await.map_err(fail)?;
             println!("enabled {name}");
         }
+        UserCommand::Quota { name, size } => {
+            let quota = parse_size(&size)?;
+            store.set_quota(&name, quota).await.map_err(fail)?;
+            match quota {
+                Some(q) => println!("quota of {name}: {q} bytes"),
+                None => println!("{name} has no quota"),
+            }
+        }
         UserCommand::Passwd {
             name,
             password_stdin,
@@ -558,5 +576,71 @@ async fn app_command(store: &cubby_store::Store, command: AppCommand) -> Result<
             }
         }
     }
+    Ok(())
+}
+
+/// `10G`, `500M`, `123` (bytes; suffixes are powers of 1024), or `none`.
+fn parse_size(s: &str) -> Result<Option<u64>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("'{s}' is not a size like 10G, 500M or 1048576"))?;
+    let shift = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => bail!("'{s}': the unit must be K, M, G or T"),
+    };
+    n.checked_mul(1 << shift)
+        .map(Some)
+        .with_context(|| format!("'{s}' is too large"))
+}
+
+async fn stats(store: &cubby_store::Store, json: bool) -> Result<()> {
+    let s = store.stats().await?;
+    let ratio = if s.physical_bytes == 0 {
+        1.0
+    } else {
+        s.version_bytes as f64 / s.physical_bytes as f64
+    };
+    if json {
+        let accounts: Vec<_> = s
+            .accounts
+            .iter()
+            .map(|(name, used, quota)| json!({"name": name, "used": used, "quota": quota}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "accounts": accounts,
+                "live_bytes": s.live_bytes,
+                "version_bytes": s.version_bytes,
+                "blocks": s.blocks,
+                "physical_bytes": s.physical_bytes,
+                "dedup_ratio": ratio,
+            })
+        );
+        return Ok(());
+    }
+    for (name, used, quota) in &s.accounts {
+        let quota = quota.map_or("none".to_owned(), |q| q.to_string());
+        println!("{name:<24} {used:>16} bytes   quota {quota}");
+    }
+    println!("live files        {:>16} bytes", s.live_bytes);
+    println!("all versions      {:>16} bytes (logical)", s.version_bytes);
+    println!(
+        "stored blocks     {:>16} bytes in {} blocks (physical)",
+        s.physical_bytes, s.blocks
+    );
+    println!("deduplication     {ratio:>16.2}x");
     Ok(())
 }

@@ -125,6 +125,24 @@ async fn users_apps_and_tokens_from_the_command_line() {
         a.fails(&["user", "disable", "nobody"], "")
             .contains("no such user")
     );
+    // Quotas, and the stats that show them.
+    a.ok(&["user", "quota", "alice", "10G"], "");
+    assert!(
+        a.fails(&["user", "quota", "alice", "10X"], "")
+            .contains("unit")
+    );
+    let stats = &a.ok(&["stats", "--json"], "")[0];
+    assert_eq!(stats["accounts"][0]["quota"], 10u64 << 30);
+    assert_eq!(stats["accounts"][1]["quota"], Value::Null);
+    assert_eq!(
+        (stats["live_bytes"].clone(), stats["physical_bytes"].clone()),
+        (0.into(), 0.into())
+    );
+    a.ok(&["user", "quota", "alice", "none"], "");
+    assert_eq!(
+        a.ok(&["stats", "--json"], "")[0]["accounts"][0]["quota"],
+        Value::Null
+    );
 
     // Apps: an explicit key and secret, a public client, and the refusals.
     let etl = &a.ok(

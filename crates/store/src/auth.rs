@@ -42,6 +42,8 @@ pub struct Account {
     pub email: String,
     pub disabled: bool,
     pub ns: u64,
+    /// The operator's limit on the account's logical size, in bytes.
+    pub quota: Option<u64>,
 }
 
 /// What a bearer token grants.
@@ -295,7 +297,8 @@ fn app_from_row(r: &impl RowExt) -> Result<App, sqlx::Error> {
     })
 }
 
-const ACCOUNT_COLUMNS: &str = "SELECT id, account_id, name, email, disabled, ns FROM accounts";
+const ACCOUNT_COLUMNS: &str =
+    "SELECT id, account_id, name, email, disabled, ns, quota FROM accounts";
 
 fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -305,6 +308,7 @@ fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error> {
         email: row.text("email")?,
         disabled: row.int("disabled")? != 0,
         ns: row.int("ns")? as u64,
+        quota: row.opt_int("quota")?.map(|q| q as u64),
     })
 }
 
@@ -477,6 +481,20 @@ impl Store {
         Ok(())
     }
 
+    /// Sets or removes (`None`) a user's quota, in bytes of live files. Writes that would pass
+    /// it fail with `insufficient_space`; what is stored already stays.
+    pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), OpError> {
+        let account = self.user(name).await?;
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, c => sqlx::query("UPDATE accounts SET quota = $1 WHERE id = $2")
+            .bind(quota.map(|q| q as i64))
+            .bind(account.id)
+            .execute(&mut *c)
+            .await?.rows_affected());
+        tx.commit(None).await?;
+        Ok(())
+    }
+
     /// Sets a new password and signs the user out of every browser.
     pub async fn set_password(&self, name: &str, password: &str) -> Result<(), OpError> {
         check_password_rules(password)?;
@@ -508,7 +526,7 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         let row: Option<(Account, Option<String>)> = on_db!(&self.db, c => {
             let row = sqlx::query(
-                "SELECT id, account_id, name, email, disabled, ns, password_hash FROM accounts \
+                "SELECT id, account_id, name, email, disabled, ns, quota, password_hash FROM accounts \
                  WHERE lower(name) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1",
             )
             .bind(login)
@@ -834,7 +852,7 @@ impl Store {
         on_db!(&self.db, c => {
             let row = sqlx::query(
                 "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
-                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, \
+                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, a.quota, \
                         p.app_key, p.name AS app_name, p.access_type \
                  FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
                  WHERE t.token_hash = $1 AND t.kind = 'access'",
@@ -1228,5 +1246,48 @@ mod tests {
         assert!(!valid_app_name("a/b"));
         assert!(!valid_app_name(" padded"));
         assert!(!valid_app_name(""));
+    }
+}
+
+/// What `cubby admin stats` reports.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Per account: name, live bytes, quota.
+    pub accounts: Vec<(String, u64, Option<u64>)>,
+    /// Bytes of every live file.
+    pub live_bytes: u64,
+    /// Bytes of every stored version (live or history): what the blocks hold, before sharing.
+    pub version_bytes: u64,
+    /// Blocks stored and their bytes: the physical size.
+    pub blocks: usize,
+    pub physical_bytes: u64,
+}
+
+impl Store {
+    /// Logical against physical size (a full listing of the blocks: an operator command).
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let (accounts, version_bytes) = on_db!(&self.db, c => {
+            let rows = sqlx::query(
+                "SELECT a.name, n.used, a.quota FROM accounts a JOIN namespaces n ON n.id = a.ns ORDER BY lower(a.name)",
+            )
+            .fetch_all(c)
+            .await?;
+            let accounts = rows
+                .iter()
+                .map(|r| Ok::<_, sqlx::Error>((r.text("name")?, r.int("used")? as u64, r.opt_int("quota")?.map(|q| q as u64))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let versions: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM revisions")
+                .fetch_one(c)
+                .await?;
+            (accounts, versions as u64)
+        });
+        let (blocks, physical_bytes) = self.blocks.usage().await?;
+        Ok(Stats {
+            live_bytes: accounts.iter().map(|a| a.1).sum(),
+            accounts,
+            version_bytes,
+            blocks,
+            physical_bytes,
+        })
     }
 }

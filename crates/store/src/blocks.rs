@@ -140,6 +140,11 @@ impl BlockStore {
 
     /// How many blocks are stored (a full listing: for tests and fsck, not hot paths).
     pub async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.usage().await?.0)
+    }
+
+    /// How many blocks are stored and their bytes: the physical size (a full listing).
+    pub async fn usage(&self) -> Result<(usize, u64), StoreError> {
         match self {
             BlockStore::Local(l) => {
                 let root = l.root.clone();
@@ -151,13 +156,13 @@ impl BlockStore {
                 use futures_util::StreamExt;
                 let prefix = (!s.prefix.is_empty())
                     .then(|| object_store::path::Path::from(s.prefix.as_str()));
-                let mut n = 0;
+                let (mut n, mut bytes) = (0, 0);
                 let mut listing = object_store::ObjectStore::list(&s.store, prefix.as_ref());
                 while let Some(item) = listing.next().await {
-                    item.map_err(|e| StoreError::Blocks(e.to_string()))?;
+                    bytes += item.map_err(|e| StoreError::Blocks(e.to_string()))?.size;
                     n += 1;
                 }
-                Ok(n)
+                Ok((n, bytes))
             }
         }
     }
@@ -171,19 +176,22 @@ impl BlockStore {
     }
 }
 
-fn count_files(dir: &Path) -> Result<usize, StoreError> {
-    let mut n = 0;
+fn count_files(dir: &Path) -> Result<(usize, u64), StoreError> {
+    let (mut n, mut bytes) = (0, 0);
     for e in fs::read_dir(dir)? {
         let e = e?;
         if e.file_type()?.is_dir() {
             if e.file_name() != "tmp" {
-                n += count_files(&e.path())?;
+                let (dn, db) = count_files(&e.path())?;
+                n += dn;
+                bytes += db;
             }
         } else {
             n += 1;
+            bytes += e.metadata()?.len();
         }
     }
-    Ok(n)
+    Ok((n, bytes))
 }
 
 /// Blocks in an S3 bucket, keyed `[prefix/]ab/abcdef…`.

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use auth::{
-    AccessType, Account, App, AuthInfo, CodeRequest, GrantError, Issued, NewApp, TokenAccess,
-    WebSession,
+    AccessType, Account, App, AuthInfo, CodeRequest, GrantError, Issued, NewApp, Stats,
+    TokenAccess, WebSession,
 };
 pub use meta::{Entry, Kind, OpError, WriteConflict};
 

@@ -129,6 +129,9 @@ pub enum OpError {
     Invalid(String),
     #[error("no such revision")]
     InvalidRevision,
+    /// The write would take the account past its quota.
+    #[error("insufficient space")]
+    InsufficientSpace,
     /// The writer is saturated; retry after a moment (answered with 429).
     #[error("too many write operations")]
     TooManyWrites,
@@ -380,7 +383,7 @@ impl Store {
     /// Bytes used by live files of a namespace.
     pub async fn space_used(&self, ns: u64) -> Result<u64, StoreError> {
         let used: i64 = on_db!(&self.db, c => sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries WHERE ns = $1 AND kind = 0",
+            "SELECT used FROM namespaces WHERE id = $1",
         )
         .bind(ns as i64)
         .fetch_one(c)
@@ -450,7 +453,42 @@ const ENTRY_ON_CONFLICT: &str = "ON CONFLICT (ns, path_lower) DO UPDATE SET pare
      content_hash = excluded.content_hash, client_modified = excluded.client_modified, \
      server_modified = excluded.server_modified";
 
+/// A savepoint inside one operation, with the sequence state to restore if it is undone.
+pub(crate) struct Mark {
+    seq: Option<u64>,
+    idx: u32,
+}
+
 impl WriteTx {
+    async fn plain(&mut self, sql: &'static str) -> Result<(), OpError> {
+        on_tx!(&mut self.tx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Starts a part of the operation that can be undone on its own.
+    pub(crate) async fn savepoint(&mut self) -> Result<Mark, OpError> {
+        self.plain("SAVEPOINT part").await?;
+        Ok(Mark {
+            seq: self.seq,
+            idx: self.idx,
+        })
+    }
+
+    /// Keeps what was done since the savepoint.
+    pub(crate) async fn release(&mut self) -> Result<(), OpError> {
+        self.plain("RELEASE part").await
+    }
+
+    /// Undoes everything since the savepoint. A sequence number first taken after it was
+    /// undone too, so it is forgotten, and the journal position goes back with it.
+    pub(crate) async fn rollback_to(&mut self, mark: Mark) -> Result<(), OpError> {
+        self.plain("ROLLBACK TO part").await?;
+        self.plain("RELEASE part").await?;
+        self.seq = mark.seq;
+        self.idx = mark.idx;
+        Ok(())
+    }
+
     /// Writes new folders and files (parents before children, none of them live yet) with a
     /// few multi-row statements per table instead of three statements per item: a copy of
     /// 1,000 files costs tens of statements. Returns the entries in the items' order.
@@ -514,6 +552,9 @@ impl WriteTx {
             };
             entries.push(e);
         }
+        // Every path of a tree is new (its top was claimed free), so all its bytes are new.
+        let added: u64 = entries.iter().map(|e| e.size).sum();
+        self.charge(added as i64).await?;
         self.tx
             .insert_rows(
                 "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
@@ -610,6 +651,36 @@ impl WriteTx {
             out.extend(found.into_iter().map(|e| (e.path_lower.clone(), e)));
         }
         Ok(out)
+    }
+
+    /// Adds `delta` bytes to the namespace's logical size; growth past the owner's quota
+    /// fails the operation (and its transaction or savepoint undoes the change).
+    pub(crate) async fn charge(&mut self, delta: i64) -> Result<(), OpError> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let ns = self.ns as i64;
+        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, c => {
+            let used: i64 = sqlx::query_scalar("UPDATE namespaces SET used = used + $1 WHERE id = $2 RETURNING used")
+                .bind(delta)
+                .bind(ns)
+                .fetch_one(&mut *c)
+                .await?;
+            let quota: Option<i64> = if delta > 0 {
+                sqlx::query_scalar("SELECT quota FROM accounts WHERE ns = $1")
+                    .bind(ns)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .flatten()
+            } else {
+                None
+            };
+            (used, quota)
+        });
+        match quota {
+            Some(q) if used > q => Err(OpError::InsufficientSpace),
+            _ => Ok(()),
+        }
     }
 
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
@@ -757,6 +828,11 @@ impl WriteTx {
         let seq = self.seq().await?;
         let ns = self.ns as i64;
         let path_lower = lower(display);
+        let replaced = match self.entry(&path_lower).await? {
+            Some(e) if e.kind == Kind::File => e.size as i64,
+            _ => 0,
+        };
+        self.charge(size as i64 - replaced).await?;
         let id = id.unwrap_or_else(|| ids::file_id(random_bytes()));
         let rev = ids::rev(seq, self.idx, u32::from_le_bytes(random_bytes()));
         let content_hash = content_hash_of_blocks(blocks);
@@ -1033,6 +1109,22 @@ async fn delete_op(
         {
             return Err(OpError::Conflict(WriteConflict::File));
         }
+        let freed: i64 = if e.kind == Kind::Folder {
+            let (lo, hi) = descendant_range(path_lower);
+            let ns = tx.ns as i64;
+            on_tx!(&mut tx.tx, c => sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries \
+                 WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind = 0",
+            )
+            .bind(ns)
+            .bind(&lo)
+            .bind(&hi)
+            .fetch_one(&mut *c)
+            .await?)
+        } else {
+            e.size as i64
+        };
+        tx.charge(-freed).await?;
         if e.kind == Kind::Folder {
             let (lo, hi) = descendant_range(path_lower);
             let now = tx.now;

@@ -29,7 +29,12 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
     ("settings", &[("key", Ty::Text), ("value", Ty::Blob)]),
     (
         "namespaces",
-        &[("id", Ty::Int), ("seq", Ty::Int), ("created", Ty::Int)],
+        &[
+            ("id", Ty::Int),
+            ("seq", Ty::Int),
+            ("created", Ty::Int),
+            ("used", Ty::Int),
+        ],
     ),
     (
         "accounts",
@@ -42,6 +47,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("disabled", Ty::Int),
             ("ns", Ty::Int),
             ("created", Ty::Int),
+            ("quota", Ty::Int),
         ],
     ),
     (

@@ -203,6 +203,13 @@ CREATE TABLE copy_refs (
     expires INTEGER NOT NULL
 );
 "#,
+    // 7: quotas. `namespaces.used` is the logical size of the live files, kept by every
+    // write in its own transaction; `accounts.quota` is the operator's limit (NULL: none).
+    r#"
+ALTER TABLE namespaces ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN quota INTEGER;
+UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -385,6 +392,13 @@ CREATE TABLE copy_refs (
     created BIGINT NOT NULL,
     expires BIGINT NOT NULL
 );
+"#,
+    // 7: quotas. `namespaces.used` is the logical size of the live files, kept by every
+    // write in its own transaction; `accounts.quota` is the operator's limit (NULL: none).
+    r#"
+ALTER TABLE namespaces ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN quota BIGINT;
+UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
 ];
 

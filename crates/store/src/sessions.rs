@@ -349,17 +349,16 @@ async fn slow_finish(
         // A session named twice is gone after its first commit (and only then).
         let loaded = sessions.get(&f.session_id).cloned();
         let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
-        stmt(tx, "SAVEPOINT entry").await?;
+        let mark = tx.savepoint().await?;
         let id = f.session_id.clone();
         let r = finish_one(tx, account, f, loaded, list, require_closed).await;
         if r.is_ok() {
-            stmt(tx, "RELEASE entry").await?;
+            tx.release().await?;
             sessions.remove(&id);
             blocks.remove(&id);
             finished.push(id);
         } else {
-            stmt(tx, "ROLLBACK TO entry").await?;
-            stmt(tx, "RELEASE entry").await?;
+            tx.rollback_to(mark).await?;
         }
         out.push(r);
     }
@@ -453,7 +452,19 @@ async fn fast_finish(
             blocks: content,
         });
     }
-    let written = tx.insert_tree(items).await?;
+    // Past a quota, some entries may still fit on their own: undo and go one by one.
+    let mark = tx.savepoint().await?;
+    let written = match tx.insert_tree(items).await {
+        Ok(w) => {
+            tx.release().await?;
+            w
+        }
+        Err(OpError::InsufficientSpace) => {
+            tx.rollback_to(mark).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let mut finished = Vec::with_capacity(file_at.len());
     for (i, at) in file_at {
         results[i] = Some(Ok(written[at].clone()));
@@ -471,11 +482,6 @@ fn new_session_id() -> String {
         "pid_upload_session:{}",
         cubby_core::ids::token("", random_bytes())
     )
-}
-
-async fn stmt(tx: &mut WriteTx, sql: &'static str) -> Result<(), OpError> {
-    on_tx!(&mut tx.tx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
-    Ok(())
 }
 
 /// Ids per `IN (…)` list.

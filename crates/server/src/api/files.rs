@@ -472,6 +472,7 @@ pub(crate) async fn relocate_one(
             Ok(Err(json!({".tag": "cant_move_folder_into_itself"})))
         }
         Err(OpError::TooManyFiles) => Ok(Err(json!({".tag": "too_many_files"}))),
+        Err(OpError::InsufficientSpace) => Ok(Err(json!({".tag": "insufficient_space"}))),
         Err(e) => match write_error(&e) {
             Some(w) => to_err(w),
             None => Err(unexpected(e)),

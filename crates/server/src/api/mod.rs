@@ -441,6 +441,7 @@ pub(crate) fn write_error(e: &OpError) -> Option<Value> {
             json!({".tag": "conflict", "conflict": {".tag": c}})
         }
         OpError::DisallowedName => json!({".tag": "disallowed_name"}),
+        OpError::InsufficientSpace => json!({".tag": "insufficient_space"}),
         _ => return None,
     })
 }

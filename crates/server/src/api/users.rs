@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiResult, Ctx, json_response};
 
-/// The allocation reported by get_space_usage until quotas exist: one pebibyte, i.e. no limit.
+/// The allocation reported by get_space_usage without a quota: one pebibyte, i.e. no limit.
 const UNLIMITED_ALLOCATION: u64 = 1 << 50;
 
 type Reply = ApiResult<axum::response::Response>;
@@ -39,7 +39,10 @@ pub(crate) async fn get_space_usage(ctx: &Ctx) -> Reply {
     let used = ctx.store().space_used(ctx.ns()).await?;
     let body = json!({
         "used": used,
-        "allocation": {".tag": "individual", "allocated": UNLIMITED_ALLOCATION},
+        "allocation": {
+            ".tag": "individual",
+            "allocated": ctx.auth().account.quota.unwrap_or(UNLIMITED_ALLOCATION),
+        },
     });
     Ok(json_response(axum::http::StatusCode::OK, &body))
 }

@@ -19,6 +19,8 @@ mod lifecycle;
 mod listing;
 /// get_metadata, path forms, create/delete/move/copy.
 mod namespace;
+/// Space usage, quotas and stats.
+mod quota;
 /// save_url and its SSRF guard.
 mod save_url;
 /// Upload sessions: sequential and concurrent, offsets, restarts, batches.
