@@ -87,6 +87,20 @@ where
 
 /// Answers a check: `in_progress`, or `complete` with the stored entries flattened in.
 pub(crate) async fn check_job(ctx: &Ctx, arg: Value) -> Reply {
+    poll(ctx, arg, |_| {
+        Err(ApiError::Route(json!({".tag": "internal_error"})))
+    })
+    .await
+}
+
+/// Answers a job check: `in_progress`, `complete` with the stored result flattened in, an
+/// unknown id as `invalid_async_job_id`, and a failed job as `failed` says (it gets the
+/// stored error, empty for a job whose server stopped refreshing it).
+pub(crate) async fn poll(
+    ctx: &Ctx,
+    arg: Value,
+    failed: impl FnOnce(&str) -> ApiResult<Value>,
+) -> Reply {
     let a: PollArg = ctx.arg(arg)?;
     let body = match ctx
         .store()
@@ -101,9 +115,7 @@ pub(crate) async fn check_job(ctx: &Ctx, arg: Value) -> Reply {
             v[".tag"] = json!("complete");
             v
         }
-        Some(JobState::Failed(_)) => {
-            return Err(ApiError::Route(json!({".tag": "internal_error"})));
-        }
+        Some(JobState::Failed(result)) => failed(&result)?,
     };
     Ok(json_response(axum::http::StatusCode::OK, &body))
 }

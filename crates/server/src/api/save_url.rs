@@ -30,11 +30,6 @@ struct SaveUrlArg {
     url: String,
 }
 
-#[derive(Deserialize)]
-struct PollArg {
-    async_job_id: String,
-}
-
 pub(crate) async fn save_url(ctx: &Ctx, arg: Value) -> Reply {
     let a: SaveUrlArg = ctx.arg(arg)?;
     let path_err = |w: Value| ApiError::Route(json!({".tag": "path", "path": w}));
@@ -153,25 +148,11 @@ impl Job {
 }
 
 pub(crate) async fn check_job_status(ctx: &Ctx, arg: Value) -> Reply {
-    let a: PollArg = ctx.arg(arg)?;
-    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
-    let body = match ctx
-        .store()
-        .job(&a.async_job_id, ctx.auth().account.id)
-        .await?
-    {
-        None => return Err(ApiError::Route(json!({".tag": "invalid_async_job_id"}))),
-        Some(JobState::InProgress) => json!({".tag": "in_progress"}),
-        Some(JobState::Complete(result)) => {
-            let mut v = parse(&result).ok_or_else(|| ApiError::Internal(result.clone()))?;
-            v[".tag"] = json!("complete");
-            v
-        }
-        // An empty result is a job whose server stopped refreshing it.
-        Some(JobState::Failed(result)) => {
-            let error = parse(&result).unwrap_or_else(|| json!({".tag": "download_failed"}));
-            json!({".tag": "failed", "failed": error})
-        }
-    };
-    Ok(json_response(axum::http::StatusCode::OK, &body))
+    // An empty result is a job whose server stopped refreshing it.
+    super::batch::poll(ctx, arg, |result| {
+        let error = serde_json::from_str::<Value>(result)
+            .unwrap_or_else(|_| json!({".tag": "download_failed"}));
+        Ok(json!({".tag": "failed", "failed": error}))
+    })
+    .await
 }
