@@ -208,6 +208,7 @@ CREATE TABLE copy_refs (
     r#"
 ALTER TABLE namespaces ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN quota INTEGER;
+CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
 ];
@@ -398,6 +399,7 @@ CREATE TABLE copy_refs (
     r#"
 ALTER TABLE namespaces ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN quota BIGINT;
+CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
 ];
