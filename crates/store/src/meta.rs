@@ -31,6 +31,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    fn to_db(self) -> i64 {
+        match self {
+            Kind::File => 0,
+            Kind::Folder => 1,
+            Kind::Deleted => 2,
+        }
+    }
+
     fn from_db(k: i64) -> Self {
         match k {
             0 => Kind::File,
@@ -57,6 +65,37 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A new folder at `display`, with a fresh id.
+    fn folder(display: String) -> Self {
+        Entry {
+            kind: Kind::Folder,
+            path_lower: lower(&display),
+            path_display: display,
+            id: Some(ids::file_id(random_bytes())),
+            ..Entry::deleted("", "")
+        }
+    }
+
+    /// The row of `entries` this entry is, for [`ENTRY_COLUMNS`].
+    fn row(&self, ns: i64) -> Vec<crate::db::Val> {
+        use crate::db::Val;
+        let file = self.kind == Kind::File;
+        vec![
+            Val::Int(Some(ns)),
+            Val::Text(Some(self.path_lower.clone())),
+            Val::Text(Some(parent_of(&self.path_lower).to_owned())),
+            Val::Text(Some(self.path_display.clone())),
+            Val::Int(Some(self.kind.to_db())),
+            Val::Text(self.id.clone()),
+            Val::Text(self.rev.clone()),
+            Val::Int(self.revision),
+            Val::Int(Some(self.size as i64)),
+            Val::Text(self.content_hash.clone()),
+            Val::Int(file.then_some(self.client_modified)),
+            Val::Int(file.then_some(self.server_modified)),
+        ]
+    }
+
     /// A tombstone: what `include_deleted` and the change feed show for a removed path.
     pub fn deleted(path_lower: &str, path_display: &str) -> Self {
         Entry {
@@ -425,15 +464,6 @@ pub(crate) struct WriteTx {
     pub(crate) now: i64,
 }
 
-const UPSERT_ENTRY: &str = "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id, rev, \
-     revision, size, content_hash, client_modified, server_modified) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-     ON CONFLICT (ns, path_lower) DO UPDATE SET parent_lower = excluded.parent_lower, \
-     path_display = excluded.path_display, kind = excluded.kind, file_id = excluded.file_id, \
-     rev = excluded.rev, revision = excluded.revision, size = excluded.size, \
-     content_hash = excluded.content_hash, client_modified = excluded.client_modified, \
-     server_modified = excluded.server_modified";
-
 /// An item of a tree written in one go (a folder copy, a saved folder reference).
 pub(crate) enum NewItem {
     Folder(String),
@@ -500,26 +530,15 @@ impl WriteTx {
         let mut entries = Vec::with_capacity(items.len());
         let mut revisions = Vec::new();
         for (k, item) in items.into_iter().enumerate() {
-            let id = ids::file_id(random_bytes());
             let e = match item {
-                NewItem::Folder(display) => Entry {
-                    kind: Kind::Folder,
-                    path_lower: lower(&display),
-                    path_display: display,
-                    id: Some(id),
-                    rev: None,
-                    revision: None,
-                    size: 0,
-                    content_hash: None,
-                    client_modified: 0,
-                    server_modified: 0,
-                },
+                NewItem::Folder(display) => Entry::folder(display),
                 NewItem::File {
                     display,
                     size,
                     client_modified,
                     blocks,
                 } => {
+                    let id = ids::file_id(random_bytes());
                     let rev =
                         ids::rev(seq, self.idx + k as u32, u32::from_le_bytes(random_bytes()));
                     let content_hash = content_hash_of_blocks(&blocks);
@@ -581,26 +600,7 @@ impl WriteTx {
         for e in entries.iter_mut().filter(|e| e.kind == Kind::File) {
             e.revision = e.rev.as_ref().and_then(|r| ids.get(r)).copied();
         }
-        let entry_rows = entries
-            .iter()
-            .map(|e| {
-                let file = e.kind == Kind::File;
-                vec![
-                    Val::Int(Some(ns)),
-                    Val::Text(Some(e.path_lower.clone())),
-                    Val::Text(Some(parent_of(&e.path_lower).to_owned())),
-                    Val::Text(Some(e.path_display.clone())),
-                    Val::Int(Some(if file { 0 } else { 1 })),
-                    Val::Text(e.id.clone()),
-                    Val::Text(e.rev.clone()),
-                    Val::Int(e.revision),
-                    Val::Int(Some(e.size as i64)),
-                    Val::Text(e.content_hash.clone()),
-                    Val::Int(file.then_some(e.client_modified)),
-                    Val::Int(file.then_some(e.server_modified)),
-                ]
-            })
-            .collect();
+        let entry_rows = entries.iter().map(|e| e.row(ns)).collect();
         self.tx
             .insert_rows(ENTRY_COLUMNS, 12, entry_rows, ENTRY_ON_CONFLICT)
             .await?;
@@ -772,55 +772,27 @@ impl WriteTx {
         Ok(parent_display)
     }
 
-    async fn upsert(&mut self, e: &Entry, revision: Option<i64>) -> Result<(), OpError> {
-        let ns = self.ns as i64;
-        let kind: i64 = match e.kind {
-            Kind::File => 0,
-            Kind::Folder => 1,
-            Kind::Deleted => 2,
-        };
-        let file_times = (e.kind == Kind::File).then_some((e.client_modified, e.server_modified));
-        on_tx!(&mut self.tx, c => sqlx::query(UPSERT_ENTRY)
-            .bind(ns)
-            .bind(&e.path_lower)
-            .bind(parent_of(&e.path_lower))
-            .bind(&e.path_display)
-            .bind(kind)
-            .bind(&e.id)
-            .bind(&e.rev)
-            .bind(revision)
-            .bind(e.size as i64)
-            .bind(&e.content_hash)
-            .bind(file_times.map(|t| t.0))
-            .bind(file_times.map(|t| t.1))
-            .execute(&mut *c)
-            .await?.rows_affected());
+    async fn upsert(&mut self, e: &Entry) -> Result<(), OpError> {
+        let row = e.row(self.ns as i64);
+        self.tx
+            .insert_rows(ENTRY_COLUMNS, 12, vec![row], ENTRY_ON_CONFLICT)
+            .await?;
         Ok(())
     }
 
     pub(crate) async fn insert_folder(&mut self, display: &str) -> Result<Entry, OpError> {
-        let e = Entry {
-            kind: Kind::Folder,
-            path_lower: lower(display),
-            path_display: display.to_owned(),
-            id: Some(ids::file_id(random_bytes())),
-            rev: None,
-            revision: None,
-            size: 0,
-            content_hash: None,
-            client_modified: 0,
-            server_modified: 0,
-        };
-        self.upsert(&e, None).await?;
+        let e = Entry::folder(display.to_owned());
+        self.upsert(&e).await?;
         self.journal(&e.path_lower).await?;
         Ok(e)
     }
 
-    /// Writes a new revision of a file at `display`, keeping `id` if given (an overwrite).
+    /// Writes a new revision of a file at `display`; an overwrite names the file it replaces,
+    /// whose id the new revision keeps and whose size it no longer counts.
     pub(crate) async fn write_file(
         &mut self,
         display: &str,
-        id: Option<String>,
+        replaces: Option<&Entry>,
         size: u64,
         blocks: &[BlockHash],
         client_modified: Option<i64>,
@@ -828,12 +800,11 @@ impl WriteTx {
         let seq = self.seq().await?;
         let ns = self.ns as i64;
         let path_lower = lower(display);
-        let replaced = match self.entry(&path_lower).await? {
-            Some(e) if e.kind == Kind::File => e.size as i64,
-            _ => 0,
-        };
-        self.charge(size as i64 - replaced).await?;
-        let id = id.unwrap_or_else(|| ids::file_id(random_bytes()));
+        self.charge(size as i64 - replaces.map_or(0, |e| e.size as i64))
+            .await?;
+        let id = replaces
+            .and_then(|e| e.id.clone())
+            .unwrap_or_else(|| ids::file_id(random_bytes()));
         let rev = ids::rev(seq, self.idx, u32::from_le_bytes(random_bytes()));
         let content_hash = content_hash_of_blocks(blocks);
         let client_modified = client_modified.unwrap_or(self.now);
@@ -866,7 +837,7 @@ impl WriteTx {
             client_modified,
             server_modified: now,
         };
-        self.upsert(&e, Some(revision)).await?;
+        self.upsert(&e).await?;
         self.journal(&e.path_lower).await?;
         Ok(e)
     }
@@ -1031,7 +1002,7 @@ pub(crate) async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry,
         let mut display = format!("{parent_display}/{}", name_of(&c.path));
         let existing = tx.entry(&lower(&display)).await?;
         let new_hash = content_hash_of_blocks(&c.blocks);
-        let mut keep_id = None;
+        let mut replaces = None;
         match existing {
             Some(e) if e.kind == Kind::Folder => {
                 if !c.autorename {
@@ -1053,8 +1024,8 @@ pub(crate) async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry,
                     return Ok(e);
                 }
                 if allowed && !same {
-                    keep_id = e.id.clone();
                     display = e.path_display.clone();
+                    replaces = Some(e);
                 } else if c.autorename {
                     let conflicted = matches!(c.mode, WriteMode::Update(_));
                     display = tx
@@ -1075,8 +1046,14 @@ pub(crate) async fn commit_file_op(tx: &mut WriteTx, c: Commit) -> Result<Entry,
             }
             _ => {}
         }
-        tx.write_file(&display, keep_id, c.size, &c.blocks, c.client_modified)
-            .await
+        tx.write_file(
+            &display,
+            replaces.as_ref(),
+            c.size,
+            &c.blocks,
+            c.client_modified,
+        )
+        .await
     }
 }
 
@@ -1268,7 +1245,7 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
     }
     if !case_only {
         // The old path reads as deleted for include_deleted listings.
-        tx.upsert(&Entry::deleted(&src.path_lower, &src.path_display), None)
+        tx.upsert(&Entry::deleted(&src.path_lower, &src.path_display))
             .await?;
     }
     tx.entry(&dest_lower).await?.ok_or(OpError::NotFound)

@@ -173,10 +173,17 @@ pub(crate) async fn create(
     render(&state, &session, &notice, StatusCode::OK).await
 }
 
-/// The signed-in user's app with this key; other users' apps do not exist for them.
-async fn own_app(state: &AppState, session: &WebSession, key: &str) -> Result<App, Response> {
+/// A signed, CSRF-checked form about one of the signed-in user's apps; other users' apps do
+/// not exist for them.
+async fn own_app(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    key: &str,
+) -> Result<(WebSession, App), Response> {
+    let (session, _) = signed_form(state, headers, body).await?;
     match state.store.app(key).await {
-        Ok(Some(app)) if app.owner == Some(session.account.id) => Ok(app),
+        Ok(Some(app)) if app.owner == Some(session.account.id) => Ok((session, app)),
         Ok(_) => Err(error_page(
             StatusCode::NOT_FOUND,
             "You have no app with that key.",
@@ -193,12 +200,8 @@ pub(crate) async fn generate_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (session, _) = match signed_form(&state, &headers, body).await {
+    let (session, app) = match own_app(&state, &headers, body, &key).await {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let app = match own_app(&state, &session, &key).await {
-        Ok(a) => a,
         Err(r) => return r,
     };
     let issued = match state
@@ -230,13 +233,10 @@ pub(crate) async fn reset_secret(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (session, _) = match signed_form(&state, &headers, body).await {
-        Ok(x) => x,
+    let session = match own_app(&state, &headers, body, &key).await {
+        Ok((session, _)) => session,
         Err(r) => return r,
     };
-    if let Err(r) = own_app(&state, &session, &key).await {
-        return r;
-    }
     match state.store.reset_app_secret(&key, session.account.id).await {
         Ok(secret) => {
             let notice = format!(
