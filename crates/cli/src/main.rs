@@ -88,6 +88,29 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete blocks no file, version or upload session has referenced for the grace period
+    /// (a day); the server also does this hourly.
+    Gc {
+        /// Collect as if the clock read this Unix time (for tests; never earlier than now).
+        #[arg(long, hide = true)]
+        at: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check block accounting: every referenced block exists and matches its hash, and every
+    /// count equals its references. Exits 1 if a problem remains.
+    Fsck {
+        /// Correct the reference counts (never deletes anything).
+        #[arg(long)]
+        repair: bool,
+        /// Check that referenced blocks exist without reading them.
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mint tokens for a user without a browser: a long-lived access token, or with
     /// --offline a short-lived one plus a refresh token.
     Token {
@@ -405,6 +428,12 @@ async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Resul
         AdminCommand::User { command } => user_command(&store, command).await,
         AdminCommand::App { command } => app_command(&store, command).await,
         AdminCommand::Stats { json } => stats(&store, json).await,
+        AdminCommand::Gc { at, json } => gc(&store, at, json).await,
+        AdminCommand::Fsck {
+            repair,
+            quick,
+            json,
+        } => fsck(&store, repair, quick, json).await,
         AdminCommand::Token {
             name,
             app,
@@ -603,6 +632,74 @@ fn parse_size(s: &str) -> Result<Option<u64>> {
     n.checked_mul(1 << shift)
         .map(Some)
         .with_context(|| format!("'{s}' is too large"))
+}
+
+async fn gc(store: &cubby_store::Store, at: Option<i64>, json: bool) -> Result<()> {
+    let now = cubby_store::now();
+    let Some(r) = store.gc(at.unwrap_or(now).max(now)).await? else {
+        anyhow::bail!("another block collection is running; try again when it ends");
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "scanned": r.scanned,
+                "deleted": r.deleted,
+                "deleted_bytes": r.deleted_bytes,
+                "waiting": r.waiting,
+                "tombstones_purged": r.tombstones_purged,
+            })
+        );
+    } else {
+        println!(
+            "{} blocks scanned, {} deleted ({} bytes), {} unreferenced waiting out the grace period",
+            r.scanned, r.deleted, r.deleted_bytes, r.waiting
+        );
+    }
+    Ok(())
+}
+
+async fn fsck(store: &cubby_store::Store, repair: bool, quick: bool, json: bool) -> Result<()> {
+    let r = store.fsck(repair, !quick).await?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "blocks_checked": r.blocks_checked,
+                "missing": r.missing,
+                "corrupt": r.corrupt,
+                "miscounted": r.miscounted,
+                "wrongly_claimed": r.wrongly_claimed,
+                "repaired": r.repaired,
+                "clean": r.is_clean(),
+            })
+        );
+    } else {
+        println!("{} referenced blocks checked", r.blocks_checked);
+        for h in &r.missing {
+            println!("missing block {h}");
+        }
+        for h in &r.corrupt {
+            println!("corrupt block {h} (its bytes do not match its name)");
+        }
+        let fixed = if r.repaired { " (repaired)" } else { "" };
+        if r.miscounted > 0 {
+            println!("{} reference counts wrong{fixed}", r.miscounted);
+        }
+        if r.wrongly_claimed > 0 {
+            println!(
+                "{} referenced blocks marked for collection{fixed}",
+                r.wrongly_claimed
+            );
+        }
+        if r.is_clean() {
+            println!("clean");
+        }
+    }
+    if !r.is_clean() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn stats(store: &cubby_store::Store, json: bool) -> Result<()> {

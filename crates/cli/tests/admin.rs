@@ -266,3 +266,150 @@ async fn users_apps_and_tokens_from_the_command_line() {
     assert_eq!(folder.path_display, "/Apps/Pi Backup");
     store.close().await;
 }
+
+/// Commits `data` at `path` through the store, as an upload would.
+async fn put_file(store: &cubby_store::Store, ns: u64, path: &str, data: &'static [u8]) {
+    let h = store
+        .blocks
+        .put(bytes::Bytes::from_static(data))
+        .await
+        .unwrap();
+    store.blocks.sync(&[h]).await.unwrap();
+    let commit = cubby_store::meta::Commit {
+        path: path.into(),
+        mode: cubby_store::meta::WriteMode::Add,
+        autorename: false,
+        strict_conflict: false,
+        client_modified: None,
+        size: data.len() as u64,
+        blocks: vec![h],
+    };
+    store.commit_file(ns, commit).await.unwrap();
+}
+
+#[tokio::test]
+async fn gc_and_fsck_from_the_command_line() {
+    use sqlx::Connection;
+    let a = Admin {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let store = cubby_store::Store::open(a.dir.path()).await.unwrap();
+    let user = store
+        .add_user("carol", "carol@example.com", "password")
+        .await
+        .unwrap();
+    put_file(&store, user.ns, "/keep.txt", b"bytes that stay").await;
+    put_file(&store, user.ns, "/gone.txt", b"bytes that go").await;
+    store
+        .permanently_delete(user.ns, "/gone.txt")
+        .await
+        .unwrap();
+    store
+        .blocks
+        .put(bytes::Bytes::from_static(b"an upload that never committed"))
+        .await
+        .unwrap();
+    // An upload session left open: its block is referenced until the session expires.
+    let in_session = b"bytes of an abandoned session";
+    let session_block = store
+        .blocks
+        .put(bytes::Bytes::from_static(in_session))
+        .await
+        .unwrap();
+    store
+        .start_with_data(user.id, &[session_block], in_session.len() as u64, false)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let clean = &a.ok(&["fsck", "--json"], "")[0];
+    assert_eq!(clean["clean"], true, "{clean}");
+    assert_eq!(clean["blocks_checked"], 2, "a file and an open session");
+    // Unreferenced blocks wait out the grace period...
+    let now = &a.ok(&["gc", "--json"], "")[0];
+    assert_eq!(
+        (now["deleted"].clone(), now["waiting"].clone()),
+        (0.into(), 2.into())
+    );
+    // ...and go once it has passed.
+    let later = (cubby_store::now() + cubby_store::gc::BLOCK_GRACE_SECS + 60).to_string();
+    let collected = &a.ok(&["gc", "--at", &later, "--json"], "")[0];
+    assert_eq!(collected["deleted"], 2, "{collected}");
+    assert_eq!(a.ok(&["fsck", "--json"], "")[0]["clean"], true);
+    let session_path = a
+        .dir
+        .path()
+        .join("blocks")
+        .join(&Sha256Hex::of(in_session)[..2])
+        .join(Sha256Hex::of(in_session));
+    assert!(
+        session_path.exists(),
+        "an open session's block was collected"
+    );
+
+    // Once the session expires, retention drops it and the GC reclaims its block.
+    let db_url = format!("sqlite://{}", a.dir.path().join("meta.sqlite").display());
+    let mut db = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
+    sqlx::query("UPDATE upload_sessions SET expires = 0")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let store = cubby_store::Store::open(a.dir.path()).await.unwrap();
+    assert_eq!(store.prune(None).await.unwrap().sessions, 1);
+    store.close().await;
+    let collected = &a.ok(&["gc", "--at", &later, "--json"], "")[0];
+    assert_eq!(collected["deleted"], 1, "{collected}");
+    assert!(!session_path.exists());
+
+    // A wrong count is reported (exit 1), then repaired.
+    sqlx::query("UPDATE blocks SET refs = 5 WHERE refs > 0")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let out = a.run(&["fsck", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["miscounted"], 1, "{report}");
+    let repaired = &a.ok(&["fsck", "--repair", "--json"], "")[0];
+    assert_eq!(repaired["repaired"], true);
+    let refs: i64 = sqlx::query_scalar("SELECT refs FROM blocks WHERE refs > 0")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(refs, 1);
+    assert_eq!(a.ok(&["fsck", "--json"], "")[0]["clean"], true);
+
+    // A live block with other bytes is corrupt; a removed one is missing. Neither is
+    // "repaired" away, and the kept file's revision still names its block.
+    let hash = Sha256Hex::of(b"bytes that stay");
+    let block = a.dir.path().join("blocks").join(&hash[..2]).join(&hash);
+    std::fs::write(&block, b"other bytes").unwrap();
+    let out = a.run(&["fsck", "--repair", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["corrupt"], serde_json::json!([hash]), "{report}");
+    let quick = &a.ok(&["fsck", "--quick", "--json"], "")[0];
+    assert_eq!(
+        quick["clean"], true,
+        "--quick does not read blocks: {quick}"
+    );
+    std::fs::remove_file(&block).unwrap();
+    let out = a.run(&["fsck", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["missing"], serde_json::json!([hash]), "{report}");
+    db.close().await.unwrap();
+}
+
+/// The hex SHA-256 of some bytes: a one-block file's block name.
+struct Sha256Hex;
+
+impl Sha256Hex {
+    fn of(data: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}

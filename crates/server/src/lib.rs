@@ -142,6 +142,7 @@ impl Server {
             addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
         });
         self.store.spawn_pruner(self.retention_days);
+        self.store.spawn_gc();
         let app = api::router(state);
         let handle: Handle<SocketAddr> = Handle::new();
         let mut tasks = tokio::task::JoinSet::new();

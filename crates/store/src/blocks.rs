@@ -138,6 +138,73 @@ impl BlockStore {
         }
     }
 
+    /// Every stored block with the time it was last written (Unix seconds) and its size, one
+    /// fan-out directory or one S3 page at a time.
+    pub fn list_aged(&self) -> futures_util::stream::BoxStream<'_, Result<Stored, StoreError>> {
+        use futures_util::StreamExt;
+        match self {
+            BlockStore::Local(l) => {
+                let root = l.root.clone();
+                futures_util::stream::iter(0..256u32)
+                    .then(move |i| {
+                        let dir = root.join(format!("{i:02x}"));
+                        async move {
+                            tokio::task::spawn_blocking(move || list_dir_aged(&dir))
+                                .await
+                                .map_err(|e| StoreError::Invalid(e.to_string()))?
+                        }
+                    })
+                    .flat_map(|r| match r {
+                        Ok(v) => {
+                            futures_util::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>())
+                        }
+                        Err(e) => futures_util::stream::iter(vec![Err(e)]),
+                    })
+                    .boxed()
+            }
+            BlockStore::S3(s) => {
+                let prefix = (!s.prefix.is_empty())
+                    .then(|| object_store::path::Path::from(s.prefix.as_str()));
+                object_store::ObjectStore::list(&s.store, prefix.as_ref())
+                    .filter_map(|item| async move {
+                        match item {
+                            Ok(meta) => {
+                                let hash = meta
+                                    .location
+                                    .filename()
+                                    .and_then(cubby_core::hash::parse_hash)?;
+                                Some(Ok(Stored {
+                                    hash,
+                                    modified: meta.last_modified.timestamp(),
+                                    size: meta.size,
+                                }))
+                            }
+                            Err(e) => Some(Err(StoreError::Blocks(e.to_string()))),
+                        }
+                    })
+                    .boxed()
+            }
+        }
+    }
+
+    /// Deletes a block (no error if it is already gone). Only the GC calls this, for blocks
+    /// it has claimed.
+    pub async fn delete(&self, hash: &BlockHash) -> Result<(), StoreError> {
+        match self {
+            BlockStore::Local(l) => {
+                let path = l.path_of(hash);
+                match tokio::fs::remove_file(path).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+            BlockStore::S3(s) => match s.store.delete(&s.key(hash)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(StoreError::Blocks(e.to_string())),
+            },
+        }
+    }
+
     /// How many blocks are stored (a full listing: for tests and fsck, not hot paths).
     pub async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.usage().await?.0)
@@ -174,6 +241,49 @@ impl BlockStore {
             BlockStore::S3(s) => s.contains(hash).await,
         }
     }
+}
+
+/// A stored block as a listing sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Stored {
+    pub hash: BlockHash,
+    /// When it was last written, in Unix seconds.
+    pub modified: i64,
+    pub size: u64,
+}
+
+fn list_dir_aged(dir: &Path) -> Result<Vec<Stored>, StoreError> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let e = e?;
+        let Some(hash) = e
+            .file_name()
+            .to_str()
+            .and_then(cubby_core::hash::parse_hash)
+        else {
+            continue;
+        };
+        let meta = match e.metadata() {
+            Ok(m) => m,
+            // Deleted between the listing and the stat.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        out.push(Stored {
+            hash,
+            modified,
+            size: meta.len(),
+        });
+    }
+    Ok(out)
 }
 
 fn count_files(dir: &Path) -> Result<(usize, u64), StoreError> {

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Db, on_tx};
 use crate::meta::{OpError, WriteOp, WriteTx};
 use crate::notify::Notifier;
+use crate::refs::Gone;
 use crate::{StoreError, now};
 
 /// Most operations in one transaction: bounds the latency a batch adds to its first member.
@@ -45,9 +46,9 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn start(db: Db, notifier: Arc<Notifier>) -> Self {
+    pub(crate) fn start(db: Db, notifier: Arc<Notifier>, gone: Gone) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(writer(db, notifier, rx));
+        tokio::spawn(writer(db, notifier, gone, rx));
         Self { jobs }
     }
 
@@ -86,7 +87,7 @@ async fn statement(tx: &mut crate::db::Tx, sql: &'static str) -> Result<(), sqlx
     on_tx!(tx, c => sqlx::query(sql).execute(&mut *c).await.map(|_| ()))
 }
 
-async fn writer(db: Db, notifier: Arc<Notifier>, mut rx: mpsc::Receiver<Job>) {
+async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -124,6 +125,7 @@ async fn writer(db: Db, notifier: Arc<Notifier>, mut rx: mpsc::Receiver<Job>) {
                 seq: None,
                 idx: 0,
                 now,
+                gone: gone.clone(),
             };
             match AssertUnwindSafe((job.run)(wtx)).catch_unwind().await {
                 Ok((wtx, outcome)) => {

@@ -122,6 +122,20 @@ async fn restore_op(tx: &mut WriteTx, path: String, rev: String) -> Result<Entry
 async fn purge_op(tx: &mut WriteTx, path_lower: String) -> Result<(), OpError> {
     let ns = tx.ns as i64;
     let (lo, hi) = (format!("{path_lower}/"), format!("{path_lower}0"));
+    let lists: Vec<Vec<u8>> = on_tx!(&mut tx.tx, c => sqlx::query_scalar(
+        "SELECT blocks FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 AND path_lower < $4))",
+    )
+    .bind(ns)
+    .bind(&path_lower)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&mut *c)
+    .await?);
+    let mut refs = crate::refs::RefDelta::default();
+    for blob in &lists {
+        refs.sub_blob(blob);
+    }
+    tx.refs(refs).await?;
     on_tx!(&mut tx.tx, c => {
         sqlx::query(
             "DELETE FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 AND path_lower < $4))",

@@ -14,12 +14,14 @@ pub mod auth;
 pub mod blocks;
 pub mod copyref;
 mod db;
+pub mod gc;
 mod group;
 pub mod history;
 pub mod jobs;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
+mod refs;
 pub mod retention;
 mod schema;
 pub mod sessions;
@@ -75,6 +77,8 @@ pub struct Store {
     /// The group committer of the embedded back-end; PostgreSQL commits per operation.
     pub(crate) group: Option<Arc<group::GroupCommit>>,
     pub(crate) cursor_key: Arc<Vec<u8>>,
+    /// Hashes of blocks a write found claimed by the GC, to revive once rewritten.
+    pub(crate) gone: refs::Gone,
     data_dir: PathBuf,
 }
 
@@ -110,10 +114,12 @@ impl Store {
         if let Some(pool) = db.pg_pool() {
             notify::spawn_pg_listener(pool.clone(), notifier.clone());
         }
+        let gone = refs::Gone::default();
         let group = match &db {
             db::Db::Sqlite { .. } => Some(Arc::new(group::GroupCommit::start(
                 db.clone(),
                 notifier.clone(),
+                gone.clone(),
             ))),
             db::Db::Postgres { .. } => None,
         };
@@ -123,6 +129,7 @@ impl Store {
             notifier,
             group,
             cursor_key: Arc::new(Vec::new()),
+            gone,
             data_dir: data_dir.to_owned(),
         };
         store.cursor_key = Arc::new(store.setting_or_init("cursor_key", 32).await?);

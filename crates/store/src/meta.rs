@@ -462,6 +462,8 @@ pub(crate) struct WriteTx {
     pub(crate) seq: Option<u64>,
     pub(crate) idx: u32,
     pub(crate) now: i64,
+    /// Where a refused reference increment leaves its hashes (see `refs.rs`).
+    pub(crate) gone: crate::refs::Gone,
 }
 
 /// An item of a tree written in one go (a folder copy, a saved folder reference).
@@ -493,6 +495,11 @@ impl WriteTx {
     async fn plain(&mut self, sql: &'static str) -> Result<(), OpError> {
         on_tx!(&mut self.tx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
         Ok(())
+    }
+
+    /// Applies reference-count changes in this transaction.
+    pub(crate) async fn refs(&mut self, delta: crate::refs::RefDelta) -> Result<(), OpError> {
+        delta.apply(&mut self.tx, self.now, &self.gone).await
     }
 
     /// Starts a part of the operation that can be undone on its own.
@@ -529,6 +536,7 @@ impl WriteTx {
         let now = self.now;
         let mut entries = Vec::with_capacity(items.len());
         let mut revisions = Vec::new();
+        let mut refs = crate::refs::RefDelta::default();
         for (k, item) in items.into_iter().enumerate() {
             let e = match item {
                 NewItem::Folder(display) => Entry::folder(display),
@@ -543,6 +551,7 @@ impl WriteTx {
                         ids::rev(seq, self.idx + k as u32, u32::from_le_bytes(random_bytes()));
                     let content_hash = content_hash_of_blocks(&blocks);
                     let path_lower = lower(&display);
+                    refs.add(&blocks);
                     revisions.push(vec![
                         Val::Int(Some(ns)),
                         Val::Text(Some(rev.clone())),
@@ -574,6 +583,7 @@ impl WriteTx {
         // Every path of a tree is new (its top was claimed free), so all its bytes are new.
         let added: u64 = entries.iter().map(|e| e.size).sum();
         self.charge(added as i64).await?;
+        self.refs(refs).await?;
         self.tx
             .insert_rows(
                 "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
@@ -809,6 +819,9 @@ impl WriteTx {
         let content_hash = content_hash_of_blocks(blocks);
         let client_modified = client_modified.unwrap_or(self.now);
         let now = self.now;
+        let mut refs = crate::refs::RefDelta::default();
+        refs.add(blocks);
+        self.refs(refs).await?;
         let revision: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
             "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, content_hash, \
              client_modified, server_modified, blocks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -972,15 +985,32 @@ impl Store {
         T: Send + 'static,
         F: WriteOp<T>,
     {
-        if let Some(group) = &self.group {
-            return group.submit(ns.unwrap_or(0), op).await;
+        let result = match &self.group {
+            Some(group) => group.submit(ns.unwrap_or(0), op).await,
+            None => self.write_alone(ns, op).await,
+        };
+        let gone = std::mem::take(&mut *self.gone.lock().expect("gone list"));
+        if !gone.is_empty()
+            && let Err(e) = self.revive(gone).await
+        {
+            tracing::warn!(error = %e, "reviving rewritten blocks failed");
         }
+        result
+    }
+
+    /// One operation in a transaction of its own (PostgreSQL).
+    async fn write_alone<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: WriteOp<T>,
+    {
         let mut tx = WriteTx {
             tx: self.db.begin(ns).await?,
             ns: ns.unwrap_or(0),
             seq: None,
             idx: 0,
             now: now(),
+            gone: self.gone.clone(),
         };
         let value = op(&mut tx).await?;
         let seq = tx.seq;

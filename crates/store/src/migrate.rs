@@ -251,6 +251,9 @@ impl Store {
                 count(&target.db, table).await?,
             ));
         }
+        // Upload sessions are not copied, so the target's counts come from its revisions.
+        progress("counting block references");
+        crate::schema::recount_refs(&target.db).await?;
         if let Db::Postgres { pool } = &target.db {
             for t in SERIAL_TABLES {
                 let sql = format!(

@@ -4,11 +4,13 @@
 //! design asks for at least 30 days). An operator can set a number of days; older
 //! non-current revisions and older tombstones are then removed. Expired upload sessions,
 //! finished jobs and spent upload links are always cleared. Pruning is idempotent, so every
-//! server of a scale-out installation may run it. The blocks this leaves unreferenced are
-//! reclaimed by the block GC (see the "block accounting" work), not here.
+//! server of a scale-out installation may run it. The references the removed rows held are
+//! dropped in the same transaction; the blocks this leaves unreferenced are reclaimed by the
+//! block GC (`gc.rs`) after its grace period.
 
 use crate::db::{on_db, on_tx};
 use crate::jobs::JOB_STALE_SECS;
+use crate::refs::RefDelta;
 use crate::{Store, StoreError, now};
 
 /// How often each server prunes.
@@ -31,16 +33,21 @@ impl Store {
         let now = now();
         let mut out = Pruned::default();
         let mut tx = self.db.begin(None).await?;
+        let mut refs = RefDelta::default();
         if let Some(days) = retention_days {
             let cutoff = now - i64::from(days) * 86_400;
-            out.revisions = on_tx!(&mut tx, c => sqlx::query(
+            let pruned: Vec<Vec<u8>> = on_tx!(&mut tx, c => sqlx::query_scalar(
                 "DELETE FROM revisions WHERE server_modified < $1 \
-                 AND id NOT IN (SELECT revision FROM entries WHERE revision IS NOT NULL)",
+                 AND id NOT IN (SELECT revision FROM entries WHERE revision IS NOT NULL) \
+                 RETURNING blocks",
             )
             .bind(cutoff)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+            .fetch_all(&mut *c)
+            .await?);
+            out.revisions = pruned.len() as u64;
+            for blob in &pruned {
+                refs.sub_blob(blob);
+            }
             out.tombstones = on_tx!(&mut tx, c => sqlx::query(
                 "DELETE FROM entries WHERE kind = 2 AND COALESCE(server_modified, 0) < $1",
             )
@@ -49,21 +56,26 @@ impl Store {
             .await?
             .rows_affected());
         }
-        on_tx!(&mut tx, c => sqlx::query(
+        let session_blocks: Vec<Vec<u8>> = on_tx!(&mut tx, c => sqlx::query_scalar(
             "DELETE FROM upload_session_blocks WHERE session IN \
-             (SELECT id FROM upload_sessions WHERE expires < $1 OR finished = 1)",
+             (SELECT id FROM upload_sessions WHERE expires < $1 OR finished = 1) RETURNING hash",
         )
         .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        out.sessions = on_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM upload_sessions WHERE expires < $1 OR finished = 1",
+        .fetch_all(&mut *c)
+        .await?);
+        let tails: Vec<Option<Vec<u8>>> = on_tx!(&mut tx, c => sqlx::query_scalar(
+            "DELETE FROM upload_sessions WHERE expires < $1 OR finished = 1 RETURNING tail",
         )
         .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        .fetch_all(&mut *c)
+        .await?);
+        out.sessions = tails.len() as u64;
+        for h in session_blocks.iter().chain(tails.iter().flatten()) {
+            refs.sub_blob(h);
+        }
+        refs.apply(&mut tx, now, &self.gone)
+            .await
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM jobs WHERE updated < $1")
             .bind(now - JOB_KEEP_SECS.max(JOB_STALE_SECS))
             .execute(&mut *c)

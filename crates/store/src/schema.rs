@@ -9,6 +9,58 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::StoreError;
 
+/// Rebuilds `blocks` from the references (SQLite): the 32-byte hashes of every revision's
+/// block list, every upload session block and every session tail. A macro so that the
+/// migration (a literal) and [`recount_refs`] share the text.
+macro_rules! sqlite_recount_refs {
+    () => {
+        r#"
+WITH RECURSIVE parts(id, i, n) AS (
+    SELECT id, 0, length(blocks) / 32 FROM revisions WHERE length(blocks) >= 32
+    UNION ALL SELECT id, i + 1, n FROM parts WHERE i + 1 < n
+), refs(hash) AS (
+    SELECT substr(r.blocks, p.i * 32 + 1, 32) FROM parts p JOIN revisions r ON r.id = p.id
+    UNION ALL SELECT hash FROM upload_session_blocks
+    UNION ALL SELECT tail FROM upload_sessions WHERE tail IS NOT NULL
+)
+INSERT INTO blocks (hash, refs) SELECT hash, COUNT(*) FROM refs GROUP BY hash;
+"#
+    };
+}
+
+/// [`sqlite_recount_refs`] for PostgreSQL.
+macro_rules! postgres_recount_refs {
+    () => {
+        r#"
+INSERT INTO blocks (hash, refs)
+SELECT hash, COUNT(*) FROM (
+    SELECT substring(r.blocks FROM i * 32 + 1 FOR 32) AS hash
+        FROM revisions r, generate_series(0, length(r.blocks) / 32 - 1) AS i
+    UNION ALL SELECT hash FROM upload_session_blocks
+    UNION ALL SELECT tail FROM upload_sessions WHERE tail IS NOT NULL
+) refs GROUP BY hash;
+"#
+    };
+}
+
+/// Fills an empty `blocks` table from the references (after `admin migrate` copied the
+/// revisions; the sessions are not copied, so they add nothing there).
+pub(crate) async fn recount_refs(db: &crate::db::Db) -> Result<(), StoreError> {
+    match db {
+        crate::db::Db::Sqlite { writer, .. } => {
+            sqlx::raw_sql(sqlite_recount_refs!())
+                .execute(writer)
+                .await?;
+        }
+        crate::db::Db::Postgres { pool } => {
+            sqlx::raw_sql(postgres_recount_refs!())
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 const SQLITE_MIGRATIONS: &[&str] = &[
     // 1: accounts, apps and tokens (designed for the OAuth issue), the namespace tree,
     // revisions and the change journal.
@@ -211,6 +263,22 @@ ALTER TABLE accounts ADD COLUMN quota INTEGER;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
+    // 8: block reference counts. `refs` counts the references to a block from revisions'
+    // block lists and from upload sessions (their blocks and tail); it is kept by every write
+    // in the transaction that adds or drops a reference. Negative values are the GC's states:
+    // -1 claimed for deletion, -2 deleted (see gc.rs). `zero_since` is when refs last became 0
+    // (or, for -1 and -2, when the state was entered). Backfilled from the existing rows.
+    concat!(
+        r#"
+CREATE TABLE blocks (
+    hash BLOB PRIMARY KEY,
+    refs INTEGER NOT NULL,
+    zero_since INTEGER
+) WITHOUT ROWID;
+CREATE INDEX blocks_unreferenced ON blocks (refs, zero_since) WHERE refs <= 0;
+"#,
+        sqlite_recount_refs!()
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -402,6 +470,18 @@ ALTER TABLE accounts ADD COLUMN quota BIGINT;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
+    // 8: block reference counts (see the SQLite migration 8).
+    concat!(
+        r#"
+CREATE TABLE blocks (
+    hash BYTEA PRIMARY KEY,
+    refs BIGINT NOT NULL,
+    zero_since BIGINT
+);
+CREATE INDEX blocks_unreferenced ON blocks (refs, zero_since) WHERE refs <= 0;
+"#,
+        postgres_recount_refs!()
+    ),
 ];
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.

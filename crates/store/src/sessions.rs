@@ -15,6 +15,7 @@ use crate::db::{RowExt, Val, on_tx, placeholders};
 use cubby_core::path::{ancestors, is_disallowed_name, lower, name_of};
 
 use crate::meta::{Commit, Entry, Kind, NewItem, OpError, WriteMode, WriteTx, commit_file_op};
+use crate::refs::RefDelta;
 use crate::{Store, now, random_bytes};
 
 /// How long a session can be used after it starts, as on Dropbox.
@@ -136,8 +137,12 @@ impl Store {
             })
             .collect();
         let row_id = id.clone();
+        let mut refs = RefDelta::default();
+        refs.add(&blocks[..full.min(blocks.len())]);
+        refs.add(tail.as_slice());
         self.write_plain(move |tx| {
             Box::pin(async move {
+                tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, c => sqlx::query(
                     "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, tail_len, created, expires) \
                      VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
@@ -207,11 +212,17 @@ impl Store {
                 }
                 let first = offset / BS;
                 let full = (new_length / BS - first) as usize;
+                let mut refs = RefDelta::default();
                 for (i, h) in blocks.iter().take(full).enumerate() {
-                    put_block(&mut tx.tx, id, first + i as u64, h, BS).await?;
+                    put_block(&mut tx.tx, id, first + i as u64, h, BS, &mut refs).await?;
                 }
                 let tail_len = new_length % BS;
                 let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
+                if let Some((old, _)) = s.tail {
+                    refs.sub(&[old]);
+                }
+                refs.add(tail.as_slice());
+                tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, c => sqlx::query(
                     "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 WHERE id = $5",
                 )
@@ -260,10 +271,12 @@ impl Store {
                     return Err(OpError::Session(SessionError::Closed));
                 }
                 let first = offset / BS;
+                let mut refs = RefDelta::default();
                 for (i, h) in blocks.iter().enumerate() {
                     let size = (len - i as u64 * BS).min(BS);
-                    put_block(&mut tx.tx, id, first + i as u64, h, size).await?;
+                    put_block(&mut tx.tx, id, first + i as u64, h, size, &mut refs).await?;
                 }
+                tx.refs(refs).await?;
                 if close {
                     on_tx!(&mut tx.tx, c => sqlx::query("UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2")
                         .bind((offset + len) as i64)
@@ -626,13 +639,26 @@ async fn finish_one(
     commit_file_op(tx, commit).await
 }
 
+/// Records block `idx` of a session, counting the reference it adds and the one it replaces.
 async fn put_block(
     tx: &mut crate::db::Tx,
     id: &str,
     idx: u64,
     hash: &BlockHash,
     size: u64,
+    refs: &mut RefDelta,
 ) -> Result<(), OpError> {
+    let replaced: Option<Vec<u8>> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT hash FROM upload_session_blocks WHERE session = $1 AND idx = $2",
+    )
+    .bind(id)
+    .bind(idx as i64)
+    .fetch_optional(&mut *c)
+    .await?);
+    if let Some(old) = replaced {
+        refs.sub_blob(&old);
+    }
+    refs.add(std::slice::from_ref(hash));
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO upload_session_blocks (session, idx, hash, size) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (session, idx) DO UPDATE SET hash = excluded.hash, size = excluded.size",

@@ -204,3 +204,327 @@ async fn retention_keeps_everything_by_default_and_prunes_when_set() {
         assert!(a.entry(ns, "/gone").await.unwrap().is_none(), "{name}");
     }
 }
+
+/// A small deterministic generator (splitmix64), so a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The bytes of content number `k`: a small pool, so uploads share blocks across files.
+fn content(k: u64) -> bytes::Bytes {
+    bytes::Bytes::from(format!("content number {k} ").repeat(1 + k as usize % 7))
+}
+
+/// Commits refused because they met a block the GC had claimed or deleted.
+static REFUSED_COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Stores `data` as one block and commits it at `path`, retrying as a client does when the
+/// commit meets a block the GC has claimed (the retry writes the block again).
+async fn upload(store: &Store, ns: u64, path: &str, data: &bytes::Bytes) -> cubby_store::Entry {
+    for _ in 0..5 {
+        let h = store.blocks.put(data.clone()).await.unwrap();
+        store.blocks.sync(&[h]).await.unwrap();
+        let commit = Commit {
+            path: path.to_owned(),
+            mode: WriteMode::Overwrite,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size: data.len() as u64,
+            blocks: vec![h],
+        };
+        match store.commit_file(ns, commit).await {
+            Ok(e) => return e,
+            Err(cubby_store::OpError::TooManyWrites) => {
+                REFUSED_COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => panic!("commit of {path}: {e}"),
+        }
+    }
+    panic!("commit of {path} kept being refused");
+}
+
+/// The bytes of the live file at `path_lower`, read back through its block list.
+async fn read_back(store: &Store, ns: u64, path_lower: &str) -> Vec<u8> {
+    let e = store
+        .entry(ns, path_lower)
+        .await
+        .unwrap()
+        .expect("live entry");
+    let mut out = Vec::new();
+    for h in store.revision_blocks(e.revision.unwrap()).await.unwrap() {
+        out.extend_from_slice(&store.blocks.read_all(h).await.unwrap());
+    }
+    out
+}
+
+/// Every stored block has a positive count (nothing dead outlived a collection past the
+/// grace period), and fsck finds the counts and blocks sound.
+async fn assert_only_live_blocks_remain(store: &Store, context: &str) {
+    use futures_util::StreamExt;
+    let refs: std::collections::HashMap<_, _> =
+        store.block_refs().await.unwrap().into_iter().collect();
+    let mut listing = store.blocks.list_aged();
+    while let Some(s) = listing.next().await {
+        let s = s.unwrap();
+        let n = refs.get(&s.hash).copied().unwrap_or(0);
+        assert!(
+            n > 0,
+            "{context}: block {} (refs {n}) outlived a collection past the grace period",
+            cubby_core::hash::hex(&s.hash)
+        );
+    }
+}
+
+#[tokio::test]
+async fn gc_interleaved_with_writes_never_deletes_a_live_block() {
+    use cubby_store::gc::BLOCK_GRACE_SECS;
+    let seeds: Vec<u64> = std::env::var("CUBBY_GC_SEEDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, store, other) in two_stores(dir.path()).await {
+        let mut collected = 0;
+        for &seed in &seeds {
+            let ctx = format!("{name}, seed {seed} (replay with CUBBY_GC_SEEDS={seed})");
+            let mut rng = Rng(seed);
+            let user = store
+                .add_user(&format!("gc{seed}"), "gc@example.com", "password")
+                .await
+                .unwrap();
+            let ns = user.ns;
+            // The model: what each live path must hold.
+            let mut live: std::collections::BTreeMap<String, bytes::Bytes> = Default::default();
+            for step in 0..150 {
+                // Both stores write, as two servers would.
+                let s = if rng.below(2) == 0 { &store } else { &other };
+                let paths: Vec<String> = live.keys().cloned().collect();
+                let pick = |rng: &mut Rng| paths[rng.below(paths.len() as u64) as usize].clone();
+                match rng.below(10) {
+                    0..=2 => {
+                        let data = content(rng.below(12));
+                        let path = format!("/d{}/f{}", rng.below(3), rng.below(20));
+                        upload(s, ns, &path, &data).await;
+                        live.insert(path.to_lowercase(), data);
+                    }
+                    3 if !paths.is_empty() => {
+                        let from = pick(&mut rng);
+                        let to = format!("/copies/c{step}");
+                        s.relocate(ns, &from, &to, true, false).await.unwrap();
+                        let data = live[&from].clone();
+                        live.insert(to.to_lowercase(), data);
+                    }
+                    4 if !paths.is_empty() => {
+                        let from = pick(&mut rng);
+                        let e = s.entry(ns, &from).await.unwrap().unwrap();
+                        let (reference, _) = s.mint_copy_ref(ns, user.id, &e).await.unwrap();
+                        let to = format!("/refs/r{step}");
+                        s.save_copy_ref(&reference, ns, &to).await.unwrap();
+                        let data = live[&from].clone();
+                        live.insert(to.to_lowercase(), data);
+                    }
+                    5 if !paths.is_empty() => {
+                        let p = pick(&mut rng);
+                        if rng.below(2) == 0 {
+                            s.delete(ns, &p, None).await.unwrap();
+                        } else {
+                            s.permanently_delete(ns, &p).await.unwrap();
+                        }
+                        live.remove(&p);
+                    }
+                    6 => {
+                        // An upload that stored its block and never committed.
+                        s.blocks.put(content(100 + step)).await.unwrap();
+                    }
+                    7 => {
+                        // A session: finished, or left open with its blocks.
+                        let data = content(rng.below(12));
+                        let h = s.blocks.put(data.clone()).await.unwrap();
+                        let Ok(id) = s
+                            .start_with_data(user.id, &[h], data.len() as u64, true)
+                            .await
+                        else {
+                            continue; // Refused on a claimed block: the client retries.
+                        };
+                        if rng.below(2) == 0 {
+                            continue;
+                        }
+                        let path = format!("/sessions/s{step}");
+                        let finish = cubby_store::sessions::Finish {
+                            session_id: id,
+                            offset: data.len() as u64,
+                            commit: Commit {
+                                path: path.clone(),
+                                mode: WriteMode::Add,
+                                autorename: false,
+                                strict_conflict: false,
+                                client_modified: None,
+                                size: 0,
+                                blocks: Vec::new(),
+                            },
+                        };
+                        let r = s.finish_sessions(ns, user.id, vec![finish], false).await;
+                        if let Ok(mut results) = r
+                            && let Some(Ok(_)) = results.pop()
+                        {
+                            live.insert(path.to_lowercase(), data);
+                        }
+                    }
+                    8 => {
+                        s.prune(Some(0)).await.unwrap();
+                    }
+                    _ => {
+                        // A collection now (only old states can go) or past the grace period.
+                        let late = rng.below(2) == 0;
+                        let at = cubby_store::now() + if late { BLOCK_GRACE_SECS + 1 } else { 0 };
+                        let report = s.gc(at).await.unwrap().expect("no other collection");
+                        collected += report.deleted;
+                        let fsck = s.fsck(false, true).await.unwrap();
+                        assert!(
+                            fsck.is_clean(),
+                            "{ctx}, step {step}: {fsck:?} after {report:?}"
+                        );
+                        if late {
+                            assert_only_live_blocks_remain(s, &format!("{ctx}, step {step}")).await;
+                        }
+                        for (p, data) in &live {
+                            assert_eq!(
+                                &read_back(s, ns, p).await[..],
+                                &data[..],
+                                "{ctx}, step {step}: {p} lost bytes"
+                            );
+                        }
+                    }
+                }
+            }
+            store.prune(Some(0)).await.unwrap();
+            let at = cubby_store::now() + BLOCK_GRACE_SECS + 1;
+            store.gc(at).await.unwrap().unwrap();
+            let fsck = store.fsck(false, true).await.unwrap();
+            assert!(fsck.is_clean(), "{ctx}, end: {fsck:?}");
+            assert_eq!(fsck.miscounted, 0, "{ctx}");
+            assert_only_live_blocks_remain(&store, &ctx).await;
+            for (p, data) in &live {
+                assert_eq!(&read_back(&store, ns, p).await[..], &data[..], "{ctx}: {p}");
+            }
+        }
+        // The seeds must have exercised collection and the refused-then-retried commit.
+        assert!(collected > 0, "{name}: no collection deleted anything");
+        assert!(
+            REFUSED_COMMITS.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "{name}: no commit met a collected block"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_commit_racing_the_gc_onto_a_deleted_block_is_refused_then_succeeds() {
+    use cubby_store::gc::BLOCK_GRACE_SECS;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, store, _) in two_stores(dir.path()).await {
+        let user = store
+            .add_user("racer", "r@example.com", "password")
+            .await
+            .unwrap();
+        let data = content(7);
+        upload(&store, user.ns, "/a", &data).await;
+        store.permanently_delete(user.ns, "/a").await.unwrap();
+        // A second upload of the same bytes finds the block stored and skips writing it...
+        let h = store.blocks.put(data.clone()).await.unwrap();
+        // ...then the GC, a day later, deletes the unreferenced block under it.
+        let r = store
+            .gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 1, "{name}");
+        assert!(!store.blocks.contains(&h).await.unwrap(), "{name}");
+        let commit = Commit {
+            path: "/b".into(),
+            mode: WriteMode::Add,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size: data.len() as u64,
+            blocks: vec![h],
+        };
+        // The commit must not count a reference to a deleted block.
+        let refused = store.commit_file(user.ns, commit.clone()).await;
+        assert!(
+            matches!(refused, Err(cubby_store::OpError::TooManyWrites)),
+            "{name}: {refused:?}"
+        );
+        assert!(
+            store.entry(user.ns, "/b").await.unwrap().is_none(),
+            "{name}"
+        );
+        // The client's retry writes the block again and commits.
+        upload(&store, user.ns, "/b", &data).await;
+        assert_eq!(
+            &read_back(&store, user.ns, "/b").await[..],
+            &data[..],
+            "{name}"
+        );
+        let fsck = store.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean(), "{name}: {fsck:?}");
+        assert_eq!(store.block_refs().await.unwrap(), vec![(h, 1)], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn gc_keeps_young_and_referenced_blocks_and_session_blocks() {
+    use cubby_store::gc::BLOCK_GRACE_SECS;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, store, other) in two_stores(dir.path()).await {
+        let user = store
+            .add_user("keeper", "k@example.com", "password")
+            .await
+            .unwrap();
+        let kept = content(1);
+        upload(&store, user.ns, "/kept", &kept).await;
+        let orphan = store.blocks.put(content(2)).await.unwrap();
+        let session_data = content(3);
+        let in_session = store.blocks.put(session_data.clone()).await.unwrap();
+        store
+            .start_with_data(user.id, &[in_session], session_data.len() as u64, false)
+            .await
+            .unwrap();
+        // Now: the orphan is young, so nothing goes.
+        let r = store.gc(cubby_store::now()).await.unwrap().unwrap();
+        assert_eq!((r.deleted, r.waiting), (0, 1), "{name}: {r:?}");
+        // One collection at a time: the other server's run waits for the lease.
+        let lease_holder = store.clone();
+        let (a, b) = tokio::join!(
+            lease_holder.gc(cubby_store::now() + BLOCK_GRACE_SECS + 1),
+            other.gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+        );
+        let reports: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert!(!reports.is_empty(), "{name}");
+        assert_eq!(
+            reports.iter().map(|r| r.deleted).sum::<u64>(),
+            1,
+            "{name}: {reports:?}"
+        );
+        assert!(!store.blocks.contains(&orphan).await.unwrap(), "{name}");
+        assert!(store.blocks.contains(&in_session).await.unwrap(), "{name}");
+        assert_eq!(
+            &read_back(&store, user.ns, "/kept").await[..],
+            &kept[..],
+            "{name}"
+        );
+        assert!(store.fsck(false, true).await.unwrap().is_clean(), "{name}");
+    }
+}
