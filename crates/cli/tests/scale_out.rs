@@ -348,6 +348,17 @@ async fn migrate_embedded_to_scale_out() {
         "three blocks of big.bin and one of small.txt: {report}"
     );
     assert_eq!(report["blocks_verified"], 4, "{report}");
+    // The target's reference counts were counted from the copied revisions.
+    let fsck = {
+        let mut c = embedded(dir.path());
+        c.env("CUBBY_METADATA", &metadata)
+            .env("CUBBY_BLOCKS", &blocks)
+            .args(["admin", "fsck", "--json"]);
+        c.output().unwrap()
+    };
+    let fsck: Value = serde_json::from_slice(&fsck.stdout).unwrap();
+    assert_eq!(fsck["clean"], true, "{fsck}");
+    assert_eq!(fsck["blocks_checked"], 4, "{fsck}");
     // The new back-ends serve the same files to the same token.
     {
         let target = serve_cmd({

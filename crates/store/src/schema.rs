@@ -546,3 +546,76 @@ pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An installation from before reference counts gets them from its revisions and
+    /// upload sessions when the migration runs.
+    #[tokio::test]
+    async fn the_refcount_migration_counts_existing_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SqlitePool::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("m.sqlite").display()
+        ))
+        .await
+        .unwrap();
+        let refcounts = SQLITE_MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE blocks"))
+            .unwrap();
+        for sql in &SQLITE_MIGRATIONS[..refcounts] {
+            sqlx::raw_sql(*sql).execute(&pool).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO namespaces (id, created) VALUES (1, 0); \
+             INSERT INTO accounts (id, account_id, name, email, ns, created) VALUES (1, 'dbid:u', 'u', 'u@e', 1, 0);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let revision = |blocks: Vec<[u8; 32]>, rev: &'static str| {
+            sqlx::query(
+                "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
+                 content_hash, client_modified, server_modified, blocks) \
+                 VALUES (1, ?, 'id:x', '/f', '/f', 0, '', 0, 0, ?)",
+            )
+            .bind(rev)
+            .bind(blocks.concat())
+        };
+        revision(vec![a, b, a], "r1").execute(&pool).await.unwrap();
+        revision(vec![b], "r2").execute(&pool).await.unwrap();
+        revision(vec![], "r3").execute(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, tail_len, created, expires) \
+             VALUES ('s', 1, 0, 5, 0, ?, 5, 0, 0)",
+        )
+        .bind(c.to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO upload_session_blocks (session, idx, hash, size) VALUES ('s', 0, ?, 4)",
+        )
+        .bind(a.to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(SQLITE_MIGRATIONS[refcounts])
+            .execute(&pool)
+            .await
+            .unwrap();
+        let counts: Vec<(Vec<u8>, i64)> =
+            sqlx::query_as("SELECT hash, refs FROM blocks ORDER BY hash")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            counts,
+            vec![(a.to_vec(), 3), (b.to_vec(), 2), (c.to_vec(), 1)]
+        );
+    }
+}
