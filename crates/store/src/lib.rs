@@ -17,6 +17,7 @@ mod db;
 mod group;
 pub mod history;
 pub mod jobs;
+pub mod links;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
@@ -75,6 +76,8 @@ pub struct Store {
     /// The group committer of the embedded back-end; PostgreSQL commits per operation.
     pub(crate) group: Option<Arc<group::GroupCommit>>,
     pub(crate) cursor_key: Arc<Vec<u8>>,
+    /// The key shared-link tokens and unlock cookies are derived with.
+    pub(crate) link_key: Arc<Vec<u8>>,
     data_dir: PathBuf,
 }
 
@@ -123,9 +126,11 @@ impl Store {
             notifier,
             group,
             cursor_key: Arc::new(Vec::new()),
+            link_key: Arc::new(Vec::new()),
             data_dir: data_dir.to_owned(),
         };
         store.cursor_key = Arc::new(store.setting_or_init("cursor_key", 32).await?);
+        store.link_key = Arc::new(store.setting_or_init("link_key", 32).await?);
         Ok(store)
     }
 

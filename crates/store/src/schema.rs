@@ -211,6 +211,26 @@ ALTER TABLE accounts ADD COLUMN quota INTEGER;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
+    // 8: shared links. A link names a file id of a namespace (so it follows moves); its token
+    // is derived from `nonce` with the installation's link key and stored as a digest for
+    // lookup; a password is an Argon2id hash. One link per account and item.
+    r#"
+CREATE TABLE shared_links (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash BLOB NOT NULL UNIQUE,
+    nonce BLOB NOT NULL,
+    ns INTEGER NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    audience TEXT NOT NULL CHECK (audience IN ('public', 'no_one')),
+    password_hash TEXT,
+    expires INTEGER,
+    allow_download INTEGER NOT NULL DEFAULT 1,
+    created INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX shared_links_item ON shared_links (account, file_id);
+CREATE INDEX shared_links_file ON shared_links (ns, file_id);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -401,6 +421,26 @@ ALTER TABLE namespaces ADD COLUMN used BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN quota BIGINT;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
+"#,
+    // 8: shared links. A link names a file id of a namespace (so it follows moves); its token
+    // is derived from `nonce` with the installation's link key and stored as a digest for
+    // lookup; a password is an Argon2id hash. One link per account and item.
+    r#"
+CREATE TABLE shared_links (
+    id BIGSERIAL PRIMARY KEY,
+    token_hash BYTEA NOT NULL UNIQUE,
+    nonce BYTEA NOT NULL,
+    ns BIGINT NOT NULL,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    audience TEXT NOT NULL CHECK (audience IN ('public', 'no_one')),
+    password_hash TEXT,
+    expires BIGINT,
+    allow_download BIGINT NOT NULL DEFAULT 1,
+    created BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX shared_links_item ON shared_links (account, file_id);
+CREATE INDEX shared_links_file ON shared_links (ns, file_id);
 "#,
 ];
 
