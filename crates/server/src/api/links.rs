@@ -260,9 +260,15 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
     let invalid = SettingsError::Tag("invalid_settings");
     let mut audience = None;
     let mut wants_password = s.require_password == Some(true);
+    // The deprecated visibility puts public and password on one scale: asking for public
+    // means no password (the newer audience leaves the password to its own fields).
+    let mut visibility_public = false;
     if let Some(v) = &s.requested_visibility {
         match cubby_core::wire::union_tag(v).map(|t| t.0) {
-            Some("public") => audience = Some(Audience::Public),
+            Some("public") => {
+                audience = Some(Audience::Public);
+                visibility_public = true;
+            }
             Some("password") => {
                 audience = Some(Audience::Public);
                 wants_password = true;
@@ -317,6 +323,10 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
     if wants_password && password == Some(None) {
         return Err(invalid);
     }
+    let password = match password {
+        None if visibility_public && !wants_password => Some(None),
+        other => other,
+    };
     let expires = match &s.expires {
         None => None,
         Some(t) => {
