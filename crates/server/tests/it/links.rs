@@ -647,6 +647,28 @@ async fn password_links_need_the_password_on_the_page_and_in_the_api() {
         .ok();
     assert_eq!(m["link_permissions"]["require_password"], false);
     assert_eq!(public(&bob, &url, None, None).await.body, b"the plan");
+    // The deprecated visibility scale: password, then public (which drops the password).
+    for (visibility, password, resolved) in [
+        (json!("password"), Some("third one"), "password"),
+        (json!({".tag": "public"}), None, "public"),
+    ] {
+        let mut settings = json!({"requested_visibility": visibility});
+        if let Some(p) = password {
+            settings["link_password"] = json!(p);
+        }
+        let m = alice
+            .rpc(
+                "sharing/modify_shared_link_settings",
+                json!({"url": url, "settings": settings}),
+            )
+            .await
+            .ok();
+        assert_eq!(
+            m["link_permissions"]["resolved_visibility"][".tag"],
+            resolved
+        );
+    }
+    assert_eq!(public(&bob, &url, None, None).await.body, b"the plan");
 }
 
 #[tokio::test]
