@@ -291,6 +291,22 @@ fn serve_cmd(mut c: Command) -> Proc {
     Proc { child, url }
 }
 
+/// Creates a shared link to `path` and returns its URL's path (`/s/<token>/<name>`).
+async fn share(http: &reqwest::Client, url: &str, token: &str, path: &str) -> String {
+    let r = http
+        .post(format!("{url}/2/sharing/create_shared_link_with_settings"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(json!({ "path": path }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let url = v["url"].as_str().unwrap();
+    format!("/s/{}", url.split_once("/s/").unwrap().1)
+}
+
 #[tokio::test]
 async fn migrate_embedded_to_scale_out() {
     let _serial = SERIAL.lock().await;
@@ -317,6 +333,8 @@ async fn migrate_embedded_to_scale_out() {
         .to_owned();
     let http = reqwest::Client::new();
     let big: Vec<u8> = (0..9_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    // The path of a shared link's URL (`/s/<token>/<name>`), made before the move.
+    let link;
     {
         let src = serve_cmd(embedded(dir.path()));
         for (path, body) in [
@@ -328,6 +346,7 @@ async fn migrate_embedded_to_scale_out() {
                 .unwrap();
             assert_eq!(r.status(), 200);
         }
+        link = share(&http, &src.url, &token, "/m/small.txt").await;
     }
     let (metadata, blocks) = fresh(&e).await;
     let out = embedded(dir.path())
@@ -375,6 +394,16 @@ async fn migrate_embedded_to_scale_out() {
             download(&http, &target.url, &token, "/m/small.txt").await,
             (200, b"small".to_vec())
         );
+        // Shared links move too, and new ones take fresh row ids after the copied ones.
+        let r = http
+            .get(format!("{}{link}", target.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"small");
+        let second = share(&http, &target.url, &token, "/m/big.bin").await;
+        assert_ne!(second, link);
     }
     // The source is untouched and still serves.
     {

@@ -1,6 +1,7 @@
 //! No secret reaches a log: a real `cubby serve` at the most verbose log level goes through
 //! a sign-in, a consent, a code exchange, a refresh and API calls (with the token in the
-//! header and in the URL), then its whole log is searched for every secret it saw.
+//! header and in the URL) and a password-protected shared link, then its whole log is
+//! searched for every secret it saw.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -210,6 +211,75 @@ async fn secrets_never_reach_the_log() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
+    // A password-protected shared link: created, opened with a wrong and a right password
+    // on its page (the cookie then unlocks it) and through the API.
+    let link_password = "Link-Pass-9921";
+    let r = http
+        .post(format!("{url}/2/files/upload"))
+        .bearer_auth(&access)
+        .header("content-type", "application/octet-stream")
+        .header("dropbox-api-arg", r#"{"path": "/shared.txt"}"#)
+        .body("shared bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link: Value = http
+        .post(format!("{url}/2/sharing/create_shared_link_with_settings"))
+        .bearer_auth(&access)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"path": "/shared.txt", "settings": {"link_password": link_password}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link_url = link["url"].as_str().unwrap().to_owned();
+    let link_token = link_url
+        .split("/s/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(http.get(&link_url).send().await.unwrap().status(), 200);
+    let r = http
+        .post(&link_url)
+        .form(&[("password", "wrong-link-pass-55")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(&link_url)
+        .form(&[("password", link_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let unlock = cookie(&r, "cubby_link");
+    let r = http
+        .get(&link_url)
+        .header("cookie", format!("cubby_link={unlock}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"shared bytes");
+    let r = http
+        .post(format!("{url}/2/sharing/get_shared_link_metadata"))
+        .bearer_auth(&access)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"url": link_url, "link_password": link_password}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     Command::new("kill")
         .arg(server.id().to_string())
         .status()
@@ -228,6 +298,10 @@ async fn secrets_never_reach_the_log() {
         ("access token", access.as_str()),
         ("refreshed access token", access2.as_str()),
         ("refresh token", refresh.as_str()),
+        ("shared-link token", link_token.as_str()),
+        ("shared-link password", link_password),
+        ("wrong shared-link password", "wrong-link-pass-55"),
+        ("shared-link unlock cookie", unlock.as_str()),
     ] {
         assert!(!log.contains(s), "the {what} is in the log");
     }

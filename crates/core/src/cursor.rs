@@ -72,6 +72,16 @@ pub fn open<T: serde::de::DeserializeOwned>(key: &[u8], kind: &str, s: &str) -> 
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
+/// A keyed pseudo-random function: HMAC-SHA256 of `label`, a zero byte and `data`. The label
+/// keeps values derived for one purpose (a link token, an unlock cookie) apart from others.
+pub fn derive(key: &[u8], label: &str, data: &[u8]) -> [u8; 32] {
+    let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac takes any key");
+    m.update(label.as_bytes());
+    m.update(&[0]);
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
 fn mac(key: &[u8], body: &str) -> Vec<u8> {
     let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac takes any key");
     m.update(body.as_bytes());

@@ -56,6 +56,8 @@ pub struct AppState {
     pub signin_limiter: limit::Limiter,
     /// Failed sign-ins and token requests per client address.
     pub addr_limiter: limit::Limiter,
+    /// Failed shared-link passwords per link (the web form and the API's `link_password`).
+    pub link_limiter: limit::Limiter,
 }
 
 /// Failed sign-ins one login may make per window before it is refused.
@@ -140,6 +142,7 @@ impl Server {
             fetcher: fetch::Fetcher::new(self.fetch_guard.clone()),
             signin_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
             addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
+            link_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
         });
         self.store.spawn_pruner(self.retention_days);
         self.store.spawn_gc();

@@ -360,6 +360,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("password hashing does not panic")
 }
 
+/// Hashes a password with Argon2id on the blocking pool.
+pub(crate) async fn hash_password_blocking(password: String) -> Result<String, StoreError> {
+    blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Checks a password against an Argon2id hash on the blocking pool.
+pub(crate) async fn verify_password_blocking(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    blocking(move || verify_password(&password, &hash)).await
+}
+
 fn check_password_rules(password: &str) -> Result<(), OpError> {
     if password.chars().count() < 8 {
         return Err(OpError::Invalid(

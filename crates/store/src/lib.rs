@@ -18,6 +18,7 @@ pub mod gc;
 mod group;
 pub mod history;
 pub mod jobs;
+pub mod links;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
@@ -79,6 +80,8 @@ pub struct Store {
     pub(crate) cursor_key: Arc<Vec<u8>>,
     /// Hashes of blocks a write found claimed by the GC, to revive once rewritten.
     pub(crate) gone: refs::Gone,
+    /// The key shared-link tokens and unlock cookies are derived with.
+    pub(crate) link_key: Arc<Vec<u8>>,
     data_dir: PathBuf,
 }
 
@@ -130,9 +133,11 @@ impl Store {
             group,
             cursor_key: Arc::new(Vec::new()),
             gone,
+            link_key: Arc::new(Vec::new()),
             data_dir: data_dir.to_owned(),
         };
         store.cursor_key = Arc::new(store.setting_or_init("cursor_key", 32).await?);
+        store.link_key = Arc::new(store.setting_or_init("link_key", 32).await?);
         Ok(store)
     }
 

@@ -103,6 +103,22 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         ],
     ),
     (
+        "shared_links",
+        &[
+            ("id", Ty::Int),
+            ("token_hash", Ty::Blob),
+            ("nonce", Ty::Blob),
+            ("ns", Ty::Int),
+            ("account", Ty::Int),
+            ("file_id", Ty::Text),
+            ("audience", Ty::Text),
+            ("password_hash", Ty::Text),
+            ("expires", Ty::Int),
+            ("allow_download", Ty::Int),
+            ("created", Ty::Int),
+        ],
+    ),
+    (
         "entries",
         &[
             ("ns", Ty::Int),
@@ -148,7 +164,14 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
 ];
 
 /// Tables whose `id` comes from a sequence that must continue after the copied rows.
-const SERIAL_TABLES: &[&str] = &["namespaces", "accounts", "apps", "tokens", "revisions"];
+const SERIAL_TABLES: &[&str] = &[
+    "namespaces",
+    "accounts",
+    "apps",
+    "tokens",
+    "revisions",
+    "shared_links",
+];
 
 /// What a migration copied and checked.
 #[derive(Debug, Default)]

@@ -263,7 +263,27 @@ ALTER TABLE accounts ADD COLUMN quota INTEGER;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
-    // 8: block reference counts. `refs` counts the references to a block from revisions'
+    // 8: shared links. A link names a file id of a namespace (so it follows moves); its token
+    // is derived from `nonce` with the installation's link key and stored as a digest for
+    // lookup; a password is an Argon2id hash. One link per account and item.
+    r#"
+CREATE TABLE shared_links (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash BLOB NOT NULL UNIQUE,
+    nonce BLOB NOT NULL,
+    ns INTEGER NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    audience TEXT NOT NULL CHECK (audience IN ('public', 'no_one')),
+    password_hash TEXT,
+    expires INTEGER,
+    allow_download INTEGER NOT NULL DEFAULT 1,
+    created INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX shared_links_item ON shared_links (account, file_id);
+CREATE INDEX shared_links_file ON shared_links (ns, file_id);
+"#,
+    // 9: block reference counts. `refs` counts the references to a block from revisions'
     // block lists and from upload sessions (their blocks and tail); it is kept by every write
     // in the transaction that adds or drops a reference. Negative values are the GC's states:
     // -1 claimed for deletion, -2 deleted (see gc.rs). `zero_since` is when refs last became 0
@@ -470,7 +490,27 @@ ALTER TABLE accounts ADD COLUMN quota BIGINT;
 CREATE INDEX accounts_ns ON accounts (ns);
 UPDATE namespaces SET used = (SELECT COALESCE(SUM(size), 0) FROM entries WHERE entries.ns = namespaces.id AND entries.kind = 0);
 "#,
-    // 8: block reference counts (see the SQLite migration 8).
+    // 8: shared links. A link names a file id of a namespace (so it follows moves); its token
+    // is derived from `nonce` with the installation's link key and stored as a digest for
+    // lookup; a password is an Argon2id hash. One link per account and item.
+    r#"
+CREATE TABLE shared_links (
+    id BIGSERIAL PRIMARY KEY,
+    token_hash BYTEA NOT NULL UNIQUE,
+    nonce BYTEA NOT NULL,
+    ns BIGINT NOT NULL,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    file_id TEXT NOT NULL,
+    audience TEXT NOT NULL CHECK (audience IN ('public', 'no_one')),
+    password_hash TEXT,
+    expires BIGINT,
+    allow_download BIGINT NOT NULL DEFAULT 1,
+    created BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX shared_links_item ON shared_links (account, file_id);
+CREATE INDEX shared_links_file ON shared_links (ns, file_id);
+"#,
+    // 9: block reference counts (see the SQLite migration 9).
     concat!(
         r#"
 CREATE TABLE blocks (

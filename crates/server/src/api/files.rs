@@ -77,7 +77,9 @@ async fn listing_cursor(ctx: &Ctx, a: &ListFolderArg, latest: bool) -> ApiResult
         )));
     }
     if a.shared_link.is_some() {
-        return Err(ctx.bad_input("request body: shared_link: shared links are not supported yet"));
+        return Err(ctx.bad_input(
+            "request body: shared_link: get_latest_cursor does not take a shared link",
+        ));
     }
     if a.path == "/" {
         return Err(ctx.bad_input(
@@ -127,6 +129,16 @@ async fn listing_cursor(ctx: &Ctx, a: &ListFolderArg, latest: bool) -> ApiResult
 
 pub(crate) async fn list_folder(ctx: &Ctx, arg: Value) -> Reply {
     let a: ListFolderArg = ctx.arg(arg)?;
+    if let Some(link) = a.shared_link {
+        if let Some(limit) = a.limit
+            && !(1..=MAX_PAGE).contains(&limit)
+        {
+            return Err(ctx.bad_input(&format!(
+                "request body: limit: {limit} is not within 1..{MAX_PAGE}"
+            )));
+        }
+        return ok(crate::api::links::list_folder(ctx, link, &a.path, a.recursive, a.limit).await?);
+    }
     let cursor = listing_cursor(ctx, &a, false).await?;
     ok(page(ctx, cursor).await?)
 }
@@ -144,6 +156,11 @@ struct CursorArg {
 
 pub(crate) async fn list_folder_continue(ctx: &Ctx, arg: Value) -> Reply {
     let a: CursorArg = ctx.arg(arg)?;
+    if a.cursor
+        .starts_with(&format!("{}.", crate::api::links::LINK_LISTING_KIND))
+    {
+        return ok(crate::api::links::list_folder_continue(ctx, &a.cursor).await?);
+    }
     let reset = || route_err(json!({".tag": "reset"}));
     let c = cursor::decode(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;
     if c.account != ctx.auth().account.id || c.ns != ctx.ns() || c.base != ctx.root_lower() {

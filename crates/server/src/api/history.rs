@@ -206,7 +206,7 @@ pub(crate) async fn get_temporary_link(ctx: &Ctx, arg: Value, headers: &HeaderMa
 
 /// The URL this request reached, as the client sees it (behind a balancer: its forwarded
 /// scheme and host).
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     // The HTTPS listener marks its requests (see `lib.rs`); a balancer sets its own.
     let scheme = get("x-forwarded-proto").unwrap_or("http");
@@ -243,7 +243,7 @@ pub(crate) async fn serve_temporary_link(
 }
 
 /// A MIME type from a file name's extension, for links opened in browsers.
-fn mime_type(name: &str) -> &'static str {
+pub(crate) fn mime_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     match ext {
         "txt" | "md" | "log" => "text/plain; charset=utf-8",

@@ -8,11 +8,12 @@
 mod batch;
 mod copyref;
 mod files;
-mod history;
+pub(crate) mod history;
+pub(crate) mod links;
 mod save_url;
 mod search;
 mod sessions;
-mod transfer;
+pub(crate) mod transfer;
 mod users;
 mod zip;
 
@@ -94,6 +95,13 @@ fn route_spec(name: &str) -> Option<RouteSpec> {
         | "files/copy_reference/save"
         | "files/save_url"
         | "files/save_url/check_job_status" => (Rpc, Auth::User, Some("files.content.write")),
+        "sharing/create_shared_link_with_settings"
+        | "sharing/modify_shared_link_settings"
+        | "sharing/revoke_shared_link" => (Rpc, Auth::User, Some("sharing.write")),
+        "sharing/list_shared_links" | "sharing/get_shared_link_metadata" => {
+            (Rpc, Auth::User, Some("sharing.read"))
+        }
+        "sharing/get_shared_link_file" => (Download, Auth::User, Some("sharing.read")),
         "files/create_folder_v2"
         | "files/create_folder"
         | "files/delete_v2"
@@ -122,6 +130,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/temp/{token}/{name}",
             axum::routing::get(history::serve_temporary_link),
+        )
+        .route(
+            "/s/{token}/{name}",
+            axum::routing::get(crate::web::share::serve).post(crate::web::share::unlock),
         )
         .route(
             "/apitul/1/{id}",
@@ -680,6 +692,12 @@ async fn handle(
         "files/copy_reference/save" => copyref::save(&ctx, arg).await,
         "files/save_url" => save_url::save_url(&ctx, arg).await,
         "files/save_url/check_job_status" => save_url::check_job_status(&ctx, arg).await,
+        "sharing/create_shared_link_with_settings" => links::create(&ctx, arg, headers).await,
+        "sharing/list_shared_links" => links::list(&ctx, arg, headers).await,
+        "sharing/modify_shared_link_settings" => links::modify(&ctx, arg, headers).await,
+        "sharing/revoke_shared_link" => links::revoke(&ctx, arg).await,
+        "sharing/get_shared_link_metadata" => links::get_metadata(&ctx, arg, headers).await,
+        "sharing/get_shared_link_file" => links::get_file(&ctx, arg, headers).await,
         "files/list_folder" => files::list_folder(&ctx, arg).await,
         "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
         "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
@@ -738,6 +756,12 @@ const ROUTE_NAMES: &[&str] = &[
     "files/list_folder/continue",
     "files/list_folder/get_latest_cursor",
     "files/list_folder/longpoll",
+    "sharing/create_shared_link_with_settings",
+    "sharing/list_shared_links",
+    "sharing/modify_shared_link_settings",
+    "sharing/revoke_shared_link",
+    "sharing/get_shared_link_metadata",
+    "sharing/get_shared_link_file",
     "files/create_folder_v2",
     "files/create_folder",
     "files/delete_v2",

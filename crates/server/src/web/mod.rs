@@ -15,6 +15,7 @@
 
 pub(crate) mod console;
 pub(crate) mod oauth;
+pub(crate) mod share;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,11 +109,22 @@ fn over_tls(headers: &HeaderMap) -> bool {
 
 /// A `Set-Cookie` value with the flags every Cubby cookie carries.
 fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    set_cookie_at(headers, name, value, max_age, "/")
+}
+
+/// A `Set-Cookie` value for the paths under `path` only.
+pub(crate) fn set_cookie_at(
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    path: &str,
+) -> HeaderValue {
     let secure = if over_tls(headers) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
-    .expect("cookie values are URL-safe")
+    .expect("cookie values and paths are URL-safe")
 }
 
 /// The signed-in session of a request, if any.
@@ -237,7 +249,7 @@ pub(crate) fn hidden(name: &str, value: &str) -> String {
     )
 }
 
-fn too_many(retry: std::time::Duration) -> Response {
+pub(crate) fn too_many(retry: std::time::Duration) -> Response {
     let mut resp = error_page(
         StatusCode::TOO_MANY_REQUESTS,
         &format!(
