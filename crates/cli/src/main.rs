@@ -1,7 +1,14 @@
 //! The `cubby` binary: argument parsing and wiring only.
 //!
 //! `cubby serve` runs the server; `cubby admin …` are operator commands that work on the
-//! same data folder whether or not the server is running (SQLite's WAL lets both write).
+//! same data folder whether or not the server is running (SQLite's WAL lets both write);
+//! the client commands (`login`, `ls`, `put`, …, in `client.rs`) talk to a server over its
+//! API through the `cubby-client` crate.
+
+mod client;
+mod login;
+mod profile;
+mod progress;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -41,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Args)]
@@ -245,7 +254,16 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli))
+    match runtime.block_on(run(cli)) {
+        Ok(()) => Ok(()),
+        Err(e) => match e.downcast_ref::<client::Failure>() {
+            Some(f) => {
+                eprintln!("cubby: {f}");
+                std::process::exit(f.code);
+            }
+            None => Err(e),
+        },
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -257,6 +275,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(store, args).await,
         Command::Admin { command } => admin(store, command).await,
+        Command::Client(command) => client::run(command).await,
     }
 }
 

@@ -229,9 +229,14 @@ async fn users_apps_and_tokens_from_the_command_line() {
         .map(|x| x["app_key"].as_str().unwrap())
         .collect();
     assert_eq!(
-        keys[1..],
-        ["etl-key", public["app_key"].as_str().unwrap()],
-        "the built-in app comes first"
+        keys,
+        [
+            "cubby",
+            "cubby-cli",
+            "etl-key",
+            public["app_key"].as_str().unwrap()
+        ],
+        "the built-in apps (admin tokens, the command line) come first"
     );
 
     // Tokens: long-lived by default; --offline adds a refresh token and a 4-hour expiry.

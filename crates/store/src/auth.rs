@@ -227,6 +227,29 @@ fn random_token(prefix: &str) -> String {
 }
 
 /// Checks a redirect URI as Dropbox's console does: HTTPS, or plain HTTP to this machine.
+/// Whether a requested redirect URI matches a registered one: exactly, or, for loopback
+/// addresses over plain HTTP, in everything but the port (RFC 8252 §7.3: a native app's
+/// loopback listener takes whatever port is free).
+pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    fn split(uri: &str) -> Option<(&str, &str)> {
+        let rest = uri.strip_prefix("http://")?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+        let host = if let Some(v6) = authority.strip_prefix('[') {
+            &authority[..v6.find(']')? + 2]
+        } else {
+            authority.split(':').next()?
+        };
+        matches!(host, "127.0.0.1" | "[::1]" | "localhost").then_some((host, path))
+    }
+    match (split(registered), split(requested)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 pub fn valid_redirect_uri(uri: &str) -> bool {
     let rest = if let Some(r) = uri.strip_prefix("https://") {
         r
@@ -1237,6 +1260,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_redirects_match_on_any_port() {
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53682/callback"
+        ));
+        assert!(redirect_uri_matches(
+            "http://[::1]:1/cb",
+            "http://[::1]:2/cb"
+        ));
+        assert!(redirect_uri_matches(
+            "https://a.example/cb",
+            "https://a.example/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:5/other"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.2:5/callback"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://a.example/cb",
+            "https://a.example:444/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1.evil.example/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1@evil.example/cb"
+        ));
+    }
 
     #[test]
     fn redirect_uris() {

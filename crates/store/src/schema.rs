@@ -299,6 +299,14 @@ CREATE INDEX blocks_unreferenced ON blocks (refs, zero_since) WHERE refs <= 0;
 "#,
         sqlite_recount_refs!()
     ),
+    // 10: the built-in app of the `cubby` command line: a public client (PKCE, no secret)
+    // with full access, whose loopback redirect takes any port (RFC 8252).
+    r#"
+INSERT INTO apps (app_key, name, access_type, scopes, redirect_uris, public_client, created)
+VALUES ('cubby-cli', 'Cubby command line', 'full',
+        'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
+        '["http://127.0.0.1/callback"]', 1, 0);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -522,6 +530,13 @@ CREATE INDEX blocks_unreferenced ON blocks (refs, zero_since) WHERE refs <= 0;
 "#,
         postgres_recount_refs!()
     ),
+    // 10: the built-in command-line app (see the SQLite migration 10).
+    r#"
+INSERT INTO apps (app_key, name, access_type, scopes, redirect_uris, public_client, created)
+VALUES ('cubby-cli', 'Cubby command line', 'full',
+        'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
+        '["http://127.0.0.1/callback"]', 1, 0);
+"#,
 ];
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.

@@ -118,7 +118,10 @@ async fn validate(state: &AppState, form: &Form) -> Result<AuthzRequest, Refusal
     };
     let redirect_uri = form.get("redirect_uri").map(str::to_owned);
     if let Some(uri) = &redirect_uri
-        && !app.redirect_uris.iter().any(|r| r == uri)
+        && !app
+            .redirect_uris
+            .iter()
+            .any(|r| cubby_store::auth::redirect_uri_matches(r, uri))
     {
         return Err(Refusal::Page(format!(
             "The redirect URI '{uri}' is not registered for the app '{}'.",

@@ -1,0 +1,864 @@
+//! The client commands: sign-in and profiles, and file commands shaped like familiar tools.
+//!
+//! Every command works against a Cubby server and, with a profile whose server is `dropbox`,
+//! against Dropbox itself. Output is for people on a terminal, plain lines when piped, and
+//! JSON lines with `--json`. Exit codes: 0 success, 1 failure, 2 usage, 3 authentication,
+//! 4 conflict, 5 transient (network, busy server): see [`Failure`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, Subcommand};
+use cubby_client::transfer::{UploadOptions, WriteMode};
+use cubby_client::types::{
+    Account, CopyReference, FolderResult, ListFolderResult, ListRevisionsResult, Metadata,
+    MetadataResult, SaveUrlStatus, SavedReference, SpaceUsage,
+};
+use cubby_client::{App, Client, ErrorKind, Hosts, Tokens};
+use serde_json::{Value, json};
+
+use crate::profile::{self, Config, DEFAULT_PROFILE, Profile};
+use crate::progress::Bar;
+
+/// Options every client command takes.
+#[derive(Args, Clone)]
+pub struct Common {
+    /// The sign-in profile to use.
+    #[arg(long, env = "CUBBY_PROFILE", default_value = DEFAULT_PROFILE)]
+    profile: String,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Sign in to a server (a Cubby URL, or "dropbox") and save the profile.
+    Login(LoginArgs),
+    /// Revoke the profile's token and forget it.
+    Logout(Common),
+    /// Show the signed-in account.
+    Whoami(Common),
+    /// Show the space used and the quota.
+    Du(Common),
+    /// List a folder.
+    Ls(LsArgs),
+    /// Download a file.
+    Get(GetArgs),
+    /// Upload a file (large files in a resumable session).
+    Put(PutArgs),
+    /// Create a folder.
+    Mkdir(MkdirArgs),
+    /// Delete a file or folder (it stays restorable in the server's history).
+    Rm(PathArgs),
+    /// Move or rename.
+    Mv(TwoPaths),
+    /// Copy (no bytes are sent: the server shares the content).
+    Cp(TwoPaths),
+    /// List a file's revisions.
+    Revs(PathArgs),
+    /// Restore a file to a revision.
+    Restore(RestoreArgs),
+    /// Print a copy reference to a file or folder, for `save-ref` in any account.
+    Share(PathArgs),
+    /// Save a copy reference at a path.
+    SaveRef(SaveRefArgs),
+    /// Create (or show) a shared link.
+    Link(LinkArgs),
+    /// Have the server fetch a URL into a file.
+    ImportUrl(ImportUrlArgs),
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The server: a Cubby URL (https://host:8443) or "dropbox". Default: the profile's.
+    server: Option<String>,
+    #[command(flatten)]
+    common: Common,
+    /// The app to sign in as (default: Cubby's built-in command-line app).
+    #[arg(long)]
+    app_key: Option<String>,
+    /// The app's secret, for an app that is not a public client.
+    #[arg(long)]
+    app_secret: Option<String>,
+    /// A CA certificate (PEM) to trust, such as a Cubby server's cubby-data/tls/ca.pem.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Paste the code shown by the page instead of receiving it on a loopback port.
+    #[arg(long)]
+    paste: bool,
+    /// The loopback port (default: any free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    #[arg(default_value = "")]
+    path: String,
+    /// Long format: size, modified time, name.
+    #[arg(short = 'l')]
+    long: bool,
+    /// Everything below, with full paths.
+    #[arg(short = 'R')]
+    recursive: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    remote: String,
+    /// The local file or folder (default: the name, in the current folder).
+    local: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct PutArgs {
+    local: PathBuf,
+    /// The remote path; ending in "/" (or omitted) puts the file there under its own name.
+    remote: Option<String>,
+    /// Replace what is at the path.
+    #[arg(long, conflicts_with = "update")]
+    overwrite: bool,
+    /// Replace only this revision (otherwise a conflict).
+    #[arg(long)]
+    update: Option<String>,
+    /// On a conflict, pick a free name ("file (1).txt").
+    #[arg(long)]
+    autorename: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct MkdirArgs {
+    path: String,
+    /// No error if it exists.
+    #[arg(short = 'p')]
+    parents: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct PathArgs {
+    path: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct TwoPaths {
+    from: String,
+    to: String,
+    /// On a conflict, pick a free name.
+    #[arg(long)]
+    autorename: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    path: String,
+    rev: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct SaveRefArgs {
+    reference: String,
+    path: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct LinkArgs {
+    path: String,
+    /// Require this password.
+    #[arg(long)]
+    password: Option<String>,
+    /// Stop working at this time (2026-12-31T00:00:00Z).
+    #[arg(long)]
+    expires: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct ImportUrlArgs {
+    url: String,
+    path: String,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Exit codes of the client commands.
+pub mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const AUTH: i32 = 3;
+    pub const CONFLICT: i32 = 4;
+    pub const TRANSIENT: i32 = 5;
+}
+
+fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
+    Failure {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Turns a client error into a [`Failure`] with the exit code of its kind.
+fn api(e: cubby_client::Error) -> anyhow::Error {
+    let code = match e.kind() {
+        ErrorKind::Auth => exit::AUTH,
+        ErrorKind::Conflict => exit::CONFLICT,
+        ErrorKind::Transient => exit::TRANSIENT,
+        ErrorKind::BadInput => exit::USAGE,
+        ErrorKind::NotFound | ErrorKind::Refused | ErrorKind::Local => exit::FAILURE,
+    };
+    let hint = match e.kind() {
+        ErrorKind::Auth => " (sign in again with `cubby login`)",
+        _ => "",
+    };
+    fail(code, format!("{e}{hint}"))
+}
+
+/// A signed-in client for a profile.
+struct Session {
+    client: Client,
+    json: bool,
+}
+
+impl Session {
+    fn open(common: &Common) -> Result<Self> {
+        let path = profile::config_path();
+        let config = Config::load(&path)?;
+        let Some(p) = config.profiles.get(&common.profile) else {
+            return Err(fail(
+                exit::AUTH,
+                format!(
+                    "no profile '{}': sign in with `cubby login`",
+                    common.profile
+                ),
+            ));
+        };
+        let Some(tokens) = p.tokens.clone() else {
+            return Err(fail(
+                exit::AUTH,
+                format!(
+                    "profile '{}' is signed out: run `cubby login`",
+                    common.profile
+                ),
+            ));
+        };
+        let name = common.profile.clone();
+        let client = build_client(p, tokens)?.on_refresh(Box::new(move |t: &Tokens| {
+            profile::save_tokens(&path, &name, t);
+        }));
+        Ok(Self {
+            client,
+            json: common.json,
+        })
+    }
+
+    async fn rpc<R: serde::de::DeserializeOwned>(&self, route: &str, arg: Value) -> Result<R> {
+        self.client.rpc(route, &arg).await.map_err(api)
+    }
+
+    fn print(&self, value: &Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+fn build_client(p: &Profile, tokens: Tokens) -> Result<Client> {
+    let ca = match &p.ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let http = cubby_client::http_client(ca.as_deref()).map_err(api)?;
+    Ok(Client::new(
+        http,
+        Hosts::for_server(&p.server),
+        App {
+            key: p.app_key.clone(),
+            secret: p.app_secret.clone(),
+        },
+        tokens,
+    ))
+}
+
+pub async fn run(command: ClientCommand) -> Result<()> {
+    match command {
+        ClientCommand::Login(a) => login(a).await,
+        ClientCommand::Logout(c) => logout(c).await,
+        ClientCommand::Whoami(c) => {
+            let s = Session::open(&c)?;
+            let a: Account = s.rpc("users/get_current_account", Value::Null).await?;
+            s.print(&serde_json::to_value(&a)?, || {
+                format!("{} <{}> ({})", a.name.display_name, a.email, a.account_id)
+            });
+            Ok(())
+        }
+        ClientCommand::Du(c) => {
+            let s = Session::open(&c)?;
+            let u: SpaceUsage = s.rpc("users/get_space_usage", Value::Null).await?;
+            let allocated = u.allocation.allocated();
+            s.print(
+                &json!({"used": u.used, "allocated": allocated}),
+                || match allocated {
+                    Some(a) if a > 0 => format!(
+                        "{} used of {} ({:.1}%)",
+                        human(u.used),
+                        human(a),
+                        u.used as f64 * 100.0 / a as f64
+                    ),
+                    _ => format!("{} used", human(u.used)),
+                },
+            );
+            Ok(())
+        }
+        ClientCommand::Ls(a) => ls(a).await,
+        ClientCommand::Get(a) => get(a).await,
+        ClientCommand::Put(a) => put(a).await,
+        ClientCommand::Mkdir(a) => {
+            let s = Session::open(&a.common)?;
+            let r: Result<FolderResult> = s
+                .rpc(
+                    "files/create_folder_v2",
+                    json!({"path": remote_path(&a.path)}),
+                )
+                .await;
+            match r {
+                Ok(m) => print_meta(&s, &Metadata::Folder(m.metadata)),
+                Err(e) if a.parents && is_folder_conflict(&e) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        }
+        ClientCommand::Rm(a) => {
+            let s = Session::open(&a.common)?;
+            let m: MetadataResult = s
+                .rpc("files/delete_v2", json!({"path": remote_path(&a.path)}))
+                .await?;
+            print_meta(&s, &m.metadata);
+            Ok(())
+        }
+        ClientCommand::Mv(a) => relocate(a, "files/move_v2").await,
+        ClientCommand::Cp(a) => relocate(a, "files/copy_v2").await,
+        ClientCommand::Revs(a) => {
+            let s = Session::open(&a.common)?;
+            let r: ListRevisionsResult = s
+                .rpc(
+                    "files/list_revisions",
+                    json!({"path": remote_path(&a.path), "limit": 100}),
+                )
+                .await?;
+            for f in &r.entries {
+                s.print(&serde_json::to_value(f)?, || {
+                    format!("{}  {}  {:>10}", f.rev, f.server_modified, f.size)
+                });
+            }
+            Ok(())
+        }
+        ClientCommand::Restore(a) => {
+            let s = Session::open(&a.common)?;
+            let f: cubby_client::types::FileMetadata = s
+                .rpc(
+                    "files/restore",
+                    json!({"path": remote_path(&a.path), "rev": a.rev}),
+                )
+                .await?;
+            print_meta(&s, &Metadata::File(f));
+            Ok(())
+        }
+        ClientCommand::Share(a) => {
+            let s = Session::open(&a.common)?;
+            let r: CopyReference = s
+                .rpc(
+                    "files/copy_reference/get",
+                    json!({"path": remote_path(&a.path)}),
+                )
+                .await?;
+            s.print(
+                &json!({"copy_reference": r.copy_reference, "expires": r.expires}),
+                || r.copy_reference.clone(),
+            );
+            Ok(())
+        }
+        ClientCommand::SaveRef(a) => {
+            let s = Session::open(&a.common)?;
+            let r: SavedReference = s
+                .rpc(
+                    "files/copy_reference/save",
+                    json!({"copy_reference": a.reference, "path": remote_path(&a.path)}),
+                )
+                .await?;
+            print_meta(&s, &r.metadata);
+            Ok(())
+        }
+        ClientCommand::Link(a) => link(a).await,
+        ClientCommand::ImportUrl(a) => import_url(a).await,
+    }
+}
+
+async fn login(a: LoginArgs) -> Result<()> {
+    let path = profile::config_path();
+    let mut config = Config::load(&path)?;
+    let old = config.profiles.get(&a.common.profile).cloned();
+    let server = a
+        .server
+        .clone()
+        .or_else(|| old.as_ref().map(|p| p.server.clone()))
+        .ok_or_else(|| {
+            fail(
+                exit::USAGE,
+                "name the server: cubby login https://host:8443",
+            )
+        })?;
+    let dropbox = Hosts::for_server(&server).api.contains("dropboxapi.com");
+    let app_key = a.app_key.clone().or_else(|| {
+        old.as_ref()
+            .filter(|p| p.server == server)
+            .map(|p| p.app_key.clone())
+    });
+    let app_key = match app_key {
+        Some(k) => k,
+        None if dropbox => {
+            return Err(fail(
+                exit::USAGE,
+                "Dropbox needs your app's key: cubby login dropbox --app-key KEY",
+            ));
+        }
+        None => "cubby-cli".to_owned(),
+    };
+    let mut profile = Profile {
+        server: server.clone(),
+        app_key: app_key.clone(),
+        app_secret: a.app_secret.clone(),
+        ca_cert: a
+            .ca_cert
+            .clone()
+            .map(|p| std::path::absolute(&p).unwrap_or(p))
+            .or_else(|| old.as_ref().and_then(|p| p.ca_cert.clone())),
+        ..Profile::default()
+    };
+    let ca = match &profile.ca_cert {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let http = cubby_client::http_client(ca.as_deref()).map_err(api)?;
+    let hosts = Hosts::for_server(&server);
+    let app = App {
+        key: app_key,
+        secret: a.app_secret.clone(),
+    };
+    let answer = crate::login::authorize(&http, &hosts, &app, a.paste, a.port)
+        .await
+        .map_err(|e| match e.downcast::<cubby_client::Error>() {
+            Ok(ce) => api(ce),
+            Err(e) => fail(exit::AUTH, format!("{e:#}")),
+        })?;
+    let tokens = Tokens {
+        access_token: answer.access_token,
+        expires_at: answer.expires_in.map(|s| cubby_client::now() + s),
+        refresh_token: answer.refresh_token,
+    };
+    let client = build_client(&profile, tokens.clone())?;
+    let account: Account = client
+        .rpc("users/get_current_account", &Value::Null)
+        .await
+        .map_err(api)?;
+    profile.tokens = Some(client.tokens());
+    profile.account_id = Some(account.account_id.clone());
+    profile.email = Some(account.email.clone());
+    config.profiles.insert(a.common.profile.clone(), profile);
+    config.save(&path)?;
+    let v = json!({"profile": a.common.profile, "server": server, "account_id": account.account_id, "email": account.email});
+    if a.common.json {
+        println!("{v}");
+    } else {
+        println!(
+            "Signed in to {server} as {} <{}> (profile '{}').",
+            account.name.display_name, account.email, a.common.profile
+        );
+    }
+    Ok(())
+}
+
+async fn logout(c: Common) -> Result<()> {
+    let path = profile::config_path();
+    let s = Session::open(&c)?;
+    // A token the server already forgot is as good as revoked.
+    match s
+        .client
+        .rpc::<_, Value>("auth/token/revoke", &Value::Null)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Auth => {}
+        Err(e) => return Err(api(e)),
+    }
+    let mut config = Config::load(&path)?;
+    if let Some(p) = config.profiles.get_mut(&c.profile) {
+        p.tokens = None;
+    }
+    config.save(&path)?;
+    s.print(&json!({"profile": c.profile, "signed_out": true}), || {
+        format!("Signed out of profile '{}'.", c.profile)
+    });
+    Ok(())
+}
+
+async fn ls(a: LsArgs) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let mut page: ListFolderResult = s
+        .rpc(
+            "files/list_folder",
+            json!({"path": remote_path(&a.path), "recursive": a.recursive, "limit": 2000}),
+        )
+        .await?;
+    let base = remote_path(&a.path).to_lowercase();
+    loop {
+        for m in &page.entries {
+            // A recursive listing includes the folder itself.
+            if a.recursive && m.path_lower() == Some(base.as_str()) {
+                continue;
+            }
+            let name = if a.recursive {
+                m.path_display()
+            } else {
+                m.name()
+            };
+            s.print(&serde_json::to_value(m)?, || match (a.long, m) {
+                (true, Metadata::File(f)) => {
+                    format!("{:>12}  {}  {name}", f.size, f.server_modified)
+                }
+                (true, _) => format!("{:>12}  {:20}  {name}/", "-", ""),
+                (false, Metadata::Folder(_)) => format!("{name}/"),
+                (false, _) => name.to_owned(),
+            });
+        }
+        if !page.has_more {
+            return Ok(());
+        }
+        page = s
+            .rpc("files/list_folder/continue", json!({"cursor": page.cursor}))
+            .await?;
+    }
+}
+
+async fn get(a: GetArgs) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let remote = remote_path(&a.remote);
+    let name = remote.rsplit('/').next().unwrap_or("").to_owned();
+    let local = match a.local {
+        Some(p) if p.is_dir() => p.join(&name),
+        Some(p) => p,
+        None => PathBuf::from(&name),
+    };
+    let bar = Bar::new(&name, !a.common.json);
+    let f = s
+        .client
+        .download_file(&remote, &local, &bar)
+        .await
+        .map_err(api)?;
+    bar.finish();
+    s.print(&serde_json::to_value(&f)?, || {
+        format!(
+            "{} -> {} ({} bytes)",
+            f.path_display.clone().unwrap_or(remote.clone()),
+            local.display(),
+            f.size
+        )
+    });
+    Ok(())
+}
+
+async fn put(a: PutArgs) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let name = a
+        .local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| fail(exit::USAGE, format!("{} names no file", a.local.display())))?;
+    if a.local.is_dir() {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "{} is a folder: `cubby backup` uploads trees",
+                a.local.display()
+            ),
+        ));
+    }
+    let remote = match a.remote.as_deref() {
+        None => format!("/{name}"),
+        Some(r) if r.ends_with('/') => format!("{}/{name}", remote_path(r)),
+        Some(r) => remote_path(r),
+    };
+    let mode = match (a.overwrite, a.update) {
+        (_, Some(rev)) => WriteMode::Update(rev),
+        (true, None) => WriteMode::Overwrite,
+        (false, None) => WriteMode::Add,
+    };
+    let modified = std::fs::metadata(&a.local)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| dropbox_time(d.as_secs() as i64));
+    let opts = UploadOptions {
+        mode,
+        autorename: a.autorename,
+        client_modified: modified,
+        ..UploadOptions::default()
+    };
+    let bar = Bar::new(&name, !a.common.json);
+    let state = profile::upload_state_dir();
+    let f = s
+        .client
+        .upload_file(&a.local, &remote, &opts, Some(&state), &bar)
+        .await
+        .map_err(api)?;
+    bar.finish();
+    s.print(&serde_json::to_value(&f)?, || {
+        format!(
+            "{} -> {} ({} bytes, rev {})",
+            a.local.display(),
+            f.path_display.clone().unwrap_or_default(),
+            f.size,
+            f.rev
+        )
+    });
+    Ok(())
+}
+
+async fn relocate(a: TwoPaths, route: &str) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let m: MetadataResult = s
+        .rpc(
+            route,
+            json!({
+                "from_path": remote_path(&a.from),
+                "to_path": remote_path(&a.to),
+                "autorename": a.autorename,
+            }),
+        )
+        .await?;
+    print_meta(&s, &m.metadata);
+    Ok(())
+}
+
+async fn link(a: LinkArgs) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let mut settings = json!({});
+    if let Some(p) = &a.password {
+        settings["requested_visibility"] = json!("password");
+        settings["link_password"] = json!(p);
+    }
+    if let Some(t) = &a.expires {
+        settings["expires"] = json!(t);
+    }
+    let r: Result<Value> = s
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": remote_path(&a.path), "settings": settings}),
+        )
+        .await;
+    let link = match r {
+        Ok(v) => v,
+        Err(e) => {
+            // An existing link with the same settings is the answer.
+            let existing = e
+                .downcast_ref::<Failure>()
+                .filter(|f| f.message.starts_with("shared_link_already_exists"))
+                .is_some();
+            if !existing {
+                return Err(e);
+            }
+            let list: Value = s
+                .rpc(
+                    "sharing/list_shared_links",
+                    json!({"path": remote_path(&a.path), "direct_only": true}),
+                )
+                .await?;
+            list["links"]
+                .get(0)
+                .cloned()
+                .ok_or_else(|| anyhow!("the server said a link exists but lists none"))?
+        }
+    };
+    let url = link["url"].as_str().unwrap_or_default().to_owned();
+    s.print(&link, || url);
+    Ok(())
+}
+
+async fn import_url(a: ImportUrlArgs) -> Result<()> {
+    let s = Session::open(&a.common)?;
+    let started: SaveUrlStatus = s
+        .rpc(
+            "files/save_url",
+            json!({"path": remote_path(&a.path), "url": a.url}),
+        )
+        .await?;
+    let mut status = started;
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        match status {
+            SaveUrlStatus::AsyncJobId { async_job_id } => {
+                if a.no_wait {
+                    s.print(&json!({"async_job_id": async_job_id}), || {
+                        async_job_id.clone()
+                    });
+                    return Ok(());
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                status = s
+                    .rpc(
+                        "files/save_url/check_job_status",
+                        json!({"async_job_id": async_job_id}),
+                    )
+                    .await
+                    .map(|st| match st {
+                        SaveUrlStatus::InProgress => SaveUrlStatus::AsyncJobId {
+                            async_job_id: async_job_id.clone(),
+                        },
+                        other => other,
+                    })?;
+            }
+            SaveUrlStatus::InProgress => unreachable!("mapped to the job id above"),
+            SaveUrlStatus::Complete(f) => {
+                s.print(&serde_json::to_value(&f)?, || {
+                    format!(
+                        "{} -> {} ({} bytes)",
+                        a.url,
+                        f.path_display.clone().unwrap_or_default(),
+                        f.size
+                    )
+                });
+                return Ok(());
+            }
+            SaveUrlStatus::Failed(v) => {
+                let why = v
+                    .get("failed")
+                    .and_then(|f| f.get(".tag"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("failed")
+                    .to_owned();
+                return Err(fail(
+                    exit::FAILURE,
+                    format!("the server could not fetch {}: {why}", a.url),
+                ));
+            }
+        }
+    }
+}
+
+fn print_meta(s: &Session, m: &Metadata) {
+    let v = serde_json::to_value(m).unwrap_or(Value::Null);
+    s.print(&v, || match m {
+        Metadata::Folder(_) => format!("{}/", m.path_display()),
+        _ => m.path_display().to_owned(),
+    });
+}
+
+fn is_folder_conflict(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Failure>()
+        .is_some_and(|f| f.message.starts_with("path/conflict/folder"))
+}
+
+/// A remote path as the API wants it: "" for the root, otherwise with a leading slash and
+/// no trailing one. `id:`, `rev:` and `ns:` forms pass unchanged.
+pub fn remote_path(p: &str) -> String {
+    if p.starts_with("id:") || p.starts_with("rev:") || p.starts_with("ns:") {
+        return p.to_owned();
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// A Dropbox timestamp from Unix seconds.
+pub fn dropbox_time(secs: i64) -> String {
+    cubby_core::time::format(secs)
+}
+
+/// Bytes for people: 1.5 MiB.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Whether standard error is a terminal (progress bars go there).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_paths() {
+        assert_eq!(remote_path(""), "");
+        assert_eq!(remote_path("/"), "");
+        assert_eq!(remote_path("a/b/"), "/a/b");
+        assert_eq!(remote_path("/a"), "/a");
+        assert_eq!(remote_path("id:abc"), "id:abc");
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(12), "12 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
+    }
+}

@@ -1,0 +1,530 @@
+//! The client commands, run as a person would: the real `cubby` binary against a real
+//! `cubby serve`, signing in through the consent page (driven over HTTP, as a browser would)
+//! with a pasted code or a loopback redirect, then every file command with its output and
+//! exit codes, and a large upload killed halfway and resumed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "client-test-password";
+
+/// A running `cubby serve` on an ephemeral port, stopped on drop.
+struct Server {
+    child: Child,
+    url: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cubby"))
+            .env("CUBBY_DATA", data.path())
+            .env_remove("CUBBY_METADATA")
+            .env_remove("CUBBY_BLOCKS")
+            .env("CUBBY_LOG", "warn")
+            .args(["serve", "--http", "127.0.0.1:0", "--https", "off"])
+            .args(["--fetch-allow", "127.0.0.0/8"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address")
+                .unwrap();
+            if let Some(a) = line.trim().strip_prefix("http:") {
+                break a.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let server = Self { child, url, data };
+        let out = server.admin(&["user", "add", "alice", "--password-stdin"], PASSWORD);
+        assert!(out.status.success());
+        server
+    }
+
+    fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cubby"))
+            .env("CUBBY_DATA", self.data.path())
+            .env_remove("CUBBY_METADATA")
+            .env_remove("CUBBY_BLOCKS")
+            .arg("admin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
+    /// The server's count of request bytes received (from /metrics).
+    async fn bytes_in(&self) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("cubby_bytes_in_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
+
+/// A person's machine: a config file and a cache folder of its own.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cubby"));
+        c.env("CUBBY_CONFIG", self.dir.path().join("config.json"))
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env_remove("CUBBY_PROFILE")
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its JSON lines.
+    fn ok(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_owned())))
+            .collect()
+    }
+
+    /// Runs a command that must fail with `code`; returns its standard error.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        err
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Every `<input type="hidden">` of a page.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once('"')?;
+            let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
+            Some((unescape(name), unescape(value)))
+        })
+        .collect()
+}
+
+/// Signs in as alice and approves the authorization at `authorize`, as a browser would;
+/// returns the approval's response (a code page, or a redirect).
+async fn approve(url: &str, authorize: &str) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(authorize).send().await.unwrap();
+    let login_cookie = cookie(&page, "cubby_login").expect("the sign-in form");
+    let html = page.text().await.unwrap();
+    let csrf = hidden_fields(&html)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    let resp = http
+        .post(format!("{url}/login"))
+        .header("cookie", format!("cubby_login={login_cookie}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", "/"),
+            ("login", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "signed in");
+    let session = cookie(&resp, "cubby_session").unwrap();
+    let consent = http
+        .get(authorize)
+        .header("cookie", format!("cubby_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(consent.contains("Cubby command line"), "{consent}");
+    let mut form = hidden_fields(&consent);
+    form.push(("decision".into(), "allow".into()));
+    http.post(format!("{url}/oauth2/authorize"))
+        .header("cookie", format!("cubby_session={session}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads a child's standard error until a line holds the authorize URL.
+fn authorize_url(stderr: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "login printed no URL"
+        );
+        if let Some(i) = line.find("http") {
+            let url = line[i..].trim();
+            if url.contains("/oauth2/authorize") {
+                return url.to_owned();
+            }
+        }
+    }
+}
+
+/// `cubby login SERVER --paste`: the code shown by the page is pasted.
+async fn login_by_paste(home: &Home, server: &Server, profile: &str) -> Value {
+    let mut child = home
+        .command(&[
+            "login",
+            &server.url,
+            "--paste",
+            "--profile",
+            profile,
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let authorize = authorize_url(&mut stderr);
+    assert!(!authorize.contains("redirect_uri"));
+    let html = approve(&server.url, &authorize).await.text().await.unwrap();
+    let code = html
+        .split("<code id=\"auth-code\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the page shows a code");
+    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(out.status.success(), "login: {rest}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Dropbox's content hash of some bytes.
+fn content_hash(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut outer = Sha256::new();
+    for block in data.chunks(4 << 20) {
+        outer.update(Sha256::digest(block));
+    }
+    outer
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Serves `body` once per connection on a loopback port (a product image's origin).
+fn origin(body: &'static [u8]) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: image/png\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes());
+            let _ = sock.write_all(body);
+        }
+    });
+    format!("http://{addr}/images/p1.png")
+}
+
+#[tokio::test]
+async fn sign_in_with_a_pasted_code_then_every_file_command() {
+    let server = Server::start();
+    let home = Home::new();
+    let login = login_by_paste(&home, &server, "default").await;
+    assert_eq!(login["email"], "alice@localhost", "{login}");
+    // The profile file is private and holds a refresh token.
+    let config_path = home.path("config.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    assert!(config["profiles"]["default"]["tokens"]["refresh_token"].is_string());
+
+    assert_eq!(
+        home.ok(&["whoami", "--json"])[0]["email"],
+        "alice@localhost"
+    );
+    assert_eq!(home.ok(&["du", "--json"])[0]["used"], 0);
+
+    // put: add, a conflict (exit 4), overwrite.
+    std::fs::write(home.path("a.txt"), b"first version").unwrap();
+    let put = &home.ok(&["put", "a.txt", "/", "--json"])[0];
+    assert_eq!(put["path_display"], "/a.txt");
+    assert_eq!(put["content_hash"], content_hash(b"first version"));
+    let first_rev = put["rev"].as_str().unwrap().to_owned();
+    std::fs::write(home.path("a.txt"), b"second version").unwrap();
+    home.fails(&["put", "a.txt"], 4);
+    home.ok(&["put", "a.txt", "/a.txt", "--overwrite"]);
+    // --update against a stale rev is a conflict too (for different content: the same
+    // bytes are no conflict, as Dropbox rules).
+    std::fs::write(home.path("c.txt"), b"third version").unwrap();
+    home.fails(&["put", "c.txt", "/a.txt", "--update", &first_rev], 4);
+
+    // mkdir, cp, mv, get.
+    home.ok(&["mkdir", "/docs"]);
+    home.fails(&["mkdir", "/docs"], 4);
+    home.ok(&["mkdir", "-p", "/docs"]);
+    home.ok(&["cp", "/a.txt", "/docs/a.txt"]);
+    let moved = &home.ok(&["mv", "/docs/a.txt", "/docs/b.txt", "--json"])[0];
+    assert_eq!(moved["path_display"], "/docs/b.txt");
+    home.ok(&["get", "/docs/b.txt", "fetched.txt"]);
+    assert_eq!(
+        std::fs::read(home.path("fetched.txt")).unwrap(),
+        b"second version"
+    );
+
+    // ls: plain, long, recursive, JSON.
+    let plain = home.ok(&["ls"]);
+    assert_eq!(plain, [Value::from("a.txt"), Value::from("docs/")]);
+    let long = home.ok(&["ls", "-l"]);
+    assert!(long[0].as_str().unwrap().contains("14"), "{long:?}");
+    let all = home.ok(&["ls", "-R", "--json"]);
+    let paths: Vec<&str> = all
+        .iter()
+        .map(|m| m["path_display"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/a.txt", "/docs", "/docs/b.txt"]);
+
+    // History: two revisions, and restore brings the first back.
+    let revs = home.ok(&["revs", "/a.txt", "--json"]);
+    assert_eq!(revs.len(), 2);
+    home.ok(&["restore", "/a.txt", &first_rev]);
+    home.ok(&["get", "/a.txt", "restored.txt"]);
+    assert_eq!(
+        std::fs::read(home.path("restored.txt")).unwrap(),
+        b"first version"
+    );
+
+    // Copy references and shared links.
+    let reference = home.ok(&["share", "/a.txt"])[0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    home.ok(&["save-ref", &reference, "/from-ref.txt"]);
+    home.ok(&["get", "/from-ref.txt", "ref.txt"]);
+    assert_eq!(
+        std::fs::read(home.path("ref.txt")).unwrap(),
+        b"first version"
+    );
+    let url = home.ok(&["link", "/a.txt"])[0].as_str().unwrap().to_owned();
+    let again = home.ok(&["link", "/a.txt"])[0].as_str().unwrap().to_owned();
+    assert_eq!(url, again, "an existing link is shown again");
+    let public = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&public[..], b"first version");
+
+    // import-url: the server fetches the URL.
+    let image = origin(b"\x89PNG product image");
+    let imported = &home.ok(&["import-url", &image, "/shop/p1.png", "--json"])[0];
+    assert_eq!(imported["size"], 18);
+
+    // rm, then the file is gone (exit 1), and errors of every kind have their codes.
+    home.ok(&["rm", "/docs"]);
+    let err = home.fails(&["get", "/docs/b.txt", "x"], 1);
+    assert!(err.contains("not_found"), "{err}");
+    assert!(!home.path("x").exists() && !home.path(".x.cubby-partial").exists());
+    home.fails(&["put"], 2);
+    home.fails(&["whoami", "--profile", "nobody"], 3);
+
+    // logout revokes the token: the old token no longer works.
+    let token = config["profiles"]["default"]["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    home.ok(&["logout"]);
+    home.fails(&["whoami"], 3);
+    let r = reqwest::Client::new()
+        .post(format!("{}/2/users/get_current_account", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn sign_in_through_a_loopback_redirect() {
+    let server = Server::start();
+    let home = Home::new();
+    let mut child = home
+        .command(&["login", &server.url, "--profile", "laptop", "--json"])
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let authorize = authorize_url(&mut stderr);
+    assert!(
+        authorize.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{authorize}"
+    );
+    let resp = approve(&server.url, &authorize).await;
+    assert_eq!(resp.status(), 302);
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+    // The browser follows the redirect to the command's listener.
+    let page = reqwest::get(&callback).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let login: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(login["profile"], "laptop");
+    assert_eq!(
+        home.ok(&["whoami", "--profile", "laptop", "--json"])[0]["email"],
+        "alice@localhost"
+    );
+}
+
+#[tokio::test]
+async fn a_large_upload_killed_halfway_resumes_where_it_stopped() {
+    let server = Server::start();
+    let home = Home::new();
+    login_by_paste(&home, &server, "default").await;
+    // 256 MiB of varied bytes: 32 chunks of 8 MiB through a session.
+    let size = 256usize << 20;
+    let mut data = vec![0u8; size];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let local = home.path("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    let state_dir = home.path("cache").join("cubby").join("uploads");
+
+    let mut child = home
+        .command(&["put", "big.bin", "/big.bin"])
+        .spawn()
+        .unwrap();
+    // Kill it once the server has taken a few chunks, long before the end.
+    let done_chunks = |dir: &Path| -> usize {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+            .map(|v| v["done"].as_object().map_or(0, |m| m.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done_chunks(&state_dir) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the upload ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let taken = done_chunks(&state_dir);
+    assert!(
+        taken < 32,
+        "killed halfway, not at the end ({taken} chunks)"
+    );
+
+    let before = server.bytes_in().await;
+    let put = &home.ok(&["put", "big.bin", "/big.bin", "--json"])[0];
+    let sent = server.bytes_in().await - before;
+    assert_eq!(put["size"], size as u64);
+    assert_eq!(put["content_hash"], content_hash(&data));
+    assert!(
+        sent <= (size - taken * (8 << 20)) as u64 + (1 << 20),
+        "the resumed run sent {sent} bytes; {taken} of 32 chunks were already there"
+    );
+    assert_eq!(
+        done_chunks(&state_dir),
+        0,
+        "the state is forgotten once finished"
+    );
+    // Byte for byte, through a ranged parallel download.
+    home.ok(&["get", "/big.bin", "back.bin"]);
+    assert!(std::fs::read(home.path("back.bin")).unwrap() == data);
+}

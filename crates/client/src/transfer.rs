@@ -1,0 +1,456 @@
+//! Uploads and downloads of files, with content hashes verified both ways.
+//!
+//! Uploads up to [`SINGLE_REQUEST_MAX`] go in one `files/upload`; larger files go through a
+//! concurrent upload session, [`PARALLEL_CHUNKS`] chunks of [`CHUNK`] bytes in flight. With a
+//! resume folder, the session and the chunks the server took are recorded after each chunk,
+//! so a killed upload restarts where it stopped; the server itself reports the offset of a
+//! sequential session (`incorrect_offset`), which the client follows too. Downloads up to
+//! [`RANGED_MIN`] stream in one request; larger ones fetch ranges of the pinned revision in
+//! parallel. Either way the bytes go to a partial file beside the target, which is renamed
+//! into place only once its content hash matched the server's.
+//!
+//! Memory is bounded: at most `PARALLEL_CHUNKS × CHUNK` bytes are held, whatever the size.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cubby_core::hash::{
+    BLOCK_SIZE, BlockHash, ContentHasher, block_hash, content_hash_of_blocks, hex,
+};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::types::{FileMetadata, Metadata, SessionStart};
+use crate::{Client, Error, Result};
+
+/// The largest file sent in one request.
+pub const SINGLE_REQUEST_MAX: u64 = 16 * 1024 * 1024;
+/// Bytes per session append: a multiple of 4 MiB, as concurrent sessions require.
+pub const CHUNK: usize = 8 * 1024 * 1024;
+/// Appends (and ranged reads) in flight at once.
+pub const PARALLEL_CHUNKS: usize = 4;
+/// The smallest file downloaded in parallel ranges.
+pub const RANGED_MIN: u64 = 32 * 1024 * 1024;
+
+/// How an upload treats a file already at the path (Dropbox's `WriteMode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    Add,
+    Overwrite,
+    /// Only over this revision; otherwise a conflict.
+    Update(String),
+}
+
+impl WriteMode {
+    fn to_json(&self) -> Value {
+        match self {
+            WriteMode::Add => json!("add"),
+            WriteMode::Overwrite => json!("overwrite"),
+            WriteMode::Update(rev) => json!({".tag": "update", "update": rev}),
+        }
+    }
+}
+
+/// The commit part of an upload.
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    pub mode: WriteMode,
+    pub autorename: bool,
+    /// Dropbox timestamp (`2024-01-02T03:04:05Z`).
+    pub client_modified: Option<String>,
+    pub mute: bool,
+    pub strict_conflict: bool,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            mode: WriteMode::Add,
+            autorename: false,
+            client_modified: None,
+            mute: false,
+            strict_conflict: false,
+        }
+    }
+}
+
+impl UploadOptions {
+    fn commit(&self, path: &str) -> Value {
+        let mut c = json!({
+            "path": path,
+            "mode": self.mode.to_json(),
+            "autorename": self.autorename,
+            "mute": self.mute,
+            "strict_conflict": self.strict_conflict,
+        });
+        if let Some(t) = &self.client_modified {
+            c["client_modified"] = json!(t);
+        }
+        c
+    }
+}
+
+/// Told how a transfer advances.
+pub trait Progress: Send + Sync {
+    fn start(&self, _total: u64) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// What a resumable upload remembers between runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct UploadState {
+    session_id: String,
+    size: u64,
+    /// Chunk index → its 4 MiB block digests (hex), for the chunks the server took.
+    done: std::collections::BTreeMap<u64, Vec<String>>,
+}
+
+impl Client {
+    /// Uploads a local file to `remote`. `resume_dir` keeps the state of large uploads so a
+    /// later call with the same file and path continues an interrupted session.
+    pub async fn upload_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        opts: &UploadOptions,
+        resume_dir: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<FileMetadata> {
+        let meta = tokio::fs::metadata(local).await?;
+        let size = meta.len();
+        progress.start(size);
+        if size <= SINGLE_REQUEST_MAX {
+            let data = Bytes::from(tokio::fs::read(local).await?);
+            if data.len() as u64 != size {
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "{} changed while it was read",
+                    local.display()
+                ))));
+            }
+            let r = self.upload_bytes(data, remote, opts).await?;
+            progress.advance(size);
+            return Ok(r);
+        }
+        let state_path = resume_dir.map(|d| d.join(state_name(local, remote, &meta)));
+        match self
+            .upload_session(local, remote, size, opts, state_path.as_deref(), progress)
+            .await
+        {
+            // A recorded session the server no longer knows (expired, or finished by a run
+            // killed before it could forget it): start afresh once.
+            Err(e)
+                if e.summary().is_some_and(|s| s.contains("not_found"))
+                    && state_path.as_deref().is_some_and(Path::exists) =>
+            {
+                if let Some(p) = &state_path {
+                    let _ = std::fs::remove_file(p);
+                }
+                self.upload_session(local, remote, size, opts, state_path.as_deref(), progress)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Uploads bytes in one request, with their content hash for the server to check.
+    pub async fn upload_bytes(
+        &self,
+        data: Bytes,
+        remote: &str,
+        opts: &UploadOptions,
+    ) -> Result<FileMetadata> {
+        let mut hasher = ContentHasher::new();
+        hasher.update(&data);
+        let hash = hasher.finish();
+        let mut arg = opts.commit(remote);
+        arg["content_hash"] = json!(hash);
+        let meta: FileMetadata = self.upload_route("files/upload", &arg, data).await?;
+        check_hash(&hash, meta.content_hash.as_deref())?;
+        Ok(meta)
+    }
+
+    async fn upload_session(
+        &self,
+        local: &Path,
+        remote: &str,
+        size: u64,
+        opts: &UploadOptions,
+        state_path: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<FileMetadata> {
+        let mut state: UploadState = state_path
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|s: &UploadState| s.size == size)
+            .unwrap_or_default();
+        if state.session_id.is_empty() {
+            let started: SessionStart = self
+                .upload_route(
+                    "files/upload_session/start",
+                    &json!({"session_type": "concurrent"}),
+                    Bytes::new(),
+                )
+                .await?;
+            state = UploadState {
+                session_id: started.session_id,
+                size,
+                done: Default::default(),
+            };
+            save_state(state_path, &state)?;
+        }
+        let chunks = size.div_ceil(CHUNK as u64);
+        let already: u64 = state.done.keys().map(|&i| chunk_len(i, size) as u64).sum();
+        progress.advance(already);
+        let state = Arc::new(std::sync::Mutex::new(state));
+        let file = Arc::new(std::fs::File::open(local)?);
+        // Every chunk but the last, in parallel; the last closes the session once they are in.
+        let todo: Vec<u64> = (0..chunks.saturating_sub(1))
+            .filter(|i| !state.lock().expect("state").done.contains_key(i))
+            .collect();
+        let session_id = state.lock().expect("state").session_id.clone();
+        let send = |i: u64, close: bool| {
+            let (file, state, session_id) = (file.clone(), state.clone(), session_id.clone());
+            async move {
+                let data = read_chunk(file, i, size).await?;
+                let digests: Vec<String> = data
+                    .chunks(BLOCK_SIZE)
+                    .map(|b| hex(&block_hash(b)))
+                    .collect();
+                let len = data.len() as u64;
+                let arg = json!({
+                    "cursor": {"session_id": session_id, "offset": i * CHUNK as u64},
+                    "close": close,
+                });
+                let _: Value = self
+                    .upload_route("files/upload_session/append_v2", &arg, data)
+                    .await?;
+                let snapshot = {
+                    let mut s = state.lock().expect("state");
+                    s.done.insert(i, digests);
+                    s.clone()
+                };
+                save_state(state_path, &snapshot)?;
+                progress.advance(len);
+                Ok::<_, Error>(())
+            }
+        };
+        futures_util::stream::iter(todo)
+            .map(|i| send(i, false))
+            .buffer_unordered(PARALLEL_CHUNKS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let last = chunks - 1;
+        if !state.lock().expect("state").done.contains_key(&last) {
+            send(last, true).await?;
+        }
+        let state = state.lock().expect("state").clone();
+        let blocks: Vec<BlockHash> = state
+            .done
+            .values()
+            .flatten()
+            .map(|h| parse_hex(h))
+            .collect::<Result<_>>()?;
+        let hash = content_hash_of_blocks(&blocks);
+        let arg = json!({
+            "cursor": {"session_id": state.session_id, "offset": size},
+            "commit": opts.commit(remote),
+            "content_hash": hash,
+        });
+        let meta: FileMetadata = self
+            .upload_route("files/upload_session/finish", &arg, Bytes::new())
+            .await?;
+        if let Some(p) = state_path {
+            let _ = std::fs::remove_file(p);
+        }
+        check_hash(&hash, meta.content_hash.as_deref())?;
+        Ok(meta)
+    }
+
+    /// Downloads `remote` to `local`, verifying its content hash; the file appears at `local`
+    /// only complete.
+    pub async fn download_file(
+        &self,
+        remote: &str,
+        local: &Path,
+        progress: &dyn Progress,
+    ) -> Result<FileMetadata> {
+        let meta: Metadata = self
+            .rpc("files/get_metadata", &json!({"path": remote}))
+            .await?;
+        let Metadata::File(file) = meta else {
+            return Err(Error::Api {
+                summary: "path/not_file/".into(),
+                error: json!({".tag": "path", "path": {".tag": "not_file"}}),
+            });
+        };
+        progress.start(file.size);
+        let partial = partial_path(local);
+        let result = if file.size >= RANGED_MIN {
+            self.download_ranged(&file, &partial, progress).await
+        } else {
+            self.download_whole(&file, &partial, progress).await
+        };
+        match result {
+            Ok(()) => {
+                tokio::fs::rename(&partial, local).await?;
+                Ok(file)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn download_whole(
+        &self,
+        file: &FileMetadata,
+        partial: &Path,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let pinned = format!("rev:{}", file.rev);
+        let (_, resp): (Value, _) = self
+            .download_route("files/download", &json!({"path": pinned}), None)
+            .await?;
+        let mut out = tokio::fs::File::create(partial).await?;
+        let mut hasher = ContentHasher::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+            progress.advance(chunk.len() as u64);
+        }
+        out.sync_all().await?;
+        check_hash(&hasher.finish(), file.content_hash.as_deref())
+    }
+
+    async fn download_ranged(
+        &self,
+        file: &FileMetadata,
+        partial: &Path,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let out = std::fs::File::create(partial)?;
+        out.set_len(file.size)?;
+        let out = Arc::new(out);
+        let pinned = format!("rev:{}", file.rev);
+        let size = file.size;
+        let chunks = size.div_ceil(CHUNK as u64);
+        let digests: Vec<(u64, Vec<BlockHash>)> = futures_util::stream::iter(0..chunks)
+            .map(|i| {
+                let (out, pinned) = (out.clone(), pinned.clone());
+                async move {
+                    let start = i * CHUNK as u64;
+                    let end = (start + CHUNK as u64).min(size) - 1;
+                    let (_, resp): (Value, _) = self
+                        .download_route(
+                            "files/download",
+                            &json!({"path": pinned}),
+                            Some((start, end)),
+                        )
+                        .await?;
+                    let data = resp.bytes().await?;
+                    if data.len() as u64 != end - start + 1 {
+                        return Err(Error::Protocol(format!(
+                            "a range of {} bytes came back with {}",
+                            end - start + 1,
+                            data.len()
+                        )));
+                    }
+                    let len = data.len() as u64;
+                    let blocks = tokio::task::spawn_blocking(move || {
+                        use std::os::unix::fs::FileExt;
+                        out.write_all_at(&data, start)?;
+                        Ok::<_, std::io::Error>(
+                            data.chunks(BLOCK_SIZE).map(block_hash).collect::<Vec<_>>(),
+                        )
+                    })
+                    .await
+                    .map_err(|e| Error::Protocol(e.to_string()))??;
+                    progress.advance(len);
+                    Ok::<_, Error>((i, blocks))
+                }
+            })
+            .buffer_unordered(PARALLEL_CHUNKS)
+            .try_collect()
+            .await?;
+        let mut digests = digests;
+        digests.sort_by_key(|(i, _)| *i);
+        out.sync_all()?;
+        let blocks: Vec<BlockHash> = digests.into_iter().flat_map(|(_, b)| b).collect();
+        check_hash(
+            &content_hash_of_blocks(&blocks),
+            file.content_hash.as_deref(),
+        )
+    }
+}
+
+/// Where a download is written before it is complete: beside the target, hidden.
+pub fn partial_path(local: &Path) -> PathBuf {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    local.with_file_name(format!(".{name}.cubby-partial"))
+}
+
+fn check_hash(ours: &str, theirs: Option<&str>) -> Result<()> {
+    match theirs {
+        Some(t) if t != ours => Err(Error::HashMismatch {
+            expected: t.to_owned(),
+            got: ours.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn chunk_len(i: u64, size: u64) -> usize {
+    (size - i * CHUNK as u64).min(CHUNK as u64) as usize
+}
+
+async fn read_chunk(file: Arc<std::fs::File>, i: u64, size: u64) -> Result<Bytes> {
+    let len = chunk_len(i, size);
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, i * CHUNK as u64)?;
+        Ok(Bytes::from(buf))
+    })
+    .await
+    .map_err(|e| Error::Protocol(e.to_string()))?
+}
+
+/// The state file of one upload: the file, its size and time, and the destination.
+fn state_name(local: &Path, remote: &str, meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let abs = std::path::absolute(local).unwrap_or_else(|_| local.to_owned());
+    let key = format!("{}\n{remote}\n{}\n{mtime}", abs.display(), meta.len());
+    format!("{}.json", &hex(&block_hash(key.as_bytes()))[..32])
+}
+
+fn save_state(path: Option<&Path>, state: &UploadState) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state).expect("state serializes"))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn parse_hex(h: &str) -> Result<BlockHash> {
+    cubby_core::hash::parse_hash(h).ok_or_else(|| Error::Protocol(format!("bad block digest {h}")))
+}
