@@ -26,10 +26,10 @@ use crate::progress::Bar;
 pub struct Common {
     /// The sign-in profile to use.
     #[arg(long, env = "CUBBY_PROFILE", default_value = DEFAULT_PROFILE)]
-    profile: String,
+    pub profile: String,
     /// Print JSON lines instead of text.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +68,62 @@ pub enum ClientCommand {
     Link(LinkArgs),
     /// Have the server fetch a URL into a file.
     ImportUrl(ImportUrlArgs),
+    /// Back up a local folder into a server folder, incrementally, never overwriting blindly.
+    Backup(BackupArgs),
+    /// Bring a backed-up server folder back into a local folder, optionally as it was then.
+    RestoreBackup(RestoreBackupArgs),
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The local folder.
+    pub src: PathBuf,
+    /// The server folder (an app folder's "/" is the app's own folder).
+    pub dest: String,
+    /// Delete on the server what was deleted here (guarded: see --max-delete).
+    #[arg(long)]
+    pub mirror: bool,
+    /// With --mirror: the largest share of the backup's files deleted without --force.
+    #[arg(long, default_value_t = 25.0, value_name = "PERCENT")]
+    pub max_delete: f64,
+    /// With --mirror: delete even past --max-delete.
+    #[arg(long)]
+    pub force: bool,
+    /// Leave out paths matching this gitignore-style pattern (repeatable; .cubbyignore files
+    /// in the tree add their own).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Show what would be uploaded or deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check the server's content hashes against the local files instead of backing up.
+    #[arg(long)]
+    pub verify: bool,
+    /// Append a line per action to this file.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// The index file (default: one per profile, source and destination, under
+    /// ~/.local/state/cubby/backups).
+    #[arg(long, value_name = "FILE")]
+    pub index: Option<PathBuf>,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args)]
+pub struct RestoreBackupArgs {
+    /// The server folder.
+    pub remote: String,
+    /// The local folder to restore into.
+    pub local: PathBuf,
+    /// Restore the tree as it was at this time (2026-11-30T02:00:00Z, or Unix seconds).
+    #[arg(long)]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Args)]
@@ -226,7 +282,7 @@ pub mod exit {
     pub const TRANSIENT: i32 = 5;
 }
 
-fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
     Failure {
         code,
         message: message.into(),
@@ -235,7 +291,7 @@ fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Turns a client error into a [`Failure`] with the exit code of its kind.
-fn api(e: cubby_client::Error) -> anyhow::Error {
+pub(crate) fn api(e: cubby_client::Error) -> anyhow::Error {
     let code = match e.kind() {
         ErrorKind::Auth => exit::AUTH,
         ErrorKind::Conflict => exit::CONFLICT,
@@ -251,13 +307,13 @@ fn api(e: cubby_client::Error) -> anyhow::Error {
 }
 
 /// A signed-in client for a profile.
-struct Session {
-    client: Client,
-    json: bool,
+pub(crate) struct Session {
+    pub client: Client,
+    pub json: bool,
 }
 
 impl Session {
-    fn open(common: &Common) -> Result<Self> {
+    pub fn open(common: &Common) -> Result<Self> {
         let path = profile::config_path();
         let config = Config::load(&path)?;
         let Some(p) = config.profiles.get(&common.profile) else {
@@ -432,6 +488,8 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Link(a) => link(a).await,
         ClientCommand::ImportUrl(a) => import_url(a).await,
+        ClientCommand::Backup(a) => crate::backup::backup(a).await,
+        ClientCommand::RestoreBackup(a) => crate::backup::restore(a).await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! the client commands (`login`, `ls`, `put`, …, in `client.rs`) talk to a server over its
 //! API through the `cubby-client` crate.
 
+mod backup;
 mod client;
 mod login;
 mod profile;

@@ -71,6 +71,25 @@ impl Server {
         c.wait_with_output().unwrap()
     }
 
+    /// File commits the server made: successful uploads and session finishes (from /metrics).
+    async fn file_writes(&self) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("cubby_http_requests_total{route=\"files/upload\",status=\"200\"}")
+                    || l.starts_with(
+                        "cubby_http_requests_total{route=\"files/upload_session/finish\",status=\"200\"}",
+                    )
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The server's count of request bytes received (from /metrics).
     async fn bytes_in(&self) -> u64 {
         let text = reqwest::get(format!("{}/metrics", self.url))
@@ -527,4 +546,154 @@ async fn a_large_upload_killed_halfway_resumes_where_it_stopped() {
     // Byte for byte, through a ranged parallel download.
     home.ok(&["get", "/big.bin", "back.bin"]);
     assert!(std::fs::read(home.path("back.bin")).unwrap() == data);
+}
+
+#[tokio::test]
+async fn backup_is_incremental_keeps_both_on_conflict_and_restores_a_point_in_time() {
+    let server = Server::start();
+    let home = Home::new();
+    login_by_paste(&home, &server, "default").await;
+    let src = home.path("home");
+    let write = |rel: &str, data: &[u8]| {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    write("a.txt", b"alpha");
+    write("dir/b.txt", b"bravo, first");
+    let big: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+    write("dir/sub/c.bin", &big);
+    write("x.tmp", b"scratch");
+    write(".cubbyignore", b"*.tmp\n");
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::os::unix::fs::symlink(src.join("a.txt"), src.join("link")).unwrap();
+    let log = home.path("backup.log");
+    let backup = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "home",
+            "/Backup",
+            "--json",
+            "--log",
+            log.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        home.ok(&args).remove(0)
+    };
+
+    // The first run uploads everything but the excluded file and the link.
+    let before = server.file_writes().await;
+    let first = backup(&[]);
+    assert_eq!(first["uploaded"], 4, "{first}"); // a.txt, .cubbyignore, b.txt, c.bin
+    assert_eq!(first["excluded"], 1, "{first}");
+    assert_eq!(first["special_skipped"], 1, "{first}");
+    assert_eq!(first["errors"].as_array().unwrap().len(), 0, "{first}");
+    assert_eq!(server.file_writes().await - before, 4);
+    let listed = home.ok(&["ls", "-R", "/Backup"]);
+    assert!(
+        listed.contains(&Value::from("/Backup/empty/")),
+        "{listed:?}"
+    );
+    assert!(!listed.iter().any(|p| p.as_str().unwrap().contains("x.tmp")));
+    let after_first = cubby_client::now();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    // A run with no change reads nothing and writes nothing.
+    let before = server.file_writes().await;
+    let second = backup(&[]);
+    assert_eq!(
+        (second["uploaded"].clone(), second["unchanged"].clone()),
+        (0.into(), 4.into()),
+        "{second}"
+    );
+    assert_eq!(server.file_writes().await, before);
+
+    // One file changed, one only touched: one write.
+    write("dir/b.txt", b"bravo, second");
+    write("a.txt", b"alpha");
+    let before = server.file_writes().await;
+    let third = backup(&[]);
+    assert_eq!(
+        (third["uploaded"].clone(), third["already_there"].clone()),
+        (1.into(), 1.into()),
+        "{third}"
+    );
+    assert_eq!(server.file_writes().await - before, 1);
+
+    // Someone changes the server's copy; our next change is kept beside it, not over it.
+    std::fs::write(home.path("other.txt"), b"edited on the server").unwrap();
+    home.ok(&["put", "other.txt", "/Backup/dir/b.txt", "--overwrite"]);
+    write("dir/b.txt", b"bravo, third (local)");
+    let fourth = backup(&[]);
+    assert_eq!(
+        fourth["conflicts"],
+        serde_json::json!(["/Backup/dir/b (conflicted copy).txt"]),
+        "{fourth}"
+    );
+    home.ok(&["get", "/Backup/dir/b.txt", "server-b.txt"]);
+    assert_eq!(
+        std::fs::read(home.path("server-b.txt")).unwrap(),
+        b"edited on the server"
+    );
+    home.ok(&["get", "/Backup/dir/b (conflicted copy).txt", "ours-b.txt"]);
+    assert_eq!(
+        std::fs::read(home.path("ours-b.txt")).unwrap(),
+        b"bravo, third (local)"
+    );
+    assert_eq!(
+        backup(&[])["conflicts"],
+        serde_json::json!([]),
+        "no second copy of the same change"
+    );
+
+    // --verify names the file the server holds differently (exit 1).
+    let out = home.run(&["backup", "home", "/Backup", "--verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let verify: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        verify["differ"],
+        serde_json::json!(["dir/b.txt"]),
+        "{verify}"
+    );
+
+    // --dry-run changes nothing.
+    write("new.txt", b"not yet");
+    let dry = backup(&["--dry-run"]);
+    assert_eq!(dry["uploaded"], 1, "{dry}");
+    home.fails(&["get", "/Backup/new.txt", "x"], 1);
+
+    // The mass-deletion guard refuses (exit 4) and deletes nothing; --force goes ahead.
+    std::fs::remove_dir_all(src.join("dir")).unwrap();
+    std::fs::remove_file(src.join("a.txt")).unwrap();
+    let refused = home.fails(&["backup", "home", "/Backup", "--mirror"], 4);
+    assert!(refused.contains("refusing to delete"), "{refused}");
+    home.ok(&["get", "/Backup/a.txt", "still.txt"]);
+    let forced = backup(&["--mirror", "--force"]);
+    assert_eq!(forced["deleted"], 2, "{forced}");
+    home.fails(&["get", "/Backup/a.txt", "x"], 1);
+
+    // The tree as it was after the first run, deleted files included.
+    home.ok(&[
+        "restore-backup",
+        "/Backup",
+        "restored",
+        "--at",
+        &after_first.to_string(),
+    ]);
+    let restored = home.path("restored");
+    assert_eq!(std::fs::read(restored.join("a.txt")).unwrap(), b"alpha");
+    assert_eq!(
+        std::fs::read(restored.join("dir/b.txt")).unwrap(),
+        b"bravo, first"
+    );
+    assert!(std::fs::read(restored.join("dir/sub/c.bin")).unwrap() == big);
+    assert!(!restored.join("new.txt").exists());
+    // And as it is now.
+    home.ok(&["restore-backup", "/Backup", "now"]);
+    assert!(!home.path("now/a.txt").exists());
+    assert!(home.path("now/empty").is_dir());
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("conflict dir/b.txt"), "{log}");
+    assert!(log.contains("skip link"), "{log}");
 }

@@ -93,6 +93,9 @@ pub struct LongpollResult {
 #[derive(Clone, Debug, Deserialize)]
 pub struct ListRevisionsResult {
     pub is_deleted: bool,
+    /// When the file was deleted, if it is.
+    #[serde(default)]
+    pub server_deleted: Option<String>,
     pub entries: Vec<FileMetadata>,
 }
 

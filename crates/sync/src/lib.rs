@@ -1,0 +1,12 @@
+//! The client's engines over the API and the local file system.
+//!
+//! Brief overview:
+//! - [`backup`]: `cubby backup`, an incremental backup that never overwrites blindly, with
+//!   its SQLite [`index`] of what was backed up and of the server's view.
+//! - [`restore`]: `--verify`, and `cubby restore-backup` (optionally to a point in time).
+//! - [`ignore`]: gitignore-style exclusion patterns.
+
+pub mod backup;
+pub mod ignore;
+pub mod index;
+pub mod restore;
