@@ -634,8 +634,10 @@ async fn ls(a: LsArgs) -> Result<()> {
             return Ok(());
         }
         page = s
-            .rpc("files/list_folder/continue", json!({"cursor": page.cursor}))
-            .await?;
+            .client
+            .list_folder_continue(&page.cursor)
+            .await
+            .map_err(api)?;
     }
 }
 

@@ -71,8 +71,8 @@ impl Server {
         c.wait_with_output().unwrap()
     }
 
-    /// File commits the server made: successful uploads and session finishes (from /metrics).
-    async fn file_writes(&self) -> u64 {
+    /// The sum of the /metrics samples whose line starts with one of `prefixes`.
+    async fn metric(&self, prefixes: &[&str]) -> u64 {
         let text = reqwest::get(format!("{}/metrics", self.url))
             .await
             .unwrap()
@@ -80,28 +80,23 @@ impl Server {
             .await
             .unwrap();
         text.lines()
-            .filter(|l| {
-                l.starts_with("cubby_http_requests_total{route=\"files/upload\",status=\"200\"}")
-                    || l.starts_with(
-                        "cubby_http_requests_total{route=\"files/upload_session/finish\",status=\"200\"}",
-                    )
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    /// The server's count of request bytes received (from /metrics).
-    async fn bytes_in(&self) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("cubby_bytes_in_total"))
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
+    }
+
+    /// File commits the server made: successful uploads and session finishes.
+    async fn file_writes(&self) -> u64 {
+        self.metric(&[
+            "cubby_http_requests_total{route=\"files/upload\",status=\"200\"}",
+            "cubby_http_requests_total{route=\"files/upload_session/finish\",status=\"200\"}",
+        ])
+        .await
+    }
+
+    /// The file bytes the server received.
+    async fn bytes_in(&self) -> u64 {
+        self.metric(&["cubby_bytes_in_total"]).await
     }
 }
 

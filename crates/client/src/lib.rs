@@ -276,14 +276,16 @@ impl Client {
         let arg = serde_json::to_value(arg).map_err(|e| Error::Protocol(e.to_string()))?;
         let url = format!("{}/2/{route}", self.hosts.api);
         let resp = self.send(&url, None, Body::Json(arg), None).await?;
-        let bytes = resp.bytes().await?;
-        let text = if bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text)
-            .map_err(|e| Error::Protocol(format!("{route}: unexpected answer: {e}")))
+        json_result(route, resp).await
+    }
+
+    /// The next page of a listing (`files/list_folder/continue`).
+    pub async fn list_folder_continue(&self, cursor: &str) -> Result<types::ListFolderResult> {
+        self.rpc(
+            "files/list_folder/continue",
+            &serde_json::json!({"cursor": cursor}),
+        )
+        .await
     }
 
     /// The notify host's longpoll (no authentication, as Dropbox defines it).
@@ -312,17 +314,10 @@ impl Client {
         arg: &A,
         data: bytes::Bytes,
     ) -> Result<R> {
-        let arg = serde_json::to_string(arg).map_err(|e| Error::Protocol(e.to_string()))?;
+        let arg = header_arg(arg)?;
         let url = format!("{}/2/{route}", self.hosts.content);
         let resp = self.send(&url, Some(&arg), Body::Bytes(data), None).await?;
-        let bytes = resp.bytes().await?;
-        let text = if bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text)
-            .map_err(|e| Error::Protocol(format!("{route}: unexpected answer: {e}")))
+        json_result(route, resp).await
     }
 
     /// A download-style route: returns the `Dropbox-API-Result` and the response, whose body
@@ -333,7 +328,7 @@ impl Client {
         arg: &A,
         range: Option<(u64, u64)>,
     ) -> Result<(R, reqwest::Response)> {
-        let arg = serde_json::to_string(arg).map_err(|e| Error::Protocol(e.to_string()))?;
+        let arg = header_arg(arg)?;
         let url = format!("{}/2/{route}", self.hosts.content);
         let resp = self
             .send(&url, Some(&arg), Body::Bytes(bytes::Bytes::new()), range)
@@ -363,7 +358,7 @@ impl Client {
             let token = self.fresh_token().await?;
             let mut req = self.http.post(url).bearer_auth(&token);
             if let Some(arg) = arg_header {
-                req = req.header("Dropbox-API-Arg", header_safe(arg));
+                req = req.header("Dropbox-API-Arg", arg);
             }
             if let Some(root) = &self.path_root {
                 req = req.header("Dropbox-API-Path-Root", root.as_str());
@@ -460,6 +455,24 @@ impl Client {
     }
 }
 
+/// Reads a JSON result (an empty body is `null`).
+async fn json_result<R: DeserializeOwned>(route: &str, resp: reqwest::Response) -> Result<R> {
+    let bytes = resp.bytes().await?;
+    let text = if bytes.is_empty() {
+        &b"null"[..]
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| Error::Protocol(format!("{route}: unexpected answer: {e}")))
+}
+
+/// An argument as the `Dropbox-API-Arg` header carries it.
+fn header_arg<A: Serialize>(arg: &A) -> Result<String> {
+    let v = serde_json::to_value(arg).map_err(|e| Error::Protocol(e.to_string()))?;
+    Ok(cubby_core::wire::header_safe_json(&v))
+}
+
 /// Maps a failed response to an [`Error`].
 pub(crate) fn error_from(status: u16, body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body).into_owned();
@@ -483,22 +496,6 @@ pub(crate) fn error_from(status: u16, body: &[u8]) -> Error {
     }
 }
 
-/// JSON made safe for an HTTP header: every character past ASCII as `\uXXXX`.
-pub fn header_safe(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if c.is_ascii() && !c.is_ascii_control() {
-            out.push(c);
-        } else {
-            let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
-}
-
 pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random source works");
@@ -515,14 +512,6 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_safe_escapes_beyond_ascii() {
-        assert_eq!(
-            header_safe(r#"{"path":"/é😀"}"#),
-            r#"{"path":"/\u00e9\ud83d\ude00"}"#
-        );
-    }
 
     #[test]
     fn hosts() {

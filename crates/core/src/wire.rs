@@ -46,6 +46,48 @@ pub fn header_safe_json(v: &Value) -> String {
     out
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes and `+` (a space, as forms encode it); a malformed escape stays as
+/// it is.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let byte = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+                match byte {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Reads a Stone union argument: the bare string `"add"` or `{".tag": "add", …}`.
 /// Returns the tag and the object (if any) for reading member values.
 pub fn union_tag(v: &Value) -> Option<(&str, Option<&serde_json::Map<String, Value>>)> {
@@ -59,6 +101,14 @@ pub fn union_tag(v: &Value) -> Option<(&str, Option<&serde_json::Map<String, Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_coding() {
+        assert_eq!(percent_decode("a%20b+c%2F%zz%4"), "a b c/%zz%4");
+        assert_eq!(percent_decode("%E2%9C%93"), "✓");
+        let s = "http://127.0.0.1:5/cb?x=1&y=é";
+        assert_eq!(percent_decode(&percent_encode(s)), s);
+    }
     use serde_json::json;
 
     #[test]

@@ -83,59 +83,7 @@ impl BlockStore {
     /// Every stored block, listed lazily (one directory or one S3 page at a time).
     pub fn list(&self) -> crate::migrate::BlockList<'_> {
         use futures_util::StreamExt;
-        match self {
-            BlockStore::Local(l) => {
-                let root = l.root.clone();
-                futures_util::stream::iter(0..256u32)
-                    .then(move |i| {
-                        let dir = root.join(format!("{i:02x}"));
-                        async move {
-                            tokio::task::spawn_blocking(
-                                move || -> Result<Vec<BlockHash>, StoreError> {
-                                    let mut out = Vec::new();
-                                    let Ok(entries) = fs::read_dir(&dir) else {
-                                        return Ok(out);
-                                    };
-                                    for e in entries {
-                                        let name = e?.file_name();
-                                        if let Some(h) =
-                                            name.to_str().and_then(cubby_core::hash::parse_hash)
-                                        {
-                                            out.push(h);
-                                        }
-                                    }
-                                    Ok(out)
-                                },
-                            )
-                            .await
-                            .map_err(|e| StoreError::Invalid(e.to_string()))?
-                        }
-                    })
-                    .flat_map(|r: Result<Vec<BlockHash>, StoreError>| match r {
-                        Ok(v) => {
-                            futures_util::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>())
-                        }
-                        Err(e) => futures_util::stream::iter(vec![Err(e)]),
-                    })
-                    .boxed()
-            }
-            BlockStore::S3(s) => {
-                let prefix = (!s.prefix.is_empty())
-                    .then(|| object_store::path::Path::from(s.prefix.as_str()));
-                object_store::ObjectStore::list(&s.store, prefix.as_ref())
-                    .filter_map(|item| async move {
-                        match item {
-                            Ok(meta) => meta
-                                .location
-                                .filename()
-                                .and_then(cubby_core::hash::parse_hash)
-                                .map(Ok),
-                            Err(e) => Some(Err(StoreError::Blocks(e.to_string()))),
-                        }
-                    })
-                    .boxed()
-            }
-        }
+        self.list_aged().map(|r| r.map(|s| s.hash)).boxed()
     }
 
     /// Every stored block with the time it was last written (Unix seconds) and its size, one

@@ -461,10 +461,7 @@ pub(crate) async fn refresh_remote(
         None
     };
     let mut page: ListFolderResult = match cursor {
-        Some(c) => match client
-            .rpc("files/list_folder/continue", &json!({"cursor": c}))
-            .await
-        {
+        Some(c) => match client.list_folder_continue(&c).await {
             Ok(p) => p,
             // A cursor the server no longer honours: read everything again.
             Err(e) if e.summary().is_some_and(|s| s.starts_with("reset")) => {
@@ -479,12 +476,7 @@ pub(crate) async fn refresh_remote(
         if !page.has_more {
             break;
         }
-        page = client
-            .rpc(
-                "files/list_folder/continue",
-                &json!({"cursor": page.cursor}),
-            )
-            .await?;
+        page = client.list_folder_continue(&page.cursor).await?;
     }
     if !dry_run {
         index.set_meta("cursor", &page.cursor).await?;

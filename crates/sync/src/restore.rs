@@ -178,12 +178,7 @@ pub async fn restore(
         if !page.has_more {
             break;
         }
-        page = client
-            .rpc(
-                "files/list_folder/continue",
-                &json!({"cursor": page.cursor}),
-            )
-            .await?;
+        page = client.list_folder_continue(&page.cursor).await?;
     }
     Ok(report)
 }

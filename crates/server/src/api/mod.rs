@@ -836,55 +836,20 @@ fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
     }
 }
 
+pub(crate) use cubby_core::wire::percent_encode;
+
 /// Decodes `application/x-www-form-urlencoded` pairs.
 pub(crate) fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|s| !s.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
+            (
+                cubby_core::wire::percent_decode(k),
+                cubby_core::wire::percent_decode(v),
+            )
         })
         .collect()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-                match byte {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Adds `Dropbox-API-Result` (header-safe JSON) to a download response.
@@ -910,11 +875,5 @@ mod tests {
             v["error"],
             json!({"reason": {".tag": "too_many_write_operations"}, "retry_after": 1})
         );
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c%2F%zz%4"), "a b c/%zz%4");
-        assert_eq!(percent_decode("%E2%9C%93"), "✓");
     }
 }
