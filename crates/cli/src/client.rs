@@ -68,6 +68,8 @@ pub enum ClientCommand {
     Link(LinkArgs),
     /// Have the server fetch a URL into a file.
     ImportUrl(ImportUrlArgs),
+    /// Have the server fetch many URLs (lines of `URL [PATH]` or JSON), several at a time.
+    ImportUrls(crate::import::ImportUrlsArgs),
     /// Back up a local folder into a server folder, incrementally, never overwriting blindly.
     Backup(BackupArgs),
     /// Bring a backed-up server folder back into a local folder, optionally as it was then.
@@ -348,7 +350,7 @@ impl Session {
         self.client.rpc(route, &arg).await.map_err(api)
     }
 
-    fn print(&self, value: &Value, text: impl FnOnce() -> String) {
+    pub fn print(&self, value: &Value, text: impl FnOnce() -> String) {
         if self.json {
             println!("{value}");
         } else {
@@ -488,6 +490,7 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Link(a) => link(a).await,
         ClientCommand::ImportUrl(a) => import_url(a).await,
+        ClientCommand::ImportUrls(a) => crate::import::import_urls(a).await,
         ClientCommand::Backup(a) => crate::backup::backup(a).await,
         ClientCommand::RestoreBackup(a) => crate::backup::restore(a).await,
     }
@@ -787,63 +790,33 @@ async fn link(a: LinkArgs) -> Result<()> {
 
 async fn import_url(a: ImportUrlArgs) -> Result<()> {
     let s = Session::open(&a.common)?;
-    let started: SaveUrlStatus = s
-        .rpc(
-            "files/save_url",
-            json!({"path": remote_path(&a.path), "url": a.url}),
-        )
-        .await?;
-    let mut status = started;
-    let mut wait = std::time::Duration::from_millis(200);
-    loop {
-        match status {
-            SaveUrlStatus::AsyncJobId { async_job_id } => {
-                if a.no_wait {
-                    s.print(&json!({"async_job_id": async_job_id}), || {
-                        async_job_id.clone()
-                    });
-                    return Ok(());
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(5));
-                status = s
-                    .rpc(
-                        "files/save_url/check_job_status",
-                        json!({"async_job_id": async_job_id}),
-                    )
-                    .await
-                    .map(|st| match st {
-                        SaveUrlStatus::InProgress => SaveUrlStatus::AsyncJobId {
-                            async_job_id: async_job_id.clone(),
-                        },
-                        other => other,
-                    })?;
-            }
-            SaveUrlStatus::InProgress => unreachable!("mapped to the job id above"),
-            SaveUrlStatus::Complete(f) => {
-                s.print(&serde_json::to_value(&f)?, || {
-                    format!(
-                        "{} -> {} ({} bytes)",
-                        a.url,
-                        f.path_display.clone().unwrap_or_default(),
-                        f.size
-                    )
-                });
-                return Ok(());
-            }
-            SaveUrlStatus::Failed(v) => {
-                let why = v
-                    .get("failed")
-                    .and_then(|f| f.get(".tag"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("failed")
-                    .to_owned();
-                return Err(fail(
-                    exit::FAILURE,
-                    format!("the server could not fetch {}: {why}", a.url),
-                ));
-            }
+    let path = remote_path(&a.path);
+    let started = s.client.save_url(&a.url, &path).await.map_err(api)?;
+    let job = match started {
+        SaveUrlStatus::AsyncJobId { async_job_id } if a.no_wait => {
+            s.print(&json!({"async_job_id": async_job_id}), || {
+                async_job_id.clone()
+            });
+            return Ok(());
         }
+        other => other,
+    };
+    match s.client.save_url_wait(job).await.map_err(api)? {
+        Ok(f) => {
+            s.print(&serde_json::to_value(&f)?, || {
+                format!(
+                    "{} -> {} ({} bytes)",
+                    a.url,
+                    f.path_display.clone().unwrap_or_default(),
+                    f.size
+                )
+            });
+            Ok(())
+        }
+        Err(why) => Err(fail(
+            exit::FAILURE,
+            format!("the server could not fetch {}: {why}", a.url),
+        )),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod backup;
 mod client;
+mod import;
 mod login;
 mod profile;
 mod progress;

@@ -413,6 +413,47 @@ async fn sign_in_with_a_pasted_code_then_every_file_command() {
     let imported = &home.ok(&["import-url", &image, "/shop/p1.png", "--json"])[0];
     assert_eq!(imported["size"], 18);
 
+    // import-urls: several at once, what is there with the same size is skipped, a failed
+    // fetch is reported (exit 1) without stopping the others.
+    let base = image.rsplit_once('/').unwrap().0.to_owned();
+    let lines = format!(
+        "# the catalogue\n{base}/p2.png\n{base}/p3.png /shop/third.png\n{{\"url\": \"{image}\", \"path\": \"/shop/p1.png\"}}\nhttp://127.0.0.1:1/gone.png\n"
+    );
+    std::fs::write(home.path("urls.txt"), &lines).unwrap();
+    let out = home.run(&["import-urls", "urls.txt", "--dest", "/shop", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let items: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status = |path: &str| {
+        items
+            .iter()
+            .find(|i| i["path"] == path)
+            .map(|i| i["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        status("/shop/p2.png").as_deref(),
+        Some("saved"),
+        "{items:?}"
+    );
+    assert_eq!(status("/shop/third.png").as_deref(), Some("saved"));
+    assert_eq!(status("/shop/p1.png").as_deref(), Some("exists"));
+    assert_eq!(status("/shop/gone.png").as_deref(), Some("failed"));
+    let good: String = lines.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(home.path("urls.txt"), good).unwrap();
+    let again = home.ok(&["import-urls", "urls.txt", "--dest", "/shop"]);
+    assert!(
+        again
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("0 saved, 3 already there, 0 failed"),
+        "{again:?}"
+    );
+
     // rm, then the file is gone (exit 1), and errors of every kind have their codes.
     home.ok(&["rm", "/docs"]);
     let err = home.fails(&["get", "/docs/b.txt", "x"], 1);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::types::{FileMetadata, Metadata, SessionStart};
+use crate::types::{FileMetadata, Metadata, SaveUrlStatus, SessionStart};
 use crate::{Client, Error, Result};
 
 /// The largest file sent in one request.
@@ -390,6 +390,52 @@ impl Client {
             &content_hash_of_blocks(&blocks),
             file.content_hash.as_deref(),
         )
+    }
+}
+
+impl Client {
+    /// Asks the server to fetch `url` into `path` (`files/save_url`).
+    pub async fn save_url(&self, url: &str, path: &str) -> Result<SaveUrlStatus> {
+        self.rpc("files/save_url", &json!({"path": path, "url": url}))
+            .await
+    }
+
+    /// Waits for a `save_url` job (polling with backoff up to 5 s): the saved file, or the
+    /// failure's tag (such as `download_failed`).
+    pub async fn save_url_wait(
+        &self,
+        mut status: SaveUrlStatus,
+    ) -> Result<std::result::Result<FileMetadata, String>> {
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            let job = match status {
+                SaveUrlStatus::Complete(f) => return Ok(Ok(f)),
+                SaveUrlStatus::Failed(v) => {
+                    let why = v
+                        .get("failed")
+                        .and_then(|f| f.get(".tag"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed");
+                    return Ok(Err(why.to_owned()));
+                }
+                SaveUrlStatus::AsyncJobId { async_job_id } => async_job_id,
+                SaveUrlStatus::InProgress => {
+                    return Err(Error::Protocol("a job status without its job".into()));
+                }
+            };
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            status = match self
+                .rpc(
+                    "files/save_url/check_job_status",
+                    &json!({"async_job_id": job}),
+                )
+                .await?
+            {
+                SaveUrlStatus::InProgress => SaveUrlStatus::AsyncJobId { async_job_id: job },
+                other => other,
+            };
+        }
     }
 }
 
