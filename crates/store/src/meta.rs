@@ -294,6 +294,30 @@ impl Store {
     }
 
     /// One entry by a query over `(ns, key)`.
+    /// The entries (live or tombstones) at these lower-case paths, by path: one query per
+    /// 500 paths, for a page of the change feed.
+    pub async fn entries_at(
+        &self,
+        ns: u64,
+        paths: &[&str],
+    ) -> Result<std::collections::HashMap<String, Entry>, StoreError> {
+        const AT: &str = entry_sql!("WHERE ns = $1 AND path_lower IN ");
+        let mut out = std::collections::HashMap::with_capacity(paths.len());
+        for chunk in paths.chunks(500) {
+            let sql = format!("{AT}({})", crate::db::placeholders(2, chunk.len()));
+            let found: Vec<Entry> = on_db!(&self.db, c => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ns as i64);
+                for p in chunk {
+                    q = q.bind(*p);
+                }
+                let rows = q.fetch_all(c).await?;
+                rows.iter().map(Entry::from_row).collect::<Result<_, _>>()?
+            });
+            out.extend(found.into_iter().map(|e| (e.path_lower.clone(), e)));
+        }
+        Ok(out)
+    }
+
     async fn one_entry(
         &self,
         sql: &'static str,

@@ -233,12 +233,14 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
                 .filter(|r| change_is_relevant(&c, &r.path_lower, &r.parent_lower))
                 .map(|r| r.path_lower.as_str())
                 .collect();
+            let last: std::collections::HashMap<&str, usize> =
+                relevant.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            let mut current = store.entries_at(c.ns, &relevant).await?;
             for (i, path) in relevant.iter().enumerate() {
-                if relevant[i + 1..].contains(path) {
+                if last[path] != i {
                     continue;
                 }
-                let e = store.entry(c.ns, path).await?;
-                entries.push(match e {
+                entries.push(match current.remove(*path) {
                     Some(e) => metadata_json(root, &e, true),
                     None => deleted_json(root, path),
                 });
