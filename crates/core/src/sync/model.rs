@@ -10,8 +10,12 @@ use crate::path;
 use crate::sync::plan::{self, Op, UploadMode};
 use crate::sync::tree::{Kind, Node, NodeId, Tree};
 
-/// How many passes a sync may take before the test calls it a failure to converge.
-pub const MAX_PASSES: usize = 12;
+/// How many plans a sync may take, the last one empty, before the test calls it a failure to
+/// converge.
+///
+/// Three applying passes suffice: links, transfers and moves; then the uploads of conflicted
+/// copies and the commits of what the first pass settled; then the commits of those uploads.
+pub const MAX_PASSES: usize = 4;
 
 /// The three trees and the model server's counters.
 #[derive(Clone, Debug)]

@@ -195,40 +195,56 @@ pub fn aside_name(name: &str, n: u32) -> String {
 
 /// Pairs local-only nodes with remote-only nodes at the same place with the same kind and
 /// content, parents before children, in the order the links must be applied.
+///
+/// In each folder, exact names are paired first and case-insensitive ones after, so that a
+/// local `A` beside a local `a` never takes the remote `a` from it.
 fn find_links(remote: &Tree, local: &Tree, synced: &Tree) -> Vec<(NodeId, NodeId)> {
     let mut remote_of: BTreeMap<NodeId, NodeId> = BTreeMap::new();
     let mut linked_remotes: BTreeSet<NodeId> = BTreeSet::new();
     let mut links = Vec::new();
-    for local_id in local.top_down() {
-        if synced.contains(&local_id) || remote.contains(&local_id) {
+    let mut folders = vec![NodeId::root()];
+    let mut next = 0;
+    while next < folders.len() {
+        let folder = folders[next].clone();
+        next += 1;
+        folders.extend(
+            local
+                .children(&folder)
+                .filter(|child| local.is_folder(child))
+                .cloned(),
+        );
+        let remote_folder = remote_of.get(&folder).cloned().unwrap_or(folder.clone());
+        if !remote.is_folder(&remote_folder) {
             continue;
         }
-        let node = &local.get(&local_id).expect("listed by top_down");
-        let parent = remote_of
-            .get(&node.parent)
+        let unknown: Vec<NodeId> = local
+            .children(&folder)
+            .filter(|child| !synced.contains(child) && !remote.contains(child))
             .cloned()
-            .unwrap_or_else(|| node.parent.clone());
-        if !remote.is_folder(&parent) {
-            continue;
-        }
-        let candidates: Vec<&NodeId> = remote
-            .children_named(&parent, &node.name)
-            .filter(|candidate| {
-                let candidate_node = &remote.get(candidate).expect("a child of the tree");
-                candidate_node.kind == node.kind
-                    && !synced.contains(candidate)
-                    && !local.contains(candidate)
-                    && !linked_remotes.contains(*candidate)
-            })
             .collect();
-        let exact = candidates
-            .iter()
-            .find(|candidate| remote.get(candidate).expect("a child").name == node.name);
-        if let Some(remote_id) = exact.or(candidates.first()) {
-            let remote_id = (*remote_id).clone();
-            remote_of.insert(local_id.clone(), remote_id.clone());
-            linked_remotes.insert(remote_id.clone());
-            links.push((local_id, remote_id));
+        for exact in [true, false] {
+            for local_id in &unknown {
+                if remote_of.contains_key(local_id) {
+                    continue;
+                }
+                let node = local.get(local_id).expect("a child of the tree");
+                let found = remote
+                    .children_named(&remote_folder, &node.name)
+                    .find(|candidate| {
+                        let candidate_node = remote.get(candidate).expect("a child of the tree");
+                        candidate_node.kind == node.kind
+                            && (!exact || candidate_node.name == node.name)
+                            && !synced.contains(candidate)
+                            && !local.contains(candidate)
+                            && !linked_remotes.contains(*candidate)
+                    })
+                    .cloned();
+                if let Some(remote_id) = found {
+                    remote_of.insert(local_id.clone(), remote_id.clone());
+                    linked_remotes.insert(remote_id.clone());
+                    links.push((local_id.clone(), remote_id));
+                }
+            }
         }
     }
     links
