@@ -1,8 +1,8 @@
 //! Pure domain logic of Cubby: everything that can be computed without I/O.
 //!
 //! Paths and case folding, the Dropbox `content_hash`, revs and ids, timestamps,
-//! signed cursors, conflict naming and the Dropbox wire helpers (error summaries,
-//! header-safe JSON). Nothing here touches the network, the disk or a clock:
+//! signed cursors, conflict naming, the Dropbox wire helpers (error summaries,
+//! header-safe JSON) and the sync planner. Nothing here touches the network, the disk or a clock:
 //! callers pass the current time in.
 
 pub mod cursor;
@@ -10,5 +10,6 @@ pub mod hash;
 pub mod ids;
 pub mod naming;
 pub mod path;
+pub mod sync;
 pub mod time;
 pub mod wire;
