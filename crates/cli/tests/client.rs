@@ -342,6 +342,21 @@ async fn sign_in_with_a_pasted_code_then_every_file_command() {
     );
     assert_eq!(home.ok(&["du", "--json"])[0]["used"], 0);
 
+    // An expired access token is refreshed by the client itself, and the new one saved.
+    let mut expired = config.clone();
+    expired["profiles"]["default"]["tokens"]["access_token"] = "stale-token".into();
+    expired["profiles"]["default"]["tokens"]["expires_at"] = 1.into();
+    std::fs::write(&config_path, serde_json::to_vec(&expired).unwrap()).unwrap();
+    assert_eq!(
+        home.ok(&["whoami", "--json"])[0]["email"],
+        "alice@localhost"
+    );
+    let refreshed: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    let tokens = &refreshed["profiles"]["default"]["tokens"];
+    assert_ne!(tokens["access_token"], "stale-token");
+    assert!(tokens["expires_at"].as_i64().unwrap() > cubby_client::now() + 3600);
+    let config = refreshed;
+
     // put: add, a conflict (exit 4), overwrite.
     std::fs::write(home.path("a.txt"), b"first version").unwrap();
     let put = &home.ok(&["put", "a.txt", "/", "--json"])[0];

@@ -363,66 +363,59 @@ impl Store {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        let current: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT value FROM settings WHERE key = 'gc_lease'",
-        )
-        .fetch_one(&mut *c)
-        .await?);
-        let free = lease_expiry(&current) < now;
-        if free {
-            self.write_lease(&mut tx, holder, now).await?;
-        }
         tx.commit(None).await?;
-        Ok(free)
+        let current = self.read_lease().await?;
+        if lease_expiry(&current) >= now {
+            return Ok(false);
+        }
+        self.swap_lease(&current, lease_value(holder, now + LEASE_SECS))
+            .await
     }
 
     /// Extends the lease if this collection still holds it.
     async fn renew_lease(&self, holder: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin(None).await?;
-        let current: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT value FROM settings WHERE key = 'gc_lease'",
-        )
-        .fetch_one(&mut *c)
-        .await?);
-        let ours = lease_holder(&current) == holder.as_bytes();
-        if ours {
-            self.write_lease(&mut tx, holder, now.max(crate::now()))
-                .await?;
+        let current = self.read_lease().await?;
+        if lease_holder(&current) != holder.as_bytes() {
+            return Ok(false);
         }
-        tx.commit(None).await?;
-        Ok(ours)
-    }
-
-    async fn write_lease(
-        &self,
-        tx: &mut crate::db::Tx,
-        holder: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        on_tx!(tx, c => sqlx::query("UPDATE settings SET value = $1 WHERE key = 'gc_lease'")
-            .bind(lease_value(holder, now + LEASE_SECS))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        Ok(())
+        let until = now.max(crate::now()) + LEASE_SECS;
+        self.swap_lease(&current, lease_value(holder, until)).await
     }
 
     async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let current = self.read_lease().await?;
+        if lease_holder(&current) == holder.as_bytes() {
+            self.swap_lease(&current, lease_value("", 0)).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_lease(&self) -> Result<Vec<u8>, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let current: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        let v: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar(
             "SELECT value FROM settings WHERE key = 'gc_lease'",
         )
         .fetch_one(&mut *c)
         .await?);
-        if lease_holder(&current) == holder.as_bytes() {
-            on_tx!(&mut tx, c => sqlx::query("UPDATE settings SET value = $1 WHERE key = 'gc_lease'")
-                .bind(lease_value("", 0))
-                .execute(&mut *c)
-                .await?
-                .rows_affected());
-        }
         tx.commit(None).await?;
-        Ok(())
+        Ok(v)
+    }
+
+    /// Replaces the lease only if it still holds `expected` (compare and swap): of two
+    /// servers that read the same expired lease, one wins. On PostgreSQL the loser's UPDATE
+    /// waits for the winner's commit, then finds the value changed and touches nothing.
+    async fn swap_lease(&self, expected: &[u8], new: Vec<u8>) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE settings SET value = $1 WHERE key = 'gc_lease' AND value = $2",
+        )
+        .bind(new)
+        .bind(expected)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit(None).await?;
+        Ok(n == 1)
     }
 
     /// Runs [`Store::gc`] every [`GC_INTERVAL`] until the process ends.
