@@ -32,10 +32,8 @@ fn env() -> Option<Env> {
 /// A fresh database and bucket prefix for this test.
 async fn fresh(e: &Env) -> (String, String) {
     use sqlx::Executor;
-    let tag = format!(
-        "{:x}",
-        std::process::id() as u64 * 7919 + Instant::now().elapsed().as_nanos() as u64
-    );
+    // Random: two tests of one process (one pid) must never share a database.
+    let tag = cubby_core::hash::hex(&cubby_store::random_bytes::<6>());
     let admin = sqlx::PgPool::connect(&e.metadata).await.unwrap();
     admin
         .execute(sqlx::AssertSqlSafe(format!(
