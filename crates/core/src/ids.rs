@@ -36,6 +36,16 @@ pub fn token(prefix: &str, random: [u8; 32]) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random))
 }
 
+/// A generated app key: 20 lowercase letters and digits, as Dropbox's keys look, so it is
+/// never read as a command-line option (a base64url key could start with '-').
+pub fn app_key(random: [u8; 20]) -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    random
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
 /// A generated password of 20 base64url characters (120 bits).
 pub fn password(random: [u8; 15]) -> String {
     URL_SAFE_NO_PAD.encode(random)
@@ -44,6 +54,17 @@ pub fn password(random: [u8; 15]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_keys_are_letters_and_digits() {
+        let k = app_key([0xff; 20]);
+        assert_eq!(k.len(), 20);
+        assert!(
+            k.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+        assert_eq!(app_key([0; 20]), "aaaaaaaaaaaaaaaaaaaa");
+    }
 
     #[test]
     fn formats() {

@@ -613,7 +613,7 @@ impl Store {
                     "app keys are 1 to 64 characters of letters, digits, '.', '_' and '-'".into(),
                 ));
             }
-            None => ids::password(random_bytes()).to_lowercase(),
+            None => ids::app_key(random_bytes()),
         };
         let secret = match (new.public_client, new.secret) {
             (true, Some(_)) => {
