@@ -343,6 +343,16 @@ async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
         }
     }
     println!("  create a user: cubby admin user add NAME; a token: cubby admin token NAME");
+    if let (Some(a), Some(ca)) = (server.https_addr, &server.ca_file) {
+        let ca = std::path::absolute(ca).unwrap_or(ca.clone());
+        println!(
+            "  sign in from the client: cubby login https://localhost:{} --ca-cert {}",
+            a.port(),
+            ca.display()
+        );
+    } else if let Some(a) = server.http_addr {
+        println!("  sign in from the client: cubby login http://{a}");
+    }
     server
         .serve(shutdown_signal())
         .await

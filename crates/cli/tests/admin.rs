@@ -1,9 +1,10 @@
 //! The operator commands, run as a user would: `cubby admin user …`, `app …`, `token …`.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
+
+mod support;
 
 struct Admin {
     dir: tempfile::TempDir,
@@ -11,24 +12,7 @@ struct Admin {
 
 impl Admin {
     fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cubby"))
-            .env("CUBBY_DATA", self.dir.path())
-            .env_remove("CUBBY_METADATA")
-            .env_remove("CUBBY_BLOCKS")
-            .arg("admin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::admin(self.dir.path(), args, stdin)
     }
 
     /// Runs a command that must succeed; returns its JSON lines.

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
+use support::cookie;
+
+mod support;
 
 const PASSWORD: &str = "client-test-password";
 
@@ -56,19 +59,7 @@ impl Server {
     }
 
     fn admin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cubby"))
-            .env("CUBBY_DATA", self.data.path())
-            .env_remove("CUBBY_METADATA")
-            .env_remove("CUBBY_BLOCKS")
-            .arg("admin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        c.wait_with_output().unwrap()
+        support::admin(self.data.path(), args, stdin)
     }
 
     /// The sum of the /metrics samples whose line starts with one of `prefixes`.
@@ -155,16 +146,6 @@ impl Home {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
 }
 
 fn unescape(s: &str) -> String {

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+mod support;
+
 fn field<'a>(html: &'a str, name: &str) -> &'a str {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).expect("field present") + marker.len();
@@ -15,14 +17,7 @@ fn field<'a>(html: &'a str, name: &str) -> &'a str {
 }
 
 fn cookie(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .expect("cookie set")
-        .to_owned()
+    support::cookie(resp, name).expect("cookie set")
 }
 
 #[tokio::test]
