@@ -9,10 +9,12 @@
 //! - [`transfer`]: uploads (one request, or a resumable session with parallel chunks) and
 //!   downloads (ranged and parallel for large files), content hashes verified both ways.
 //! - [`types`]: the metadata and results the client reads.
+//! - [`routes`]: one typed method per route.
 //!
 //! Errors are [`Error`]s; [`Error::kind`] sorts them for exit codes and retries.
 
 pub mod oauth;
+pub mod routes;
 pub mod transfer;
 pub mod types;
 
