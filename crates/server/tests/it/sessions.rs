@@ -108,6 +108,9 @@ async fn sequential_session_with_unaligned_chunks_and_offset_errors() {
         finish(&c, &id, 11, "/closed.txt", b"").await.ok()["size"],
         11
     );
+    // Every append re-cut a tail block; the reference counts still match the references.
+    let fsck = srv.store.fsck(false, true).await.unwrap();
+    assert!(fsck.is_clean() && fsck.miscounted == 0, "{fsck:?}");
 }
 
 #[tokio::test]
@@ -171,6 +174,9 @@ async fn concurrent_session_out_of_order() {
         finish(&c, &id, b, "/x.bin", b"").await.conflict(),
         "concurrent_session_not_closed/"
     );
+    // Appends at offsets already taken replaced their blocks; the counts followed.
+    let fsck = srv.store.fsck(false, true).await.unwrap();
+    assert!(fsck.is_clean() && fsck.miscounted == 0, "{fsck:?}");
 }
 
 #[tokio::test]
