@@ -89,9 +89,19 @@ pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
             .revisions(ns, RevisionsOf::Id(&id), before, a.limit + 1)
             .await?
     } else {
-        store
+        let at_path = store
             .revisions(ns, RevisionsOf::Path(&lower), before, a.limit + 1)
-            .await?
+            .await?;
+        // Revisions are recorded at the path they were written to: a file moved here has its
+        // history under its id.
+        match current.as_ref().and_then(|e| e.id.as_deref()) {
+            Some(id) if at_path.is_empty() && before.is_none() => {
+                store
+                    .revisions(ns, RevisionsOf::Id(id), None, a.limit + 1)
+                    .await?
+            }
+            _ => at_path,
+        }
     };
     if revs.is_empty() && before.is_none() {
         return Err(path_err(json!({".tag": "not_found"})));

@@ -66,6 +66,18 @@ async fn revisions_and_restore_byte_for_byte() {
         .await
         .ok();
     assert_eq!(v["entries"].as_array().unwrap().len(), 3);
+    // Path mode at the new path finds the moved file's history too (`cubby revs` after
+    // `cubby mv`), newest first.
+    let v = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": "/h/moved.bin", "limit": 10}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["entries"][0]["rev"], r3["rev"]);
+    assert_eq!(v["is_deleted"], false);
     let r = c
         .rpc(
             "files/list_revisions",
