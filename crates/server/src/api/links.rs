@@ -368,22 +368,31 @@ struct CreateArg {
     settings: Option<SettingsArg>,
 }
 
-pub(crate) async fn create(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: CreateArg = ctx.arg(arg)?;
+/// The live item at a `path` argument, or the route's `path` error (`LookupError`); a `rev:`
+/// path stands for its file's current entry where `allow_rev`, and is `access_denied` otherwise.
+async fn live_entry(ctx: &Ctx, path: &str, allow_rev: bool) -> Result<Entry, ApiError> {
     let path_err = |t: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": t}}));
-    let requested = a.settings.unwrap_or_default();
-    let settings = parse_settings(&requested).map_err(|e| settings_error(ctx, e))?;
-    let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
+    let store = ctx.store();
+    let entry = match ctx.resolve("path", path, Pattern::ReadPath).await? {
+        Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
+        Resolved::Revision(e) if allow_rev => store.entry(ctx.ns(), &e.path_lower).await?,
         Resolved::Revision(_) => return Err(ApiError::Route(json!({".tag": "access_denied"}))),
         Resolved::Malformed => return Err(path_err("malformed_path")),
         Resolved::NotFolder => return Err(path_err("not_folder")),
         Resolved::NotFound => None,
     };
-    let entry = match entry {
-        Some(e) if e.kind != Kind::Deleted => e,
-        _ => return Err(path_err("not_found")),
-    };
+    match entry {
+        Some(e) if e.kind != Kind::Deleted => Ok(e),
+        _ => Err(path_err("not_found")),
+    }
+}
+
+pub(crate) async fn create(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
+    let a: CreateArg = ctx.arg(arg)?;
+    let path_err = |t: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": t}}));
+    let requested = a.settings.unwrap_or_default();
+    let settings = parse_settings(&requested).map_err(|e| settings_error(ctx, e))?;
+    let entry = live_entry(ctx, &a.path, false).await?;
     let Some(file_id) = entry.id.clone() else {
         return Err(path_err("not_found"));
     };
@@ -459,18 +468,7 @@ pub(crate) async fn list(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
     let mut cursor_out = None;
     let mut has_more = false;
     if let Some(path) = &a.path {
-        let path_err = |t: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": t}}));
-        let entry = match ctx.resolve("path", path, Pattern::ReadPath).await? {
-            Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
-            Resolved::Revision(e) => store.entry(ctx.ns(), &e.path_lower).await?,
-            Resolved::Malformed => return Err(path_err("malformed_path")),
-            Resolved::NotFolder => return Err(path_err("not_folder")),
-            Resolved::NotFound => None,
-        };
-        let entry = match entry {
-            Some(e) if e.kind != Kind::Deleted => e,
-            _ => return Err(path_err("not_found")),
-        };
+        let entry = live_entry(ctx, path, true).await?;
         // The item itself, and (unless direct_only) every folder above it inside the root.
         let mut paths = vec![entry.path_lower.clone()];
         if !a.direct_only {
