@@ -46,7 +46,10 @@ fn write(dir: &Path, rel: &str, data: &str) {
 fn until(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -75,7 +78,10 @@ impl Syncing {
                 assert!(status.success(), "cubby sync exited with {status}");
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "cubby sync did not stop");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "cubby sync did not stop"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -160,10 +166,19 @@ fn two_computers_and_the_server_converge_while_syncing() {
         ta == tb && ta.contains_key("photos/cat.jpg") && ta.contains_key("docs/notes/one.txt")
     });
     let merged = tree(&a);
-    assert_eq!(merged["same.txt"].as_deref(), Some(&b"identical on both"[..]));
+    assert_eq!(
+        merged["same.txt"].as_deref(),
+        Some(&b"identical on both"[..])
+    );
     // Same content on both sides merges into one file; different content keeps both.
-    assert!(!merged.keys().any(|k| k.starts_with("same (")), "{merged:?}");
-    let copies: Vec<&String> = merged.keys().filter(|k| k.contains("conflicted copy")).collect();
+    assert!(
+        !merged.keys().any(|k| k.starts_with("same (")),
+        "{merged:?}"
+    );
+    let copies: Vec<&String> = merged
+        .keys()
+        .filter(|k| k.contains("conflicted copy"))
+        .collect();
     assert_eq!(copies.len(), 1, "{merged:?}");
     let kept: Vec<&[u8]> = [copies[0].as_str(), "differs.txt"]
         .iter()
@@ -197,7 +212,9 @@ fn two_computers_and_the_server_converge_while_syncing() {
     // B's copy of the deleted file went to B's trash, not to nowhere.
     let trashed = trash_files(&b);
     assert!(
-        trashed.iter().any(|p| std::fs::read(p).unwrap() == b"identical on both"),
+        trashed
+            .iter()
+            .any(|p| std::fs::read(p).unwrap() == b"identical on both"),
         "{trashed:?}"
     );
     sync_a.stop();
@@ -221,7 +238,10 @@ fn a_sync_killed_mid_pass_resumes_without_loss_or_duplicates() {
         // SIGKILL: no chance to save anything more.
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert!(!status.success(), "the {what} pass finished before the kill: pick a larger tree");
+        assert!(
+            !status.success(),
+            "the {what} pass finished before the kill: pick a larger tree"
+        );
     };
     kill_after(&home_a, &a, "upload");
     let (code, out) = once(&home_a, &a, "/K", &[]);
@@ -233,11 +253,19 @@ fn a_sync_killed_mid_pass_resumes_without_loss_or_duplicates() {
     assert_eq!(tree(&b).values().filter(|v| v.is_some()).count(), 400);
     // No partial downloads left behind, no conflicted copies from the restart.
     let names: Vec<String> = walk_names(&b);
-    assert!(!names.iter().any(|n| n.contains("cubby-partial") || n.contains("conflicted")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("cubby-partial") || n.contains("conflicted")),
+        "{names:?}"
+    );
     // And both agree with the server, with nothing more to do.
     let (code, out) = once(&home_a, &a, "/K", &["--json"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\"uploaded\":0") && out.contains("\"downloaded\":0"), "{out}");
+    assert!(
+        out.contains("\"uploaded\":0") && out.contains("\"downloaded\":0"),
+        "{out}"
+    );
 }
 
 fn walk_names(dir: &Path) -> Vec<String> {
@@ -271,7 +299,11 @@ fn a_mass_deletion_is_held_until_forced_and_goes_to_the_trash() {
     let (code, out) = once(&home_a, &a, "/M", &[]);
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("--force"), "{out}");
-    assert_eq!(server_tree(&home_a, "/M").len(), 20, "nothing was deleted on the server");
+    assert_eq!(
+        server_tree(&home_a, "/M").len(),
+        20,
+        "nothing was deleted on the server"
+    );
     let (code, out) = once(&home_a, &a, "/M", &["--force"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(server_tree(&home_a, "/M").len(), 5);
@@ -298,7 +330,10 @@ fn pull_and_push_go_one_way_only() {
     write(&pull, "local-only.txt", "stays here");
     let (code, out) = once(&home, &pull, "/Feed", &["--pull"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(tree(&pull)["in.txt"].as_deref(), Some(&b"from the server"[..]));
+    assert_eq!(
+        tree(&pull)["in.txt"].as_deref(),
+        Some(&b"from the server"[..])
+    );
     assert!(!server_tree(&home, "/Feed").contains_key("local-only.txt"));
     // Deletions on the server are applied (to the trash).
     home.ok(&["rm", "/Feed/in.txt"]);
@@ -326,7 +361,10 @@ fn exclusions_refused_names_conflicts_and_status() {
     assert_eq!(once(&home_a, &a, "/X", &["--exclude", "*.tmp"]).0, 0);
     let remote = server_tree(&home_a, "/X");
     assert!(remote.contains_key("keep.txt") && remote.contains_key(".cubbyignore"));
-    assert!(!remote.contains_key("scratch.tmp") && !remote.contains_key("build"), "{remote:?}");
+    assert!(
+        !remote.contains_key("scratch.tmp") && !remote.contains_key("build"),
+        "{remote:?}"
+    );
     // A remote folder left out is never downloaded; a name too long for this disk (255
     // bytes on Linux, while the server counts characters) is reported and the rest syncs.
     let file = home_a.path("f.txt");
@@ -338,21 +376,43 @@ fn exclusions_refused_names_conflicts_and_status() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not synced") && out.contains(&long), "{out}");
     let local = tree(&b);
-    assert!(local.contains_key("keep.txt") && !local.contains_key("private"), "{local:?}");
+    assert!(
+        local.contains_key("keep.txt") && !local.contains_key("private"),
+        "{local:?}"
+    );
     // A file edited on both computers between passes: both versions are kept.
     write(&a, "keep.txt", "edited on A");
     write(&b, "keep.txt", "edited on B");
-    let (code, out) = once(&home_a, &a, "/X", &["--exclude", "*.tmp", "--exclude", "/é*"]);
+    let (code, out) = once(
+        &home_a,
+        &a,
+        "/X",
+        &["--exclude", "*.tmp", "--exclude", "/é*"],
+    );
     assert_eq!(code, 0, "{out}");
     let (_, out) = once(&home_b, &b, "/X", &["--exclude", "/private"]);
     assert!(out.contains("conflict"), "{out}");
     let local = tree(&b);
     assert_eq!(local["keep.txt"].as_deref(), Some(&b"edited on A"[..]));
-    assert!(local.values().any(|v| v.as_deref() == Some(&b"edited on B"[..])));
+    assert!(
+        local
+            .values()
+            .any(|v| v.as_deref() == Some(&b"edited on B"[..]))
+    );
     // --status shows the conflict and the problem, and what is pending.
     let status = home_b.ok(&["sync", b.to_str().unwrap(), "/X", "--status"]);
-    let text = status.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>().join("\n");
-    assert!(text.contains("conflict: /keep (conflicted copy).txt"), "{text}");
-    assert!(text.contains("not synced") && text.contains(&long), "{text}");
+    let text = status
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("conflict: /keep (conflicted copy).txt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not synced") && text.contains(&long),
+        "{text}"
+    );
     assert!(text.contains("last pass"), "{text}");
 }

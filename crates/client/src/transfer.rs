@@ -293,7 +293,7 @@ impl Client {
         };
         progress.start(file.size);
         let partial = partial_path(local);
-        match self.download_pinned(&file, &partial, progress).await {
+        match self.download_pinned(&file, &partial, true, progress).await {
             Ok(()) => {
                 tokio::fs::rename(&partial, local).await?;
                 Ok(file)
@@ -307,17 +307,19 @@ impl Client {
 
     /// Downloads the revision `file` names (`rev:`) into `partial`, in parallel ranges when it
     /// is large, and checks its content hash; the caller renames the file into place. The
-    /// partial file is left behind on error.
+    /// partial file is left behind on error. `durable`: fsync it before returning (a caller
+    /// downloading many files syncs them together instead).
     pub async fn download_pinned(
         &self,
         file: &FileMetadata,
         partial: &Path,
+        durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
         if file.size >= RANGED_MIN {
-            self.download_ranged(file, partial, progress).await
+            self.download_ranged(file, partial, durable, progress).await
         } else {
-            self.download_whole(file, partial, progress).await
+            self.download_whole(file, partial, durable, progress).await
         }
     }
 
@@ -325,6 +327,7 @@ impl Client {
         &self,
         file: &FileMetadata,
         partial: &Path,
+        durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
         let pinned = format!("rev:{}", file.rev);
@@ -340,7 +343,11 @@ impl Client {
             out.write_all(&chunk).await?;
             progress.advance(chunk.len() as u64);
         }
-        out.sync_all().await?;
+        if durable {
+            out.sync_all().await?;
+        } else {
+            out.flush().await?;
+        }
         check_hash(&hasher.finish(), file.content_hash.as_deref())
     }
 
@@ -348,6 +355,7 @@ impl Client {
         &self,
         file: &FileMetadata,
         partial: &Path,
+        durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
         let out = std::fs::File::create(partial)?;
@@ -396,7 +404,9 @@ impl Client {
             .await?;
         let mut digests = digests;
         digests.sort_by_key(|(i, _)| *i);
-        out.sync_all()?;
+        if durable {
+            out.sync_all()?;
+        }
         let blocks: Vec<BlockHash> = digests.into_iter().flat_map(|(_, b)| b).collect();
         check_hash(
             &content_hash_of_blocks(&blocks),
@@ -467,7 +477,11 @@ pub fn partial_path(local: &Path) -> PathBuf {
     while !name.is_char_boundary(keep) {
         keep -= 1;
     }
-    local.with_file_name(format!(".{}~{}.cubby-partial", &name[..keep], &digest[..16]))
+    local.with_file_name(format!(
+        ".{}~{}.cubby-partial",
+        &name[..keep],
+        &digest[..16]
+    ))
 }
 
 /// The longest file name (in bytes) of common local file systems.

@@ -150,7 +150,12 @@ impl Server {
         let handle: Handle<SocketAddr> = Handle::new();
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(l) = self.http {
-            let server = axum_server::from_tcp(l)?.handle(handle.clone());
+            // TCP_NODELAY: a response's headers and body go out as separate writes, and
+            // with Nagle's algorithm the body waits for the client's delayed ACK (~40 ms per
+            // small download on a kept-alive connection).
+            let server = axum_server::from_tcp(l)?
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+                .handle(handle.clone());
             let app = app.clone();
             tasks.spawn(async move {
                 server
@@ -159,7 +164,11 @@ impl Server {
             });
         }
         if let Some((l, cfg)) = self.https {
-            let server = axum_server::from_tcp_rustls(l, cfg)?.handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let server = axum_server::from_tcp(l)?
+                .acceptor(acceptor)
+                .handle(handle.clone());
             let app = app.clone().layer(axum::middleware::map_request(mark_https));
             tasks.spawn(async move {
                 server

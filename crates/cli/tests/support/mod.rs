@@ -137,7 +137,11 @@ impl Home {
     pub fn signed_in(server: &Server) -> Self {
         let home = Self::new();
         let out = server.admin(&["token", "alice", "--json"], "");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let token: Value = serde_json::from_slice(&out.stdout).unwrap();
         let config = serde_json::json!({"profiles": {"default": {
             "server": server.url,
@@ -193,4 +197,3 @@ impl Home {
         self.dir.path().join(name)
     }
 }
-

@@ -47,6 +47,8 @@ pub struct Scanned {
 pub struct Scan {
     pub entries: Vec<Scanned>,
     pub problems: Vec<(String, String)>,
+    /// Folders seen whose entries could not be read: what was known below them stands.
+    pub unreadable: Vec<String>,
     pub ignore: Ignore,
 }
 
@@ -68,6 +70,9 @@ pub trait LocalFs: Send + Sync {
     /// Moves a complete download into place; `expected` is what must be at `path` now
     /// (`None`: nothing), so a file changed since it was observed is never replaced.
     fn install(&self, partial: &Path, path: &str, expected: Option<&Stat>) -> io::Result<Stat>;
+    /// Makes complete downloads durable before they are moved into place (one file system
+    /// sync for a whole batch rather than an fsync per file).
+    fn flush(&self, partials: &[PathBuf]) -> io::Result<()>;
     /// Removes a partial download that will not be installed.
     fn discard(&self, partial: &Path);
     /// Moves a file or folder into the trash, under the time `now` (Unix seconds), only if
@@ -168,6 +173,7 @@ impl LocalFs for RealFs {
                 Err(e) => {
                     scan.problems
                         .push((dir.clone(), format!("cannot read the folder: {e}")));
+                    scan.unreadable.push(dir);
                     continue;
                 }
             };
@@ -295,6 +301,16 @@ impl LocalFs for RealFs {
         let stat = lstat(partial)?.ok_or_else(|| changed(path))?;
         std::fs::rename(partial, &dst)?;
         Ok(stat)
+    }
+
+    fn flush(&self, partials: &[PathBuf]) -> io::Result<()> {
+        if partials.is_empty() {
+            return Ok(());
+        }
+        // syncfs(2): every dirty page of this file system, in one call; the partial files all
+        // live in the synced folder.
+        let root = std::fs::File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
     }
 
     fn discard(&self, partial: &Path) {

@@ -174,6 +174,12 @@ pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
     /// Paths whose ops the server or the disk refused for good, with the reason.
     refused: BTreeMap<String, String>,
     report: Report,
+    /// The trees are as they were when a plan came out empty, under this settle key
+    /// (direction and exclusions): planning again would give the same empty plan.
+    settled: Option<String>,
+    /// The exclusions the Remote tree was filtered with; when they change, the server's
+    /// tree is listed again so that newly included entries appear.
+    ignore_key: Option<String>,
 }
 
 impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
@@ -193,6 +199,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         for pattern in &opts.excludes {
             excludes.add_lines("", pattern);
         }
+        let settled = state.meta("settled").await?;
+        let ignore_key = state.meta("ignore").await?;
         Ok(Self {
             fs,
             remote,
@@ -208,6 +216,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             next_local,
             refused: BTreeMap::new(),
             report: Report::default(),
+            settled,
+            ignore_key,
         })
     }
 
@@ -274,9 +284,49 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         }
         for round in 0..MAX_ROUNDS {
             self.report.rounds = round + 1;
-            self.observe_remote().await?;
+            let t = std::time::Instant::now();
+            // The disk first: its `.cubbyignore` files decide what the feed leaves out.
             self.observe_local()?;
-            let mut ops = self.plan();
+            let local_ms = t.elapsed().as_millis();
+            let ignore_key = format!("{:?}", self.ignore);
+            if self.ignore_key.as_deref() != Some(ignore_key.as_str()) {
+                if self.ignore_key.is_some() {
+                    // The exclusions changed: list the server again under the new ones.
+                    self.cursor = None;
+                    self.settled = None;
+                }
+                self.ignore_key = Some(ignore_key);
+            }
+            self.observe_remote().await?;
+            let remote_ms = t.elapsed().as_millis() - local_ms;
+            let key = format!(
+                "{:?} {}",
+                self.opts.direction,
+                self.ignore_key.as_deref().unwrap_or("")
+            );
+            let unchanged =
+                !self.remote_tree.changed() && !self.local.changed() && !self.synced.changed();
+            let mut ops = if unchanged && self.settled.as_deref() == Some(key.as_str()) {
+                Vec::new()
+            } else {
+                self.plan()
+            };
+            if ops.is_empty() && self.refused.is_empty() {
+                self.settled = Some(key);
+                self.remote_tree.settle();
+                self.local.settle();
+                self.synced.settle();
+            } else {
+                self.settled = None;
+            }
+            tracing::debug!(
+                round,
+                remote_ms,
+                local_ms,
+                plan_ms = t.elapsed().as_millis() - remote_ms - local_ms,
+                ops = ops.len(),
+                "observed and planned"
+            );
             if ops.is_empty() {
                 self.report.converged = true;
                 break;
@@ -363,6 +413,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         let meta = [
             ("cursor", self.cursor.clone()),
             ("next_local", Some(self.next_local.to_string())),
+            ("settled", self.settled.clone()),
+            ("ignore", self.ignore_key.clone()),
             ("last_pass", Some(self.clock.now().to_string())),
         ];
         self.state
@@ -471,57 +523,58 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     // ---- observing the disk ----
 
     /// Scans the local folder into the Local tree, hashing only what changed.
+    ///
+    /// The tree is updated in place: an unchanged file costs one `lstat` and a few lookups.
     pub fn observe_local(&mut self) -> Result<(), Error> {
         let scan = self.fs.scan(&self.excludes).map_err(Error::Local)?;
         let Scan {
             entries,
             problems,
+            unreadable,
             ignore,
         } = scan;
         self.ignore = ignore;
         for (p, m) in problems {
             self.problem(&p, m);
         }
+        // Every known node's path, parents first.
         let old = &self.local.tree;
-        let old_paths: HashMap<String, NodeId> = old
-            .top_down()
-            .into_iter()
-            .filter_map(|id| Some((old.path(&id)?, id)))
-            .collect();
-        let old_inodes: HashMap<(u64, bool), NodeId> = self
+        let mut id_at: HashMap<String, NodeId> = HashMap::with_capacity(old.len());
+        let mut path_of: HashMap<NodeId, String> = HashMap::with_capacity(old.len());
+        let mut queue: std::collections::VecDeque<(NodeId, String)> =
+            std::collections::VecDeque::from([(NodeId::root(), String::new())]);
+        while let Some((folder, at)) = queue.pop_front() {
+            for child in old.children(&folder) {
+                let p = format!("{at}/{}", old.get(child).expect("a child").name);
+                id_at.insert(p.clone(), child.clone());
+                path_of.insert(child.clone(), p.clone());
+                queue.push_back((child.clone(), p));
+            }
+        }
+        let inode_of: HashMap<(u64, bool), &NodeId> = self
             .local
             .stats
             .iter()
-            .map(|(id, s)| ((s.inode, s.is_dir), id.clone()))
+            .map(|(id, s)| ((s.inode, s.is_dir), id))
             .collect();
         let present: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
 
-        let mut tree = Tree::new();
-        let mut stats = HashMap::new();
-        let mut ids: HashMap<&str, NodeId> = HashMap::new();
-        let mut claimed: HashSet<NodeId> = HashSet::new();
-        let mut to_hash: Vec<(NodeId, String)> = Vec::new();
-        let mut pending: Vec<(NodeId, Node)> = Vec::new();
+        let mut claimed: HashSet<NodeId> = HashSet::with_capacity(entries.len());
+        // What the scan saw, for nodes whose place or stat changed: (id, parent, path, stat).
+        let mut changed: Vec<(NodeId, NodeId, &str, Stat)> = Vec::new();
+        // The id each scanned path got.
+        let mut scan_id: HashMap<&str, NodeId> = HashMap::with_capacity(entries.len());
         for e in &entries {
             let parent_path = path::parent_of(&e.path);
-            let parent = if parent_path.is_empty() {
-                NodeId::root()
-            } else {
-                match ids.get(parent_path) {
-                    Some(p) => p.clone(),
-                    None => continue,
-                }
-            };
-            let by_inode = old_inodes
+            let by_inode = inode_of
                 .get(&(e.stat.inode, e.stat.is_dir))
-                .filter(|id| !claimed.contains(*id))
+                .filter(|id| !claimed.contains(**id))
                 .filter(|id| {
-                    let was = old.path(id);
-                    was.as_deref() == Some(e.path.as_str())
-                        || was.as_deref().is_none_or(|w| !present.contains(w))
+                    let was = path_of.get(**id).map(String::as_str);
+                    was == Some(e.path.as_str()) || was.is_none_or(|w| !present.contains(w))
                 })
-                .cloned();
-            let by_path = old_paths
+                .map(|id| (*id).clone());
+            let by_path = id_at
                 .get(&e.path)
                 .filter(|id| !claimed.contains(*id))
                 .filter(|id| {
@@ -529,7 +582,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                         .is_some_and(|n| n.kind.is_folder() == e.stat.is_dir)
                 })
                 .cloned();
-            let id = match by_inode.or(by_path) {
+            let known = by_inode.or(by_path);
+            let id = match known {
                 Some(id) => id,
                 None => {
                     let id = NodeId::new(format!("local:{}", self.next_local));
@@ -538,58 +592,97 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 }
             };
             claimed.insert(id.clone());
-            ids.insert(&e.path, id.clone());
-            let name = path::name_of(&e.path).to_owned();
-            if e.stat.is_dir {
-                tree.put(id.clone(), Node::folder(parent, name));
+            let parent = if parent_path.is_empty() {
+                NodeId::root()
             } else {
-                let known = self
-                    .local
-                    .stats
-                    .get(&id)
-                    .filter(|s| **s == e.stat)
-                    .and(old.get(&id))
-                    .and_then(|n| n.kind.content_hash());
-                match known {
-                    Some(hash) => tree.put(id.clone(), Node::file(parent, name, hash)),
-                    None => {
-                        to_hash.push((id.clone(), e.path.clone()));
-                        pending.push((id.clone(), Node::file(parent, name, "")));
-                    }
+                match scan_id.get(parent_path) {
+                    Some(p) => p.clone(),
+                    None => continue,
+                }
+            };
+            let unchanged = old.get(&id).is_some_and(|n| {
+                n.parent == parent
+                    && n.name == path::name_of(&e.path)
+                    && self.local.stats.get(&id) == Some(&e.stat)
+            }) && path_of.get(&id).map(String::as_str) == Some(e.path.as_str());
+            if !unchanged {
+                changed.push((id.clone(), parent, &e.path, e.stat));
+            }
+            scan_id.insert(&e.path, id);
+        }
+        // A folder that could not be read keeps what was known below it.
+        for dir in &unreadable {
+            if let Some(id) = id_at.get(dir.as_str()).filter(|id| claimed.contains(*id)) {
+                for below in old.subtree(id) {
+                    claimed.insert(below);
                 }
             }
-            stats.insert(id, e.stat);
         }
-        // Hash what changed, a few files at a time.
-        let hashed = hash_all(&self.fs, &to_hash, self.opts.hash_threads);
-        for ((id, mut node), (p, result)) in pending.into_iter().zip(hashed) {
-            match result {
-                Ok((hash, stat)) => {
-                    node.kind = Kind::file(hash);
-                    stats.insert(id.clone(), stat);
-                    tree.put(id, node);
-                }
-                Err(e) => {
-                    // Keep what was known (a changing file is not a deleted one); a file never
-                    // hashed waits for the next pass.
-                    if let Some(known) = self.local.tree.get(&id).filter(|n| !n.kind.is_folder()) {
-                        let mut kept = known.clone();
-                        kept.parent = node.parent;
-                        kept.name = node.name;
-                        tree.put(id.clone(), kept);
-                        if let Some(s) = self.local.stats.get(&id) {
-                            stats.insert(id, *s);
+        let gone: Vec<NodeId> = path_of
+            .keys()
+            .filter(|id| !claimed.contains(*id))
+            .cloned()
+            .collect();
+
+        // Hash the files whose stat changed, a few at a time.
+        let to_hash: Vec<(NodeId, String)> = changed
+            .iter()
+            .filter(|(id, _, _, stat)| {
+                !stat.is_dir
+                    && (self.local.stats.get(id) != Some(stat) || self.local.tree.get(id).is_none())
+            })
+            .map(|(id, _, at, _)| (id.clone(), (*at).to_owned()))
+            .collect();
+        let hashed: HashMap<NodeId, (String, std::io::Result<(String, Stat)>)> =
+            hash_all(&self.fs, &to_hash, self.opts.hash_threads)
+                .into_iter()
+                .zip(&to_hash)
+                .map(|(r, (id, _))| (id.clone(), r))
+                .collect();
+        for id in &gone {
+            self.local.forget(id);
+        }
+        for (id, parent, at, stat) in changed {
+            let name = path::name_of(at).to_owned();
+            let kind = if stat.is_dir {
+                Kind::Folder
+            } else {
+                match hashed.get(&id) {
+                    Some((_, Ok((hash, hashed_stat)))) => {
+                        self.local.set_stat(&id, *hashed_stat);
+                        Kind::file(hash.clone())
+                    }
+                    Some((p, Err(e))) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock {
+                            self.problem(p, format!("cannot read: {e}"));
                         }
-                    } else {
-                        stats.remove(&id);
+                        // Keep what was known (a changing file is not a deleted one); a file
+                        // never hashed waits for the next pass.
+                        match self.local.tree.get(&id).filter(|n| !n.kind.is_folder()) {
+                            Some(known) => known.kind.clone(),
+                            None => continue,
+                        }
                     }
-                    if e.kind() != std::io::ErrorKind::WouldBlock {
-                        self.problem(&p, format!("cannot read: {e}"));
-                    }
+                    // Moved with an unchanged stat: its content is the known one.
+                    None => match self.local.tree.get(&id) {
+                        Some(known) => known.kind.clone(),
+                        None => continue,
+                    },
                 }
+            };
+            if stat.is_dir {
+                self.local.set_stat(&id, stat);
             }
+            self.local.put(
+                id,
+                Node {
+                    parent,
+                    name,
+                    kind,
+                    rev: None,
+                },
+            );
         }
-        self.local.replace(tree, stats);
         Ok(())
     }
 
@@ -840,6 +933,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             return Ok(true);
         }
         let ops = std::mem::take(queue);
+        let started = std::time::Instant::now();
         let fetched: Vec<(usize, Result<(), RemoteError>)> = {
             let fs = &self.fs;
             let remote = &self.remote;
@@ -859,7 +953,25 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             .collect()
             .await
         };
+        tracing::debug!(
+            files = fetched.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "downloaded"
+        );
         let mut clean = fetched.len() == ops.len();
+        let complete: Vec<PathBuf> = fetched
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .filter_map(|(i, _)| op_path(&ops[*i]).map(|p| self.fs.partial(p)))
+            .collect();
+        let flushed = self.fs.flush(&complete);
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "flushed");
+        if let Err(e) = flushed {
+            for p in &complete {
+                self.fs.discard(p);
+            }
+            return Err(Error::Local(e));
+        }
         for (i, result) in fetched {
             let Op::Download {
                 id,
@@ -898,6 +1010,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             self.local.set_stat(id, stat);
             self.report.downloaded += 1;
         }
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "installed");
         Ok(clean)
     }
 

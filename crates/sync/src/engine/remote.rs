@@ -109,8 +109,10 @@ pub trait RemoteApi: Send + Sync {
         to: &str,
     ) -> impl Future<Output = Result<Entry, RemoteError>> + Send;
     /// Everything below the folder `path` now (not the folder itself), from a fresh listing.
-    fn list_under(&self, path: &str)
-    -> impl Future<Output = Result<Vec<Entry>, RemoteError>> + Send;
+    fn list_under(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<Entry>, RemoteError>> + Send;
     /// Deletes `path` (and its subtree); a file only if it is still at `rev`.
     fn delete(
         &self,
@@ -401,7 +403,7 @@ impl RemoteApi for ClientRemote {
             content_hash: Some(content_hash.to_owned()),
         };
         self.client
-            .download_pinned(&meta, partial, &Quiet)
+            .download_pinned(&meta, partial, false, &Quiet)
             .await
             .map_err(classify)
     }
@@ -423,7 +425,11 @@ impl RemoteApi for ClientRemote {
             limit: Some(2000),
             ..ListOptions::default()
         };
-        let mut page = self.client.list_folder(&full, &opts).await.map_err(classify)?;
+        let mut page = self
+            .client
+            .list_folder(&full, &opts)
+            .await
+            .map_err(classify)?;
         let mut out = Vec::new();
         loop {
             out.extend(

@@ -9,7 +9,7 @@
 //! version that no user deleted or overwrote on a side that saw it is still the content of
 //! some file (a conflicted copy counts as kept).
 //!
-//! `CUBBY_SYNC_SEEDS=N` runs N seeds (default 300); `CUBBY_SYNC_SEED=S` replays one seed.
+//! `CUBBY_SYNC_SEEDS=N` runs N seeds (default 500; `scripts/test` runs 3,000); `CUBBY_SYNC_SEED=S` replays one seed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -301,6 +301,7 @@ impl LocalFs for FakeFs {
                 })
                 .collect(),
             problems: Vec::new(),
+            unreadable: Vec::new(),
             ignore: excludes.clone(),
         })
     }
@@ -332,7 +333,10 @@ impl LocalFs for FakeFs {
             return if e.dir {
                 Ok(stat_of(e))
             } else {
-                Err(io::Error::new(io::ErrorKind::AlreadyExists, "a file is there"))
+                Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file is there",
+                ))
             };
         }
         if !free_local(&inner, p) {
@@ -358,7 +362,7 @@ impl LocalFs for FakeFs {
         if !inner.entries.contains_key(from) {
             return Err(changed(from));
         }
-        if from != to && !free_local(&inner, to) || under(to, from) && from != to {
+        if from != to && (!free_local(&inner, to) || under(to, from)) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "taken"));
         }
         let moving: Vec<String> = inner
@@ -400,6 +404,10 @@ impl LocalFs for FakeFs {
         let stat = stat_of(&e);
         inner.entries.insert(p.to_owned(), e);
         Ok(stat)
+    }
+
+    fn flush(&self, _partials: &[PathBuf]) -> io::Result<()> {
+        Ok(())
     }
 
     fn discard(&self, partial: &Path) {
@@ -758,7 +766,10 @@ impl FakeServer {
 
     /// Runs one call: maybe another client edits first; maybe the call fails before it is
     /// applied, or after (the answer is lost).
-    fn call<T>(&self, f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>) -> Result<T, RemoteError> {
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>,
+    ) -> Result<T, RemoteError> {
         self.call_with(true, f)
     }
 
@@ -850,7 +861,10 @@ impl RemoteApi for FakeRemote {
         self.server.call(|s| s.write(p, mode, data))
     }
 
-    async fn upload_batch(&self, items: &[(String, Mode, PathBuf)]) -> Vec<Result<Entry, RemoteError>> {
+    async fn upload_batch(
+        &self,
+        items: &[(String, Mode, PathBuf)],
+    ) -> Vec<Result<Entry, RemoteError>> {
         let mut out = Vec::new();
         for (p, mode, source) in items {
             out.push(self.upload(p, mode, source).await);
@@ -858,14 +872,23 @@ impl RemoteApi for FakeRemote {
         out
     }
 
-    async fn download(&self, rev: &str, content_hash: &str, partial: &Path) -> Result<(), RemoteError> {
+    async fn download(
+        &self,
+        rev: &str,
+        content_hash: &str,
+        partial: &Path,
+    ) -> Result<(), RemoteError> {
         let data = self.server.call(|s| {
             s.revs
                 .get(rev)
                 .cloned()
                 .ok_or_else(|| RemoteError::Changed("no such rev".into()))
         })?;
-        assert_eq!(hash_of(&data), content_hash, "the engine asked for a rev by the wrong hash");
+        assert_eq!(
+            hash_of(&data),
+            content_hash,
+            "the engine asked for a rev by the wrong hash"
+        );
         self.fs
             .inner
             .lock()
@@ -924,9 +947,15 @@ impl Computer {
                 durable_state: false,
                 ..Options::default()
             };
-            let engine = Engine::open(self.fs.clone(), remote, FakeClock(AtomicI64::new(1)), &self.db, opts)
-                .await
-                .expect("opening the engine");
+            let engine = Engine::open(
+                self.fs.clone(),
+                remote,
+                FakeClock(AtomicI64::new(1)),
+                &self.db,
+                opts,
+            )
+            .await
+            .expect("opening the engine");
             self.engine = Some(engine);
         }
         self.engine.as_mut().unwrap()
@@ -994,13 +1023,21 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
     let mut agreed = false;
     for _ in 0..6 {
         for c in computers.iter_mut() {
-            let report = c.engine(&server).await.pass().await.map_err(|e| e.to_string())?;
+            let report = c
+                .engine(&server)
+                .await
+                .pass()
+                .await
+                .map_err(|e| e.to_string())?;
             if !report.problems.is_empty() {
                 return Err(format!("problems: {:?}", report.problems));
             }
         }
         let remote = server.snapshot();
-        if computers.iter().all(|c| same_tree(&c.fs.snapshot(), &remote)) {
+        if computers
+            .iter()
+            .all(|c| same_tree(&c.fs.snapshot(), &remote))
+        {
             agreed = true;
             break;
         }
@@ -1028,14 +1065,16 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
         ));
     }
     // No lost writes: what no user removed is still somewhere in the tree.
-    let ledger = ledger.lock().unwrap();
-    let present: BTreeSet<Vec<u8>> = remote.values().flatten().cloned().collect();
-    let lost: Vec<String> = ledger
-        .written
-        .iter()
-        .filter(|b| !ledger.killed.contains(*b) && !present.contains(*b))
-        .map(|b| format!("{} ({})", String::from_utf8_lossy(b), &hash_of(b)[..6]))
-        .collect();
+    let lost = {
+        let ledger = ledger.lock().unwrap();
+        let present: BTreeSet<Vec<u8>> = remote.values().flatten().cloned().collect();
+        ledger
+            .written
+            .iter()
+            .filter(|b| !ledger.killed.contains(*b) && !present.contains(*b))
+            .map(|b| format!("{} ({})", String::from_utf8_lossy(b), &hash_of(b)[..6]))
+            .collect::<Vec<String>>()
+    };
     if !lost.is_empty() {
         return Err(format!("lost: {lost:?}\nserver {:#?}", names(&remote)));
     }
@@ -1048,7 +1087,10 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
 }
 
 /// Same paths (exactly, as a case-sensitive disk sees them) and contents.
-fn same_tree(local: &BTreeMap<String, Option<Vec<u8>>>, remote: &BTreeMap<String, Option<Vec<u8>>>) -> bool {
+fn same_tree(
+    local: &BTreeMap<String, Option<Vec<u8>>>,
+    remote: &BTreeMap<String, Option<Vec<u8>>>,
+) -> bool {
     local == remote
 }
 
@@ -1058,7 +1100,8 @@ fn compact(tree: &cubby_core::sync::tree::Tree) -> Vec<String> {
         .map(|(id, n)| {
             format!(
                 "{id} {} {:?} {:?}",
-                tree.path(id).unwrap_or_else(|| format!("<detached under {}>/{}", n.parent, n.name)),
+                tree.path(id)
+                    .unwrap_or_else(|| format!("<detached under {}>/{}", n.parent, n.name)),
                 n.kind.content_hash().map(|h| &h[..6]),
                 n.rev
             )
@@ -1079,7 +1122,13 @@ fn names(tree: &BTreeMap<String, Option<Vec<u8>>>) -> Vec<String> {
 
 #[test]
 fn simulated_computers_and_server_converge_without_losing_writes() {
-    let dir = tempfile::tempdir().unwrap();
+    // The state files on a RAM disk where there is one: thousands of seeds create them.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1090,7 +1139,7 @@ fn simulated_computers_and_server_converge_without_losing_writes() {
             let n: u64 = std::env::var("CUBBY_SYNC_SEEDS")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(300);
+                .unwrap_or(500);
             (1..=n).collect()
         }
     };
