@@ -74,6 +74,9 @@ pub enum ClientCommand {
     Backup(BackupArgs),
     /// Bring a backed-up server folder back into a local folder, optionally as it was then.
     RestoreBackup(RestoreBackupArgs),
+    /// Keep a local folder and a server folder in step, both ways (or one way with --pull or
+    /// --push), following changes as they happen; --once for a single pass.
+    Sync(crate::sync::SyncArgs),
 }
 
 #[derive(Args)]
@@ -493,6 +496,7 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         ClientCommand::ImportUrls(a) => crate::import::import_urls(a).await,
         ClientCommand::Backup(a) => crate::backup::backup(a).await,
         ClientCommand::RestoreBackup(a) => crate::backup::restore(a).await,
+        ClientCommand::Sync(a) => crate::sync::sync(a).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod import;
 mod login;
 mod profile;
 mod progress;
+mod sync;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -78,7 +78,8 @@ impl Default for UploadOptions {
 }
 
 impl UploadOptions {
-    fn commit(&self, path: &str) -> Value {
+    /// The `CommitInfo` of an upload to `path` (also what `finish_batch_v2` entries carry).
+    pub fn commit(&self, path: &str) -> Value {
         let mut c = json!({
             "path": path,
             "mode": self.mode.to_json(),
@@ -292,12 +293,7 @@ impl Client {
         };
         progress.start(file.size);
         let partial = partial_path(local);
-        let result = if file.size >= RANGED_MIN {
-            self.download_ranged(&file, &partial, progress).await
-        } else {
-            self.download_whole(&file, &partial, progress).await
-        };
-        match result {
+        match self.download_pinned(&file, &partial, progress).await {
             Ok(()) => {
                 tokio::fs::rename(&partial, local).await?;
                 Ok(file)
@@ -306,6 +302,22 @@ impl Client {
                 let _ = tokio::fs::remove_file(&partial).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Downloads the revision `file` names (`rev:`) into `partial`, in parallel ranges when it
+    /// is large, and checks its content hash; the caller renames the file into place. The
+    /// partial file is left behind on error.
+    pub async fn download_pinned(
+        &self,
+        file: &FileMetadata,
+        partial: &Path,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        if file.size >= RANGED_MIN {
+            self.download_ranged(file, partial, progress).await
+        } else {
+            self.download_whole(file, partial, progress).await
         }
     }
 

@@ -5,8 +5,11 @@
 //!   its SQLite [`index`] of what was backed up and of the server's view.
 //! - [`restore`]: `--verify`, and `cubby restore-backup` (optionally to a point in time).
 //! - [`ignore`]: gitignore-style exclusion patterns.
+//! - [`engine`]: `cubby sync`, the two-way sync engine (observe, plan, apply) around
+//!   `cubby_core::sync`'s planner.
 
 pub mod backup;
+pub mod engine;
 pub mod ignore;
 pub mod index;
 pub mod restore;

@@ -1,0 +1,312 @@
+//! The local side of `cubby sync`: the file system behind a trait, so a simulation can drive
+//! the engine over an in-memory disk.
+//!
+//! Paths are display paths relative to the synced folder (`/a/b.txt`); `""` is the folder
+//! itself. The engine's own files live in `.cubby-cache/` inside the synced folder (its trash
+//! and nothing else), so renames into the trash never cross file systems; partial downloads
+//! sit beside their target as `.NAME.cubby-partial`. Neither is ever synced.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use cubby_core::hash::ContentHasher;
+
+use crate::ignore::Ignore;
+
+/// The folder, inside the synced folder, that holds the engine's trash.
+pub const CACHE_DIR: &str = ".cubby-cache";
+/// The ignore file read in every folder (the same as `cubby backup`'s).
+pub const IGNORE_FILE: &str = crate::backup::IGNORE_FILE;
+
+/// Whether a name belongs to the engine (its cache folder or a partial download).
+pub fn is_internal(name: &str) -> bool {
+    name == CACHE_DIR || (name.starts_with('.') && name.ends_with(".cubby-partial"))
+}
+
+/// What `lstat` says about a file or folder, enough to tell whether it changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub is_dir: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+/// One entry of a scan.
+#[derive(Clone, Debug)]
+pub struct Scanned {
+    pub path: String,
+    pub stat: Stat,
+}
+
+/// A whole scan: entries with parents before children, the entries that could not be synced
+/// (with the reason), and the exclusion patterns in force (`--exclude` plus every
+/// `.cubbyignore` met), which the engine applies to the remote side too.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub entries: Vec<Scanned>,
+    pub problems: Vec<(String, String)>,
+    pub ignore: Ignore,
+}
+
+/// The local file system as the engine sees it.
+pub trait LocalFs: Send + Sync {
+    /// Walks the synced folder; `excludes` are `--exclude` patterns.
+    fn scan(&self, excludes: &Ignore) -> io::Result<Scan>;
+    /// `lstat` of a path, `None` if nothing is there.
+    fn stat(&self, path: &str) -> io::Result<Option<Stat>>;
+    /// The Dropbox content hash of a file, with its stat; an error if it changed while read.
+    fn hash(&self, path: &str) -> io::Result<(String, Stat)>;
+    /// The path of a file for the remote side to read from (uploads).
+    fn source(&self, path: &str) -> PathBuf;
+    /// Where the download of `path` is written before it is complete.
+    fn partial(&self, path: &str) -> PathBuf;
+    fn mkdir(&self, path: &str) -> io::Result<Stat>;
+    /// Renames, refusing to replace anything at `to` (a case-only rename is allowed).
+    fn rename(&self, from: &str, to: &str) -> io::Result<Stat>;
+    /// Moves a complete download into place; `expected` is what must be at `path` now
+    /// (`None`: nothing), so a file changed since it was observed is never replaced.
+    fn install(&self, partial: &Path, path: &str, expected: Option<&Stat>) -> io::Result<Stat>;
+    /// Removes a partial download that will not be installed.
+    fn discard(&self, partial: &Path);
+    /// Moves a file or folder into the trash, under the time `now` (Unix seconds).
+    fn trash(&self, path: &str, now: i64) -> io::Result<()>;
+    /// Removes trash older than `before` (Unix seconds); returns how many batches went.
+    fn purge_trash(&self, before: i64) -> io::Result<u64>;
+}
+
+/// A file that changed under the engine's feet: not an error of the disk, try again later.
+pub fn changed(path: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!("{path} changed while it was being synced"),
+    )
+}
+
+/// The real file system under a synced folder.
+pub struct RealFs {
+    root: PathBuf,
+}
+
+impl RealFs {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    fn abs(&self, path: &str) -> PathBuf {
+        let rel = path.trim_start_matches('/');
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    fn trash_dir(&self) -> PathBuf {
+        self.root.join(CACHE_DIR).join("trash")
+    }
+}
+
+fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    use std::os::unix::fs::MetadataExt;
+    Stat {
+        is_dir: meta.is_dir(),
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        inode: meta.ino(),
+    }
+}
+
+fn lstat(path: &Path) -> io::Result<Option<Stat>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(stat_of(&meta))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{dir}/{name}")
+}
+
+impl LocalFs for RealFs {
+    fn scan(&self, excludes: &Ignore) -> io::Result<Scan> {
+        let mut scan = Scan {
+            ignore: excludes.clone(),
+            ..Scan::default()
+        };
+        std::fs::metadata(&self.root)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.root.display())))?;
+        // Breadth first, so parents come before children.
+        let mut queue = std::collections::VecDeque::from([String::new()]);
+        while let Some(dir) = queue.pop_front() {
+            let abs = self.abs(&dir);
+            let read = match std::fs::read_dir(&abs) {
+                Ok(read) => read,
+                Err(e) if dir.is_empty() => return Err(e),
+                Err(e) => {
+                    scan.problems
+                        .push((dir.clone(), format!("cannot read the folder: {e}")));
+                    continue;
+                }
+            };
+            if let Ok(text) = std::fs::read_to_string(abs.join(IGNORE_FILE)) {
+                scan.ignore.add_lines(dir.trim_start_matches('/'), &text);
+            }
+            let mut names = Vec::new();
+            for entry in read {
+                let entry = entry?;
+                match entry.file_name().into_string() {
+                    Ok(name) => names.push(name),
+                    Err(raw) => scan.problems.push((
+                        join(&dir, &raw.to_string_lossy()),
+                        "the name is not UTF-8; skipped".into(),
+                    )),
+                }
+            }
+            names.sort();
+            for name in names {
+                if dir.is_empty() && name == CACHE_DIR || is_internal(&name) {
+                    continue;
+                }
+                let path = join(&dir, &name);
+                let stat = match std::fs::symlink_metadata(abs.join(&name)) {
+                    Ok(meta) if meta.is_dir() || meta.is_file() => stat_of(&meta),
+                    Ok(_) => {
+                        scan.problems.push((
+                            path,
+                            "not a regular file or folder (a link or a device); skipped".into(),
+                        ));
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        scan.problems.push((path, e.to_string()));
+                        continue;
+                    }
+                };
+                if scan
+                    .ignore
+                    .is_excluded(path.trim_start_matches('/'), stat.is_dir)
+                {
+                    continue;
+                }
+                if stat.is_dir {
+                    queue.push_back(path.clone());
+                }
+                scan.entries.push(Scanned { path, stat });
+            }
+        }
+        Ok(scan)
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Option<Stat>> {
+        lstat(&self.abs(path))
+    }
+
+    fn hash(&self, path: &str) -> io::Result<(String, Stat)> {
+        let abs = self.abs(path);
+        let mut file = std::fs::File::open(&abs)?;
+        let before = stat_of(&file.metadata()?);
+        let mut hasher = ContentHasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        let after = lstat(&abs)?;
+        if after != Some(before) || read != before.size {
+            return Err(changed(path));
+        }
+        Ok((hasher.finish(), before))
+    }
+
+    fn source(&self, path: &str) -> PathBuf {
+        self.abs(path)
+    }
+
+    fn partial(&self, path: &str) -> PathBuf {
+        cubby_client::transfer::partial_path(&self.abs(path))
+    }
+
+    fn mkdir(&self, path: &str) -> io::Result<Stat> {
+        let abs = self.abs(path);
+        match std::fs::create_dir(&abs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && abs.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+        lstat(&abs)?.ok_or_else(|| changed(path))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<Stat> {
+        let (src, dst) = (self.abs(from), self.abs(to));
+        let source = lstat(&src)?.ok_or_else(|| changed(from))?;
+        if let Some(there) = lstat(&dst)?
+            && there.inode != source.inode
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{to} already exists"),
+            ));
+        }
+        std::fs::rename(&src, &dst)?;
+        lstat(&dst)?.ok_or_else(|| changed(to))
+    }
+
+    fn install(&self, partial: &Path, path: &str, expected: Option<&Stat>) -> io::Result<Stat> {
+        let dst = self.abs(path);
+        let there = lstat(&dst)?;
+        if there.as_ref() != expected {
+            return Err(changed(path));
+        }
+        std::fs::rename(partial, &dst)?;
+        lstat(&dst)?.ok_or_else(|| changed(path))
+    }
+
+    fn discard(&self, partial: &Path) {
+        let _ = std::fs::remove_file(partial);
+    }
+
+    fn trash(&self, path: &str, now: i64) -> io::Result<()> {
+        let target = self
+            .trash_dir()
+            .join(now.to_string())
+            .join(path.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut target = target;
+        let mut n = 1;
+        while lstat(&target)?.is_some() {
+            n += 1;
+            target.set_file_name(format!("{} ({n})", cubby_core::path::name_of(path)));
+        }
+        std::fs::rename(self.abs(path), target)
+    }
+
+    fn purge_trash(&self, before: i64) -> io::Result<u64> {
+        let read = match std::fs::read_dir(self.trash_dir()) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut purged = 0;
+        for entry in read {
+            let entry = entry?;
+            let stamp: Option<i64> = entry.file_name().to_str().and_then(|s| s.parse().ok());
+            if stamp.is_some_and(|t| t < before) {
+                std::fs::remove_dir_all(entry.path())?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,1000 @@
+//! `cubby sync`: the two-way sync engine around the pure planner of `cubby_core::sync`.
+//!
+//! One pass: observe the server (its change feed, from a saved cursor) into the Remote tree,
+//! observe the disk (a scan; unchanged files are never re-hashed: size, mtime and inode decide)
+//! into the Local tree, plan from Remote, Local and Synced, apply the ops, save, and repeat
+//! until the plan is empty. The file system, the server and the clock are traits ([`LocalFs`],
+//! [`RemoteApi`], [`Clock`]) so the simulation in `sim.rs` drives this same code
+//! deterministically.
+//!
+//! Safety comes from the planner (nothing is deleted unless it was synced and left unchanged
+//! on the side that loses it; concurrent edits keep both) and from how ops are applied here:
+//! - every write checks that what it replaces is what was observed: uploads go in `update`
+//!   mode against the observed rev, remote deletions carry the observed rev, a download is
+//!   renamed into place only if the file there still has the observed stat;
+//! - local deletions go to the trash (`.cubby-cache/trash/`), kept `trash_days`;
+//! - downloads are written beside the target and renamed into place when complete;
+//! - a plan deleting more than a share of the tree (or more than an absolute count) is held
+//!   back unless `force` is set.
+
+pub mod fs;
+pub mod remote;
+#[cfg(test)]
+mod sim;
+pub mod state;
+pub mod watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use cubby_core::path;
+use cubby_core::sync::plan::{self, Op, Summary, UploadMode};
+use cubby_core::sync::tree::{Kind, Node, NodeId, Tree};
+use futures_util::StreamExt;
+
+pub use fs::{LocalFs, RealFs, Stat};
+pub use remote::{ClientRemote, RemoteApi, RemoteError};
+
+use crate::ignore::Ignore;
+use fs::Scan;
+use remote::{Change, Entry, Mode};
+use state::{State, Tracked, Which};
+
+/// Which way changes flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    /// Mirror the server into the local folder; nothing is sent up.
+    Pull,
+    /// Mirror the local folder onto the server; nothing is written locally.
+    Push,
+}
+
+/// How the engine behaves.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub direction: Direction,
+    /// `--exclude` patterns (gitignore style), applied to both sides.
+    pub excludes: Vec<String>,
+    /// A plan deleting more than this share of the synced tree is held back...
+    pub max_delete_share: f64,
+    /// ...and so is one deleting more than this many nodes...
+    pub max_delete: usize,
+    /// ...unless it deletes fewer than this (small trees may lose a few files).
+    pub min_delete_guard: usize,
+    /// Apply mass deletions anyway.
+    pub force: bool,
+    /// Days the trash keeps what sync deleted locally.
+    pub trash_days: i64,
+    /// Files hashed at once during a scan.
+    pub hash_threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            direction: Direction::Both,
+            excludes: Vec::new(),
+            max_delete_share: 0.25,
+            max_delete: 1000,
+            min_delete_guard: 10,
+            force: false,
+            trash_days: 30,
+            hash_threads: 4,
+        }
+    }
+}
+
+/// The time, behind a trait for the simulation.
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Plans applied before a pass gives up converging (each later plan has less to do).
+pub const MAX_ROUNDS: usize = 8;
+
+/// What one pass did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub rounds: usize,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub deleted_local: u64,
+    pub deleted_remote: u64,
+    pub moved: u64,
+    pub folders_created: u64,
+    /// Conflicted copies made: (copy, original).
+    pub conflicts: Vec<(String, String)>,
+    /// Items that could not be synced, with the reason.
+    pub problems: Vec<(String, String)>,
+    /// Both sides agree (apart from held deletions and problems).
+    pub converged: bool,
+    /// Deletions held back by the mass-deletion guard.
+    pub held: Option<Summary>,
+}
+
+/// What `--status` shows besides the pending ops.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub last_pass: Option<i64>,
+    pub last_error: Option<String>,
+    pub problems: Vec<(String, String)>,
+    /// (copy, original, when).
+    pub conflicts: Vec<(String, String, i64)>,
+}
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Remote(RemoteError),
+    #[error("the local folder: {0}")]
+    Local(std::io::Error),
+    #[error("the sync state database: {0}")]
+    State(#[from] sqlx::Error),
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Self {
+        Error::Remote(e)
+    }
+}
+
+/// The engine over a file system, a server and a clock.
+pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
+    fs: F,
+    remote: R,
+    clock: C,
+    state: State,
+    opts: Options,
+    excludes: Ignore,
+    /// The patterns in force after the last scan (`--exclude` and `.cubbyignore` files).
+    ignore: Ignore,
+    remote_tree: Tracked,
+    local: Tracked,
+    synced: Tracked,
+    cursor: Option<String>,
+    next_local: u64,
+    /// Paths whose ops the server or the disk refused for good, with the reason.
+    refused: BTreeMap<String, String>,
+    report: Report,
+}
+
+impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
+    /// Opens the engine's state at `db` (created if missing).
+    pub async fn open(fs: F, remote: R, clock: C, db: &Path, opts: Options) -> Result<Self, Error> {
+        let state = State::open(db).await?;
+        let remote_tree = state.load(Which::Remote).await?;
+        let local = state.load(Which::Local).await?;
+        let synced = state.load(Which::Synced).await?;
+        let cursor = state.meta("cursor").await?;
+        let next_local = state
+            .meta("next_local")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let mut excludes = Ignore::default();
+        for pattern in &opts.excludes {
+            excludes.add_lines("", pattern);
+        }
+        Ok(Self {
+            fs,
+            remote,
+            clock,
+            state,
+            ignore: excludes.clone(),
+            excludes,
+            opts,
+            remote_tree,
+            local,
+            synced,
+            cursor,
+            next_local,
+            refused: BTreeMap::new(),
+            report: Report::default(),
+        })
+    }
+
+    pub async fn close(self) {
+        self.state.close().await;
+    }
+
+    pub fn remote(&self) -> &R {
+        &self.remote
+    }
+
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// The ops the last observations call for (what `--status` shows as pending).
+    pub fn pending(&self) -> Vec<Op> {
+        self.plan()
+            .into_iter()
+            .filter(|op| {
+                !matches!(
+                    op,
+                    Op::Link { .. } | Op::CommitSynced { .. } | Op::ForgetSynced { .. }
+                )
+            })
+            .collect()
+    }
+
+    /// What the state file says about past passes.
+    pub async fn status(&self) -> Result<Status, Error> {
+        Ok(Status {
+            last_pass: self
+                .state
+                .meta("last_pass")
+                .await?
+                .and_then(|v| v.parse().ok()),
+            last_error: self.state.meta("last_error").await?,
+            problems: self.state.problems().await?,
+            conflicts: self.state.conflicts().await?,
+        })
+    }
+
+    /// Records the error that ended the last pass (`None`: it succeeded).
+    pub async fn set_last_error(&self, error: Option<String>) -> Result<(), Error> {
+        self.state.set_meta("last_error", error.as_deref()).await?;
+        Ok(())
+    }
+
+    /// The three trees (Remote, Local, Synced), for tests and `--status`.
+    pub fn trees(&self) -> (&Tree, &Tree, &Tree) {
+        (&self.remote_tree.tree, &self.local.tree, &self.synced.tree)
+    }
+
+    /// One pass: observe, plan and apply until both sides agree (or `MAX_ROUNDS` plans).
+    pub async fn pass(&mut self) -> Result<Report, Error> {
+        self.report = Report::default();
+        self.refused.clear();
+        let now = self.clock.now();
+        if let Err(e) = self.fs.purge_trash(now - self.opts.trash_days * 86_400) {
+            self.problem(
+                "/.cubby-cache/trash",
+                format!("cannot purge the trash: {e}"),
+            );
+        }
+        for round in 0..MAX_ROUNDS {
+            self.report.rounds = round + 1;
+            self.observe_remote().await?;
+            self.observe_local()?;
+            let mut ops = self.plan();
+            if ops.is_empty() {
+                self.report.converged = true;
+                break;
+            }
+            self.guard_deletions(&mut ops);
+            if ops.is_empty() {
+                break;
+            }
+            self.apply(ops).await?;
+            self.save().await?;
+        }
+        self.save().await?;
+        let mut problems = self.report.problems.clone();
+        problems.extend(self.refused.iter().map(|(p, m)| (p.clone(), m.clone())));
+        problems.sort();
+        problems.dedup();
+        self.state.set_problems(&problems, self.clock.now()).await?;
+        self.report.problems = problems;
+        Ok(self.report.clone())
+    }
+
+    /// The current plan, filtered by direction and by what was refused.
+    fn plan(&self) -> Vec<Op> {
+        let planned = plan::plan(&self.remote_tree.tree, &self.local.tree, &self.synced.tree);
+        planned
+            .ops
+            .into_iter()
+            .filter(|op| match self.opts.direction {
+                Direction::Both => true,
+                Direction::Pull => !writes_remote(op),
+                Direction::Push => !writes_local(op) || matches!(op, Op::KeepBoth { .. }),
+            })
+            .filter(|op| op_path(op).is_none_or(|p| !self.is_refused(p)))
+            .collect()
+    }
+
+    fn is_refused(&self, p: &str) -> bool {
+        self.refused
+            .keys()
+            .any(|r| path::is_within(&path::lower(p), &path::lower(r)))
+    }
+
+    /// Holds back the deletions of a plan that deletes too much (unless forced).
+    fn guard_deletions(&mut self, ops: &mut Vec<Op>) {
+        let summary = Summary {
+            local_deletes: ops
+                .iter()
+                .map(|op| match op {
+                    Op::DeleteLocal { nodes, .. } => *nodes,
+                    _ => 0,
+                })
+                .sum(),
+            remote_deletes: ops
+                .iter()
+                .map(|op| match op {
+                    Op::DeleteRemote { nodes, .. } => *nodes,
+                    _ => 0,
+                })
+                .sum(),
+            ..Summary::default()
+        };
+        let deletes = summary.local_deletes.max(summary.remote_deletes);
+        let tree = self.synced.tree.len().max(1);
+        let mass = deletes >= self.opts.min_delete_guard
+            && (deletes as f64 > self.opts.max_delete_share * tree as f64
+                || deletes > self.opts.max_delete);
+        if mass && !self.opts.force {
+            ops.retain(|op| !matches!(op, Op::DeleteLocal { .. } | Op::DeleteRemote { .. }));
+            self.report.held = Some(summary);
+        }
+    }
+
+    fn problem(&mut self, path: &str, message: String) {
+        tracing::warn!("{path}: {message}");
+        self.report.problems.push((path.to_owned(), message));
+    }
+
+    fn refuse(&mut self, path: &str, message: String) {
+        tracing::warn!("{path}: {message}");
+        self.refused.insert(path.to_owned(), message);
+    }
+
+    async fn save(&mut self) -> Result<(), Error> {
+        let meta = [
+            ("cursor", self.cursor.clone()),
+            ("next_local", Some(self.next_local.to_string())),
+            ("last_pass", Some(self.clock.now().to_string())),
+        ];
+        self.state
+            .save(
+                [
+                    (&mut self.remote_tree, Which::Remote),
+                    (&mut self.local, Which::Local),
+                    (&mut self.synced, Which::Synced),
+                ],
+                &meta,
+            )
+            .await?;
+        Ok(())
+    }
+
+    // ---- observing the server ----
+
+    /// Reads the server's feed since the saved cursor into the Remote tree.
+    pub async fn observe_remote(&mut self) -> Result<(), Error> {
+        loop {
+            let cursor = self.cursor.clone();
+            let page = match self.remote.list(cursor.as_deref()).await {
+                Ok(page) => page,
+                Err(RemoteError::Reset) if cursor.is_some() => {
+                    self.cursor = None;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if cursor.is_none() {
+                // A listing from scratch replaces the whole tree.
+                self.remote_tree.clear();
+            }
+            for change in &page.changes {
+                match change {
+                    Change::Put(entry) => self.remote_put(entry),
+                    Change::Deleted(p) => {
+                        if let Some(id) = self.remote_tree.tree.lookup(p) {
+                            self.remote_tree.remove_subtree(&id);
+                        }
+                    }
+                }
+            }
+            self.cursor = Some(page.cursor);
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records a server entry (from the feed or from an op's answer) in the Remote tree.
+    fn remote_put(&mut self, entry: &Entry) {
+        let id = NodeId::new(entry.id.clone());
+        let rel = entry.path.trim_start_matches('/');
+        if self.ignore.is_excluded(rel, entry.folder) {
+            if self.remote_tree.tree.contains(&id) {
+                self.remote_tree.remove_subtree(&id);
+            }
+            return;
+        }
+        let parent_path = path::parent_of(&entry.path);
+        let parent = if parent_path.is_empty() {
+            NodeId::root()
+        } else {
+            match self.remote_tree.tree.lookup(parent_path) {
+                Some(p) if self.remote_tree.tree.is_folder(&p) => p,
+                // An excluded parent, or an entry out of order: its parent's entry brings it.
+                _ => return,
+            }
+        };
+        // A stale node of another id in the same place is gone on the server.
+        let name = path::name_of(&entry.path);
+        let stale: Vec<NodeId> = self
+            .remote_tree
+            .tree
+            .children_named(&parent, name)
+            .filter(|other| **other != id)
+            .cloned()
+            .collect();
+        for other in stale {
+            self.remote_tree.remove_subtree(&other);
+        }
+        if self.remote_tree.tree.is_ancestor_or_self(&id, &parent) {
+            return;
+        }
+        let node = Node {
+            parent,
+            name: name.to_owned(),
+            kind: match &entry.content_hash {
+                Some(h) if !entry.folder => Kind::file(h.clone()),
+                _ => Kind::Folder,
+            },
+            rev: entry.rev.clone(),
+        };
+        self.remote_tree.put(id, node);
+    }
+
+    // ---- observing the disk ----
+
+    /// Scans the local folder into the Local tree, hashing only what changed.
+    pub fn observe_local(&mut self) -> Result<(), Error> {
+        let scan = self.fs.scan(&self.excludes).map_err(Error::Local)?;
+        let Scan {
+            entries,
+            problems,
+            ignore,
+        } = scan;
+        self.ignore = ignore;
+        for (p, m) in problems {
+            self.problem(&p, m);
+        }
+        let old = &self.local.tree;
+        let old_paths: HashMap<String, NodeId> = old
+            .top_down()
+            .into_iter()
+            .filter_map(|id| Some((old.path(&id)?, id)))
+            .collect();
+        let old_inodes: HashMap<(u64, bool), NodeId> = self
+            .local
+            .stats
+            .iter()
+            .map(|(id, s)| ((s.inode, s.is_dir), id.clone()))
+            .collect();
+        let present: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+
+        let mut tree = Tree::new();
+        let mut stats = HashMap::new();
+        let mut ids: HashMap<&str, NodeId> = HashMap::new();
+        let mut claimed: HashSet<NodeId> = HashSet::new();
+        let mut to_hash: Vec<(NodeId, String)> = Vec::new();
+        let mut pending: Vec<(NodeId, Node)> = Vec::new();
+        for e in &entries {
+            let parent_path = path::parent_of(&e.path);
+            let parent = if parent_path.is_empty() {
+                NodeId::root()
+            } else {
+                match ids.get(parent_path) {
+                    Some(p) => p.clone(),
+                    None => continue,
+                }
+            };
+            let by_inode = old_inodes
+                .get(&(e.stat.inode, e.stat.is_dir))
+                .filter(|id| !claimed.contains(*id))
+                .filter(|id| {
+                    let was = old.path(id);
+                    was.as_deref() == Some(e.path.as_str())
+                        || was.as_deref().is_none_or(|w| !present.contains(w))
+                })
+                .cloned();
+            let by_path = old_paths
+                .get(&e.path)
+                .filter(|id| !claimed.contains(*id))
+                .filter(|id| {
+                    old.get(id)
+                        .is_some_and(|n| n.kind.is_folder() == e.stat.is_dir)
+                })
+                .cloned();
+            let id = match by_inode.or(by_path) {
+                Some(id) => id,
+                None => {
+                    let id = NodeId::new(format!("local:{}", self.next_local));
+                    self.next_local += 1;
+                    id
+                }
+            };
+            claimed.insert(id.clone());
+            ids.insert(&e.path, id.clone());
+            let name = path::name_of(&e.path).to_owned();
+            if e.stat.is_dir {
+                tree.put(id.clone(), Node::folder(parent, name));
+            } else {
+                let known = self
+                    .local
+                    .stats
+                    .get(&id)
+                    .filter(|s| **s == e.stat)
+                    .and(old.get(&id))
+                    .and_then(|n| n.kind.content_hash());
+                match known {
+                    Some(hash) => tree.put(id.clone(), Node::file(parent, name, hash)),
+                    None => {
+                        to_hash.push((id.clone(), e.path.clone()));
+                        pending.push((id.clone(), Node::file(parent, name, "")));
+                    }
+                }
+            }
+            stats.insert(id, e.stat);
+        }
+        // Hash what changed, a few files at a time.
+        let hashed = hash_all(&self.fs, &to_hash, self.opts.hash_threads);
+        for ((id, mut node), (p, result)) in pending.into_iter().zip(hashed) {
+            match result {
+                Ok((hash, stat)) => {
+                    node.kind = Kind::file(hash);
+                    stats.insert(id.clone(), stat);
+                    tree.put(id, node);
+                }
+                Err(e) => {
+                    // Keep what was known (a changing file is not a deleted one); a file never
+                    // hashed waits for the next pass.
+                    if let Some(known) = self.local.tree.get(&id).filter(|n| !n.kind.is_folder()) {
+                        let mut kept = known.clone();
+                        kept.parent = node.parent;
+                        kept.name = node.name;
+                        tree.put(id.clone(), kept);
+                        if let Some(s) = self.local.stats.get(&id) {
+                            stats.insert(id, *s);
+                        }
+                    } else {
+                        stats.remove(&id);
+                    }
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        self.problem(&p, format!("cannot read: {e}"));
+                    }
+                }
+            }
+        }
+        self.local.replace(tree, stats);
+        Ok(())
+    }
+
+    fn new_local_id(&mut self) -> NodeId {
+        let id = NodeId::new(format!("local:{}", self.next_local));
+        self.next_local += 1;
+        id
+    }
+
+    // ---- applying a plan ----
+
+    /// Applies the ops in order, small uploads and downloads in batches. Stops early (to
+    /// observe again) when a side changed under it.
+    async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {
+        let mut uploads: Vec<Op> = Vec::new();
+        let mut downloads: Vec<Op> = Vec::new();
+        for op in ops {
+            let batched = match &op {
+                Op::Upload { id, .. } => self
+                    .local
+                    .stats
+                    .get(id)
+                    .is_some_and(|s| remote::batchable(s.size)),
+                Op::Download { .. } => true,
+                _ => false,
+            };
+            if batched {
+                match op {
+                    Op::Upload { .. } => uploads.push(op),
+                    _ => downloads.push(op),
+                }
+                continue;
+            }
+            let independent = matches!(
+                op,
+                Op::CreateLocalFolder { .. }
+                    | Op::CreateRemoteFolder { .. }
+                    | Op::Link { .. }
+                    | Op::CommitSynced { .. }
+                    | Op::ForgetSynced { .. }
+                    | Op::Upload { .. }
+            );
+            if !independent {
+                let mut stop = !self.flush_uploads(&mut uploads).await?;
+                stop |= !self.flush_downloads(&mut downloads).await?;
+                if stop {
+                    return Ok(());
+                }
+            }
+            if !self.apply_one(op).await? {
+                return Ok(());
+            }
+        }
+        self.flush_uploads(&mut uploads).await?;
+        self.flush_downloads(&mut downloads).await?;
+        Ok(())
+    }
+
+    /// Applies one op; `false` if a side changed under it (observe again before going on).
+    async fn apply_one(&mut self, op: Op) -> Result<bool, Error> {
+        let now = self.clock.now();
+        match op {
+            Op::Link { local, remote } => {
+                self.local.rekey(&local, remote);
+            }
+            Op::CommitSynced { id, node } => self.synced.put(id, node),
+            Op::ForgetSynced { id } => self.synced.forget(&id),
+            Op::KeepBoth { id, from, to } => {
+                let stat = self.fs.rename(&from, &to);
+                let Some(stat) = self.local_result(&from, stat) else {
+                    return Ok(false);
+                };
+                let parent = self.local_parent(&to);
+                let new = self.new_local_id();
+                if let (Some(parent), Some(node)) = (parent, self.local.tree.get(&id).cloned()) {
+                    self.local.put(
+                        id.clone(),
+                        Node {
+                            parent,
+                            name: path::name_of(&to).to_owned(),
+                            ..node
+                        },
+                    );
+                    self.local.rekey(&id, new.clone());
+                    self.local.set_stat(&new, stat);
+                }
+                let _ = self.state.add_conflict(&to, &from, now).await;
+                self.report.conflicts.push((to, from));
+            }
+            Op::CreateLocalFolder { id, path: p } => {
+                let stat = self.fs.mkdir(&p);
+                let Some(stat) = self.local_result(&p, stat) else {
+                    return Ok(false);
+                };
+                if let Some(parent) = self.local_parent(&p) {
+                    self.local
+                        .put(id.clone(), Node::folder(parent, path::name_of(&p)));
+                    self.local.set_stat(&id, stat);
+                }
+                self.report.folders_created += 1;
+            }
+            Op::Download { .. } => {
+                let mut one = vec![op];
+                return self.flush_downloads(&mut one).await;
+            }
+            Op::MoveLocal { id, from, to } => {
+                let stat = self.fs.rename(&from, &to);
+                let Some(stat) = self.local_result(&from, stat) else {
+                    return Ok(false);
+                };
+                if let Some(parent) = self.local_parent(&to)
+                    && let Some(node) = self.local.tree.get(&id).cloned()
+                    && !self.local.tree.is_ancestor_or_self(&id, &parent)
+                {
+                    self.local.put(
+                        id.clone(),
+                        Node {
+                            parent,
+                            name: path::name_of(&to).to_owned(),
+                            ..node
+                        },
+                    );
+                    self.local.set_stat(&id, stat);
+                }
+                self.report.moved += 1;
+            }
+            Op::DeleteLocal { id, path: p, nodes } => {
+                // Only what was observed goes: a file changed since is left for the next plan.
+                if let Some(recorded) = self.local.stats.get(&id)
+                    && !recorded.is_dir
+                    && self.fs.stat(&p).ok().flatten().as_ref() != Some(recorded)
+                {
+                    return Ok(false);
+                }
+                let trashed = self.fs.trash(&p, now);
+                if self.local_result(&p, trashed).is_none() {
+                    return Ok(false);
+                }
+                self.local.remove_subtree(&id);
+                self.report.deleted_local += nodes as u64;
+            }
+            Op::CreateRemoteFolder { id, path: p } => {
+                let created = self.remote.create_folder(&p).await;
+                let Some(entry) = self.remote_result(&p, created)? else {
+                    return Ok(false);
+                };
+                self.remote_put(&entry);
+                let new = NodeId::new(entry.id);
+                if new != id && !self.local.tree.contains(&new) {
+                    self.local.rekey(&id, new);
+                }
+                self.report.folders_created += 1;
+            }
+            Op::Upload {
+                id, path: p, mode, ..
+            } => {
+                let mode = upload_mode(&mode);
+                let source = self.fs.source(&p);
+                let uploaded = self.remote.upload(&p, &mode, &source).await;
+                let Some(entry) = self.remote_result(&p, uploaded)? else {
+                    return Ok(false);
+                };
+                self.uploaded(&id, &entry);
+            }
+            Op::MoveRemote { id: _, from, to } => {
+                let moved = self.remote.move_to(&from, &to).await;
+                let Some(entry) = self.remote_result(&from, moved)? else {
+                    return Ok(false);
+                };
+                self.remote_put(&entry);
+                self.report.moved += 1;
+            }
+            Op::DeleteRemote { id, path: p, nodes } => {
+                let rev = self.remote_tree.tree.get(&id).and_then(|n| n.rev.clone());
+                let deleted = self.remote.delete(&p, rev.as_deref()).await;
+                if self.remote_result(&p, deleted)?.is_none() {
+                    return Ok(false);
+                }
+                self.remote_tree.remove_subtree(&id);
+                self.report.deleted_remote += nodes as u64;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records a successful upload of the local node `id`.
+    fn uploaded(&mut self, id: &NodeId, entry: &Entry) {
+        self.remote_put(entry);
+        let new = NodeId::new(entry.id.clone());
+        if &new != id && !self.local.tree.contains(&new) {
+            self.local.rekey(id, new);
+        }
+        self.report.uploaded += 1;
+    }
+
+    /// Uploads the queued small files in one batch; `false` if any met a change.
+    async fn flush_uploads(&mut self, queue: &mut Vec<Op>) -> Result<bool, Error> {
+        if queue.is_empty() {
+            return Ok(true);
+        }
+        let ops = std::mem::take(queue);
+        let items: Vec<(String, Mode, PathBuf)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Upload { path: p, mode, .. } => {
+                    Some((p.clone(), upload_mode(mode), self.fs.source(p)))
+                }
+                _ => None,
+            })
+            .collect();
+        let results = self.remote.upload_batch(&items).await;
+        let mut clean = true;
+        for (op, result) in ops.iter().zip(results) {
+            let Op::Upload { id, path: p, .. } = op else {
+                continue;
+            };
+            match self.remote_result(p, result)? {
+                Some(entry) => self.uploaded(id, &entry),
+                None => clean = false,
+            }
+        }
+        Ok(clean)
+    }
+
+    /// Downloads the queued files in parallel and installs each; `false` if any met a change.
+    async fn flush_downloads(&mut self, queue: &mut Vec<Op>) -> Result<bool, Error> {
+        if queue.is_empty() {
+            return Ok(true);
+        }
+        let ops = std::mem::take(queue);
+        let fetched: Vec<(usize, Result<(), RemoteError>)> = {
+            let fs = &self.fs;
+            let remote = &self.remote;
+            futures_util::stream::iter(ops.iter().enumerate().filter_map(|(i, op)| match op {
+                Op::Download {
+                    path: p,
+                    content_hash,
+                    rev: Some(rev),
+                    ..
+                } => Some((i, p, content_hash, rev)),
+                _ => None,
+            }))
+            .map(|(i, p, hash, rev)| async move {
+                (i, remote.download(rev, hash, &fs.partial(p)).await)
+            })
+            .buffered(remote::PARALLEL)
+            .collect()
+            .await
+        };
+        let mut clean = fetched.len() == ops.len();
+        for (i, result) in fetched {
+            let Op::Download {
+                id,
+                path: p,
+                content_hash,
+                rev,
+            } = &ops[i]
+            else {
+                continue;
+            };
+            let partial = self.fs.partial(p);
+            if self.remote_result(p, result)?.is_none() {
+                self.fs.discard(&partial);
+                clean = false;
+                continue;
+            }
+            let expected = self.local.stats.get(id).copied();
+            let installed = self.fs.install(&partial, p, expected.as_ref());
+            let Some(stat) = self.local_result(p, installed) else {
+                self.fs.discard(&partial);
+                clean = false;
+                continue;
+            };
+            let Some(parent) = self.local_parent(p) else {
+                continue;
+            };
+            self.local.put(
+                id.clone(),
+                Node {
+                    parent,
+                    name: path::name_of(p).to_owned(),
+                    kind: Kind::file(content_hash.clone()),
+                    rev: rev.clone(),
+                },
+            );
+            self.local.set_stat(id, stat);
+            self.report.downloaded += 1;
+        }
+        Ok(clean)
+    }
+
+    /// The local parent node of a path (by the Local tree).
+    fn local_parent(&self, p: &str) -> Option<NodeId> {
+        let parent = path::parent_of(p);
+        if parent.is_empty() {
+            Some(NodeId::root())
+        } else {
+            self.local.tree.lookup(parent)
+        }
+    }
+
+    /// Sorts a local op's result: `None` if the disk changed under it (or refused it).
+    fn local_result<T>(&mut self, p: &str, result: std::io::Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::AlreadyExists
+                ) =>
+            {
+                tracing::debug!("{p}: {e}");
+                None
+            }
+            Err(e) => {
+                self.refuse(p, format!("the local disk refused: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Sorts a remote op's result: `Ok(None)` if the server changed under it or refused this
+    /// item (recorded), `Err` if the whole pass must stop.
+    fn remote_result<T>(
+        &mut self,
+        p: &str,
+        result: Result<T, RemoteError>,
+    ) -> Result<Option<T>, Error> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(RemoteError::Changed(why)) => {
+                tracing::debug!("{p}: {why}");
+                Ok(None)
+            }
+            Err(RemoteError::Refused(why)) => {
+                self.refuse(p, why);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn upload_mode(mode: &UploadMode) -> Mode {
+    match mode {
+        UploadMode::Update { rev: Some(rev) } => Mode::Update(rev.clone()),
+        _ => Mode::Add,
+    }
+}
+
+fn writes_remote(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateRemoteFolder { .. }
+            | Op::Upload { .. }
+            | Op::MoveRemote { .. }
+            | Op::DeleteRemote { .. }
+    )
+}
+
+fn writes_local(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateLocalFolder { .. }
+            | Op::Download { .. }
+            | Op::MoveLocal { .. }
+            | Op::DeleteLocal { .. }
+            | Op::KeepBoth { .. }
+    )
+}
+
+/// The path an op writes, for matching it against refused paths.
+fn op_path(op: &Op) -> Option<&str> {
+    match op {
+        Op::KeepBoth { from, .. } | Op::MoveLocal { from, .. } | Op::MoveRemote { from, .. } => {
+            Some(from)
+        }
+        Op::CreateLocalFolder { path, .. }
+        | Op::Download { path, .. }
+        | Op::DeleteLocal { path, .. }
+        | Op::CreateRemoteFolder { path, .. }
+        | Op::Upload { path, .. }
+        | Op::DeleteRemote { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+/// Hashes files on a few threads; results in the order of `files`.
+fn hash_all<F: LocalFs>(
+    fs: &F,
+    files: &[(NodeId, String)],
+    threads: usize,
+) -> Vec<(String, std::io::Result<(String, Stat)>)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, std::io::Result<(String, Stat)>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.clamp(1, files.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((_, p)) = files.get(i) else { break };
+                        mine.push((i, fs.hash(p)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a hashing thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter()
+        .map(|(i, r)| (files[i].1.clone(), r))
+        .collect()
+}
