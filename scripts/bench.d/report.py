@@ -145,6 +145,12 @@ def sync_table(rows, meta):
         table.append((f"first sync, {n:,} × 4 KiB", *cells, aim, verdict))
         cr = next((r for (t, m), r in first_rss.items() if t == "cubby" and count(m) == n), None)
         table.append(("  client peak RSS", *rcells, rss_aim, rss_verdict(cr)))
+        cpu = {t: r for (b, t, m), r in rows.items() if b == "sync-first-cpu" and count(m) == n}
+        if cpu:
+            cells = [f"{num(cpu[t]['median']):.3g} s" if t in cpu else "" for t in SYNC_TOOLS]
+            if cells[0] and "cubby-server" in cpu:
+                cells[0] += f" + server {num(cpu['cubby-server']['median']):.3g} s"
+            table.append(("  CPU, user+sys", *cells, "", ""))
         listed = find(rows, "sync-listed", "cubby", f"first sync of {n}")
         if listed:
             k = int(num(listed["median"]))
@@ -191,6 +197,10 @@ def sync_table(rows, meta):
         cr = next((r for (t, m), r in noop_rss.items() if t == "cubby" and count(m) == n), None)
         table.append(("  client peak RSS", *rcells, rss_aim,
                       (MET if num(cr["max"]) * 1048576 < AIM_SYNC_RSS_BYTES else MISSED) if cr else "—"))
+        cpu = {t: r for (b, t, m), r in rows.items() if b == "sync-noop-cpu" and count(m) == n}
+        if cpu:
+            table.append(("  client CPU, user+sys", *(f"{num(cpu[t]['median']):.3g} s" if t in cpu else ""
+                                                      for t in SYNC_TOOLS), "", ""))
     for (b, t, m), r in rows.items():
         if b == "sync-server-rss":
             table.append((f"cubby server: {m}", rss(r), "", "", rss_aim, rss_verdict(r)))

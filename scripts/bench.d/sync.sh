@@ -6,7 +6,9 @@
 #                   cubby   cubby sync SRC /bench-N --once               (a new server folder)
 #                   unison  unison SRC DST -batch -auto -silent          (empty DST, fresh UNISON dir)
 #                   rsync   rsync -a SRC/ DST/                           (empty DST)
-#                 wall seconds and the client's peak RSS (GNU time %M: the largest single process).
+#                 wall seconds, the client's peak RSS (GNU time %M: the largest single process) and
+#                 CPU seconds (user+sys; for cubby also the server's), which a busy machine disturbs
+#                 less than wall time (the load average is noted at the start and end).
 #   no-change     SYNC_NOOP_RUNS (3) more runs of the same command over the largest tree, nothing
 #                 changed; median.
 #   change        two continuous `cubby sync` processes, A on dirA and B on dirB, on one server folder
@@ -21,7 +23,7 @@
 # removed at the end of the stage; every process it starts is stopped by PID, also on failure.
 #
 # Uses scripts/bench's globals and helpers: bin work out res HERE failed, log note fact result now_ns
-# secs_since free_port wait_tcp peak_rss_kb timed.
+# secs_since free_port wait_tcp peak_rss_kb cpu_s.
 # Env: SYNC_SMALL (10000), SYNC_LARGE (100000), SYNC_CHANGES (100), SYNC_PROP_FILES (1000),
 #      SYNC_NOOP_RUNS (3), SYNC_CHANGE_GAP (0.25), SYNC_CHANGE_TIMEOUT (60 s per change),
 #      SYNC_PEERS ("unison rsync").
@@ -118,21 +120,37 @@ sy_p99() { # sy_p99 V...: nearest-rank 99th percentile
 
 sy_mib() { echo $(( $1 / 1024 )); }
 
-# sy_tool TOOL SRC DST N: one run of TOOL (timed: TIMED_S, TIMED_RSS_KB), output to $out/sync-TOOL.log
+# sy_timed CMD...: lib.sh's timed, plus TIMED_CPU_S (user+sys seconds of CMD and its children)
+sy_timed() {
+  local tf t0 rc u s
+  tf=$(mktemp)
+  t0=$(now_ns)
+  /usr/bin/time -f '%M %U %S' -o "$tf" "$@" >>"${TIMED_LOG:-/dev/null}" 2>&1
+  rc=$?
+  TIMED_S=$(secs_since "$t0")
+  read -r TIMED_RSS_KB u s < <(tail -n 1 "$tf")
+  TIMED_CPU_S=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) + float(sys.argv[2]):.2f}")' "${u:-0}" "${s:-0}")
+  rm -f "$tf"
+  return $rc
+}
+
+sy_load() { cut -d ' ' -f 1-3 /proc/loadavg; }
+
+# sy_tool TOOL SRC DST N: one run of TOOL (sy_timed: TIMED_S, TIMED_RSS_KB, TIMED_CPU_S), output to $out/sync-TOOL.log
 sy_tool() {
   local tool=$1 src=$2 dst=$3 n=$4
   echo "== $(date -u +%H:%M:%S) $tool $src" >>"$out/sync-$tool.log"
   case $tool in
-    cubby)  TIMED_LOG=$out/sync-cubby.log timed "$bin" sync "$src" "/bench-$n" --once ;;
+    cubby)  TIMED_LOG=$out/sync-cubby.log sy_timed "$bin" sync "$src" "/bench-$n" --once ;;
     unison) UNISON=$sy_dir/unison-$n TIMED_LOG=$out/sync-unison.log \
-              timed unison "$src" "$dst" -batch -auto -silent -ignore 'Path .cubby-cache' ;;
-    rsync)  TIMED_LOG=$out/sync-rsync.log timed rsync -a --exclude=/.cubby-cache "$src/" "$dst/" ;;
+              sy_timed unison "$src" "$dst" -batch -auto -silent -ignore 'Path .cubby-cache' ;;
+    rsync)  TIMED_LOG=$out/sync-rsync.log sy_timed rsync -a --exclude=/.cubby-cache "$src/" "$dst/" ;;
   esac
 }
 
 # sy_first N: generate the tree, then each tool's first sync of it. Returns 1 if cubby's failed.
 sy_first() {
-  local n=$1 src=$sy_dir/src-$1 tool dst got rc=0
+  local n=$1 src=$sy_dir/src-$1 tool dst got cpu0 rc=0
   log "sync: generating $n files of 4 KiB in $src"
   sy_gen "$src" "$n" $((SY_SEED + n)) || { note "sync: generating the $n-file tree failed"; return 1; }
   command sync
@@ -140,6 +158,7 @@ sy_first() {
     dst=$sy_dir/$tool-dst-$n
     mkdir -p "$dst" "$sy_dir/unison-$n"
     log "sync: first sync of $n files, $tool"
+    cpu0=$(cpu_s "$sy_pid")
     if ! sy_tool "$tool" "$src" "$dst" "$n"; then
       note "sync: $tool's first sync of $n files failed: $(tail -n 3 "$out/sync-$tool.log" | tr '\n' ' ')"
       [ "$tool" = cubby ] && rc=1
@@ -148,6 +167,9 @@ sy_first() {
     sy_done[$tool-$n]=1
     result "$res" sync-first "$tool" "first sync, $n files of 4 KiB" s "$TIMED_S"
     result "$res" sync-first-rss "$tool" "first sync of $n files, peak RSS" MiB "$(sy_mib "$TIMED_RSS_KB")"
+    result "$res" sync-first-cpu "$tool" "first sync of $n files, client CPU (user+sys)" s "$TIMED_CPU_S"
+    [ "$tool" = cubby ] && result "$res" sync-first-cpu cubby-server "first sync of $n files, server CPU (user+sys)" s \
+      "$(python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$cpu0" "$(cpu_s "$sy_pid")")"
     if [ "$tool" = cubby ]; then
       # exit 0 is not enough: the server must list every file
       got=$(CUBBY_TOKEN=$sy_token python3 "$HERE/dbx.py" list "$sy_url" "/bench-$n" 1 2000 2>"$sy_dir/list.err" |
@@ -170,18 +192,18 @@ sy_first() {
 
 # sy_noop N: SYNC_NOOP_RUNS no-change runs of each tool over the synced N-file tree
 sy_noop() {
-  local n=$1 src=$sy_dir/src-$1 tool dst run secs rss line
+  local n=$1 src=$sy_dir/src-$1 tool dst run secs rss cpu line
   for tool in cubby $sy_peers; do
     [ -n "${sy_done[$tool-$n]:-}" ] || continue   # its first sync failed
     dst=$sy_dir/$tool-dst-$n
     log "sync: $sy_noop_runs no-change runs over $n files, $tool"
-    secs=() rss=()
+    secs=() rss=() cpu=()
     for run in $(seq 1 "$sy_noop_runs"); do
       if ! sy_tool "$tool" "$src" "$dst" "$n"; then
         note "sync: $tool's no-change run $run over $n files failed: $(tail -n 3 "$out/sync-$tool.log" | tr '\n' ' ')"
         secs=(); break
       fi
-      secs+=("$TIMED_S") rss+=("$(sy_mib "$TIMED_RSS_KB")")
+      secs+=("$TIMED_S") rss+=("$(sy_mib "$TIMED_RSS_KB")") cpu+=("$TIMED_CPU_S")
       if [ "$tool" = cubby ]; then
         line=$(tail -n 1 "$out/sync-cubby.log")
         case $line in "0 uploaded, 0 downloaded, 0 moved, 0 folders created, 0 deleted"*) ;;
@@ -191,6 +213,7 @@ sy_noop() {
     [ "${#secs[@]}" -gt 0 ] || continue
     result "$res" sync-noop "$tool" "no-change pass, $n files" s "${secs[@]}"
     result "$res" sync-noop-rss "$tool" "no-change pass over $n files, peak RSS" MiB "${rss[@]}"
+    result "$res" sync-noop-cpu "$tool" "no-change pass over $n files, client CPU (user+sys)" s "${cpu[@]}"
   done
 }
 
@@ -200,9 +223,9 @@ sy_prop_cubby() {
   sy_gen "$a" "$sy_prop_files" $((SY_SEED + 1)) || { note "sync: generating the change tree failed"; return 1; }
   mkdir -p "$b"
   log "sync: cubby: $sy_prop_files files into /prop from A, then B's first sync (both --once)"
-  TIMED_LOG=$out/sync-cubby.log timed "$bin" sync "$a" /prop --once ||
+  TIMED_LOG=$out/sync-cubby.log sy_timed "$bin" sync "$a" /prop --once ||
     { note "sync: cubby sync A /prop --once failed: $(tail -n 3 "$out/sync-cubby.log" | tr '\n' ' ')"; return 1; }
-  TIMED_LOG=$out/sync-cubby.log timed "$bin" sync "$b" /prop --once ||
+  TIMED_LOG=$out/sync-cubby.log sy_timed "$bin" sync "$b" /prop --once ||
     { note "sync: cubby sync B /prop --once (the first pull) failed: $(tail -n 3 "$out/sync-cubby.log" | tr '\n' ' ')"; return 1; }
   result "$res" sync-first-down cubby "first sync down of $sy_prop_files files of 4 KiB (B)" s "$TIMED_S"
   v=$(sy_files "$b")
@@ -318,6 +341,7 @@ PY
   log "sync: server pid $sy_pid at $sy_url; cubby sync beside: ${sy_peers:-nothing}"
 
   local ok=1
+  note "sync: load average at the start of the stage: $(sy_load) ($(nproc) cores)"
   # 1. first syncs, 10,000 and 100,000 files
   sy_first "$sy_small" || ok=0
   nlarge=$sy_small
@@ -345,6 +369,7 @@ PY
   else
     note "sync: the server had exited before the end: $(tail -n 3 "$out/cubby-sync.log" | tr '\n' ' ')"; ok=0
   fi
+  note "sync: load average at the end of the stage: $(sy_load)"
   note "sync: the cubby figures include its server (release, SQLite, fsynced blocks) on the same $(nproc) cores; unison and rsync copy between local dirs"
   unset CUBBY_CONFIG XDG_STATE_HOME XDG_CACHE_HOME
   [ "$ok" = 1 ] || { failed+=(i); log "stage i failed (see the notes)"; }
