@@ -457,8 +457,21 @@ pub fn partial_path(local: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    local.with_file_name(format!(".{name}.cubby-partial"))
+    let partial = format!(".{name}.cubby-partial");
+    if partial.len() <= NAME_MAX {
+        return local.with_file_name(partial);
+    }
+    // A name near the file system's limit: a shortened name, unique by a digest of the whole.
+    let digest = cubby_core::hash::hex(&cubby_core::hash::block_hash(name.as_bytes()));
+    let mut keep = NAME_MAX - ".~.cubby-partial".len() - 16;
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    local.with_file_name(format!(".{}~{}.cubby-partial", &name[..keep], &digest[..16]))
 }
+
+/// The longest file name (in bytes) of common local file systems.
+const NAME_MAX: usize = 255;
 
 fn check_hash(ours: &str, theirs: Option<&str>) -> Result<()> {
     match theirs {

@@ -2,9 +2,11 @@
 //! and uses what it needs).
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
 
 /// Runs `cubby admin ARGS` on the embedded data folder `data`, with `stdin` as its input.
 pub fn admin(data: &Path, args: &[&str], stdin: &str) -> Output {
@@ -38,3 +40,157 @@ pub fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
 }
+
+pub const PASSWORD: &str = "client-test-password";
+
+/// A running `cubby serve` on an ephemeral port, stopped on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cubby"))
+            .env("CUBBY_DATA", data.path())
+            .env_remove("CUBBY_METADATA")
+            .env_remove("CUBBY_BLOCKS")
+            .env("CUBBY_LOG", "warn")
+            .args(["serve", "--http", "127.0.0.1:0", "--https", "off"])
+            .args(["--fetch-allow", "127.0.0.0/8"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address")
+                .unwrap();
+            if let Some(a) = line.trim().strip_prefix("http:") {
+                break a.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let server = Self { child, url, data };
+        let out = server.admin(&["user", "add", "alice", "--password-stdin"], PASSWORD);
+        assert!(out.status.success());
+        server
+    }
+
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        admin(self.data.path(), args, stdin)
+    }
+
+    /// The sum of the /metrics samples whose line starts with one of `prefixes`.
+    pub async fn metric(&self, prefixes: &[&str]) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// File commits the server made: successful uploads and session finishes.
+    pub async fn file_writes(&self) -> u64 {
+        self.metric(&[
+            "cubby_http_requests_total{route=\"files/upload\",status=\"200\"}",
+            "cubby_http_requests_total{route=\"files/upload_session/finish\",status=\"200\"}",
+        ])
+        .await
+    }
+
+    /// The file bytes the server received.
+    pub async fn bytes_in(&self) -> u64 {
+        self.metric(&["cubby_bytes_in_total"]).await
+    }
+}
+
+/// A person's machine: a config file and a cache folder of its own.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A machine signed in as alice with a token the operator issued (what `cubby login`
+    /// saves, without the browser).
+    pub fn signed_in(server: &Server) -> Self {
+        let home = Self::new();
+        let out = server.admin(&["token", "alice", "--json"], "");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let config = serde_json::json!({"profiles": {"default": {
+            "server": server.url,
+            "app_key": "cubby",
+            "tokens": {"access_token": token["access_token"]},
+        }}});
+        std::fs::write(home.path("config.json"), config.to_string()).unwrap();
+        home
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cubby"));
+        c.env("CUBBY_CONFIG", self.dir.path().join("config.json"))
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env_remove("CUBBY_PROFILE")
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its JSON lines.
+    pub fn ok(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_owned())))
+            .collect()
+    }
+
+    /// Runs a command that must fail with `code`; returns its standard error.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        err
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+

@@ -6,6 +6,7 @@
 //! and nothing else), so renames into the trash never cross file systems; partial downloads
 //! sit beside their target as `.NAME.cubby-partial`. Neither is ever synced.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -63,16 +64,34 @@ pub trait LocalFs: Send + Sync {
     fn partial(&self, path: &str) -> PathBuf;
     fn mkdir(&self, path: &str) -> io::Result<Stat>;
     /// Renames, refusing to replace anything at `to` (a case-only rename is allowed).
-    fn rename(&self, from: &str, to: &str) -> io::Result<Stat>;
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Moves a complete download into place; `expected` is what must be at `path` now
     /// (`None`: nothing), so a file changed since it was observed is never replaced.
     fn install(&self, partial: &Path, path: &str, expected: Option<&Stat>) -> io::Result<Stat>;
     /// Removes a partial download that will not be installed.
     fn discard(&self, partial: &Path);
-    /// Moves a file or folder into the trash, under the time `now` (Unix seconds).
-    fn trash(&self, path: &str, now: i64) -> io::Result<()>;
+    /// Moves a file or folder into the trash, under the time `now` (Unix seconds), only if
+    /// it and everything below it are as `expected` (path → stat, as observed): a file
+    /// created or changed since is never deleted along with its folder.
+    fn trash(&self, path: &str, expected: &BTreeMap<String, Stat>, now: i64) -> io::Result<()>;
     /// Removes trash older than `before` (Unix seconds); returns how many batches went.
     fn purge_trash(&self, before: i64) -> io::Result<u64>;
+}
+
+/// Whether a subtree on disk is still as observed: the same paths, files with the same
+/// stat, folders with the same inode (a folder's mtime moves with its entries, which are
+/// compared themselves).
+pub fn same_subtree(expected: &BTreeMap<String, Stat>, actual: &BTreeMap<String, Stat>) -> bool {
+    expected.len() == actual.len()
+        && expected.iter().all(|(p, e)| {
+            actual.get(p).is_some_and(|a| {
+                if e.is_dir {
+                    a.is_dir && a.inode == e.inode
+                } else {
+                    a == e
+                }
+            })
+        })
 }
 
 /// A file that changed under the engine's feet: not an error of the disk, try again later.
@@ -168,7 +187,12 @@ impl LocalFs for RealFs {
             }
             names.sort();
             for name in names {
-                if dir.is_empty() && name == CACHE_DIR || is_internal(&name) {
+                if is_internal(&name) {
+                    // A partial download met by a scan was left by a run that stopped (the
+                    // engine never scans while it downloads): nothing will finish it.
+                    if name != CACHE_DIR {
+                        let _ = std::fs::remove_file(abs.join(&name));
+                    }
                     continue;
                 }
                 let path = join(&dir, &name);
@@ -246,7 +270,7 @@ impl LocalFs for RealFs {
         lstat(&abs)?.ok_or_else(|| changed(path))
     }
 
-    fn rename(&self, from: &str, to: &str) -> io::Result<Stat> {
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let (src, dst) = (self.abs(from), self.abs(to));
         let source = lstat(&src)?.ok_or_else(|| changed(from))?;
         if let Some(there) = lstat(&dst)?
@@ -257,8 +281,7 @@ impl LocalFs for RealFs {
                 format!("{to} already exists"),
             ));
         }
-        std::fs::rename(&src, &dst)?;
-        lstat(&dst)?.ok_or_else(|| changed(to))
+        std::fs::rename(&src, &dst)
     }
 
     fn install(&self, partial: &Path, path: &str, expected: Option<&Stat>) -> io::Result<Stat> {
@@ -267,15 +290,38 @@ impl LocalFs for RealFs {
         if there.as_ref() != expected {
             return Err(changed(path));
         }
+        // The stat of what was written, taken before it becomes visible: an edit made right
+        // after the rename must not be recorded as the downloaded content.
+        let stat = lstat(partial)?.ok_or_else(|| changed(path))?;
         std::fs::rename(partial, &dst)?;
-        lstat(&dst)?.ok_or_else(|| changed(path))
+        Ok(stat)
     }
 
     fn discard(&self, partial: &Path) {
         let _ = std::fs::remove_file(partial);
     }
 
-    fn trash(&self, path: &str, now: i64) -> io::Result<()> {
+    fn trash(&self, path: &str, expected: &BTreeMap<String, Stat>, now: i64) -> io::Result<()> {
+        let mut actual = BTreeMap::new();
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(stat) = lstat(&self.abs(&p))? else {
+                return Err(changed(path));
+            };
+            if stat.is_dir {
+                for entry in std::fs::read_dir(self.abs(&p))? {
+                    let name = entry?.file_name();
+                    let name = name.to_string_lossy();
+                    if !is_internal(&name) {
+                        stack.push(join(&p, &name));
+                    }
+                }
+            }
+            actual.insert(p, stat);
+        }
+        if !same_subtree(expected, &actual) {
+            return Err(changed(path));
+        }
         let target = self
             .trash_dir()
             .join(now.to_string())

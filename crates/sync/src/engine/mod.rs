@@ -68,6 +68,9 @@ pub struct Options {
     pub trash_days: i64,
     /// Files hashed at once during a scan.
     pub hash_threads: usize,
+    /// Whether the state file is synced to disk at checkpoints (off only in simulations,
+    /// whose crashes drop the engine, not the machine).
+    pub durable_state: bool,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             force: false,
             trash_days: 30,
             hash_threads: 4,
+            durable_state: true,
         }
     }
 }
@@ -175,7 +179,7 @@ pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
 impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Opens the engine's state at `db` (created if missing).
     pub async fn open(fs: F, remote: R, clock: C, db: &Path, opts: Options) -> Result<Self, Error> {
-        let state = State::open(db).await?;
+        let state = State::open(db, opts.durable_state).await?;
         let remote_tree = state.load(Which::Remote).await?;
         let local = state.load(Which::Local).await?;
         let synced = state.load(Which::Synced).await?;
@@ -393,6 +397,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.remote_tree.clear();
             }
             for change in &page.changes {
+                if std::env::var_os("SIMDEBUG").is_some() {
+                    eprintln!("feed {:?} {change:?}", cursor);
+                }
                 match change {
                     Change::Put(entry) => self.remote_put(entry),
                     Change::Deleted(p) => {
@@ -409,7 +416,12 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         }
     }
 
-    /// Records a server entry (from the feed or from an op's answer) in the Remote tree.
+    /// Records an entry of the server's feed in the Remote tree.
+    ///
+    /// The Remote tree is only ever changed by the feed, never by the answers to the engine's
+    /// own ops: a feed's deletions name paths as they were at that point of the feed, so a
+    /// tree moved ahead of its cursor would miss them. The next round reads the engine's own
+    /// changes back from the feed.
     fn remote_put(&mut self, entry: &Entry) {
         let id = NodeId::new(entry.id.clone());
         let rel = entry.path.trim_start_matches('/');
@@ -638,6 +650,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
 
     /// Applies one op; `false` if a side changed under it (observe again before going on).
     async fn apply_one(&mut self, op: Op) -> Result<bool, Error> {
+        if std::env::var_os("SIMDEBUG").is_some() {
+            eprintln!("op {op:?}");
+        }
         let now = self.clock.now();
         match op {
             Op::Link { local, remote } => {
@@ -646,10 +661,12 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             Op::CommitSynced { id, node } => self.synced.put(id, node),
             Op::ForgetSynced { id } => self.synced.forget(&id),
             Op::KeepBoth { id, from, to } => {
-                let stat = self.fs.rename(&from, &to);
-                let Some(stat) = self.local_result(&from, stat) else {
+                // The recorded stat stays: a rename keeps a file's inode and mtime, so an
+                // edit made just before it still shows at the next scan.
+                let renamed = self.fs.rename(&from, &to);
+                if self.local_result(&from, renamed).is_none() {
                     return Ok(false);
-                };
+                }
                 let parent = self.local_parent(&to);
                 let new = self.new_local_id();
                 if let (Some(parent), Some(node)) = (parent, self.local.tree.get(&id).cloned()) {
@@ -661,8 +678,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                             ..node
                         },
                     );
-                    self.local.rekey(&id, new.clone());
-                    self.local.set_stat(&new, stat);
+                    self.local.rekey(&id, new);
                 }
                 let _ = self.state.add_conflict(&to, &from, now).await;
                 self.report.conflicts.push((to, from));
@@ -684,10 +700,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 return self.flush_downloads(&mut one).await;
             }
             Op::MoveLocal { id, from, to } => {
-                let stat = self.fs.rename(&from, &to);
-                let Some(stat) = self.local_result(&from, stat) else {
+                let renamed = self.fs.rename(&from, &to);
+                if self.local_result(&from, renamed).is_none() {
                     return Ok(false);
-                };
+                }
                 if let Some(parent) = self.local_parent(&to)
                     && let Some(node) = self.local.tree.get(&id).cloned()
                     && !self.local.tree.is_ancestor_or_self(&id, &parent)
@@ -700,19 +716,21 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                             ..node
                         },
                     );
-                    self.local.set_stat(&id, stat);
                 }
                 self.report.moved += 1;
             }
             Op::DeleteLocal { id, path: p, nodes } => {
-                // Only what was observed goes: a file changed since is left for the next plan.
-                if let Some(recorded) = self.local.stats.get(&id)
-                    && !recorded.is_dir
-                    && self.fs.stat(&p).ok().flatten().as_ref() != Some(recorded)
-                {
-                    return Ok(false);
+                // Only what was observed goes: a file created or changed since is left for
+                // the next plan.
+                let mut expected = BTreeMap::new();
+                for node in self.local.tree.subtree(&id) {
+                    if let (Some(at), Some(stat)) =
+                        (self.local.tree.path(&node), self.local.stats.get(&node))
+                    {
+                        expected.insert(at, *stat);
+                    }
                 }
-                let trashed = self.fs.trash(&p, now);
+                let trashed = self.fs.trash(&p, &expected, now);
                 if self.local_result(&p, trashed).is_none() {
                     return Ok(false);
                 }
@@ -724,7 +742,6 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let Some(entry) = self.remote_result(&p, created)? else {
                     return Ok(false);
                 };
-                self.remote_put(&entry);
                 let new = NodeId::new(entry.id);
                 if new != id && !self.local.tree.contains(&new) {
                     self.local.rekey(&id, new);
@@ -742,21 +759,37 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 };
                 self.uploaded(&id, &entry);
             }
-            Op::MoveRemote { id: _, from, to } => {
+            Op::MoveRemote { from, to, .. } => {
                 let moved = self.remote.move_to(&from, &to).await;
-                let Some(entry) = self.remote_result(&from, moved)? else {
+                if self.remote_result(&from, moved)?.is_none() {
                     return Ok(false);
-                };
-                self.remote_put(&entry);
+                }
                 self.report.moved += 1;
             }
             Op::DeleteRemote { id, path: p, nodes } => {
+                if self.remote_tree.tree.is_folder(&id) {
+                    // Dropbox deletes a folder whole: first check that nothing was added or
+                    // changed in it since it was observed.
+                    let listed = self.remote.list_under(&p).await;
+                    let Some(listed) = self.remote_result(&p, listed)? else {
+                        return Ok(false);
+                    };
+                    let tree = &self.remote_tree.tree;
+                    let observed: HashSet<NodeId> = tree.subtree(&id).into_iter().collect();
+                    let unchanged = listed.len() + 1 == observed.len()
+                        && listed.iter().all(|e| {
+                            let id = NodeId::new(e.id.clone());
+                            observed.contains(&id) && tree.get(&id).is_some_and(|n| n.rev == e.rev)
+                        });
+                    if !unchanged {
+                        return Ok(false);
+                    }
+                }
                 let rev = self.remote_tree.tree.get(&id).and_then(|n| n.rev.clone());
                 let deleted = self.remote.delete(&p, rev.as_deref()).await;
                 if self.remote_result(&p, deleted)?.is_none() {
                     return Ok(false);
                 }
-                self.remote_tree.remove_subtree(&id);
                 self.report.deleted_remote += nodes as u64;
             }
         }
@@ -765,7 +798,6 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
 
     /// Records a successful upload of the local node `id`.
     fn uploaded(&mut self, id: &NodeId, entry: &Entry) {
-        self.remote_put(entry);
         let new = NodeId::new(entry.id.clone());
         if &new != id && !self.local.tree.contains(&new) {
             self.local.rekey(id, new);

@@ -108,6 +108,9 @@ pub trait RemoteApi: Send + Sync {
         from: &str,
         to: &str,
     ) -> impl Future<Output = Result<Entry, RemoteError>> + Send;
+    /// Everything below the folder `path` now (not the folder itself), from a fresh listing.
+    fn list_under(&self, path: &str)
+    -> impl Future<Output = Result<Vec<Entry>, RemoteError>> + Send;
     /// Deletes `path` (and its subtree); a file only if it is still at `rev`.
     fn delete(
         &self,
@@ -214,6 +217,12 @@ fn local(e: std::io::Error) -> RemoteError {
 /// Sorts a client error into what the engine does about it.
 pub fn classify(e: cubby_client::Error) -> RemoteError {
     let text = e.to_string();
+    if let cubby_client::Error::Io(io) = &e
+        && io.kind() != std::io::ErrorKind::NotFound
+    {
+        // Writing the download (a name too long for this disk, no space): report it.
+        return RemoteError::Refused(format!("the local disk refused: {io}"));
+    }
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::Conflict => RemoteError::Changed(text),
         ErrorKind::Transient => RemoteError::Transient(text),
@@ -405,6 +414,33 @@ impl RemoteApi for ClientRemote {
             .map_err(classify)?;
         self.entry(&moved.metadata)
             .ok_or_else(|| RemoteError::Changed("the server answered another path".into()))
+    }
+
+    async fn list_under(&self, path: &str) -> Result<Vec<Entry>, RemoteError> {
+        let full = self.full(path);
+        let opts = ListOptions {
+            recursive: true,
+            limit: Some(2000),
+            ..ListOptions::default()
+        };
+        let mut page = self.client.list_folder(&full, &opts).await.map_err(classify)?;
+        let mut out = Vec::new();
+        loop {
+            out.extend(
+                page.entries
+                    .iter()
+                    .filter_map(|m| self.entry(m))
+                    .filter(|e| e.path.len() > path.len()),
+            );
+            if !page.has_more {
+                return Ok(out);
+            }
+            page = self
+                .client
+                .list_folder_continue(&page.cursor)
+                .await
+                .map_err(classify)?;
+        }
     }
 
     async fn delete(&self, path: &str, rev: Option<&str>) -> Result<(), RemoteError> {

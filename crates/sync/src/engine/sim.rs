@@ -1,1 +1,1110 @@
+//! Deterministic simulation of the whole engine: an in-memory disk and server, a fake clock,
+//! and a seed that drives random edits on both disks and on the server, passes of two
+//! engines (two computers on one account), crashes (an engine dropped and reopened from its
+//! state file) and injected network errors (a request lost before or after the server applied
+//! it), plus edits made *while* an engine applies its plan.
+//!
+//! Each seed ends by letting the engines settle without faults and checking that both disks
+//! and the server hold the same tree, and that no content a user wrote was lost: every
+//! version that no user deleted or overwrote on a side that saw it is still the content of
+//! some file (a conflicted copy counts as kept).
+//!
+//! `CUBBY_SYNC_SEEDS=N` runs N seeds (default 300); `CUBBY_SYNC_SEED=S` replays one seed.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cubby_core::hash::ContentHasher;
+use cubby_core::path;
+
+use super::fs::{LocalFs, Scan, Scanned, Stat, changed};
+use super::remote::{Change, Entry, Mode, Page, RemoteApi, RemoteError};
+use super::{Clock, Engine, Options};
+use crate::ignore::Ignore;
+
+// ---- randomness ----
+
+/// A small deterministic generator (splitmix64).
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() % 1_000_000) as f64 / 1_000_000.0 < p
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(&items[self.below(items.len())])
+        }
+    }
+}
+
+/// Names that collide case-insensitively, so the server's case folding is exercised.
+const NAMES: &[&str] = &["a", "A", "b", "c.txt", "C.TXT", "d e"];
+
+/// Every version a user wrote, and those a user deliberately removed.
+#[derive(Default)]
+struct Ledger {
+    next: u64,
+    written: BTreeSet<Vec<u8>>,
+    killed: BTreeSet<Vec<u8>>,
+}
+
+impl Ledger {
+    fn blob(&mut self, seed: u64) -> Vec<u8> {
+        self.next += 1;
+        let blob = format!("seed {seed} version {}", self.next).into_bytes();
+        self.written.insert(blob.clone());
+        blob
+    }
+}
+
+type SharedLedger = Arc<Mutex<Ledger>>;
+
+fn hash_of(data: &[u8]) -> String {
+    let mut h = ContentHasher::new();
+    h.update(data);
+    h.finish()
+}
+
+// ---- the disk ----
+
+#[derive(Clone)]
+struct FsEntry {
+    dir: bool,
+    data: Arc<Vec<u8>>,
+    mtime: i64,
+    inode: u64,
+}
+
+struct FsInner {
+    entries: BTreeMap<String, FsEntry>,
+    partials: HashMap<PathBuf, Vec<u8>>,
+    trash: Vec<(String, FsEntry)>,
+    next_inode: u64,
+    tick: i64,
+    /// Edits made by "the user" while the engine works: (rng, probability per engine write).
+    chaos: Option<(Rng, f64)>,
+}
+
+/// An in-memory, case-sensitive disk.
+#[derive(Clone)]
+struct FakeFs {
+    inner: Arc<Mutex<FsInner>>,
+    ledger: SharedLedger,
+    seed: u64,
+}
+
+impl FakeFs {
+    fn new(ledger: SharedLedger, seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(FsInner {
+                entries: BTreeMap::new(),
+                partials: HashMap::new(),
+                trash: Vec::new(),
+                next_inode: 1,
+                tick: 1,
+                chaos: None,
+            })),
+            ledger,
+            seed,
+        }
+    }
+
+    fn set_chaos(&self, chaos: Option<(Rng, f64)>) {
+        self.inner.lock().unwrap().chaos = chaos;
+    }
+
+    /// Before an engine write: maybe the user edits something first.
+    fn maybe_user(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        let Some((mut rng, p)) = inner.chaos.clone() else {
+            return;
+        };
+        if rng.chance(p) {
+            user_edit_fs(&mut inner, &mut rng, &self.ledger, self.seed);
+        }
+        inner.chaos = Some((rng, p));
+    }
+
+    fn user_edit(&self, rng: &mut Rng) {
+        let mut inner = self.inner.lock().unwrap();
+        user_edit_fs(&mut inner, rng, &self.ledger, self.seed);
+    }
+
+    /// Path → content (`None` for a folder).
+    fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+        self.inner
+            .lock()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|(p, e)| (p.clone(), (!e.dir).then(|| e.data.to_vec())))
+            .collect()
+    }
+}
+
+fn stat_of(e: &FsEntry) -> Stat {
+    Stat {
+        is_dir: e.dir,
+        size: if e.dir { 0 } else { e.data.len() as u64 },
+        mtime_ns: e.mtime,
+        inode: e.inode,
+    }
+}
+
+fn under(p: &str, base: &str) -> bool {
+    p == base || (p.starts_with(base) && p.as_bytes().get(base.len()) == Some(&b'/'))
+}
+
+fn free_local(inner: &FsInner, p: &str) -> bool {
+    let parent = path::parent_of(p);
+    !inner.entries.contains_key(p)
+        && (parent.is_empty() || inner.entries.get(parent).is_some_and(|e| e.dir))
+}
+
+/// One random user edit of a disk.
+fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed: u64) {
+    let folders: Vec<String> = std::iter::once(String::new())
+        .chain(
+            inner
+                .entries
+                .iter()
+                .filter(|(p, e)| e.dir && p.matches('/').count() < 3)
+                .map(|(p, _)| p.clone()),
+        )
+        .collect();
+    let all: Vec<String> = inner.entries.keys().cloned().collect();
+    let files: Vec<String> = inner
+        .entries
+        .iter()
+        .filter(|(_, e)| !e.dir)
+        .map(|(p, _)| p.clone())
+        .collect();
+    inner.tick += 1;
+    let tick = inner.tick;
+    match rng.below(10) {
+        0..=2 => {
+            let dir = rng.pick(&folders).cloned().unwrap_or_default();
+            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            if free_local(inner, &p) {
+                let data = ledger.lock().unwrap().blob(seed);
+                let inode = inner.next_inode;
+                inner.next_inode += 1;
+                inner.entries.insert(
+                    p,
+                    FsEntry {
+                        dir: false,
+                        data: Arc::new(data),
+                        mtime: tick,
+                        inode,
+                    },
+                );
+            }
+        }
+        3 => {
+            let dir = rng.pick(&folders).cloned().unwrap_or_default();
+            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            if free_local(inner, &p) {
+                let inode = inner.next_inode;
+                inner.next_inode += 1;
+                inner.entries.insert(
+                    p,
+                    FsEntry {
+                        dir: true,
+                        data: Arc::new(Vec::new()),
+                        mtime: tick,
+                        inode,
+                    },
+                );
+            }
+        }
+        4 | 5 => {
+            // Edit in place, or save through a new file renamed over (a new inode).
+            if let Some(p) = rng.pick(&files).cloned() {
+                let replace = rng.chance(0.5);
+                let data = ledger.lock().unwrap().blob(seed);
+                let inode = inner.next_inode;
+                inner.next_inode += 1;
+                let e = inner.entries.get_mut(&p).unwrap();
+                ledger.lock().unwrap().killed.insert(e.data.to_vec());
+                e.data = Arc::new(data);
+                e.mtime = tick;
+                if replace {
+                    e.inode = inode;
+                }
+            }
+        }
+        6 => {
+            if let Some(p) = rng.pick(&all).cloned() {
+                let gone: Vec<String> = inner
+                    .entries
+                    .keys()
+                    .filter(|q| under(q, &p))
+                    .cloned()
+                    .collect();
+                for q in gone {
+                    let e = inner.entries.remove(&q).unwrap();
+                    if !e.dir {
+                        ledger.lock().unwrap().killed.insert(e.data.to_vec());
+                    }
+                }
+            }
+        }
+        _ => {
+            // Rename or move a file or folder (its inode goes with it).
+            if let Some(p) = rng.pick(&all).cloned() {
+                let dir = rng.pick(&folders).cloned().unwrap_or_default();
+                let to = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+                if free_local(inner, &to) && !under(&to, &p) {
+                    let moving: Vec<String> = inner
+                        .entries
+                        .keys()
+                        .filter(|q| under(q, &p))
+                        .cloned()
+                        .collect();
+                    for q in moving {
+                        let e = inner.entries.remove(&q).unwrap();
+                        inner.entries.insert(format!("{to}{}", &q[p.len()..]), e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl LocalFs for FakeFs {
+    fn scan(&self, excludes: &Ignore) -> io::Result<Scan> {
+        let inner = self.inner.lock().unwrap();
+        Ok(Scan {
+            entries: inner
+                .entries
+                .iter()
+                .map(|(p, e)| Scanned {
+                    path: p.clone(),
+                    stat: stat_of(e),
+                })
+                .collect(),
+            problems: Vec::new(),
+            ignore: excludes.clone(),
+        })
+    }
+
+    fn stat(&self, p: &str) -> io::Result<Option<Stat>> {
+        Ok(self.inner.lock().unwrap().entries.get(p).map(stat_of))
+    }
+
+    fn hash(&self, p: &str) -> io::Result<(String, Stat)> {
+        let inner = self.inner.lock().unwrap();
+        match inner.entries.get(p) {
+            Some(e) if !e.dir => Ok((hash_of(&e.data), stat_of(e))),
+            _ => Err(changed(p)),
+        }
+    }
+
+    fn source(&self, p: &str) -> PathBuf {
+        PathBuf::from(p)
+    }
+
+    fn partial(&self, p: &str) -> PathBuf {
+        PathBuf::from(format!("{p}.partial"))
+    }
+
+    fn mkdir(&self, p: &str) -> io::Result<Stat> {
+        self.maybe_user();
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(e) = inner.entries.get(p) {
+            return if e.dir {
+                Ok(stat_of(e))
+            } else {
+                Err(io::Error::new(io::ErrorKind::AlreadyExists, "a file is there"))
+            };
+        }
+        if !free_local(&inner, p) {
+            return Err(changed(p));
+        }
+        let inode = inner.next_inode;
+        inner.next_inode += 1;
+        inner.tick += 1;
+        let e = FsEntry {
+            dir: true,
+            data: Arc::new(Vec::new()),
+            mtime: inner.tick,
+            inode,
+        };
+        let stat = stat_of(&e);
+        inner.entries.insert(p.to_owned(), e);
+        Ok(stat)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.maybe_user();
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.entries.contains_key(from) {
+            return Err(changed(from));
+        }
+        if from != to && !free_local(&inner, to) || under(to, from) && from != to {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "taken"));
+        }
+        let moving: Vec<String> = inner
+            .entries
+            .keys()
+            .filter(|q| under(q, from))
+            .cloned()
+            .collect();
+        for q in moving {
+            let e = inner.entries.remove(&q).unwrap();
+            inner.entries.insert(format!("{to}{}", &q[from.len()..]), e);
+        }
+        Ok(())
+    }
+
+    fn install(&self, partial: &Path, p: &str, expected: Option<&Stat>) -> io::Result<Stat> {
+        self.maybe_user();
+        let mut inner = self.inner.lock().unwrap();
+        let there = inner.entries.get(p).map(stat_of);
+        if there.as_ref() != expected {
+            return Err(changed(p));
+        }
+        if there.is_none() && !free_local(&inner, p) {
+            return Err(changed(p));
+        }
+        let data = inner
+            .partials
+            .remove(partial)
+            .ok_or_else(|| io::Error::other("no partial file"))?;
+        let inode = inner.next_inode;
+        inner.next_inode += 1;
+        inner.tick += 1;
+        let e = FsEntry {
+            dir: false,
+            data: Arc::new(data),
+            mtime: inner.tick,
+            inode,
+        };
+        let stat = stat_of(&e);
+        inner.entries.insert(p.to_owned(), e);
+        Ok(stat)
+    }
+
+    fn discard(&self, partial: &Path) {
+        self.inner.lock().unwrap().partials.remove(partial);
+    }
+
+    fn trash(&self, p: &str, expected: &BTreeMap<String, Stat>, _now: i64) -> io::Result<()> {
+        self.maybe_user();
+        let mut inner = self.inner.lock().unwrap();
+        let actual: BTreeMap<String, Stat> = inner
+            .entries
+            .iter()
+            .filter(|(q, _)| under(q, p))
+            .map(|(q, e)| (q.clone(), stat_of(e)))
+            .collect();
+        if !super::fs::same_subtree(expected, &actual) {
+            return Err(changed(p));
+        }
+        let gone: Vec<String> = inner
+            .entries
+            .keys()
+            .filter(|q| under(q, p))
+            .cloned()
+            .collect();
+        for q in gone {
+            let e = inner.entries.remove(&q).unwrap();
+            inner.trash.push((q, e));
+        }
+        Ok(())
+    }
+
+    fn purge_trash(&self, _before: i64) -> io::Result<u64> {
+        Ok(0)
+    }
+}
+
+// ---- the server ----
+
+#[derive(Clone)]
+struct SNode {
+    parent: String,
+    name: String,
+    dir: bool,
+    rev: Option<String>,
+    data: Arc<Vec<u8>>,
+}
+
+struct ServerInner {
+    nodes: BTreeMap<String, SNode>,
+    journal: Vec<Change>,
+    revs: HashMap<String, Arc<Vec<u8>>>,
+    next: u64,
+    /// Injected failures: (rng, probability per call).
+    faults: Option<(Rng, f64)>,
+    /// Edits by another client while an engine calls: (rng, probability per call).
+    chaos: Option<(Rng, f64)>,
+}
+
+/// An in-memory server with Dropbox's rules: case-insensitive paths, ids that survive moves,
+/// revs, `add` and `update` write modes, parents created as needed, a change feed.
+#[derive(Clone)]
+struct FakeServer {
+    inner: Arc<Mutex<ServerInner>>,
+    ledger: SharedLedger,
+    seed: u64,
+}
+
+/// One engine's view of the server: the disk it downloads into.
+struct FakeRemote {
+    server: FakeServer,
+    fs: FakeFs,
+}
+
+const PAGE: usize = 7;
+
+impl ServerInner {
+    fn path_of(&self, id: &str) -> String {
+        let mut names = Vec::new();
+        let mut cur = id;
+        while !cur.is_empty() {
+            let n = &self.nodes[cur];
+            names.push(n.name.as_str());
+            cur = &n.parent;
+        }
+        names.iter().rev().map(|n| format!("/{n}")).collect()
+    }
+
+    fn lookup(&self, p: &str) -> Option<String> {
+        let mut cur = String::new();
+        for name in p.split('/').filter(|n| !n.is_empty()) {
+            let lname = path::lower(name);
+            cur = self
+                .nodes
+                .iter()
+                .find(|(_, n)| n.parent == cur && path::lower(&n.name) == lname)
+                .map(|(id, _)| id.clone())?;
+        }
+        Some(cur)
+    }
+
+    fn entry(&self, id: &str) -> Entry {
+        let n = &self.nodes[id];
+        Entry {
+            id: id.to_owned(),
+            path: self.path_of(id),
+            folder: n.dir,
+            rev: n.rev.clone(),
+            content_hash: (!n.dir).then(|| hash_of(&n.data)),
+        }
+    }
+
+    fn subtree(&self, id: &str) -> Vec<String> {
+        let mut out = vec![id.to_owned()];
+        let mut i = 0;
+        while i < out.len() {
+            let cur = out[i].clone();
+            out.extend(
+                self.nodes
+                    .iter()
+                    .filter(|(_, n)| n.parent == cur)
+                    .map(|(c, _)| c.clone()),
+            );
+            i += 1;
+        }
+        out
+    }
+
+    fn mint(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}{}", self.next)
+    }
+
+    /// The folder at `p`, created with its parents if missing; `None` if a file is in the way.
+    fn ensure_folder(&mut self, p: &str) -> Option<String> {
+        if p.is_empty() {
+            return Some(String::new());
+        }
+        if let Some(id) = self.lookup(p) {
+            return self.nodes[&id].dir.then_some(id);
+        }
+        let parent = self.ensure_folder(path::parent_of(p))?;
+        let id = self.mint("id:");
+        self.nodes.insert(
+            id.clone(),
+            SNode {
+                parent,
+                name: path::name_of(p).to_owned(),
+                dir: true,
+                rev: None,
+                data: Arc::new(Vec::new()),
+            },
+        );
+        self.journal.push(Change::Put(self.entry(&id)));
+        Some(id)
+    }
+
+    fn write(&mut self, p: &str, mode: &Mode, data: Arc<Vec<u8>>) -> Result<Entry, RemoteError> {
+        match (self.lookup(p), mode) {
+            (Some(id), _) if self.nodes[&id].dir => Err(RemoteError::Changed("a folder".into())),
+            (Some(id), Mode::Add) => {
+                if self.nodes[&id].data == data {
+                    Ok(self.entry(&id))
+                } else {
+                    Err(RemoteError::Changed("path/conflict/file".into()))
+                }
+            }
+            (Some(id), Mode::Update(rev)) => {
+                if self.nodes[&id].rev.as_ref() != Some(rev) {
+                    return Err(RemoteError::Changed("path/conflict/file".into()));
+                }
+                let new_rev = self.mint("rev");
+                self.revs.insert(new_rev.clone(), data.clone());
+                let n = self.nodes.get_mut(&id).unwrap();
+                n.data = data;
+                n.rev = Some(new_rev);
+                self.journal.push(Change::Put(self.entry(&id)));
+                Ok(self.entry(&id))
+            }
+            (None, Mode::Update(_)) => Err(RemoteError::Changed("path/not_found".into())),
+            (None, Mode::Add) => {
+                let parent = self
+                    .ensure_folder(path::parent_of(p))
+                    .ok_or_else(|| RemoteError::Changed("a file is in the way".into()))?;
+                let id = self.mint("id:");
+                let rev = self.mint("rev");
+                self.revs.insert(rev.clone(), data.clone());
+                self.nodes.insert(
+                    id.clone(),
+                    SNode {
+                        parent,
+                        name: path::name_of(p).to_owned(),
+                        dir: false,
+                        rev: Some(rev),
+                        data,
+                    },
+                );
+                self.journal.push(Change::Put(self.entry(&id)));
+                Ok(self.entry(&id))
+            }
+        }
+    }
+
+    fn move_node(&mut self, from: &str, to: &str) -> Result<Entry, RemoteError> {
+        let id = self
+            .lookup(from)
+            .ok_or_else(|| RemoteError::Changed("from_lookup/not_found".into()))?;
+        if let Some(other) = self.lookup(to)
+            && other != id
+        {
+            return Err(RemoteError::Changed("to/conflict".into()));
+        }
+        let to_parent = path::parent_of(to);
+        if path::is_within(&path::lower(to_parent), &path::lower(&self.path_of(&id))) {
+            return Err(RemoteError::Refused("cant_move_folder_into_itself".into()));
+        }
+        let parent = self
+            .ensure_folder(to_parent)
+            .ok_or_else(|| RemoteError::Changed("a file is in the way".into()))?;
+        let old_path = self.path_of(&id);
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.parent = parent;
+        n.name = path::name_of(to).to_owned();
+        self.journal.push(Change::Deleted(old_path));
+        for moved in self.subtree(&id) {
+            self.journal.push(Change::Put(self.entry(&moved)));
+        }
+        Ok(self.entry(&id))
+    }
+
+    fn delete(&mut self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
+        let Some(id) = self.lookup(p) else {
+            return if rev.is_none() {
+                Ok(())
+            } else {
+                Err(RemoteError::Changed("path_lookup/not_found".into()))
+            };
+        };
+        if let Some(rev) = rev
+            && self.nodes[&id].rev.as_deref() != Some(rev)
+        {
+            return Err(RemoteError::Changed("conflict".into()));
+        }
+        let path = self.path_of(&id);
+        for gone in self.subtree(&id) {
+            self.nodes.remove(&gone);
+        }
+        self.journal.push(Change::Deleted(path));
+        Ok(())
+    }
+}
+
+/// One random edit by another client of the account.
+fn user_edit_server(inner: &mut ServerInner, rng: &mut Rng, ledger: &SharedLedger, seed: u64) {
+    let folders: Vec<String> = std::iter::once(String::new())
+        .chain(
+            inner
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.dir)
+                .map(|(id, _)| inner.path_of(id))
+                .filter(|p| p.matches('/').count() < 3),
+        )
+        .collect();
+    let all: Vec<String> = inner.nodes.keys().map(|id| inner.path_of(id)).collect();
+    let files: Vec<(String, String)> = inner
+        .nodes
+        .iter()
+        .filter(|(_, n)| !n.dir)
+        .map(|(id, n)| (inner.path_of(id), n.rev.clone().unwrap()))
+        .collect();
+    match rng.below(10) {
+        0..=2 => {
+            let dir = rng.pick(&folders).cloned().unwrap_or_default();
+            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            if inner.lookup(&p).is_none() {
+                let data = ledger.lock().unwrap().blob(seed);
+                let _ = inner.write(&p, &Mode::Add, Arc::new(data));
+            }
+        }
+        3 => {
+            let dir = rng.pick(&folders).cloned().unwrap_or_default();
+            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            if inner.lookup(&p).is_none() {
+                inner.ensure_folder(&p);
+            }
+        }
+        4 | 5 => {
+            if let Some((p, rev)) = rng.pick(&files).cloned() {
+                let id = inner.lookup(&p).unwrap();
+                let old = inner.nodes[&id].data.to_vec();
+                let data = ledger.lock().unwrap().blob(seed);
+                if inner.write(&p, &Mode::Update(rev), Arc::new(data)).is_ok() {
+                    ledger.lock().unwrap().killed.insert(old);
+                }
+            }
+        }
+        6 => {
+            if let Some(p) = rng.pick(&all).cloned() {
+                let id = inner.lookup(&p).unwrap();
+                for gone in inner.subtree(&id) {
+                    let n = &inner.nodes[&gone];
+                    if !n.dir {
+                        ledger.lock().unwrap().killed.insert(n.data.to_vec());
+                    }
+                }
+                let _ = inner.delete(&p, None);
+            }
+        }
+        _ => {
+            if let Some(p) = rng.pick(&all).cloned() {
+                let dir = rng.pick(&folders).cloned().unwrap_or_default();
+                let to = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+                if inner.lookup(&to).is_none() {
+                    let _ = inner.move_node(&p, &to);
+                }
+            }
+        }
+    }
+}
+
+impl FakeServer {
+    fn new(ledger: SharedLedger, seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(ServerInner {
+                nodes: BTreeMap::new(),
+                journal: Vec::new(),
+                revs: HashMap::new(),
+                next: 0,
+                faults: None,
+                chaos: None,
+            })),
+            ledger,
+            seed,
+        }
+    }
+
+    fn user_edit(&self, rng: &mut Rng) {
+        let mut inner = self.inner.lock().unwrap();
+        user_edit_server(&mut inner, rng, &self.ledger, self.seed);
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .nodes
+            .iter()
+            .map(|(id, n)| (inner.path_of(id), (!n.dir).then(|| n.data.to_vec())))
+            .collect()
+    }
+
+    fn set_faults(&self, faults: Option<(Rng, f64)>, chaos: Option<(Rng, f64)>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.faults = faults;
+        inner.chaos = chaos;
+    }
+
+    /// Runs one call: maybe another client edits first; maybe the call fails before it is
+    /// applied, or after (the answer is lost).
+    fn call<T>(&self, f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>) -> Result<T, RemoteError> {
+        self.call_with(true, f)
+    }
+
+    /// `chaos: false` for the one call whose race the engine can only narrow, not close: a
+    /// folder deletion right after the engine listed the folder to check it (Dropbox has no
+    /// conditional folder delete). An edit in that instant would survive in the server's
+    /// history only.
+    fn call_with<T>(
+        &self,
+        chaos: bool,
+        f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>,
+    ) -> Result<T, RemoteError> {
+        let mut inner = self.inner.lock().unwrap();
+        if chaos && let Some((mut rng, p)) = inner.chaos.take() {
+            if rng.chance(p) {
+                user_edit_server(&mut inner, &mut rng, &self.ledger, self.seed);
+            }
+            inner.chaos = Some((rng, p));
+        }
+        let fault = match inner.faults.take() {
+            Some((mut rng, p)) => {
+                let f = if rng.chance(p) {
+                    Some(rng.chance(0.5))
+                } else {
+                    None
+                };
+                inner.faults = Some((rng, p));
+                f
+            }
+            None => None,
+        };
+        match fault {
+            Some(true) => Err(RemoteError::Transient("injected: lost before".into())),
+            Some(false) => {
+                let _ = f(&mut inner);
+                Err(RemoteError::Transient("injected: answer lost".into()))
+            }
+            None => f(&mut inner),
+        }
+    }
+}
+
+impl RemoteApi for FakeRemote {
+    async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
+        self.server.call(|s| match cursor {
+            None => {
+                let mut ids: Vec<String> = s.nodes.keys().cloned().collect();
+                ids.sort_by_key(|id| s.path_of(id).matches('/').count());
+                Ok(Page {
+                    changes: ids.iter().map(|id| Change::Put(s.entry(id))).collect(),
+                    cursor: s.journal.len().to_string(),
+                    has_more: false,
+                })
+            }
+            Some(c) => {
+                let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
+                let to = (from + PAGE).min(s.journal.len());
+                Ok(Page {
+                    changes: s.journal[from.min(to)..to].to_vec(),
+                    cursor: to.to_string(),
+                    has_more: to < s.journal.len(),
+                })
+            }
+        })
+    }
+
+    async fn wait(&self, cursor: &str, _timeout: u64) -> Result<bool, RemoteError> {
+        let from: usize = cursor.parse().unwrap_or(0);
+        Ok(self.server.inner.lock().unwrap().journal.len() > from)
+    }
+
+    async fn create_folder(&self, p: &str) -> Result<Entry, RemoteError> {
+        self.server.call(|s| {
+            let id = s
+                .ensure_folder(p)
+                .ok_or_else(|| RemoteError::Changed("a file is there".into()))?;
+            Ok(s.entry(&id))
+        })
+    }
+
+    async fn upload(&self, p: &str, mode: &Mode, source: &Path) -> Result<Entry, RemoteError> {
+        let data = {
+            let fs = self.fs.inner.lock().unwrap();
+            match fs.entries.get(source.to_str().unwrap()) {
+                Some(e) if !e.dir => e.data.clone(),
+                _ => return Err(RemoteError::Changed("the local file went away".into())),
+            }
+        };
+        self.server.call(|s| s.write(p, mode, data))
+    }
+
+    async fn upload_batch(&self, items: &[(String, Mode, PathBuf)]) -> Vec<Result<Entry, RemoteError>> {
+        let mut out = Vec::new();
+        for (p, mode, source) in items {
+            out.push(self.upload(p, mode, source).await);
+        }
+        out
+    }
+
+    async fn download(&self, rev: &str, content_hash: &str, partial: &Path) -> Result<(), RemoteError> {
+        let data = self.server.call(|s| {
+            s.revs
+                .get(rev)
+                .cloned()
+                .ok_or_else(|| RemoteError::Changed("no such rev".into()))
+        })?;
+        assert_eq!(hash_of(&data), content_hash, "the engine asked for a rev by the wrong hash");
+        self.fs
+            .inner
+            .lock()
+            .unwrap()
+            .partials
+            .insert(partial.to_owned(), data.to_vec());
+        Ok(())
+    }
+
+    async fn move_to(&self, from: &str, to: &str) -> Result<Entry, RemoteError> {
+        self.server.call(|s| s.move_node(from, to))
+    }
+
+    async fn list_under(&self, p: &str) -> Result<Vec<Entry>, RemoteError> {
+        self.server.call(|s| {
+            let id = s
+                .lookup(p)
+                .ok_or_else(|| RemoteError::Changed("not_found".into()))?;
+            Ok(s.subtree(&id).iter().skip(1).map(|c| s.entry(c)).collect())
+        })
+    }
+
+    async fn delete(&self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
+        self.server.call_with(rev.is_some(), |s| s.delete(p, rev))
+    }
+}
+
+struct FakeClock(AtomicI64);
+
+impl Clock for FakeClock {
+    fn now(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+// ---- the driver ----
+
+type SimEngine = Engine<FakeFs, FakeRemote, FakeClock>;
+
+struct Computer {
+    fs: FakeFs,
+    db: PathBuf,
+    engine: Option<SimEngine>,
+}
+
+impl Computer {
+    async fn engine(&mut self, server: &FakeServer) -> &mut SimEngine {
+        if self.engine.is_none() {
+            let remote = FakeRemote {
+                server: server.clone(),
+                fs: self.fs.clone(),
+            };
+            let opts = Options {
+                force: true,
+                hash_threads: 1,
+                durable_state: false,
+                ..Options::default()
+            };
+            let engine = Engine::open(self.fs.clone(), remote, FakeClock(AtomicI64::new(1)), &self.db, opts)
+                .await
+                .expect("opening the engine");
+            self.engine = Some(engine);
+        }
+        self.engine.as_mut().unwrap()
+    }
+
+    /// A crash: the engine is dropped without saving anything more.
+    fn crash(&mut self) {
+        self.engine = None;
+    }
+}
+
+/// Runs one seed; `Err` describes the failure.
+async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
+    let ledger: SharedLedger = Arc::default();
+    let mut rng = Rng(seed);
+    let server = FakeServer::new(ledger.clone(), seed);
+    let mut computers: Vec<Computer> = (0..2)
+        .map(|i| Computer {
+            fs: FakeFs::new(ledger.clone(), seed),
+            db: dir.join(format!("seed-{seed}-{i}.sqlite")),
+            engine: None,
+        })
+        .collect();
+    // Both disks and the server start with some content of their own.
+    for _ in 0..rng.below(6) {
+        server.user_edit(&mut rng);
+    }
+    for c in &computers {
+        for _ in 0..rng.below(6) {
+            c.fs.user_edit(&mut rng);
+        }
+    }
+    let steps = 10 + rng.below(20);
+    for _ in 0..steps {
+        match rng.below(8) {
+            0 | 1 => {
+                let c = &computers[rng.below(2)];
+                for _ in 0..1 + rng.below(3) {
+                    c.fs.user_edit(&mut rng);
+                }
+            }
+            2 => {
+                for _ in 0..1 + rng.below(3) {
+                    server.user_edit(&mut rng);
+                }
+            }
+            3 => computers[rng.below(2)].crash(),
+            _ => {
+                let i = rng.below(2);
+                let faults = rng.chance(0.5).then(|| (Rng(rng.next()), 0.1));
+                let chaos = rng.chance(0.3).then(|| (Rng(rng.next()), 0.1));
+                let fs_chaos = rng.chance(0.3).then(|| (Rng(rng.next()), 0.1));
+                server.set_faults(faults, chaos);
+                computers[i].fs.set_chaos(fs_chaos);
+                let result = computers[i].engine(&server).await.pass().await;
+                server.set_faults(None, None);
+                computers[i].fs.set_chaos(None);
+                if result.is_err() && rng.chance(0.5) {
+                    computers[i].crash();
+                }
+            }
+        }
+    }
+    // Settle: no more edits or faults; passes until all three agree.
+    let mut agreed = false;
+    for _ in 0..6 {
+        for c in computers.iter_mut() {
+            let report = c.engine(&server).await.pass().await.map_err(|e| e.to_string())?;
+            if !report.problems.is_empty() {
+                return Err(format!("problems: {:?}", report.problems));
+            }
+        }
+        let remote = server.snapshot();
+        if computers.iter().all(|c| same_tree(&c.fs.snapshot(), &remote)) {
+            agreed = true;
+            break;
+        }
+    }
+    let remote = server.snapshot();
+    if !agreed {
+        let mut views = Vec::new();
+        for c in computers.iter_mut() {
+            let engine = c.engine(&server).await;
+            let (r, l, s) = engine.trees();
+            views.push(format!(
+                "remote tree {:#?}\nlocal tree {:#?}\nsynced tree {:#?}\npending {:#?}",
+                compact(r),
+                compact(l),
+                compact(s),
+                engine.pending()
+            ));
+        }
+        return Err(format!(
+            "no convergence:\nserver {:#?}\nA {:#?}\nB {:#?}\n{}",
+            names(&remote),
+            names(&computers[0].fs.snapshot()),
+            names(&computers[1].fs.snapshot()),
+            views.join("\n----\n")
+        ));
+    }
+    // No lost writes: what no user removed is still somewhere in the tree.
+    let ledger = ledger.lock().unwrap();
+    let present: BTreeSet<Vec<u8>> = remote.values().flatten().cloned().collect();
+    let lost: Vec<String> = ledger
+        .written
+        .iter()
+        .filter(|b| !ledger.killed.contains(*b) && !present.contains(*b))
+        .map(|b| format!("{} ({})", String::from_utf8_lossy(b), &hash_of(b)[..6]))
+        .collect();
+    if !lost.is_empty() {
+        return Err(format!("lost: {lost:?}\nserver {:#?}", names(&remote)));
+    }
+    for c in computers.iter_mut() {
+        if let Some(e) = c.engine.take() {
+            e.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// Same paths (exactly, as a case-sensitive disk sees them) and contents.
+fn same_tree(local: &BTreeMap<String, Option<Vec<u8>>>, remote: &BTreeMap<String, Option<Vec<u8>>>) -> bool {
+    local == remote
+}
+
+fn compact(tree: &cubby_core::sync::tree::Tree) -> Vec<String> {
+    let mut out: Vec<String> = tree
+        .iter()
+        .map(|(id, n)| {
+            format!(
+                "{id} {} {:?} {:?}",
+                tree.path(id).unwrap_or_else(|| format!("<detached under {}>/{}", n.parent, n.name)),
+                n.kind.content_hash().map(|h| &h[..6]),
+                n.rev
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn names(tree: &BTreeMap<String, Option<Vec<u8>>>) -> Vec<String> {
+    tree.iter()
+        .map(|(p, d)| match d {
+            Some(d) => format!("{p} = {}", String::from_utf8_lossy(d)),
+            None => format!("{p}/"),
+        })
+        .collect()
+}
+
+#[test]
+fn simulated_computers_and_server_converge_without_losing_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seeds: Vec<u64> = match std::env::var("CUBBY_SYNC_SEED") {
+        Ok(s) => vec![s.parse().expect("CUBBY_SYNC_SEED is a number")],
+        Err(_) => {
+            let n: u64 = std::env::var("CUBBY_SYNC_SEEDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300);
+            (1..=n).collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        if let Err(why) = runtime.block_on(run_seed(*seed, dir.path())) {
+            failures.push((*seed, why));
+        }
+    }
+    if let Some((seed, why)) = failures.first() {
+        panic!(
+            "{} of {} seeds failed (replay one with CUBBY_SYNC_SEED={seed}); the first:\n{why}",
+            failures.len(),
+            seeds.len(),
+        );
+    }
+}

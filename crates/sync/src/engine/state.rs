@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS conflict (path TEXT PRIMARY KEY, original TEXT NOT NU
 ";
 
 impl State {
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+    pub async fn open(path: &Path, durable: bool) -> Result<Self, sqlx::Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -124,7 +124,11 @@ impl State {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(if durable {
+                SqliteSynchronous::Normal
+            } else {
+                SqliteSynchronous::Off
+            });
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
