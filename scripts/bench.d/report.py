@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """Prints scripts/bench's figure table, aims beside the figures, from OUTDIR/results.tsv and
 OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the scale-out table (stage e:
-one row per configuration). Standard library only.
+one row per configuration) and the sync table (stage i: cubby beside unison and rsync). Standard
+library only.
 
 Usage: report.py OUTDIR
 """
 import csv
 import os
+import re
 import sys
 
 AIM_SINK_RATIO = 0.70      # a: cubby / sink, upload and download
 AIM_SMALL_C16_S = 10.0     # b: 10,000 files in under 10 s with 16 clients
 AIM_LIST_S = 3.0           # c: recursive list_folder of 100k entries
 AIM_RSS_BYTES = 200e6      # d: server peak RSS under 200 MB
+AIM_SYNC_FIRST = (10000, 15.0)  # i: 10,000 files of 4 KiB synced up in < 15 s
+AIM_SYNC_CHANGE_S = 1.0    # i: change propagation, median
+AIM_SYNC_NOOP_S = 2.0      # i: a no-change pass (over 100,000 files)
+AIM_SYNC_RSS_BYTES = 200e6  # i: client and server peak RSS
 MET, MISSED = "✓ met", "✗ missed"
 
 
@@ -105,6 +111,102 @@ def scaleout_table(rows, meta):
     return table
 
 
+SYNC_TOOLS = ("cubby", "unison", "rsync")
+
+
+def sync_table(rows, meta):
+    """Stage i: one row per figure, a column per tool."""
+    def rows_of(bench):
+        return {(t, m): r for (b, t, m), r in rows.items() if b == bench}
+
+    def count(metric):
+        m = re.search(r"(\d+) (?:files|changes)", metric)
+        return int(m.group(1)) if m else 0
+
+    def rss(r):
+        return f"{num(r['median']):.0f} MiB" if r else ""
+
+    def rss_verdict(r):
+        return (MET if num(r["median"]) * 1048576 < AIM_SYNC_RSS_BYTES else MISSED) if r else "—"
+
+    rss_aim = f"< {AIM_SYNC_RSS_BYTES / 1e6:.0f} MB"
+    table = []  # (figure, cubby, unison, rsync, aim, result)
+    first, first_rss = rows_of("sync-first"), rows_of("sync-first-rss")
+    for n in sorted({count(m) for (_, m) in first}):
+        cells, rcells = [], []
+        for tool in SYNC_TOOLS:
+            r = next((r for (t, m), r in first.items() if t == tool and count(m) == n), None)
+            cells.append(f"{fmt(r)} = {n / num(r['median']):.0f} files/s" if r and num(r["median"]) > 0 else "")
+            rcells.append(rss(next((r for (t, m), r in first_rss.items() if t == tool and count(m) == n), None)))
+        c = next((r for (t, m), r in first.items() if t == "cubby" and count(m) == n), None)
+        an, asec = AIM_SYNC_FIRST
+        verdict = (MET if n / num(c["median"]) >= an / asec else MISSED) if c else "✗ failed"
+        aim = f"{an:,} in < {asec:g} s" + ("" if n == an else f" (≥ {an / asec:.0f} files/s)")
+        table.append((f"first sync, {n:,} × 4 KiB", *cells, aim, verdict))
+        cr = next((r for (t, m), r in first_rss.items() if t == "cubby" and count(m) == n), None)
+        table.append(("  client peak RSS", *rcells, rss_aim, rss_verdict(cr)))
+        cpu = {t: r for (b, t, m), r in rows.items() if b == "sync-first-cpu" and count(m) == n}
+        if cpu:
+            cells = [f"{num(cpu[t]['median']):.3g} s" if t in cpu else "" for t in SYNC_TOOLS]
+            if cells[0] and "cubby-server" in cpu:
+                cells[0] += f" + server {num(cpu['cubby-server']['median']):.3g} s"
+            table.append(("  CPU, user+sys", *cells, "", ""))
+        listed = find(rows, "sync-listed", "cubby", f"first sync of {n}")
+        if listed:
+            k = int(num(listed["median"]))
+            table.append(("  files on the server afterwards", f"{k:,}", "", "", f"all {n:,}",
+                          MET if k == n else MISSED))
+    down = find(rows, "sync-first-down", "cubby", "")
+    if down:
+        n = count(down["metric"])
+        table.append((f"first sync down (B), {n:,} × 4 KiB",
+                      f"{fmt(down)} = {n / num(down['median']):.0f} files/s", "", "", "", ""))
+    change, p99, crss = rows_of("sync-change"), rows_of("sync-change-p99"), rows_of("sync-change-rss")
+    if change or p99 or crss:
+        n = max([int(r["n"]) for r in change.values()] or [0])
+        p50c, p99c, rssc = [], [], []
+        for tool in SYNC_TOOLS:
+            r = next((r for (t, m), r in change.items() if t == tool), None)
+            p50c.append(f"{num(r['median']):.3g} s ({r['min']}–{r['max']})" if r else "")
+            r = next((r for (t, m), r in p99.items() if t == tool), None)
+            p99c.append(f"{num(r['median']):.3g} s" if r else "")
+            rs = sorted((m, r) for (t, m), r in crss.items() if t == tool)
+            rssc.append(" / ".join(f"{num(r['median']):.0f}" for _, r in rs) + " MiB" if rs else "")
+        rep = meta.get("sync_unison_repeat")
+        if rep and p50c[1]:
+            p50c[1] += f", -repeat {rep}"
+        if not p50c[2]:
+            p50c[2] = "— (no continuous mode)"
+        c = next((r for (t, m), r in change.items() if t == "cubby"), None)
+        table.append((f"change A → B, median of {n}", *p50c, f"< {AIM_SYNC_CHANGE_S:g} s",
+                      (MET if num(c["median"]) < AIM_SYNC_CHANGE_S else MISSED) if c else "✗ failed"))
+        table.append((f"  p99 of {n}", *p99c, "", ""))
+        cr = [r for (t, m), r in crss.items() if t == "cubby"]
+        worst = max(cr, key=lambda r: num(r["median"])) if cr else None
+        table.append(("  peak RSS (cubby: A / B)", *rssc, rss_aim, rss_verdict(worst)))
+    noop, noop_rss = rows_of("sync-noop"), rows_of("sync-noop-rss")
+    for n in sorted({count(m) for (_, m) in noop}):
+        cells, rcells = [], []
+        for tool in SYNC_TOOLS:
+            cells.append(next((fmt(r) for (t, m), r in noop.items() if t == tool and count(m) == n), ""))
+            rcells.append(next((f"{num(r['max']):.0f} MiB (max)" for (t, m), r in noop_rss.items()
+                                if t == tool and count(m) == n), ""))
+        c = next((r for (t, m), r in noop.items() if t == "cubby" and count(m) == n), None)
+        table.append((f"no-change pass, {n:,} files", *cells, f"< {AIM_SYNC_NOOP_S:g} s",
+                      (MET if num(c["median"]) < AIM_SYNC_NOOP_S else MISSED) if c else "✗ failed"))
+        cr = next((r for (t, m), r in noop_rss.items() if t == "cubby" and count(m) == n), None)
+        table.append(("  client peak RSS", *rcells, rss_aim,
+                      (MET if num(cr["max"]) * 1048576 < AIM_SYNC_RSS_BYTES else MISSED) if cr else "—"))
+        cpu = {t: r for (b, t, m), r in rows.items() if b == "sync-noop-cpu" and count(m) == n}
+        if cpu:
+            table.append(("  client CPU, user+sys", *(f"{num(cpu[t]['median']):.3g} s" if t in cpu else ""
+                                                      for t in SYNC_TOOLS), "", ""))
+    for (b, t, m), r in rows.items():
+        if b == "sync-server-rss":
+            table.append((f"cubby server: {m}", rss(r), "", "", rss_aim, rss_verdict(r)))
+    return table
+
+
 def main():
     outdir = sys.argv[1]
     rows, meta, notes = load(outdir)
@@ -180,6 +282,7 @@ def main():
                       f"< {AIM_RSS_BYTES / 1e6:.0f} MB", MET if mib * 1048576 < AIM_RSS_BYTES else MISSED))
 
     scale = scaleout_table(rows, meta)
+    synct = sync_table(rows, meta)
     print("Cubby benchmark: " + ", ".join(f"{k} {meta[k]}" for k in
                                            ("date", "version", "commit", "runs") if k in meta))
     if "machine" in meta:
@@ -187,7 +290,7 @@ def main():
     print("MB/s = 10^6 bytes/s over loopback HTTP/1.1, client and server on the same cores; "
           "RSS = server VmHWM.")
     print("sink = shared/peers/sink.py: Python, reads each body and discards it (no hashing, no disk).")
-    if table or not scale:
+    if table or not (scale or synct):
         print()
         print_table(("", "figure", "cubby: median (min–max, n)", "reference", "aim", "result"), table)
         if not table:
@@ -215,6 +318,14 @@ def main():
         elif s3.startswith("moto"):
             print("moto keeps objects in memory (no disk); local disk fsyncs each block and its "
                   "directory.")
+    if synct:
+        print()
+        peers = " and ".join(filter(None, (meta.get("sync_unison"), meta.get("sync_rsync"))))
+        print("i. sync: `cubby sync` (client and its own server, same cores) beside "
+              f"{peers or 'no peer'}, the same trees one tool after the other; "
+              "median (min–max, n); RSS = GNU time's %M for one-shot runs, VmHWM for the "
+              "continuous processes and the server.")
+        print_table(("figure", "cubby", "unison", "rsync", "aim", "result (cubby)"), synct)
     if notes:
         print()
         for n in notes:
