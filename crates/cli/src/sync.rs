@@ -127,7 +127,7 @@ pub async fn sync(a: SyncArgs) -> Result<()> {
         .await
         .map_err(engine_error)?;
     if a.status {
-        let result = status(&engine, json).await;
+        let result = status(&mut engine, json).await;
         engine.close().await;
         return result;
     }
@@ -318,8 +318,8 @@ fn print_report(r: &Report, json: bool, always: bool) {
     }
 }
 
-async fn status(engine: &RealEngine, json: bool) -> Result<()> {
-    let pending = engine.pending();
+async fn status(engine: &mut RealEngine, json: bool) -> Result<()> {
+    let pending = engine.pending().await.map_err(engine_error)?;
     let st = engine.status().await.map_err(engine_error)?;
     if json {
         println!(

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::path;
 
@@ -16,17 +17,19 @@ use crate::path;
 /// not yet uploaded.
 ///
 /// The root of every tree is the empty id; it is implicit and never stored as a node.
+/// Shared, not copied: a node's id appears as its key, in its parent's child index, as its
+/// children's parent and in the other trees, so clones only count references.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(String);
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     pub fn new(id: impl Into<String>) -> NodeId {
-        NodeId(id.into())
+        NodeId(Arc::from(id.into()))
     }
 
     /// The root folder of a tree (the synced folder itself).
     pub fn root() -> NodeId {
-        NodeId(String::new())
+        NodeId(Arc::from(""))
     }
 
     pub fn is_root(&self) -> bool {
@@ -49,16 +52,17 @@ impl fmt::Display for NodeId {
 }
 
 /// What a node is: a folder, or a file with its Dropbox content hash.
+/// The hash is shared between the trees that hold the same content.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Folder,
-    File { content_hash: String },
+    File { content_hash: Arc<str> },
 }
 
 impl Kind {
     pub fn file(content_hash: impl Into<String>) -> Kind {
         Kind::File {
-            content_hash: content_hash.into(),
+            content_hash: Arc::from(content_hash.into()),
         }
     }
 

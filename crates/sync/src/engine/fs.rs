@@ -38,6 +38,8 @@ pub struct Stat {
 pub struct Scanned {
     pub path: String,
     pub stat: Stat,
+    /// The index of the parent folder's entry in the scan (`None`: the synced folder).
+    pub parent: Option<usize>,
 }
 
 /// A whole scan: entries with parents before children, the entries that could not be synced
@@ -164,8 +166,8 @@ impl LocalFs for RealFs {
         std::fs::metadata(&self.root)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.root.display())))?;
         // Breadth first, so parents come before children.
-        let mut queue = std::collections::VecDeque::from([String::new()]);
-        while let Some(dir) = queue.pop_front() {
+        let mut queue = std::collections::VecDeque::from([(String::new(), None)]);
+        while let Some((dir, dir_index)) = queue.pop_front() {
             let abs = self.abs(&dir);
             let read = match std::fs::read_dir(&abs) {
                 Ok(read) => read,
@@ -224,9 +226,13 @@ impl LocalFs for RealFs {
                     continue;
                 }
                 if stat.is_dir {
-                    queue.push_back(path.clone());
+                    queue.push_back((path.clone(), Some(scan.entries.len())));
                 }
-                scan.entries.push(Scanned { path, stat });
+                scan.entries.push(Scanned {
+                    path,
+                    stat,
+                    parent: dir_index,
+                });
             }
         }
         Ok(scan)

@@ -167,6 +167,8 @@ pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
     /// The patterns in force after the last scan (`--exclude` and `.cubbyignore` files).
     ignore: Ignore,
     remote_tree: Tracked,
+    /// Whether `remote_tree` and `synced` hold the saved trees yet.
+    others_loaded: bool,
     local: Tracked,
     synced: Tracked,
     cursor: Option<String>,
@@ -186,9 +188,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Opens the engine's state at `db` (created if missing).
     pub async fn open(fs: F, remote: R, clock: C, db: &Path, opts: Options) -> Result<Self, Error> {
         let state = State::open(db, opts.durable_state).await?;
-        let remote_tree = state.load(Which::Remote).await?;
+        // The Remote and Synced trees are loaded when first needed: a pass that finds no
+        // change on either side never reads them.
         let local = state.load(Which::Local).await?;
-        let synced = state.load(Which::Synced).await?;
         let cursor = state.meta("cursor").await?;
         let next_local = state
             .meta("next_local")
@@ -209,9 +211,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             ignore: excludes.clone(),
             excludes,
             opts,
-            remote_tree,
+            remote_tree: Tracked::default(),
             local,
-            synced,
+            synced: Tracked::default(),
+            others_loaded: false,
             cursor,
             next_local,
             refused: BTreeMap::new(),
@@ -234,8 +237,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     }
 
     /// The ops the last observations call for (what `--status` shows as pending).
-    pub fn pending(&self) -> Vec<Op> {
-        self.plan()
+    pub async fn pending(&mut self) -> Result<Vec<Op>, Error> {
+        self.load_all().await?;
+        Ok(self
+            .plan()
             .into_iter()
             .filter(|op| {
                 !matches!(
@@ -243,7 +248,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                     Op::Link { .. } | Op::CommitSynced { .. } | Op::ForgetSynced { .. }
                 )
             })
-            .collect()
+            .collect())
     }
 
     /// What the state file says about past passes.
@@ -266,7 +271,18 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         Ok(())
     }
 
-    /// The three trees (Remote, Local, Synced), for tests and `--status`.
+    /// Loads the Remote and Synced trees if they are not loaded yet.
+    pub async fn load_all(&mut self) -> Result<(), Error> {
+        if !self.others_loaded {
+            self.remote_tree = self.state.load(Which::Remote).await?;
+            self.synced = self.state.load(Which::Synced).await?;
+            self.others_loaded = true;
+        }
+        Ok(())
+    }
+
+    /// The three trees (Remote, Local, Synced), for tests and `--status` (after
+    /// [`Engine::load_all`]).
     pub fn trees(&self) -> (&Tree, &Tree, &Tree) {
         (&self.remote_tree.tree, &self.local.tree, &self.synced.tree)
     }
@@ -309,6 +325,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             let mut ops = if unchanged && self.settled.as_deref() == Some(key.as_str()) {
                 Vec::new()
             } else {
+                self.load_all().await?;
                 self.plan()
             };
             if ops.is_empty() && self.refused.is_empty() {
@@ -444,6 +461,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            if cursor.is_none() || !page.changes.is_empty() {
+                self.load_all().await?;
+            }
             if cursor.is_none() {
                 // A listing from scratch replaces the whole tree.
                 self.remote_tree.clear();
@@ -537,20 +557,12 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         for (p, m) in problems {
             self.problem(&p, m);
         }
-        // Every known node's path, parents first.
+        // The known nodes by place (parent id, name) and by inode.
         let old = &self.local.tree;
-        let mut id_at: HashMap<String, NodeId> = HashMap::with_capacity(old.len());
-        let mut path_of: HashMap<NodeId, String> = HashMap::with_capacity(old.len());
-        let mut queue: std::collections::VecDeque<(NodeId, String)> =
-            std::collections::VecDeque::from([(NodeId::root(), String::new())]);
-        while let Some((folder, at)) = queue.pop_front() {
-            for child in old.children(&folder) {
-                let p = format!("{at}/{}", old.get(child).expect("a child").name);
-                id_at.insert(p.clone(), child.clone());
-                path_of.insert(child.clone(), p.clone());
-                queue.push_back((child.clone(), p));
-            }
-        }
+        let by_place: HashMap<(NodeId, &str), &NodeId> = old
+            .iter()
+            .map(|(id, n)| ((n.parent.clone(), n.name.as_str()), id))
+            .collect();
         let inode_of: HashMap<(u64, bool), &NodeId> = self
             .local
             .stats
@@ -560,30 +572,37 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         let present: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
 
         let mut claimed: HashSet<NodeId> = HashSet::with_capacity(entries.len());
-        // What the scan saw, for nodes whose place or stat changed: (id, parent, path, stat).
-        let mut changed: Vec<(NodeId, NodeId, &str, Stat)> = Vec::new();
-        // The id each scanned path got.
-        let mut scan_id: HashMap<&str, NodeId> = HashMap::with_capacity(entries.len());
-        for e in &entries {
-            let parent_path = path::parent_of(&e.path);
+        // Nodes whose place or stat changed: (id, parent, entry index).
+        let mut changed: Vec<(NodeId, NodeId, usize)> = Vec::new();
+        // The id each scanned entry got (`None`: left out, with what it holds).
+        let mut ids: Vec<Option<NodeId>> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let parent = match e.parent {
+                None => NodeId::root(),
+                Some(p) => match &ids[p] {
+                    Some(p) => p.clone(),
+                    None => {
+                        ids.push(None);
+                        continue;
+                    }
+                },
+            };
+            let name = path::name_of(&e.path);
             let by_inode = inode_of
                 .get(&(e.stat.inode, e.stat.is_dir))
                 .filter(|id| !claimed.contains(**id))
                 .filter(|id| {
-                    let was = path_of.get(**id).map(String::as_str);
-                    was == Some(e.path.as_str()) || was.is_none_or(|w| !present.contains(w))
+                    // The same place, or a move: its old place is empty now.
+                    old.get(id).is_some_and(|n| n.parent == parent && n.name == name)
+                        || old.path(id).is_none_or(|was| !present.contains(was.as_str()))
                 })
                 .map(|id| (*id).clone());
-            let by_path = id_at
-                .get(&e.path)
-                .filter(|id| !claimed.contains(*id))
-                .filter(|id| {
-                    old.get(id)
-                        .is_some_and(|n| n.kind.is_folder() == e.stat.is_dir)
-                })
-                .cloned();
-            let known = by_inode.or(by_path);
-            let id = match known {
+            let by_path = by_place
+                .get(&(parent.clone(), name))
+                .filter(|id| !claimed.contains(**id))
+                .filter(|id| old.get(id).is_some_and(|n| n.kind.is_folder() == e.stat.is_dir))
+                .map(|id| (*id).clone());
+            let id = match by_inode.or(by_path) {
                 Some(id) => id,
                 None => {
                     let id = NodeId::new(format!("local:{}", self.next_local));
@@ -592,34 +611,25 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 }
             };
             claimed.insert(id.clone());
-            let parent = if parent_path.is_empty() {
-                NodeId::root()
-            } else {
-                match scan_id.get(parent_path) {
-                    Some(p) => p.clone(),
-                    None => continue,
-                }
-            };
-            let unchanged = old.get(&id).is_some_and(|n| {
-                n.parent == parent
-                    && n.name == path::name_of(&e.path)
-                    && self.local.stats.get(&id) == Some(&e.stat)
-            }) && path_of.get(&id).map(String::as_str) == Some(e.path.as_str());
+            let unchanged = old.get(&id).is_some_and(|n| n.parent == parent && n.name == name)
+                && self.local.stats.get(&id) == Some(&e.stat);
             if !unchanged {
-                changed.push((id.clone(), parent, &e.path, e.stat));
+                changed.push((id.clone(), parent, i));
             }
-            scan_id.insert(&e.path, id);
+            ids.push(Some(id));
         }
         // A folder that could not be read keeps what was known below it.
         for dir in &unreadable {
-            if let Some(id) = id_at.get(dir.as_str()).filter(|id| claimed.contains(*id)) {
+            let found = entries.iter().position(|e| &e.path == dir);
+            if let Some(Some(id)) = found.map(|i| &ids[i]) {
                 for below in old.subtree(id) {
                     claimed.insert(below);
                 }
             }
         }
-        let gone: Vec<NodeId> = path_of
-            .keys()
+        let gone: Vec<NodeId> = old
+            .iter()
+            .map(|(id, _)| id)
             .filter(|id| !claimed.contains(*id))
             .cloned()
             .collect();
@@ -627,11 +637,12 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         // Hash the files whose stat changed, a few at a time.
         let to_hash: Vec<(NodeId, String)> = changed
             .iter()
-            .filter(|(id, _, _, stat)| {
+            .filter(|(id, _, i)| {
+                let stat = &entries[*i].stat;
                 !stat.is_dir
                     && (self.local.stats.get(id) != Some(stat) || self.local.tree.get(id).is_none())
             })
-            .map(|(id, _, at, _)| (id.clone(), (*at).to_owned()))
+            .map(|(id, _, i)| (id.clone(), entries[*i].path.clone()))
             .collect();
         let hashed: HashMap<NodeId, (String, std::io::Result<(String, Stat)>)> =
             hash_all(&self.fs, &to_hash, self.opts.hash_threads)
@@ -642,8 +653,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         for id in &gone {
             self.local.forget(id);
         }
-        for (id, parent, at, stat) in changed {
-            let name = path::name_of(at).to_owned();
+        for (id, parent, i) in changed {
+            let stat = entries[i].stat;
+            let name = path::name_of(&entries[i].path).to_owned();
             let kind = if stat.is_dir {
                 Kind::Folder
             } else {

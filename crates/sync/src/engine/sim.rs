@@ -291,15 +291,24 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
 impl LocalFs for FakeFs {
     fn scan(&self, excludes: &Ignore) -> io::Result<Scan> {
         let inner = self.inner.lock().unwrap();
+        // Path order puts every folder before what it holds.
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut entries = Vec::new();
+        for (p, e) in &inner.entries {
+            let parent = path::parent_of(p);
+            entries.push(Scanned {
+                path: p.clone(),
+                stat: stat_of(e),
+                parent: if parent.is_empty() {
+                    None
+                } else {
+                    Some(index[parent])
+                },
+            });
+            index.insert(p, entries.len() - 1);
+        }
         Ok(Scan {
-            entries: inner
-                .entries
-                .iter()
-                .map(|(p, e)| Scanned {
-                    path: p.clone(),
-                    stat: stat_of(e),
-                })
-                .collect(),
+            entries,
             problems: Vec::new(),
             unreadable: Vec::new(),
             ignore: excludes.clone(),
@@ -1047,13 +1056,14 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
         let mut views = Vec::new();
         for c in computers.iter_mut() {
             let engine = c.engine(&server).await;
+            let pending = engine.pending().await.map_err(|e| e.to_string())?;
             let (r, l, s) = engine.trees();
             views.push(format!(
                 "remote tree {:#?}\nlocal tree {:#?}\nsynced tree {:#?}\npending {:#?}",
                 compact(r),
                 compact(l),
                 compact(s),
-                engine.pending()
+                pending
             ));
         }
         return Err(format!(

@@ -161,15 +161,9 @@ impl State {
     }
 
     pub async fn load(&self, which: Which) -> Result<Tracked, sqlx::Error> {
-        // One row holding the whole tree as JSON, built inside SQLite: far cheaper than
-        // passing 100,000 rows one by one through the driver's worker thread.
-        let text: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, parent, name, hash, rev, size, mtime_ns, inode, is_dir)) \
-             FROM node WHERE tree = ?",
-        )
-        .bind(which as i64)
-        .fetch_one(&self.pool)
-        .await?;
+        // A few rows, each holding 20,000 nodes as JSON built inside SQLite: far cheaper than
+        // passing 100,000 rows one by one through the driver's worker thread, and a bounded
+        // transient buffer.
         type Row = (
             String,
             String,
@@ -181,32 +175,57 @@ impl State {
             Option<i64>,
             Option<i64>,
         );
-        let rows: Vec<Row> = serde_json::from_str(text.as_deref().unwrap_or("[]"))
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let mut tracked = Tracked::default();
-        for (id, parent, name, hash, rev, size, mtime_ns, inode, is_dir) in rows {
-            let id = NodeId::new(id);
-            let node = Node {
-                parent: NodeId::new(parent),
-                name,
-                kind: match hash {
-                    Some(h) => Kind::file(h),
-                    None => Kind::Folder,
-                },
-                rev,
+        // Parents are folders, few and shared by many nodes: one id each.
+        let mut parents: HashMap<String, NodeId> = HashMap::new();
+        let mut after = String::new();
+        loop {
+            let (text, last): (Option<String>, Option<String>) = sqlx::query_as(
+                "SELECT json_group_array(json_array(id, parent, name, hash, rev, size, mtime_ns, inode, is_dir)), max(id) \
+                 FROM (SELECT * FROM node WHERE tree = ? AND id > ? ORDER BY id LIMIT 20000)",
+            )
+            .bind(which as i64)
+            .bind(&after)
+            .fetch_one(&self.pool)
+            .await?;
+            let Some(last) = last else {
+                break;
             };
-            if let Some(inode) = inode {
-                tracked.stats.insert(
-                    id.clone(),
-                    Stat {
-                        is_dir: is_dir.unwrap_or(0) != 0,
-                        size: size.unwrap_or(0) as u64,
-                        mtime_ns: mtime_ns.unwrap_or(0),
-                        inode: inode as u64,
+            after = last;
+            let rows: Vec<Row> = serde_json::from_str(text.as_deref().unwrap_or("[]"))
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            for (id, parent, name, hash, rev, size, mtime_ns, inode, is_dir) in rows {
+                let id = NodeId::new(id);
+                let parent = match parents.get(&parent) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = NodeId::new(parent.clone());
+                        parents.insert(parent, p.clone());
+                        p
+                    }
+                };
+                let node = Node {
+                    parent,
+                    name,
+                    kind: match hash {
+                        Some(h) => Kind::file(h),
+                        None => Kind::Folder,
                     },
-                );
+                    rev,
+                };
+                if let Some(inode) = inode {
+                    tracked.stats.insert(
+                        id.clone(),
+                        Stat {
+                            is_dir: is_dir.unwrap_or(0) != 0,
+                            size: size.unwrap_or(0) as u64,
+                            mtime_ns: mtime_ns.unwrap_or(0),
+                            inode: inode as u64,
+                        },
+                    );
+                }
+                tracked.tree.put(id, node);
             }
-            tracked.tree.put(id, node);
         }
         Ok(tracked)
     }
