@@ -616,12 +616,16 @@ fn realize(context: &Context<'_>, side: Side, start: &Tree, ops: &mut Vec<Op>) {
             // The parent could not be placed on this side in this pass.
             continue;
         }
-        match side_tree.tree.get(id).cloned() {
-            Some(current) => {
-                if !current.same_place(target) {
+        let current = side_tree
+            .tree
+            .get(id)
+            .map(|current| (current.same_place(target), current.kind == target.kind));
+        match current {
+            Some((same_place, same_kind)) => {
+                if !same_place {
                     side_tree.move_to(id, target);
                 }
-                if current.kind != target.kind {
+                if !same_kind {
                     side_tree.transfer(id, target);
                 }
             }

@@ -298,11 +298,17 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 format!("cannot purge the trash: {e}"),
             );
         }
+        // The disk is scanned in the first round, and again only after a round that met a
+        // change it did not make: the engine records its own local writes as it makes them,
+        // and a user's edit during a pass is seen by the next pass (the watcher wakes one).
+        let mut rescan = true;
         for round in 0..MAX_ROUNDS {
             self.report.rounds = round + 1;
             let t = std::time::Instant::now();
             // The disk first: its `.cubbyignore` files decide what the feed leaves out.
-            self.observe_local()?;
+            if rescan {
+                self.observe_local()?;
+            }
             let local_ms = t.elapsed().as_millis();
             let ignore_key = format!("{:?}", self.ignore);
             if self.ignore_key.as_deref() != Some(ignore_key.as_str()) {
@@ -329,7 +335,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.plan()
             };
             if ops.is_empty() && self.refused.is_empty() {
-                self.settled = Some(key);
+                self.settled = Some(key.clone());
                 self.remote_tree.settle();
                 self.local.settle();
                 self.synced.settle();
@@ -352,7 +358,19 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             if ops.is_empty() {
                 break;
             }
-            self.apply(ops).await?;
+            let bookkeeping = ops
+                .iter()
+                .all(|op| matches!(op, Op::CommitSynced { .. } | Op::ForgetSynced { .. }));
+            let clean = self.apply(ops).await?;
+            rescan = !clean;
+            if bookkeeping && clean && self.refused.is_empty() {
+                // Recording what both sides agree on changes neither side nor the merge of
+                // them: planning again would give an empty plan.
+                self.settled = Some(key);
+                self.remote_tree.settle();
+                self.local.settle();
+                self.synced.settle();
+            }
             self.save().await?;
         }
         self.save().await?;
@@ -707,8 +725,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     // ---- applying a plan ----
 
     /// Applies the ops in order, small uploads and downloads in batches. Stops early (to
-    /// observe again) when a side changed under it.
-    async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {
+    /// observe again) when a side changed under it; `false` then.
+    async fn apply(&mut self, ops: Vec<Op>) -> Result<bool, Error> {
         let mut uploads: Vec<Op> = Vec::new();
         let mut downloads: Vec<Op> = Vec::new();
         for op in ops {
@@ -741,16 +759,16 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let mut stop = !self.flush_uploads(&mut uploads).await?;
                 stop |= !self.flush_downloads(&mut downloads).await?;
                 if stop {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
             if !self.apply_one(op).await? {
-                return Ok(());
+                return Ok(false);
             }
         }
-        self.flush_uploads(&mut uploads).await?;
-        self.flush_downloads(&mut downloads).await?;
-        Ok(())
+        let uploaded = self.flush_uploads(&mut uploads).await?;
+        let downloaded = self.flush_downloads(&mut downloads).await?;
+        Ok(uploaded && downloaded)
     }
 
     /// Applies one op; `false` if a side changed under it (observe again before going on).
