@@ -259,12 +259,18 @@ impl Store {
         Ok(hashes.into_iter().collect())
     }
 
-    /// A live session of this account.
+    /// A live session of this account, as a reader sees it (the writes that act on it check
+    /// it again in their transaction), so looking one up never waits for the writer.
     pub async fn session(&self, id: &str, account: i64) -> Result<Session, OpError> {
-        let mut tx = self.db.begin(None).await?;
-        let s = load(&mut tx, id, account).await;
-        tx.commit(None).await?;
-        s
+        let sql = format!("{SESSION_COLUMNS} WHERE id = $1");
+        let row = on_db!(&self.db, c => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+            row.map(|r| session_from_row(&r)).transpose()?
+        });
+        check(row, account)
     }
 
     /// Records an append to a sequential session: `blocks` cover the bytes from
