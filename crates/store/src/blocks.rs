@@ -9,8 +9,10 @@
 //! Architecture Invariant: a block is durable once `put` returned and then `sync` covered it
 //! (local: the file is fsynced by `put` before its rename, and `sync` fsyncs the directories
 //! holding the renamed names, once per directory per request; S3: the PUT returned, `sync` is
-//! a no-op). Metadata is written only after both, so it never refers to a block a crash
-//! could lose. A block that exists is never rewritten.
+//! a no-op), or once `persist` returned for blocks written together by `stage` (local: each
+//! staging file fsynced before its rename, then each directory fsynced). Metadata is written
+//! only after that, so it never refers to a block a crash could lose. A block that exists is
+//! never rewritten.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
