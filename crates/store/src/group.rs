@@ -6,6 +6,10 @@
 //! inside its own SAVEPOINT (a refused or failed operation rolls back alone), and commits
 //! once. Results are handed back only after that commit, so a caller never sees a write that
 //! is not durable.
+//!
+//! A write that is one row appended to a table and depends on nothing (a new upload
+//! session) is an [`Insert`]: every insert of a batch into the same table becomes one
+//! multi-row statement, so it costs the writer no statement of its own.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Db, on_tx};
+use crate::db::{Db, Val, on_tx};
 use crate::meta::{OpError, WriteOp, WriteTx};
 use crate::notify::Notifier;
 use crate::refs::Gone;
@@ -35,9 +39,20 @@ struct Outcome {
 
 type Run = Box<dyn FnOnce(WriteTx) -> BoxFuture<'static, (WriteTx, Outcome)> + Send>;
 
+/// A row to append: `head` is `INSERT INTO t (columns)`, `row` its values.
+pub(crate) struct Insert {
+    pub(crate) head: &'static str,
+    pub(crate) row: Vec<Val>,
+}
+
+enum Work {
+    Op(Run),
+    Insert(Insert, oneshot::Sender<Result<(), OpError>>),
+}
+
 struct Job {
     ns: u64,
-    run: Run,
+    work: Work,
 }
 
 /// The queue in front of the writer task.
@@ -72,15 +87,81 @@ impl GroupCommit {
                 (tx, Outcome { ok, deliver })
             })
         });
-        let gone = || OpError::Internal(StoreError::Invalid("the writer stopped".into()));
+        self.enqueue(Job {
+            ns,
+            work: Work::Op(run),
+        })?;
+        result.await.map_err(|_| stopped())?
+    }
+
+    /// Appends one row in the next batch, beside the batch's other rows for the same table,
+    /// and returns once the batch committed.
+    pub(crate) async fn insert(&self, insert: Insert) -> Result<(), OpError> {
+        let (reply, result) = oneshot::channel();
+        self.enqueue(Job {
+            ns: 0,
+            work: Work::Insert(insert, reply),
+        })?;
+        result.await.map_err(|_| stopped())?
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), OpError> {
         // A full queue is backpressure: the caller is told to retry later, not made to wait
         // behind thousands of writes.
-        self.jobs.try_send(Job { ns, run }).map_err(|e| match e {
+        self.jobs.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => OpError::TooManyWrites,
-            mpsc::error::TrySendError::Closed(_) => gone(),
-        })?;
-        result.await.map_err(|_| gone())?
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })
     }
+}
+
+fn stopped() -> OpError {
+    OpError::Internal(StoreError::Invalid("the writer stopped".into()))
+}
+
+/// Writes a batch's inserts, one multi-row statement per table (and per parameter limit),
+/// inside a savepoint: if one fails, none of them is written, and each is told why.
+async fn write_inserts(
+    tx: &mut crate::db::Tx,
+    inserts: Vec<(Insert, oneshot::Sender<Result<(), OpError>>)>,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut by_head: Vec<(&'static str, usize, Vec<Vec<Val>>)> = Vec::new();
+    let mut replies = Vec::with_capacity(inserts.len());
+    for (insert, reply) in inserts {
+        match by_head.iter_mut().find(|(h, ..)| *h == insert.head) {
+            Some((.., rows)) => rows.push(insert.row),
+            None => by_head.push((insert.head, insert.row.len(), vec![insert.row])),
+        }
+        replies.push(reply);
+    }
+    statement(tx, "SAVEPOINT ins").await?;
+    let mut failure = None;
+    for (head, width, rows) in by_head {
+        if let Err(e) = tx.insert_rows(head, width, rows, "").await {
+            failure = Some(e.to_string());
+            break;
+        }
+    }
+    if failure.is_some() {
+        statement(tx, "ROLLBACK TO ins").await?;
+    }
+    statement(tx, "RELEASE ins").await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| {
+            let failure = failure.clone();
+            Outcome {
+                ok: failure.is_none(),
+                deliver: Box::new(move |commit_error: Option<String>| {
+                    let e = failure.or(commit_error);
+                    let _ = reply.send(match e {
+                        None => Ok(()),
+                        Some(e) => Err(OpError::Internal(StoreError::Invalid(e))),
+                    });
+                }),
+            }
+        })
+        .collect())
 }
 
 async fn statement(tx: &mut crate::db::Tx, sql: &'static str) -> Result<(), sqlx::Error> {
@@ -108,7 +189,15 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut wakeups = Vec::new();
         let mut aborted = None;
+        let mut inserts = Vec::new();
+        let mut ops = Vec::with_capacity(batch.len());
         for job in batch {
+            match job.work {
+                Work::Op(run) => ops.push((job.ns, run)),
+                Work::Insert(insert, reply) => inserts.push((insert, reply)),
+            }
+        }
+        for (ns, run) in ops {
             let Some(mut open) = tx.take() else { break };
             if aborted.is_some() {
                 tx = Some(open);
@@ -121,13 +210,13 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
             }
             let wtx = WriteTx {
                 tx: open,
-                ns: job.ns,
+                ns,
                 seq: None,
                 idx: 0,
                 now,
                 gone: gone.clone(),
             };
-            match AssertUnwindSafe((job.run)(wtx)).catch_unwind().await {
+            match AssertUnwindSafe(run(wtx)).catch_unwind().await {
                 Ok((wtx, outcome)) => {
                     if outcome.ok
                         && let Some(seq) = wtx.seq
@@ -161,6 +250,17 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                 }
             }
         }
+        // Inserts depend on nothing another write of the batch does, so they go last.
+        if !inserts.is_empty() {
+            match (&aborted, tx.as_mut()) {
+                (None, Some(open)) => match write_inserts(open, inserts).await {
+                    Ok(done) => outcomes.extend(done),
+                    Err(e) => aborted = Some(e.to_string()),
+                },
+                // Dropping the replies tells each caller the write failed.
+                _ => drop(inserts),
+            }
+        }
         let commit_error = match (aborted, tx) {
             (Some(e), _) => Some(e),
             (None, Some(open)) => open.commit(None).await.err().map(|e| e.to_string()),
@@ -177,5 +277,65 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
             let err = if o.ok { commit_error.clone() } else { None };
             (o.deliver)(err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn setting(key: &str) -> Insert {
+        Insert {
+            head: "INSERT INTO settings (key, value)",
+            row: vec![Val::Text(Some(key.into())), Val::Blob(Some(vec![1]))],
+        }
+    }
+
+    async fn has(store: &Store, key: &str) -> bool {
+        crate::db::on_db!(&store.db, c => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM settings WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_one(c)
+        .await
+        .unwrap())
+            == 1
+    }
+
+    #[tokio::test]
+    async fn inserts_share_a_statement_and_fail_without_the_batch_s_other_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        // Many rows at once, most in shared statements, all committed.
+        let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+        let results =
+            futures_util::future::join_all(keys.iter().map(|k| store.insert_plain(setting(k))))
+                .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        for k in &keys {
+            assert!(has(&store, k).await, "{k}");
+        }
+        // A failing insert (a key taken) fails, beside an operation that commits.
+        let op = store.write_plain(|tx| {
+            Box::pin(async move {
+                tx.tx
+                    .insert_rows(
+                        "INSERT INTO settings (key, value)",
+                        2,
+                        vec![setting("op").row],
+                        "",
+                    )
+                    .await?;
+                Ok(())
+            })
+        });
+        let (dup, op) = tokio::join!(store.insert_plain(setting("k0")), op);
+        assert!(dup.is_err());
+        op.unwrap();
+        assert!(has(&store, "op").await);
+        // The writer goes on.
+        store.insert_plain(setting("after")).await.unwrap();
+        assert!(has(&store, "after").await);
     }
 }

@@ -1004,6 +1004,26 @@ impl Store {
         self.write_in(None, op).await
     }
 
+    /// Appends one row that no other write depends on (a new upload session): on SQLite, in
+    /// the group commit's multi-row insert for its table; on PostgreSQL, a write of its own.
+    pub(crate) async fn insert_plain(&self, insert: crate::group::Insert) -> Result<(), OpError> {
+        match &self.group {
+            Some(group) => group.insert(insert).await,
+            None => {
+                self.write_plain(move |tx| {
+                    Box::pin(async move {
+                        let width = insert.row.len();
+                        tx.tx
+                            .insert_rows(insert.head, width, vec![insert.row], "")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .await
+            }
+        }
+    }
+
     async fn write_in<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,

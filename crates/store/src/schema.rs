@@ -307,6 +307,13 @@ VALUES ('cubby-cli', 'Cubby command line', 'full',
         'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
         '["http://127.0.0.1/callback"]', 1, 0);
 "#,
+    // 11: a session started closed with a few bytes keeps them in its row (`data`, with
+    // their block hash in `data_hash`) until it is finished; such bytes are no block, so
+    // they count no reference.
+    r#"
+ALTER TABLE upload_sessions ADD COLUMN data BLOB;
+ALTER TABLE upload_sessions ADD COLUMN data_hash BLOB;
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -536,6 +543,11 @@ INSERT INTO apps (app_key, name, access_type, scopes, redirect_uris, public_clie
 VALUES ('cubby-cli', 'Cubby command line', 'full',
         'account_info.read account_info.write files.metadata.read files.metadata.write files.content.read files.content.write files.permanent_delete sharing.read sharing.write',
         '["http://127.0.0.1/callback"]', 1, 0);
+"#,
+    // 11: inline session bytes (see the SQLite migration 11).
+    r#"
+ALTER TABLE upload_sessions ADD COLUMN data BYTEA;
+ALTER TABLE upload_sessions ADD COLUMN data_hash BYTEA;
 "#,
 ];
 

@@ -6,14 +6,21 @@
 //! caller receives them); the transactions here only record which blocks a session holds.
 //! Sequential sessions keep their full 4 MiB blocks plus one partial tail block, which the
 //! next append extends; concurrent sessions keep 4 MiB-aligned blocks by index.
+//!
+//! A session started closed with at most [`INLINE_MAX`] bytes (a small file of a batch
+//! upload) keeps those bytes in its row instead: the start is one insert that the group
+//! commit makes durable with its neighbours, with no block written or fsynced and no block
+//! referenced. Finishing stores such sessions' bytes as blocks, all of a batch's together
+//! (one round of fsyncs), before the commit transaction refers to them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use cubby_core::hash::{BLOCK_SIZE, BlockHash};
 
-use crate::db::{RowExt, Val, on_tx, placeholders};
+use crate::db::{RowExt, Val, on_db, on_tx, placeholders};
 use cubby_core::path::{ancestors, is_disallowed_name, lower, name_of};
 
+use crate::group::Insert;
 use crate::meta::{Commit, Entry, Kind, NewItem, OpError, WriteMode, WriteTx, commit_file_op};
 use crate::refs::RefDelta;
 use crate::{Store, now, random_bytes};
@@ -23,6 +30,18 @@ pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Largest file a session may build: Dropbox's 2^41 − 2^22 bytes.
 pub const MAX_FILE_SIZE: u64 = (1 << 41) - (1 << 22);
+
+/// Most bytes a session started closed keeps in its row instead of as a block: small enough
+/// that writing them twice (into the database at start, into a block at finish) costs less
+/// than a block's own fsyncs at start, and that a finish reads them in bounded memory.
+pub const INLINE_MAX: u64 = 256 * 1024;
+
+/// Sessions whose inline bytes a finish reads and stages together.
+const INLINE_READ_CHUNK: usize = 32;
+
+/// Chunks a finish reads and stages at once: its memory is at most
+/// `INLINE_CHUNKS_IN_FLIGHT × INLINE_READ_CHUNK × INLINE_MAX` (32 MiB).
+const INLINE_CHUNKS_IN_FLIGHT: usize = 4;
 
 const BS: u64 = BLOCK_SIZE as u64;
 
@@ -50,6 +69,9 @@ pub struct Session {
     pub closed: bool,
     /// Sequential: the partial last block and its length.
     pub tail: Option<(BlockHash, u64)>,
+    /// A closed session holding its bytes in its row: their block hash (the block itself is
+    /// written when the session is finished).
+    pub inline: Option<BlockHash>,
 }
 
 /// One session to commit as a file.
@@ -173,12 +195,82 @@ impl Store {
         Ok(id)
     }
 
-    /// A live session of this account.
+    /// Starts a closed sequential session holding `data` (1 to [`INLINE_MAX`] bytes) in its
+    /// row: one insert, no block I/O (see the module comment).
+    pub async fn start_inline(&self, account: i64, data: bytes::Bytes) -> Result<String, OpError> {
+        if data.is_empty() || data.len() as u64 > INLINE_MAX {
+            return Err(OpError::Invalid("inline session data out of range".into()));
+        }
+        let id = new_session_id();
+        let created = now();
+        let hash = cubby_core::hash::block_hash(&data);
+        let len = data.len() as i64;
+        self.insert_plain(Insert {
+            head: "INSERT INTO upload_sessions \
+                   (id, account, concurrent, length, closed, data, data_hash, created, expires)",
+            row: vec![
+                Val::Text(Some(id.clone())),
+                Val::Int(Some(account)),
+                Val::Int(Some(0)),
+                Val::Int(Some(len)),
+                Val::Int(Some(1)),
+                Val::Blob(Some(data.to_vec())),
+                Val::Blob(Some(hash.to_vec())),
+                Val::Int(Some(created)),
+                Val::Int(Some(created + SESSION_TTL_SECS)),
+            ],
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Stores the inline bytes of those of `ids` that hold some (this account's, unfinished)
+    /// as durable blocks, and returns their hashes. Reads [`INLINE_READ_CHUNK`] sessions'
+    /// bytes at a time, [`INLINE_CHUNKS_IN_FLIGHT`] chunks at once, each staged durably
+    /// (written and fsynced under a staging name), then moves all into place at once.
+    async fn store_inline(
+        &self,
+        account: i64,
+        ids: &[String],
+    ) -> Result<HashSet<BlockHash>, OpError> {
+        use futures_util::StreamExt;
+        let chunks: Vec<Vec<String>> = ids
+            .chunks(INLINE_READ_CHUNK)
+            .map(<[String]>::to_vec)
+            .collect();
+        let chunks = futures_util::stream::iter(chunks)
+            .map(|chunk| stage_inline(self.clone(), account, chunk))
+            .buffer_unordered(INLINE_CHUNKS_IN_FLIGHT);
+        let results: Vec<Result<Vec<crate::blocks::Staged>, OpError>> = chunks.collect().await;
+        let mut staged = Vec::new();
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(s) => staged.extend(s),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            // Staging files nothing will rename are removed (a restart sweeps them anyway).
+            self.blocks.discard(staged);
+            return Err(e);
+        }
+        let hashes = self.blocks.persist(staged).await?;
+        Ok(hashes.into_iter().collect())
+    }
+
+    /// A live session of this account, as a reader sees it (the writes that act on it check
+    /// it again in their transaction), so looking one up never waits for the writer.
     pub async fn session(&self, id: &str, account: i64) -> Result<Session, OpError> {
-        let mut tx = self.db.begin(None).await?;
-        let s = load(&mut tx, id, account).await;
-        tx.commit(None).await?;
-        s
+        let sql = format!("{SESSION_COLUMNS} WHERE id = $1");
+        let row = on_db!(&self.db, c => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+            row.map(|r| session_from_row(&r)).transpose()?
+        });
+        check(row, account)
     }
 
     /// Records an append to a sequential session: `blocks` cover the bytes from
@@ -301,32 +393,28 @@ impl Store {
         entries: Vec<Finish>,
         require_closed: bool,
     ) -> Result<Vec<Result<Entry, OpError>>, OpError> {
+        // Inline bytes become durable blocks before the transaction that refers to them.
+        let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
+        let stored = self.store_inline(account, &ids).await?;
         self.write(ns, move |tx| {
             Box::pin(async move {
                 // Every session and block list of the batch in two reads, not two per entry.
-                let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
                 let mut sessions = load_many(&mut tx.tx, &ids).await?;
                 let mut blocks = blocks_of_many(&mut tx.tx, &ids).await?;
+                let ctx = FinishCtx {
+                    account,
+                    require_closed,
+                    stored: &stored,
+                };
                 let (out, finished) =
-                    match fast_finish(tx, account, &entries, &sessions, &blocks, require_closed)
-                        .await?
-                    {
+                    match fast_finish(tx, &ctx, &entries, &sessions, &blocks).await? {
                         Some(done) => done,
-                        None => {
-                            slow_finish(
-                                tx,
-                                account,
-                                entries,
-                                &mut sessions,
-                                &mut blocks,
-                                require_closed,
-                            )
-                            .await?
-                        }
+                        None => slow_finish(tx, &ctx, entries, &mut sessions, &mut blocks).await?,
                     };
                 for chunk in finished.chunks(IN_CHUNK) {
+                    // The inline bytes are blocks now; the row need not keep them.
                     let sql = format!(
-                        "UPDATE upload_sessions SET finished = 1 WHERE id IN ({})",
+                        "UPDATE upload_sessions SET finished = 1, data = NULL WHERE id IN ({})",
                         placeholders(1, chunk.len())
                     );
                     on_tx!(&mut tx.tx, c => {
@@ -344,17 +432,49 @@ impl Store {
     }
 }
 
+/// Reads the inline bytes of those of `ids` that hold some and stages them as blocks.
+async fn stage_inline(
+    store: Store,
+    account: i64,
+    ids: Vec<String>,
+) -> Result<Vec<crate::blocks::Staged>, OpError> {
+    let sql = format!(
+        "SELECT data FROM upload_sessions WHERE account = $1 AND expires > $2 \
+         AND finished = 0 AND data IS NOT NULL AND id IN ({})",
+        placeholders(3, ids.len())
+    );
+    let data: Vec<Vec<u8>> = on_db!(&store.db, c => {
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(account).bind(now());
+        for id in &ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(c).await?
+    });
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let data = data.into_iter().map(bytes::Bytes::from).collect();
+    store.blocks.stage(data).await.map_err(OpError::Internal)
+}
+
 /// Results of a batch, and the sessions it finished.
 type Finished = (Vec<Result<Entry, OpError>>, Vec<String>);
+
+/// What every entry of a finish is checked against.
+struct FinishCtx<'a> {
+    account: i64,
+    require_closed: bool,
+    /// The blocks [`Store::store_inline`] made durable for this finish.
+    stored: &'a HashSet<BlockHash>,
+}
 
 /// Commits entries one by one, each in a savepoint, with the full write-mode rules.
 async fn slow_finish(
     tx: &mut WriteTx,
-    account: i64,
+    ctx: &FinishCtx<'_>,
     entries: Vec<Finish>,
     sessions: &mut HashMap<String, Loaded>,
     blocks: &mut HashMap<String, Vec<(i64, Vec<u8>)>>,
-    require_closed: bool,
 ) -> Result<Finished, OpError> {
     let mut out = Vec::with_capacity(entries.len());
     let mut finished = Vec::new();
@@ -364,7 +484,7 @@ async fn slow_finish(
         let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
         let mark = tx.savepoint().await?;
         let id = f.session_id.clone();
-        let r = finish_one(tx, account, f, loaded, list, require_closed).await;
+        let r = finish_one(tx, ctx, f, loaded, list).await;
         if r.is_ok() {
             tx.release().await?;
             sessions.remove(&id);
@@ -383,11 +503,10 @@ async fn slow_finish(
 /// before writing anything; `None` sends the batch through [`slow_finish`].
 async fn fast_finish(
     tx: &mut WriteTx,
-    account: i64,
+    ctx: &FinishCtx<'_>,
     entries: &[Finish],
     sessions: &HashMap<String, Loaded>,
     blocks: &HashMap<String, Vec<(i64, Vec<u8>)>>,
-    require_closed: bool,
 ) -> Result<Option<Finished>, OpError> {
     let mut seen = HashSet::new();
     if !entries.iter().all(|f| seen.insert(f.session_id.as_str())) {
@@ -398,7 +517,7 @@ async fn fast_finish(
     for (i, f) in entries.iter().enumerate() {
         let loaded = sessions.get(&f.session_id).cloned();
         let list = blocks.get(&f.session_id).cloned().unwrap_or_default();
-        match session_content(account, f, loaded, list, require_closed) {
+        match session_content(ctx, f, loaded, list) {
             Err(e) => results.push(Some(Err(e))),
             Ok((size, content)) => {
                 if matches!(f.commit.mode, WriteMode::Update(_))
@@ -517,11 +636,12 @@ fn session_from_row(r: &impl RowExt) -> Result<Loaded, sqlx::Error> {
                 .opt_bytes("tail")?
                 .and_then(hash_of)
                 .map(|h| (h, r.int("tail_len").unwrap_or(0) as u64)),
+            inline: r.opt_bytes("data_hash")?.and_then(hash_of),
         },
     ))
 }
 
-const SESSION_COLUMNS: &str = "SELECT id, concurrent, length, closed, tail, tail_len, expires, finished, account \
+const SESSION_COLUMNS: &str = "SELECT id, concurrent, length, closed, tail, tail_len, data_hash, expires, finished, account \
      FROM upload_sessions";
 
 /// Sessions by id, as rows (whatever their owner or state; `check` decides).
@@ -590,12 +710,12 @@ fn check(loaded: Option<Loaded>, account: i64) -> Result<Session, OpError> {
 
 /// The size and block list a finish commits, or why the session cannot be finished.
 fn session_content(
-    account: i64,
+    ctx: &FinishCtx<'_>,
     f: &Finish,
     loaded: Option<Loaded>,
     rows: Vec<(i64, Vec<u8>)>,
-    require_closed: bool,
 ) -> Result<(u64, Vec<BlockHash>), OpError> {
+    let (account, require_closed) = (ctx.account, ctx.require_closed);
     let s = check(loaded, account)?;
     let err = |e| Err(OpError::Session(e));
     if s.concurrent && !s.closed {
@@ -618,6 +738,17 @@ fn session_content(
     if let Some((tail, _)) = s.tail {
         blocks.push(tail);
     }
+    if let Some(hash) = s.inline {
+        // Its bytes were read before this transaction; a session whose row holds bytes is
+        // closed and never changes, so they are the bytes stored.
+        if !ctx.stored.contains(&hash) {
+            return Err(OpError::Internal(crate::StoreError::Invalid(format!(
+                "session {}: its bytes were not stored before the commit",
+                s.id
+            ))));
+        }
+        blocks.push(hash);
+    }
     if blocks.len() as u64 != expected_blocks {
         return err(SessionError::ConcurrentMissingData);
     }
@@ -626,13 +757,12 @@ fn session_content(
 
 async fn finish_one(
     tx: &mut WriteTx,
-    account: i64,
+    ctx: &FinishCtx<'_>,
     f: Finish,
     loaded: Option<Loaded>,
     rows: Vec<(i64, Vec<u8>)>,
-    require_closed: bool,
 ) -> Result<Entry, OpError> {
-    let (size, blocks) = session_content(account, &f, loaded, rows, require_closed)?;
+    let (size, blocks) = session_content(ctx, &f, loaded, rows)?;
     let mut commit = f.commit;
     commit.size = size;
     commit.blocks = blocks;

@@ -352,11 +352,15 @@ async fn gc_interleaved_with_writes_never_deletes_a_live_block() {
                     7 => {
                         // A session: finished, or left open with its blocks.
                         let data = content(rng.below(12));
-                        let h = s.blocks.put(data.clone()).await.unwrap();
-                        let Ok(id) = s
-                            .start_with_data(user.id, &[h], data.len() as u64, true)
-                            .await
-                        else {
+                        let started = if rng.below(2) == 0 {
+                            // Its bytes kept in its row until it is finished.
+                            s.start_inline(user.id, data.clone()).await
+                        } else {
+                            let h = s.blocks.put(data.clone()).await.unwrap();
+                            s.start_with_data(user.id, &[h], data.len() as u64, true)
+                                .await
+                        };
+                        let Ok(id) = started else {
                             continue; // Refused on a claimed block: the client retries.
                         };
                         if rng.below(2) == 0 {
@@ -527,5 +531,168 @@ async fn gc_keeps_young_and_referenced_blocks_and_session_blocks() {
             "{name}"
         );
         assert!(store.fsck(false, true).await.unwrap().is_clean(), "{name}");
+    }
+}
+
+fn finish_at(id: &str, len: usize, path: &str) -> cubby_store::sessions::Finish {
+    cubby_store::sessions::Finish {
+        session_id: id.to_owned(),
+        offset: len as u64,
+        commit: Commit {
+            path: path.to_owned(),
+            mode: WriteMode::Add,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size: 0,
+            blocks: Vec::new(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn inline_sessions_write_their_blocks_only_when_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, a, b) in two_stores(dir.path()).await {
+        let user = a
+            .add_user("batcher", "b@example.com", "password")
+            .await
+            .unwrap();
+        let other = a
+            .add_user("other", "o@example.com", "password")
+            .await
+            .unwrap();
+        let before = a.blocks.count().await.unwrap();
+        // Three sessions, two with the same bytes; started on one server.
+        let datas = [content(1), content(2), content(1)];
+        let mut ids = Vec::new();
+        for d in &datas {
+            ids.push(a.start_inline(user.id, d.clone()).await.unwrap());
+        }
+        let s = b.session(&ids[0], user.id).await.unwrap();
+        assert!(
+            s.closed && s.inline.is_some() && s.tail.is_none(),
+            "{name}: {s:?}"
+        );
+        assert_eq!(s.length, datas[0].len() as u64, "{name}");
+        // No block is written, none referenced, until a finish.
+        assert_eq!(a.blocks.count().await.unwrap(), before, "{name}");
+        assert!(a.fsck(false, true).await.unwrap().is_clean(), "{name}");
+        // Another account cannot finish them (nor make their blocks appear).
+        let r = b
+            .finish_sessions(
+                other.ns,
+                other.id,
+                vec![finish_at(&ids[0], datas[0].len(), "/x")],
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                r[0],
+                Err(cubby_store::OpError::Session(
+                    cubby_store::sessions::SessionError::NotFound
+                ))
+            ),
+            "{name}: {r:?}"
+        );
+        assert_eq!(a.blocks.count().await.unwrap(), before, "{name}");
+        // The other server (a restarted one alike) finishes the batch.
+        let entries = ids
+            .iter()
+            .zip(&datas)
+            .enumerate()
+            .map(|(i, (id, d))| finish_at(id, d.len(), &format!("/batch/f{i}")))
+            .collect();
+        let r = b
+            .finish_sessions(user.ns, user.id, entries, true)
+            .await
+            .unwrap();
+        assert!(r.iter().all(Result::is_ok), "{name}: {r:?}");
+        for (i, d) in datas.iter().enumerate() {
+            assert_eq!(
+                &read_back(&a, user.ns, &format!("/batch/f{i}")).await[..],
+                &d[..],
+                "{name}"
+            );
+        }
+        assert_eq!(a.blocks.count().await.unwrap(), before + 2, "{name}");
+        let h1 = cubby_core::hash::block_hash(&datas[0]);
+        let refs: std::collections::HashMap<_, _> =
+            a.block_refs().await.unwrap().into_iter().collect();
+        assert_eq!(refs.get(&h1), Some(&2), "{name}: one reference per file");
+        let fsck = a.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
+        // Spent: a second finish finds nothing, and pruning them keeps the counts exact.
+        let r = a
+            .finish_sessions(
+                user.ns,
+                user.id,
+                vec![finish_at(&ids[1], datas[1].len(), "/again")],
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(r[0].is_err(), "{name}");
+        a.prune(None).await.unwrap();
+        let fsck = a.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_inline_finish_onto_a_collected_block_is_refused_then_succeeds() {
+    use cubby_store::gc::BLOCK_GRACE_SECS;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, store, _) in two_stores(dir.path()).await {
+        let user = store
+            .add_user("racer", "r@example.com", "password")
+            .await
+            .unwrap();
+        let data = content(9);
+        upload(&store, user.ns, "/a", &data).await;
+        store.permanently_delete(user.ns, "/a").await.unwrap();
+        let id = store.start_inline(user.id, data.clone()).await.unwrap();
+        // The unreferenced block goes while the session waits to be finished.
+        let r = store
+            .gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 1, "{name}");
+        let h = cubby_core::hash::block_hash(&data);
+        // The finish writes the block again, but its deleted row refuses the reference...
+        let refused = store
+            .finish_sessions(
+                user.ns,
+                user.id,
+                vec![finish_at(&id, data.len(), "/b")],
+                true,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(cubby_store::OpError::TooManyWrites)),
+            "{name}: {refused:?}"
+        );
+        // ...and the retry commits: the session still holds its bytes.
+        let r = store
+            .finish_sessions(
+                user.ns,
+                user.id,
+                vec![finish_at(&id, data.len(), "/b")],
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(r[0].is_ok(), "{name}: {r:?}");
+        assert_eq!(
+            &read_back(&store, user.ns, "/b").await[..],
+            &data[..],
+            "{name}"
+        );
+        let fsck = store.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean(), "{name}: {fsck:?}");
+        assert_eq!(store.block_refs().await.unwrap(), vec![(h, 1)], "{name}");
     }
 }

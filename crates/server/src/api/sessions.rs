@@ -9,11 +9,13 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use cubby_core::wire::union_tag;
 use cubby_store::OpError;
-use cubby_store::sessions::{Finish, SessionError};
+use cubby_store::sessions::{Finish, INLINE_MAX, SessionError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::transfer::{CommitArg, commit_info, content_hash_arg, drain_stream, receive_body};
+use crate::api::transfer::{
+    CommitArg, commit_info, content_hash_arg, drain_stream, receive_body, receive_small,
+};
 use crate::api::{ApiError, ApiResult, Ctx, json_response, unexpected, write_error};
 
 type Reply = ApiResult<axum::response::Response>;
@@ -209,8 +211,25 @@ pub(crate) async fn start(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body
             .map_err(unexpected)?;
         return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
     }
-    // The bytes are stored first; the session row and its blocks are then one write.
     let expected = content_hash_arg(ctx, &a.content_hash)?;
+    // A closed session of a few bytes (a small file of a batch) keeps them in its row: no
+    // block is written until it is finished (see cubby_store::sessions).
+    let body = if a.close {
+        match receive_small(ctx, headers, body, expected.as_deref(), INLINE_MAX).await? {
+            Ok(data) if !data.is_empty() => {
+                let id = store
+                    .start_inline(account, data)
+                    .await
+                    .map_err(unexpected)?;
+                return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
+            }
+            Ok(_) => Body::empty(),
+            Err(body) => body,
+        }
+    } else {
+        body
+    };
+    // The bytes are stored first; the session row and its blocks are then one write.
     let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new()).await?;
     let id = store
         .start_with_data(account, &received.blocks, received.size, a.close)

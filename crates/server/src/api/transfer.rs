@@ -196,6 +196,47 @@ where
     Ok(Received { blocks, size })
 }
 
+/// Reads a body whose `Content-Length` is at most `limit` (at most a block) into memory,
+/// checking `content_hash` over it; `None` if the header is missing or larger, and the body
+/// must then be streamed with [`receive_body`].
+pub(crate) async fn receive_small(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: Body,
+    expected: Option<&str>,
+    limit: u64,
+) -> ApiResult<Result<Bytes, Body>> {
+    let limit = limit.min(BLOCK_SIZE as u64);
+    if content_length(headers).is_none_or(|n| n > limit) {
+        return Ok(Err(body));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(frame) = stream.next().await {
+        let chunk = frame.map_err(|e| ApiError::BadInput(format!("request body: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            // The body is longer than it said; hyper does not let this happen.
+            return Err(ApiError::BadInput(
+                "request body: longer than Content-Length".into(),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let data = buf.freeze();
+    if let Some(expected) = expected {
+        let got = if data.is_empty() {
+            content_hash_of_blocks(std::iter::empty())
+        } else {
+            content_hash_of_blocks([&block_hash(&data)])
+        };
+        if got != expected {
+            return Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})));
+        }
+    }
+    ctx.state.metrics.add_in(data.len() as u64);
+    Ok(Ok(data))
+}
+
 /// Reads and discards the rest of a body, up to `MAX_DRAIN` bytes in all.
 pub(crate) async fn drain_stream(stream: &mut axum::body::BodyDataStream, mut seen: u64) {
     while let Some(Ok(chunk)) = stream.next().await {

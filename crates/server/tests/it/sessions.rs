@@ -386,3 +386,92 @@ async fn finish_batch_of_new_files_commits_like_one_by_one() {
         "file"
     );
 }
+
+#[tokio::test]
+async fn small_closed_sessions_write_no_block_until_finished_and_survive_a_restart() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let before = srv.block_files().await;
+    // Closed starts of a few bytes each (one repeated), one with a wrong content hash.
+    let datas: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("small {}", i % 4).repeat(100).into_bytes())
+        .collect();
+    let mut ids = Vec::new();
+    for d in &datas {
+        ids.push(
+            start(
+                &c,
+                json!({"close": true, "content_hash": content_hash(d)}),
+                d,
+            )
+            .await,
+        );
+    }
+    let r = c
+        .content(
+            "files/upload_session/start",
+            json!({"close": true, "content_hash": content_hash(b"other")}),
+            b"not other".to_vec(),
+        )
+        .await;
+    assert_eq!(r.conflict(), "content_hash_mismatch/");
+    // Closed: no more data, but their bytes are kept (in the database, not as blocks).
+    assert_eq!(
+        append(&c, &ids[0], datas[0].len(), b"more", false)
+            .await
+            .conflict(),
+        "closed/"
+    );
+    assert_eq!(srv.block_files().await, before);
+    let token = c.token.clone();
+    let srv = TestServer::restart(srv.stop().await).await;
+    let mut c = srv.client_for("alice").await;
+    c.token = token;
+    // Another account's finish finds nothing and stores nothing.
+    let bob = srv.user("bob").await;
+    let entry = |i: usize, path: String| json!({"cursor": {"session_id": ids[i], "offset": datas[i].len()}, "commit": {"path": path}});
+    let v = bob
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [entry(0, "/stolen".into())]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        v["entries"][0]["failure"]["lookup_failed"][".tag"],
+        "not_found"
+    );
+    assert_eq!(srv.block_files().await, before);
+    // The batch, after the restart: every file committed, its blocks written once each.
+    let entries: Vec<Value> = (0..4).map(|i| entry(i, format!("/small/f{i}"))).collect();
+    let v = c
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": entries}),
+        )
+        .await
+        .ok();
+    for (i, e) in v["entries"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(e[".tag"], "success", "{e}");
+        assert_eq!(e["content_hash"], content_hash(&datas[i]));
+        let got = c
+            .download(json!({"path": format!("/small/f{i}")}), None)
+            .await;
+        assert!(got.body == datas[i], "f{i}: downloaded bytes differ");
+    }
+    assert_eq!(srv.block_files().await, before + 4);
+    // One finished alone, with `finish`; a spent session is not found.
+    let md = finish(&c, &ids[4], datas[4].len(), "/small/alone", b"")
+        .await
+        .ok();
+    assert_eq!(md["content_hash"], content_hash(&datas[4]));
+    assert_eq!(
+        srv.block_files().await,
+        before + 4,
+        "same bytes as f0: no new block"
+    );
+    let r = finish(&c, &ids[0], datas[0].len(), "/small/again", b"").await;
+    assert_eq!(r.conflict(), "lookup_failed/not_found/");
+    let fsck = srv.store.fsck(false, true).await.unwrap();
+    assert!(fsck.is_clean() && fsck.miscounted == 0, "{fsck:?}");
+}
