@@ -29,15 +29,8 @@ impl Log for FileLog {
 /// Where a backup's index lives unless `--index` names it: one per profile, source and
 /// destination.
 fn default_index(profile: &str, src: &std::path::Path, dest: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
-        .unwrap_or_else(|| PathBuf::from("."));
     let key = format!("{profile}\n{}\n{dest}", src.display());
-    let digest = cubby_core::hash::hex(&cubby_core::hash::block_hash(key.as_bytes()));
-    base.join("cubby")
-        .join("backups")
-        .join(format!("{}.sqlite", &digest[..24]))
+    crate::profile::state_file("backups", &key)
 }
 
 pub async fn backup(a: BackupArgs) -> Result<()> {

@@ -53,6 +53,19 @@ pub fn config_path() -> PathBuf {
 }
 
 /// Where resumable uploads keep their state.
+/// A state file of the client under `$XDG_STATE_HOME/cubby/KIND/` (default
+/// `~/.local/state`), named by a digest of `key` (what the state belongs to).
+pub fn state_file(kind: &str, key: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let digest = cubby_core::hash::hex(&cubby_core::hash::block_hash(key.as_bytes()));
+    base.join("cubby")
+        .join(kind)
+        .join(format!("{}.sqlite", &digest[..24]))
+}
+
 pub fn upload_state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

@@ -60,15 +60,8 @@ pub struct SyncArgs {
 
 /// Where a sync keeps its state unless `--db` names it.
 fn default_db(profile: &str, local: &std::path::Path, remote: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
-        .unwrap_or_else(|| PathBuf::from("."));
     let key = format!("{profile}\n{}\n{remote}", local.display());
-    let digest = cubby_core::hash::hex(&cubby_core::hash::block_hash(key.as_bytes()));
-    base.join("cubby")
-        .join("sync")
-        .join(format!("{}.sqlite", &digest[..24]))
+    crate::profile::state_file("sync", &key)
 }
 
 type RealEngine = Engine<RealFs, ClientRemote, SystemClock>;

@@ -23,11 +23,7 @@ impl Admin {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_owned())))
-            .collect()
+        support::json_lines(out.stdout)
     }
 
     /// Runs a command that must fail; returns its standard error.

@@ -30,6 +30,15 @@ pub fn admin(data: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A command's output lines, each parsed as JSON (a line that is not JSON as a string).
+pub fn json_lines(stdout: Vec<u8>) -> Vec<Value> {
+    String::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_owned())))
+        .collect()
+}
+
 /// The value of the cookie `name` a response sets.
 pub fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
@@ -178,11 +187,7 @@ impl Home {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_owned())))
-            .collect()
+        json_lines(out.stdout)
     }
 
     /// Runs a command that must fail with `code`; returns its standard error.

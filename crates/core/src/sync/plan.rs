@@ -136,8 +136,15 @@ impl Plan {
     }
 
     pub fn summary(&self) -> Summary {
+        Summary::of(&self.ops)
+    }
+}
+
+impl Summary {
+    /// The counts of any list of ops (a plan, or what is left of one after filtering).
+    pub fn of(ops: &[Op]) -> Summary {
         let mut summary = Summary::default();
-        for op in &self.ops {
+        for op in ops {
             match op {
                 Op::DeleteLocal { nodes, .. } => summary.local_deletes += nodes,
                 Op::DeleteRemote { nodes, .. } => summary.remote_deletes += nodes,

@@ -406,23 +406,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
 
     /// Holds back the deletions of a plan that deletes too much (unless forced).
     fn guard_deletions(&mut self, ops: &mut Vec<Op>) {
-        let summary = Summary {
-            local_deletes: ops
-                .iter()
-                .map(|op| match op {
-                    Op::DeleteLocal { nodes, .. } => *nodes,
-                    _ => 0,
-                })
-                .sum(),
-            remote_deletes: ops
-                .iter()
-                .map(|op| match op {
-                    Op::DeleteRemote { nodes, .. } => *nodes,
-                    _ => 0,
-                })
-                .sum(),
-            ..Summary::default()
-        };
+        let summary = Summary::of(ops);
         let deletes = summary.local_deletes.max(summary.remote_deletes);
         let tree = self.synced.tree.len().max(1);
         let mass = deletes >= self.opts.min_delete_guard
@@ -487,9 +471,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.remote_tree.clear();
             }
             for change in &page.changes {
-                if std::env::var_os("SIMDEBUG").is_some() {
-                    eprintln!("feed {:?} {change:?}", cursor);
-                }
+                tracing::trace!(?cursor, ?change, "feed");
                 match change {
                     Change::Put(entry) => self.remote_put(entry),
                     Change::Deleted(p) => {
@@ -611,14 +593,20 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 .filter(|id| !claimed.contains(**id))
                 .filter(|id| {
                     // The same place, or a move: its old place is empty now.
-                    old.get(id).is_some_and(|n| n.parent == parent && n.name == name)
-                        || old.path(id).is_none_or(|was| !present.contains(was.as_str()))
+                    old.get(id)
+                        .is_some_and(|n| n.parent == parent && n.name == name)
+                        || old
+                            .path(id)
+                            .is_none_or(|was| !present.contains(was.as_str()))
                 })
                 .map(|id| (*id).clone());
             let by_path = by_place
                 .get(&(parent.clone(), name))
                 .filter(|id| !claimed.contains(**id))
-                .filter(|id| old.get(id).is_some_and(|n| n.kind.is_folder() == e.stat.is_dir))
+                .filter(|id| {
+                    old.get(id)
+                        .is_some_and(|n| n.kind.is_folder() == e.stat.is_dir)
+                })
                 .map(|id| (*id).clone());
             let id = match by_inode.or(by_path) {
                 Some(id) => id,
@@ -629,7 +617,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 }
             };
             claimed.insert(id.clone());
-            let unchanged = old.get(&id).is_some_and(|n| n.parent == parent && n.name == name)
+            let unchanged = old
+                .get(&id)
+                .is_some_and(|n| n.parent == parent && n.name == name)
                 && self.local.stats.get(&id) == Some(&e.stat);
             if !unchanged {
                 changed.push((id.clone(), parent, i));
@@ -773,9 +763,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
 
     /// Applies one op; `false` if a side changed under it (observe again before going on).
     async fn apply_one(&mut self, op: Op) -> Result<bool, Error> {
-        if std::env::var_os("SIMDEBUG").is_some() {
-            eprintln!("op {op:?}");
-        }
+        tracing::trace!(?op, "apply");
         let now = self.clock.now();
         match op {
             Op::Link { local, remote } => {
