@@ -166,21 +166,23 @@ pub fn plan(remote: &Tree, local: &Tree, synced: &Tree) -> Plan {
     let mut ops = Vec::new();
 
     let links = find_links(remote, local, synced);
-    let mut local = local.clone();
+    // A copy of the Local tree only when links re-key it (a tree can be large).
+    let mut local = std::borrow::Cow::Borrowed(local);
     for (local_id, remote_id) in links {
-        if local.rekey(&local_id, remote_id.clone()).is_ok() {
+        if local.to_mut().rekey(&local_id, remote_id.clone()).is_ok() {
             ops.push(Op::Link {
                 local: local_id,
                 remote: remote_id,
             });
         }
     }
+    let local: &Tree = &local;
 
-    let mut merge = Merge::compute(remote, &local, synced);
+    let mut merge = Merge::compute(remote, local, synced);
     merge.settle(remote);
     merge.resolve_collisions(remote, synced);
 
-    bookkeeping(remote, &local, synced, &mut ops);
+    bookkeeping(remote, local, synced, &mut ops);
     let order = merge.top_down();
     let names = merge.names_by_parent();
     let context = Context {
@@ -189,7 +191,7 @@ pub fn plan(remote: &Tree, local: &Tree, synced: &Tree) -> Plan {
         names: &names,
         remote,
     };
-    realize(&context, Side::Local, &local, &mut ops);
+    realize(&context, Side::Local, local, &mut ops);
     realize(&context, Side::Remote, remote, &mut ops);
     Plan { ops }
 }

@@ -922,24 +922,27 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             return Ok(true);
         }
         let ops = std::mem::take(queue);
-        let items: Vec<(String, Mode, PathBuf)> = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Upload { path: p, mode, .. } => {
-                    Some((p.clone(), upload_mode(mode), self.fs.source(p)))
-                }
-                _ => None,
-            })
-            .collect();
-        let results = self.remote.upload_batch(&items).await;
         let mut clean = true;
-        for (op, result) in ops.iter().zip(results) {
-            let Op::Upload { id, path: p, .. } = op else {
-                continue;
-            };
-            match self.remote_result(p, result)? {
-                Some(entry) => self.uploaded(id, &entry),
-                None => clean = false,
+        // One `finish_batch_v2` worth at a time, so the requests' arguments stay small.
+        for chunk in ops.chunks(remote::BATCH_ENTRIES) {
+            let items: Vec<(String, Mode, PathBuf)> = chunk
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Upload { path: p, mode, .. } => {
+                        Some((p.clone(), upload_mode(mode), self.fs.source(p)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let results = self.remote.upload_batch(&items).await;
+            for (op, result) in chunk.iter().zip(results) {
+                let Op::Upload { id, path: p, .. } = op else {
+                    continue;
+                };
+                match self.remote_result(p, result)? {
+                    Some(entry) => self.uploaded(id, &entry),
+                    None => clean = false,
+                }
             }
         }
         Ok(clean)
