@@ -226,31 +226,50 @@ fn a_sync_killed_mid_pass_resumes_without_loss_or_duplicates() {
     let server = Server::start();
     let (home_a, home_b) = (Home::signed_in(&server), Home::signed_in(&server));
     let (a, b) = (home_a.path("A"), home_b.path("B"));
-    for i in 0..400 {
+    const FILES: usize = 1500;
+    for i in 0..FILES {
         write(&a, &format!("d{}/f{i}.txt", i % 10), &format!("file {i}"));
     }
-    let kill_after = |home: &Home, dir: &Path, what: &str| {
+    // SIGKILL (no chance to save anything more) once `started` shows the pass is under way.
+    let kill_when = |home: &Home, dir: &Path, what: &str, started: &dyn Fn() -> bool| {
         let mut child = home
             .command(&["sync", dir.to_str().unwrap(), "/K", "--once"])
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(400));
-        // SIGKILL: no chance to save anything more.
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the {what} pass finished before the kill: pick a larger tree"
+            );
+            if started() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "the {what} pass finished before the kill: pick a larger tree"
-        );
+        assert!(!child.wait().unwrap().success());
     };
-    kill_after(&home_a, &a, "upload");
+    let session_starts = || {
+        support::metric_now(
+            &server.url,
+            "cubby_http_requests_total{route=\"files/upload_session/start\",status=\"200\"}",
+        )
+    };
+    kill_when(&home_a, &a, "upload", &|| session_starts() >= 100);
     let (code, out) = once(&home_a, &a, "/K", &[]);
     assert_eq!(code, 0, "{out}");
-    kill_after(&home_b, &b, "download");
+    let downloaded = || {
+        walk_names(&b)
+            .iter()
+            .filter(|n| n.ends_with(".txt"))
+            .count()
+            >= 100
+    };
+    kill_when(&home_b, &b, "download", &|| b.exists() && downloaded());
     let (code, out) = once(&home_b, &b, "/K", &[]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(tree(&a), tree(&b));
-    assert_eq!(tree(&b).values().filter(|v| v.is_some()).count(), 400);
+    assert_eq!(tree(&b).values().filter(|v| v.is_some()).count(), FILES);
     // No partial downloads left behind, no conflicted copies from the restart.
     let names: Vec<String> = walk_names(&b);
     assert!(

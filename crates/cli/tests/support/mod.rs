@@ -39,6 +39,21 @@ pub fn json_lines(stdout: Vec<u8>) -> Vec<Value> {
         .collect()
 }
 
+/// The sum of the samples on the server's `/metrics` whose line starts with `prefix`, read
+/// over a plain blocking connection (for tests that poll without a runtime).
+pub fn metric_now(url: &str, prefix: &str) -> u64 {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// The value of the cookie `name` a response sets.
 pub fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
