@@ -293,7 +293,17 @@ impl Client {
         };
         progress.start(file.size);
         let partial = partial_path(local);
-        match self.download_pinned(&file, &partial, true, progress).await {
+        match self
+            .download_pinned(
+                &file.rev,
+                file.size,
+                file.content_hash.as_deref(),
+                &partial,
+                true,
+                progress,
+            )
+            .await
+        {
             Ok(()) => {
                 tokio::fs::rename(&partial, local).await?;
                 Ok(file)
@@ -305,32 +315,37 @@ impl Client {
         }
     }
 
-    /// Downloads the revision `file` names (`rev:`) into `partial`, in parallel ranges when it
-    /// is large, and checks its content hash; the caller renames the file into place. The
-    /// partial file is left behind on error. `durable`: fsync it before returning (a caller
-    /// downloading many files syncs them together instead).
+    /// Downloads revision `rev` (`rev:`) into `partial`, in parallel ranges when `size` says
+    /// it is large (0: unknown, one request), and checks `content_hash`; the caller renames
+    /// the file into place. The partial file is left behind on error. `durable`: fsync it
+    /// before returning (a caller downloading many files syncs them together instead).
     pub async fn download_pinned(
         &self,
-        file: &FileMetadata,
+        rev: &str,
+        size: u64,
+        content_hash: Option<&str>,
         partial: &Path,
         durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
-        if file.size >= RANGED_MIN {
-            self.download_ranged(file, partial, durable, progress).await
+        if size >= RANGED_MIN {
+            self.download_ranged(rev, size, content_hash, partial, durable, progress)
+                .await
         } else {
-            self.download_whole(file, partial, durable, progress).await
+            self.download_whole(rev, content_hash, partial, durable, progress)
+                .await
         }
     }
 
     async fn download_whole(
         &self,
-        file: &FileMetadata,
+        rev: &str,
+        content_hash: Option<&str>,
         partial: &Path,
         durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let pinned = format!("rev:{}", file.rev);
+        let pinned = format!("rev:{rev}");
         let (_, resp): (Value, _) = self
             .download_route("files/download", &json!({"path": pinned}), None)
             .await?;
@@ -348,21 +363,22 @@ impl Client {
         } else {
             out.flush().await?;
         }
-        check_hash(&hasher.finish(), file.content_hash.as_deref())
+        check_hash(&hasher.finish(), content_hash)
     }
 
     async fn download_ranged(
         &self,
-        file: &FileMetadata,
+        rev: &str,
+        size: u64,
+        content_hash: Option<&str>,
         partial: &Path,
         durable: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
         let out = std::fs::File::create(partial)?;
-        out.set_len(file.size)?;
+        out.set_len(size)?;
         let out = Arc::new(out);
-        let pinned = format!("rev:{}", file.rev);
-        let size = file.size;
+        let pinned = format!("rev:{rev}");
         let chunks = size.div_ceil(CHUNK as u64);
         let digests: Vec<(u64, Vec<BlockHash>)> = futures_util::stream::iter(0..chunks)
             .map(|i| {
@@ -408,10 +424,7 @@ impl Client {
             out.sync_all()?;
         }
         let blocks: Vec<BlockHash> = digests.into_iter().flat_map(|(_, b)| b).collect();
-        check_hash(
-            &content_hash_of_blocks(&blocks),
-            file.content_hash.as_deref(),
-        )
+        check_hash(&content_hash_of_blocks(&blocks), content_hash)
     }
 }
 

@@ -335,10 +335,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.plan()
             };
             if ops.is_empty() && self.refused.is_empty() {
-                self.settled = Some(key.clone());
-                self.remote_tree.settle();
-                self.local.settle();
-                self.synced.settle();
+                self.settle(key.clone());
             } else {
                 self.settled = None;
             }
@@ -366,10 +363,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             if bookkeeping && clean && self.refused.is_empty() {
                 // Recording what both sides agree on changes neither side nor the merge of
                 // them: planning again would give an empty plan.
-                self.settled = Some(key);
-                self.remote_tree.settle();
-                self.local.settle();
-                self.synced.settle();
+                self.settle(key);
             }
             self.save().await?;
         }
@@ -381,6 +375,14 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         self.state.set_problems(&problems, self.clock.now()).await?;
         self.report.problems = problems;
         Ok(self.report.clone())
+    }
+
+    /// Records that the trees, as they are, plan to nothing under `key`.
+    fn settle(&mut self, key: String) {
+        self.settled = Some(key);
+        self.remote_tree.settle();
+        self.local.settle();
+        self.synced.settle();
     }
 
     /// The current plan, filtered by direction and by what was refused.
@@ -974,20 +976,13 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             .collect()
             .await
         };
-        tracing::debug!(
-            files = fetched.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "downloaded"
-        );
         let mut clean = fetched.len() == ops.len();
         let complete: Vec<PathBuf> = fetched
             .iter()
             .filter(|(_, r)| r.is_ok())
             .filter_map(|(i, _)| op_path(&ops[*i]).map(|p| self.fs.partial(p)))
             .collect();
-        let flushed = self.fs.flush(&complete);
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "flushed");
-        if let Err(e) = flushed {
+        if let Err(e) = self.fs.flush(&complete) {
             for p in &complete {
                 self.fs.discard(p);
             }
@@ -1031,7 +1026,11 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             self.local.set_stat(id, stat);
             self.report.downloaded += 1;
         }
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "installed");
+        tracing::debug!(
+            files = ops.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "downloaded and installed"
+        );
         Ok(clean)
     }
 

@@ -389,21 +389,9 @@ impl RemoteApi for ClientRemote {
         content_hash: &str,
         partial: &Path,
     ) -> Result<(), RemoteError> {
-        // The pinned download streams to the partial file and checks the hash (size 0: one
-        // request rather than parallel ranges, since the feed gave no size).
-        let meta = FileMetadata {
-            name: String::new(),
-            id: String::new(),
-            client_modified: String::new(),
-            server_modified: String::new(),
-            rev: rev.to_owned(),
-            size: 0,
-            path_lower: None,
-            path_display: None,
-            content_hash: Some(content_hash.to_owned()),
-        };
+        // Size 0: one streamed request (the feed gives no size for parallel ranges).
         self.client
-            .download_pinned(&meta, partial, false, &Quiet)
+            .download_pinned(rev, 0, Some(content_hash), partial, false, &Quiet)
             .await
             .map_err(classify)
     }

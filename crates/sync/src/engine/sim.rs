@@ -1043,10 +1043,7 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
             }
         }
         let remote = server.snapshot();
-        if computers
-            .iter()
-            .all(|c| same_tree(&c.fs.snapshot(), &remote))
-        {
+        if computers.iter().all(|c| c.fs.snapshot() == remote) {
             agreed = true;
             break;
         }
@@ -1094,14 +1091,6 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Same paths (exactly, as a case-sensitive disk sees them) and contents.
-fn same_tree(
-    local: &BTreeMap<String, Option<Vec<u8>>>,
-    remote: &BTreeMap<String, Option<Vec<u8>>>,
-) -> bool {
-    local == remote
 }
 
 fn compact(tree: &cubby_core::sync::tree::Tree) -> Vec<String> {

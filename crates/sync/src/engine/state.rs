@@ -77,28 +77,14 @@ impl Tracked {
         true
     }
 
-    /// Replaces the whole tree, marking what differs.
-    pub fn replace(&mut self, tree: Tree, stats: HashMap<NodeId, Stat>) {
-        for (id, node) in tree.iter() {
-            if self.tree.get(id) != Some(node) || self.stats.get(id) != stats.get(id) {
-                self.mark(id.clone());
-            }
-        }
-        let gone: Vec<NodeId> = self
-            .tree
-            .iter()
-            .filter(|(id, _)| !tree.contains(id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
+    /// Empties the tree (every node is marked, so the save deletes its rows).
+    pub fn clear(&mut self) {
+        let ids: Vec<NodeId> = self.tree.iter().map(|(id, _)| id.clone()).collect();
+        for id in ids {
             self.mark(id);
         }
-        self.tree = tree;
-        self.stats = stats;
-    }
-
-    pub fn clear(&mut self) {
-        self.replace(Tree::new(), HashMap::new());
+        self.tree = Tree::new();
+        self.stats.clear();
     }
 }
 
