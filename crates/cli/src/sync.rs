@@ -127,7 +127,7 @@ pub async fn sync(a: SyncArgs) -> Result<()> {
     let result = if a.once {
         once(&mut engine, json).await
     } else {
-        run(&mut engine, &local, json).await
+        run(&mut engine, &local, json, a.force).await
     };
     engine.close().await;
     drop(lock);
@@ -178,7 +178,25 @@ async fn record(engine: &RealEngine, report: Result<Report, Error>) -> Result<Re
 
 /// Runs until SIGINT or SIGTERM: a pass after each local change (watcher), remote change
 /// (longpoll) or, as a safety net, every ten minutes.
-async fn run(engine: &mut RealEngine, local: &std::path::Path, json: bool) -> Result<()> {
+/// Asks, in continuous mode, whether a held-back mass deletion should be applied.
+fn ask_about(held: &cubby_core::sync::plan::Summary, stdin_open: bool) {
+    let how = if stdin_open {
+        "type yes and Enter to apply them, or stop cubby sync and check"
+    } else {
+        "stop cubby sync and run it once with --force to apply them"
+    };
+    println!(
+        "cubby sync: a mass deletion is held back ({} here, {} on the server) while everything else keeps syncing; {how}",
+        held.local_deletes, held.remote_deletes
+    );
+}
+
+async fn run(
+    engine: &mut RealEngine,
+    local: &std::path::Path,
+    json: bool,
+    force: bool,
+) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut watcher = match Watcher::start(local, Duration::from_millis(100)) {
@@ -193,13 +211,41 @@ async fn run(engine: &mut RealEngine, local: &std::path::Path, json: bool) -> Re
     } else {
         Duration::from_secs(30)
     };
+    // Answers to the mass-deletion question, read on a thread of their own (a pending read
+    // must not keep the process from exiting): from a terminal, or from a pipe; none come
+    // once stdin is closed (a service).
+    let (answer, mut answers) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if answer.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin_open = true;
+    let mut asking = false;
+    let mut force_next = false;
     let mut failures = 0u32;
     loop {
+        engine.set_force(force || force_next);
         let outcome = engine.pass().await;
+        engine.set_force(force);
+        force_next = false;
         match record(engine, outcome).await {
             Ok(report) => {
                 failures = 0;
                 print_report(&report, json, false);
+                match report.held {
+                    Some(h) if !asking => {
+                        asking = true;
+                        if !json {
+                            ask_about(&h, stdin_open);
+                        }
+                    }
+                    Some(_) => {}
+                    None => asking = false,
+                }
             }
             Err(e) => {
                 let transient = e
@@ -241,6 +287,15 @@ async fn run(engine: &mut RealEngine, local: &std::path::Path, json: bool) -> Re
         tokio::select! {
             _ = longpoll => {}
             _ = local_change => {}
+            line = answers.recv(), if asking && stdin_open => match line {
+                Some(line) if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") => {
+                    println!("applying the held-back deletions");
+                    force_next = true;
+                    asking = false;
+                }
+                Some(_) => println!("the deletions stay held back"),
+                None => stdin_open = false,
+            },
             _ = tokio::time::sleep(rescan) => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),

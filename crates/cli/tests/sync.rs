@@ -126,6 +126,18 @@ fn server_tree(home: &Home, remote: &str) -> BTreeMap<String, Option<Vec<u8>>> {
     out
 }
 
+/// How many files the server holds under `remote` (0 while it does not exist).
+fn server_files(home: &Home, remote: &str) -> usize {
+    let out = home.run(&["ls", "-R", remote, "--json"]);
+    if !out.status.success() {
+        return 0;
+    }
+    support::json_lines(out.stdout)
+        .iter()
+        .filter(|e| e[".tag"] == "file")
+        .count()
+}
+
 fn trash_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.join(".cubby-cache/trash")];
@@ -335,6 +347,66 @@ fn a_mass_deletion_is_held_until_forced_and_goes_to_the_trash() {
     // The server kept every deleted file's history.
     let revs = home_a.ok(&["revs", "/M/f3.txt", "--json"]);
     assert!(!revs.is_empty());
+}
+
+/// In continuous mode a mass deletion pauses and asks; "yes" on stdin applies it.
+#[test]
+fn a_running_sync_asks_before_a_mass_deletion() {
+    use std::io::{BufRead, Write};
+    let server = Server::start();
+    let home = Home::signed_in(&server);
+    let a = home.path("A");
+    for i in 0..20 {
+        write(&a, &format!("f{i}.txt"), &format!("file {i}"));
+    }
+    let mut child = home
+        .command(&["sync", a.to_str().unwrap(), "/Q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let running = Syncing(child);
+    until("the first sync", || server_files(&home, "/Q") == 20);
+    for i in 0..15 {
+        std::fs::remove_file(a.join(format!("f{i}.txt"))).unwrap();
+    }
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    loop {
+        match lines.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) if line.contains("type yes") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no question asked: {seen:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        server_files(&home, "/Q"),
+        20,
+        "nothing deleted before the answer"
+    );
+    writeln!(stdin, "no").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server_files(&home, "/Q"), 20, "no means no");
+    writeln!(stdin, "yes").unwrap();
+    until("the deletions after yes", || server_files(&home, "/Q") == 5);
+    running.stop();
 }
 
 #[test]

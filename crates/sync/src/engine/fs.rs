@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 
 use cubby_core::hash::ContentHasher;
 
-use crate::ignore::Ignore;
-
 /// The folder, inside the synced folder, that holds the engine's trash.
 pub const CACHE_DIR: &str = ".cubby-cache";
 /// The ignore file read in every folder (the same as `cubby backup`'s).
@@ -33,31 +31,20 @@ pub struct Stat {
     pub inode: u64,
 }
 
-/// One entry of a scan.
-#[derive(Clone, Debug)]
-pub struct Scanned {
-    pub path: String,
-    pub stat: Stat,
-    /// The index of the parent folder's entry in the scan (`None`: the synced folder).
-    pub parent: Option<usize>,
-}
-
-/// A whole scan: entries with parents before children, the entries that could not be synced
-/// (with the reason), and the exclusion patterns in force (`--exclude` plus every
-/// `.cubbyignore` met), which the engine applies to the remote side too.
+/// One folder's entries, sorted by name, without the engine's own files.
 #[derive(Debug, Default)]
-pub struct Scan {
-    pub entries: Vec<Scanned>,
+pub struct Listing {
+    pub entries: Vec<(String, Stat)>,
+    /// Entries that cannot be synced (not UTF-8, links, devices), with the reason.
     pub problems: Vec<(String, String)>,
-    /// Folders seen whose entries could not be read: what was known below them stands.
-    pub unreadable: Vec<String>,
-    pub ignore: Ignore,
+    /// The folder's `.cubbyignore`, if it has one.
+    pub ignore: Option<String>,
 }
 
 /// The local file system as the engine sees it.
 pub trait LocalFs: Send + Sync {
-    /// Walks the synced folder; `excludes` are `--exclude` patterns.
-    fn scan(&self, excludes: &Ignore) -> io::Result<Scan>;
+    /// The entries of one folder (`""`: the synced folder); an error if it cannot be read.
+    fn list(&self, dir: &str) -> io::Result<Listing>;
     /// `lstat` of a path, `None` if nothing is there.
     fn stat(&self, path: &str) -> io::Result<Option<Stat>>;
     /// The Dropbox content hash of a file, with its stat; an error if it changed while read.
@@ -158,84 +145,53 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 impl LocalFs for RealFs {
-    fn scan(&self, excludes: &Ignore) -> io::Result<Scan> {
-        let mut scan = Scan {
-            ignore: excludes.clone(),
-            ..Scan::default()
-        };
-        std::fs::metadata(&self.root)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.root.display())))?;
-        // Breadth first, so parents come before children.
-        let mut queue = std::collections::VecDeque::from([(String::new(), None)]);
-        while let Some((dir, dir_index)) = queue.pop_front() {
-            let abs = self.abs(&dir);
-            let read = match std::fs::read_dir(&abs) {
-                Ok(read) => read,
-                Err(e) if dir.is_empty() => return Err(e),
+    fn list(&self, dir: &str) -> io::Result<Listing> {
+        let abs = self.abs(dir);
+        let mut listing = Listing::default();
+        let read = std::fs::read_dir(&abs)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", abs.display())))?;
+        if let Ok(text) = std::fs::read_to_string(abs.join(IGNORE_FILE)) {
+            listing.ignore = Some(text);
+        }
+        let mut names = Vec::new();
+        for entry in read {
+            let entry = entry?;
+            match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(raw) => listing.problems.push((
+                    join(dir, &raw.to_string_lossy()),
+                    "the name is not UTF-8; skipped".into(),
+                )),
+            }
+        }
+        names.sort();
+        for name in names {
+            if is_internal(&name) {
+                // A partial download met by a scan was left by a run that stopped (the
+                // engine never scans while it downloads): nothing will finish it.
+                if name != CACHE_DIR {
+                    let _ = std::fs::remove_file(abs.join(&name));
+                }
+                continue;
+            }
+            let stat = match std::fs::symlink_metadata(abs.join(&name)) {
+                Ok(meta) if meta.is_dir() || meta.is_file() => stat_of(&meta),
+                Ok(_) => {
+                    listing.problems.push((
+                        join(dir, &name),
+                        "not a regular file or folder (a link or a device); skipped".into(),
+                    ));
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    scan.problems
-                        .push((dir.clone(), format!("cannot read the folder: {e}")));
-                    scan.unreadable.push(dir);
+                    listing.problems.push((join(dir, &name), e.to_string()));
                     continue;
                 }
             };
-            if let Ok(text) = std::fs::read_to_string(abs.join(IGNORE_FILE)) {
-                scan.ignore.add_lines(dir.trim_start_matches('/'), &text);
-            }
-            let mut names = Vec::new();
-            for entry in read {
-                let entry = entry?;
-                match entry.file_name().into_string() {
-                    Ok(name) => names.push(name),
-                    Err(raw) => scan.problems.push((
-                        join(&dir, &raw.to_string_lossy()),
-                        "the name is not UTF-8; skipped".into(),
-                    )),
-                }
-            }
-            names.sort();
-            for name in names {
-                if is_internal(&name) {
-                    // A partial download met by a scan was left by a run that stopped (the
-                    // engine never scans while it downloads): nothing will finish it.
-                    if name != CACHE_DIR {
-                        let _ = std::fs::remove_file(abs.join(&name));
-                    }
-                    continue;
-                }
-                let path = join(&dir, &name);
-                let stat = match std::fs::symlink_metadata(abs.join(&name)) {
-                    Ok(meta) if meta.is_dir() || meta.is_file() => stat_of(&meta),
-                    Ok(_) => {
-                        scan.problems.push((
-                            path,
-                            "not a regular file or folder (a link or a device); skipped".into(),
-                        ));
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        scan.problems.push((path, e.to_string()));
-                        continue;
-                    }
-                };
-                if scan
-                    .ignore
-                    .is_excluded(path.trim_start_matches('/'), stat.is_dir)
-                {
-                    continue;
-                }
-                if stat.is_dir {
-                    queue.push_back((path.clone(), Some(scan.entries.len())));
-                }
-                scan.entries.push(Scanned {
-                    path,
-                    stat,
-                    parent: dir_index,
-                });
-            }
+            listing.entries.push((name, stat));
         }
-        Ok(scan)
+        Ok(listing)
     }
 
     fn stat(&self, path: &str) -> io::Result<Option<Stat>> {

@@ -18,13 +18,15 @@
 //!   back unless `force` is set.
 
 pub mod fs;
+mod observe;
 pub mod remote;
 #[cfg(test)]
 mod sim;
 pub mod state;
 pub mod watch;
+mod work;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use cubby_core::path;
@@ -36,8 +38,7 @@ pub use fs::{LocalFs, RealFs, Stat};
 pub use remote::{ClientRemote, RemoteApi, RemoteError};
 
 use crate::ignore::Ignore;
-use fs::Scan;
-use remote::{Change, Entry, Mode};
+use remote::{Entry, Mode};
 use state::{State, Tracked, Which};
 
 /// Which way changes flow.
@@ -71,6 +72,9 @@ pub struct Options {
     /// Whether the state file is synced to disk at checkpoints (off only in simulations,
     /// whose crashes drop the engine, not the machine).
     pub durable_state: bool,
+    /// Nodes a plan's working set grows to before it is planned and applied (memory follows
+    /// this, not the size of the tree).
+    pub batch_nodes: usize,
 }
 
 impl Default for Options {
@@ -85,6 +89,7 @@ impl Default for Options {
             trash_days: 30,
             hash_threads: 4,
             durable_state: true,
+            batch_nodes: 20_000,
         }
     }
 }
@@ -127,6 +132,8 @@ pub struct Report {
     pub converged: bool,
     /// Deletions held back by the mass-deletion guard.
     pub held: Option<Summary>,
+    /// The most nodes (counted once per tree) a working set held while planning.
+    pub working_set_peak: usize,
 }
 
 /// What `--status` shows besides the pending ops.
@@ -166,18 +173,22 @@ pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
     excludes: Ignore,
     /// The patterns in force after the last scan (`--exclude` and `.cubbyignore` files).
     ignore: Ignore,
+    /// The working set being planned and applied: parts of the three trees (`work.rs`).
     remote_tree: Tracked,
-    /// Whether `remote_tree` and `synced` hold the saved trees yet.
-    others_loaded: bool,
     local: Tracked,
     synced: Tracked,
+    /// Whether the Local tree is empty (a first scan looks for no moved inodes).
+    local_empty: bool,
+    /// Whether the feed is in a listing from scratch (its pages are written in bulk).
+    listing_fresh: bool,
     cursor: Option<String>,
     next_local: u64,
     /// Paths whose ops the server or the disk refused for good, with the reason.
     refused: BTreeMap<String, String>,
     report: Report,
-    /// The trees are as they were when a plan came out empty, under this settle key
-    /// (direction and exclusions): planning again would give the same empty plan.
+    /// The dirty set is as it was when a plan came out empty, under this settle key
+    /// (direction, exclusions and the dirty set's generation): planning again would give the
+    /// same empty plan.
     settled: Option<String>,
     /// The exclusions the Remote tree was filtered with; when they change, the server's
     /// tree is listed again so that newly included entries appear.
@@ -188,15 +199,16 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Opens the engine's state at `db` (created if missing).
     pub async fn open(fs: F, remote: R, clock: C, db: &Path, opts: Options) -> Result<Self, Error> {
         let state = State::open(db, opts.durable_state).await?;
-        // The Remote and Synced trees are loaded when first needed: a pass that finds no
-        // change on either side never reads them.
-        let local = state.load(Which::Local).await?;
+        let local_empty = state.count(Which::Local).await? == 0;
         let cursor = state.meta("cursor").await?;
+        // Rows are written as they are observed, before the counter is saved: a crash in
+        // between must not hand out an id a row already has.
         let next_local = state
             .meta("next_local")
             .await?
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .max(state.max_local_id().await? + 1);
         let mut excludes = Ignore::default();
         for pattern in &opts.excludes {
             excludes.add_lines("", pattern);
@@ -212,9 +224,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             excludes,
             opts,
             remote_tree: Tracked::default(),
-            local,
+            local: Tracked::default(),
             synced: Tracked::default(),
-            others_loaded: false,
+            local_empty,
+            listing_fresh: false,
             cursor,
             next_local,
             refused: BTreeMap::new(),
@@ -228,6 +241,11 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         self.state.close().await;
     }
 
+    /// Applies mass deletions (or holds them back again) from the next pass on.
+    pub fn set_force(&mut self, force: bool) {
+        self.opts.force = force;
+    }
+
     pub fn remote(&self) -> &R {
         &self.remote
     }
@@ -238,9 +256,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
 
     /// The ops the last observations call for (what `--status` shows as pending).
     pub async fn pending(&mut self) -> Result<Vec<Op>, Error> {
-        self.load_all().await?;
-        Ok(self
-            .plan()
+        let round = self.run_batches(work::Mode::Pending).await?;
+        Ok(round
+            .ops
             .into_iter()
             .filter(|op| {
                 !matches!(
@@ -271,20 +289,13 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         Ok(())
     }
 
-    /// Loads the Remote and Synced trees if they are not loaded yet.
-    pub async fn load_all(&mut self) -> Result<(), Error> {
-        if !self.others_loaded {
-            self.remote_tree = self.state.load(Which::Remote).await?;
-            self.synced = self.state.load(Which::Synced).await?;
-            self.others_loaded = true;
-        }
-        Ok(())
-    }
-
-    /// The three trees (Remote, Local, Synced), for tests and `--status` (after
-    /// [`Engine::load_all`]).
-    pub fn trees(&self) -> (&Tree, &Tree, &Tree) {
-        (&self.remote_tree.tree, &self.local.tree, &self.synced.tree)
+    /// The three whole trees (Remote, Local, Synced), read from the state file: for tests.
+    pub async fn full_trees(&self) -> Result<(Tree, Tree, Tree), Error> {
+        Ok((
+            self.state.load(Which::Remote).await?.tree,
+            self.state.load(Which::Local).await?.tree,
+            self.state.load(Which::Synced).await?.tree,
+        ))
     }
 
     /// One pass: observe, plan and apply until both sides agree (or `MAX_ROUNDS` plans).
@@ -307,7 +318,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             let t = std::time::Instant::now();
             // The disk first: its `.cubbyignore` files decide what the feed leaves out.
             if rescan {
-                self.observe_local()?;
+                self.observe_local().await?;
             }
             let local_ms = t.elapsed().as_millis();
             let ignore_key = format!("{:?}", self.ignore);
@@ -322,49 +333,39 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             self.observe_remote().await?;
             let remote_ms = t.elapsed().as_millis() - local_ms;
             let key = format!(
-                "{:?} {}",
+                "{:?} {} {}",
                 self.opts.direction,
-                self.ignore_key.as_deref().unwrap_or("")
+                self.ignore_key.as_deref().unwrap_or(""),
+                self.state.dirty_gen().await?
             );
-            let unchanged =
-                !self.remote_tree.changed() && !self.local.changed() && !self.synced.changed();
-            let mut ops = if unchanged && self.settled.as_deref() == Some(key.as_str()) {
-                Vec::new()
-            } else {
-                self.load_all().await?;
-                self.plan()
-            };
-            if ops.is_empty() && self.refused.is_empty() {
-                self.settle(key.clone());
-            } else {
-                self.settled = None;
+            if !self.state.has_dirty().await? || self.settled.as_deref() == Some(key.as_str()) {
+                self.report.converged = true;
+                break;
             }
+            let hold = self.mass_deletion().await?.is_some();
+            let outcome = self.run_batches(work::Mode::Apply { hold }).await?;
             tracing::debug!(
                 round,
                 remote_ms,
                 local_ms,
                 plan_ms = t.elapsed().as_millis() - remote_ms - local_ms,
-                ops = ops.len(),
-                "observed and planned"
+                planned = outcome.planned,
+                "observed, planned and applied"
             );
-            if ops.is_empty() {
-                self.report.converged = true;
+            let held = outcome.held.local_deletes + outcome.held.remote_deletes > 0;
+            if held {
+                self.report.held = Some(outcome.held);
+            }
+            if !outcome.planned {
+                // Nothing left to do for the dirty nodes: they wait on a held deletion, a
+                // refusal or the other direction.
+                if self.refused.is_empty() && !held {
+                    self.settled = Some(key);
+                }
+                self.report.converged = !held;
                 break;
             }
-            self.guard_deletions(&mut ops);
-            if ops.is_empty() {
-                break;
-            }
-            let bookkeeping = ops
-                .iter()
-                .all(|op| matches!(op, Op::CommitSynced { .. } | Op::ForgetSynced { .. }));
-            let clean = self.apply(ops).await?;
-            rescan = !clean;
-            if bookkeeping && clean && self.refused.is_empty() {
-                // Recording what both sides agree on changes neither side nor the merge of
-                // them: planning again would give an empty plan.
-                self.settle(key);
-            }
+            rescan = !outcome.clean;
             self.save().await?;
         }
         self.save().await?;
@@ -375,14 +376,6 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         self.state.set_problems(&problems, self.clock.now()).await?;
         self.report.problems = problems;
         Ok(self.report.clone())
-    }
-
-    /// Records that the trees, as they are, plan to nothing under `key`.
-    fn settle(&mut self, key: String) {
-        self.settled = Some(key);
-        self.remote_tree.settle();
-        self.local.settle();
-        self.synced.settle();
     }
 
     /// The current plan, filtered by direction and by what was refused.
@@ -406,20 +399,6 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             .any(|r| path::is_within(&path::lower(p), &path::lower(r)))
     }
 
-    /// Holds back the deletions of a plan that deletes too much (unless forced).
-    fn guard_deletions(&mut self, ops: &mut Vec<Op>) {
-        let summary = Summary::of(ops);
-        let deletes = summary.local_deletes.max(summary.remote_deletes);
-        let tree = self.synced.tree.len().max(1);
-        let mass = deletes >= self.opts.min_delete_guard
-            && (deletes as f64 > self.opts.max_delete_share * tree as f64
-                || deletes > self.opts.max_delete);
-        if mass && !self.opts.force {
-            ops.retain(|op| !matches!(op, Op::DeleteLocal { .. } | Op::DeleteRemote { .. }));
-            self.report.held = Some(summary);
-        }
-    }
-
     fn problem(&mut self, path: &str, message: String) {
         tracing::warn!("{path}: {message}");
         self.report.problems.push((path.to_owned(), message));
@@ -438,272 +417,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             ("ignore", self.ignore_key.clone()),
             ("last_pass", Some(self.clock.now().to_string())),
         ];
-        self.state
-            .save(
-                [
-                    (&mut self.remote_tree, Which::Remote),
-                    (&mut self.local, Which::Local),
-                    (&mut self.synced, Which::Synced),
-                ],
-                &meta,
-            )
-            .await?;
-        Ok(())
-    }
-
-    // ---- observing the server ----
-
-    /// Reads the server's feed since the saved cursor into the Remote tree.
-    pub async fn observe_remote(&mut self) -> Result<(), Error> {
-        loop {
-            let cursor = self.cursor.clone();
-            let page = match self.remote.list(cursor.as_deref()).await {
-                Ok(page) => page,
-                Err(RemoteError::Reset) if cursor.is_some() => {
-                    self.cursor = None;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if cursor.is_none() || !page.changes.is_empty() {
-                self.load_all().await?;
-            }
-            if cursor.is_none() {
-                // A listing from scratch replaces the whole tree.
-                self.remote_tree.clear();
-            }
-            for change in &page.changes {
-                tracing::trace!(?cursor, ?change, "feed");
-                match change {
-                    Change::Put(entry) => self.remote_put(entry),
-                    Change::Deleted(p) => {
-                        if let Some(id) = self.remote_tree.tree.lookup(p) {
-                            self.remote_tree.remove_subtree(&id);
-                        }
-                    }
-                }
-            }
-            self.cursor = Some(page.cursor);
-            if !page.has_more {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Records an entry of the server's feed in the Remote tree.
-    ///
-    /// The Remote tree is only ever changed by the feed, never by the answers to the engine's
-    /// own ops: a feed's deletions name paths as they were at that point of the feed, so a
-    /// tree moved ahead of its cursor would miss them. The next round reads the engine's own
-    /// changes back from the feed.
-    fn remote_put(&mut self, entry: &Entry) {
-        let id = NodeId::new(entry.id.clone());
-        let rel = entry.path.trim_start_matches('/');
-        if self.ignore.is_excluded(rel, entry.folder) {
-            if self.remote_tree.tree.contains(&id) {
-                self.remote_tree.remove_subtree(&id);
-            }
-            return;
-        }
-        let parent_path = path::parent_of(&entry.path);
-        let parent = if parent_path.is_empty() {
-            NodeId::root()
-        } else {
-            match self.remote_tree.tree.lookup(parent_path) {
-                Some(p) if self.remote_tree.tree.is_folder(&p) => p,
-                // An excluded parent, or an entry out of order: its parent's entry brings it.
-                _ => return,
-            }
-        };
-        // A stale node of another id in the same place is gone on the server.
-        let name = path::name_of(&entry.path);
-        let stale: Vec<NodeId> = self
-            .remote_tree
-            .tree
-            .children_named(&parent, name)
-            .filter(|other| **other != id)
-            .cloned()
-            .collect();
-        for other in stale {
-            self.remote_tree.remove_subtree(&other);
-        }
-        if self.remote_tree.tree.is_ancestor_or_self(&id, &parent) {
-            return;
-        }
-        let node = Node {
-            parent,
-            name: name.to_owned(),
-            kind: match &entry.content_hash {
-                Some(h) if !entry.folder => Kind::file(h.clone()),
-                _ => Kind::Folder,
-            },
-            rev: entry.rev.clone(),
-        };
-        self.remote_tree.put(id, node);
-    }
-
-    // ---- observing the disk ----
-
-    /// Scans the local folder into the Local tree, hashing only what changed.
-    ///
-    /// The tree is updated in place: an unchanged file costs one `lstat` and a few lookups.
-    pub fn observe_local(&mut self) -> Result<(), Error> {
-        let scan = self.fs.scan(&self.excludes).map_err(Error::Local)?;
-        let Scan {
-            entries,
-            problems,
-            unreadable,
-            ignore,
-        } = scan;
-        self.ignore = ignore;
-        for (p, m) in problems {
-            self.problem(&p, m);
-        }
-        // The known nodes by place (parent id, name) and by inode.
-        let old = &self.local.tree;
-        let by_place: HashMap<(NodeId, &str), &NodeId> = old
-            .iter()
-            .map(|(id, n)| ((n.parent.clone(), n.name.as_str()), id))
-            .collect();
-        let inode_of: HashMap<(u64, bool), &NodeId> = self
-            .local
-            .stats
-            .iter()
-            .map(|(id, s)| ((s.inode, s.is_dir), id))
-            .collect();
-        let present: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
-
-        let mut claimed: HashSet<NodeId> = HashSet::with_capacity(entries.len());
-        // Nodes whose place or stat changed: (id, parent, entry index).
-        let mut changed: Vec<(NodeId, NodeId, usize)> = Vec::new();
-        // The id each scanned entry got (`None`: left out, with what it holds).
-        let mut ids: Vec<Option<NodeId>> = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let parent = match e.parent {
-                None => NodeId::root(),
-                Some(p) => match &ids[p] {
-                    Some(p) => p.clone(),
-                    None => {
-                        ids.push(None);
-                        continue;
-                    }
-                },
-            };
-            let name = path::name_of(&e.path);
-            let by_inode = inode_of
-                .get(&(e.stat.inode, e.stat.is_dir))
-                .filter(|id| !claimed.contains(**id))
-                .filter(|id| {
-                    // The same place, or a move: its old place is empty now.
-                    old.get(id)
-                        .is_some_and(|n| n.parent == parent && n.name == name)
-                        || old
-                            .path(id)
-                            .is_none_or(|was| !present.contains(was.as_str()))
-                })
-                .map(|id| (*id).clone());
-            let by_path = by_place
-                .get(&(parent.clone(), name))
-                .filter(|id| !claimed.contains(**id))
-                .filter(|id| {
-                    old.get(id)
-                        .is_some_and(|n| n.kind.is_folder() == e.stat.is_dir)
-                })
-                .map(|id| (*id).clone());
-            let id = match by_inode.or(by_path) {
-                Some(id) => id,
-                None => {
-                    let id = NodeId::new(format!("local:{}", self.next_local));
-                    self.next_local += 1;
-                    id
-                }
-            };
-            claimed.insert(id.clone());
-            let unchanged = old
-                .get(&id)
-                .is_some_and(|n| n.parent == parent && n.name == name)
-                && self.local.stats.get(&id) == Some(&e.stat);
-            if !unchanged {
-                changed.push((id.clone(), parent, i));
-            }
-            ids.push(Some(id));
-        }
-        // A folder that could not be read keeps what was known below it.
-        for dir in &unreadable {
-            let found = entries.iter().position(|e| &e.path == dir);
-            if let Some(Some(id)) = found.map(|i| &ids[i]) {
-                for below in old.subtree(id) {
-                    claimed.insert(below);
-                }
-            }
-        }
-        let gone: Vec<NodeId> = old
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| !claimed.contains(*id))
-            .cloned()
-            .collect();
-
-        // Hash the files whose stat changed, a few at a time.
-        let to_hash: Vec<(NodeId, String)> = changed
-            .iter()
-            .filter(|(id, _, i)| {
-                let stat = &entries[*i].stat;
-                !stat.is_dir
-                    && (self.local.stats.get(id) != Some(stat) || self.local.tree.get(id).is_none())
-            })
-            .map(|(id, _, i)| (id.clone(), entries[*i].path.clone()))
-            .collect();
-        let hashed: HashMap<NodeId, (String, std::io::Result<(String, Stat)>)> =
-            hash_all(&self.fs, &to_hash, self.opts.hash_threads)
-                .into_iter()
-                .zip(&to_hash)
-                .map(|(r, (id, _))| (id.clone(), r))
-                .collect();
-        for id in &gone {
-            self.local.forget(id);
-        }
-        for (id, parent, i) in changed {
-            let stat = entries[i].stat;
-            let name = path::name_of(&entries[i].path).to_owned();
-            let kind = if stat.is_dir {
-                Kind::Folder
-            } else {
-                match hashed.get(&id) {
-                    Some((_, Ok((hash, hashed_stat)))) => {
-                        self.local.set_stat(&id, *hashed_stat);
-                        Kind::file(hash.clone())
-                    }
-                    Some((p, Err(e))) => {
-                        if e.kind() != std::io::ErrorKind::WouldBlock {
-                            self.problem(p, format!("cannot read: {e}"));
-                        }
-                        // Keep what was known (a changing file is not a deleted one); a file
-                        // never hashed waits for the next pass.
-                        match self.local.tree.get(&id).filter(|n| !n.kind.is_folder()) {
-                            Some(known) => known.kind.clone(),
-                            None => continue,
-                        }
-                    }
-                    // Moved with an unchanged stat: its content is the known one.
-                    None => match self.local.tree.get(&id) {
-                        Some(known) => known.kind.clone(),
-                        None => continue,
-                    },
-                }
-            };
-            if stat.is_dir {
-                self.local.set_stat(&id, stat);
-            }
-            self.local.put(
-                id,
-                Node {
-                    parent,
-                    name,
-                    kind,
-                    rev: None,
-                },
-            );
+        for (key, value) in meta {
+            self.state.set_meta(key, value.as_deref()).await?;
         }
         Ok(())
     }
@@ -855,10 +570,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let Some(entry) = self.remote_result(&p, created)? else {
                     return Ok(false);
                 };
-                let new = NodeId::new(entry.id);
-                if new != id && !self.local.tree.contains(&new) {
-                    self.local.rekey(&id, new);
-                }
+                self.take_server_id(&id, NodeId::new(entry.id)).await?;
                 self.report.folders_created += 1;
             }
             Op::Upload {
@@ -870,7 +582,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let Some(entry) = self.remote_result(&p, uploaded)? else {
                     return Ok(false);
                 };
-                self.uploaded(&id, &entry);
+                self.uploaded(&id, &entry).await?;
             }
             Op::MoveRemote { from, to, .. } => {
                 let moved = self.remote.move_to(&from, &to).await;
@@ -910,12 +622,22 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     }
 
     /// Records a successful upload of the local node `id`.
-    fn uploaded(&mut self, id: &NodeId, entry: &Entry) {
+    async fn uploaded(&mut self, id: &NodeId, entry: &Entry) -> Result<(), Error> {
         let new = NodeId::new(entry.id.clone());
-        if &new != id && !self.local.tree.contains(&new) {
+        self.take_server_id(id, new).await?;
+        self.report.uploaded += 1;
+        Ok(())
+    }
+
+    /// Gives a local node the id the server gave it, unless another local node has it.
+    async fn take_server_id(&mut self, id: &NodeId, new: NodeId) -> Result<(), Error> {
+        if &new != id
+            && !self.local.tree.contains(&new)
+            && !self.state.exists(Which::Local, &new).await?
+        {
             self.local.rekey(id, new);
         }
-        self.report.uploaded += 1;
+        Ok(())
     }
 
     /// Uploads the queued small files in one batch; `false` if any met a change.
@@ -942,7 +664,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                     continue;
                 };
                 match self.remote_result(p, result)? {
-                    Some(entry) => self.uploaded(id, &entry),
+                    Some(entry) => self.uploaded(id, &entry).await?,
                     None => clean = false,
                 }
             }

@@ -20,10 +20,9 @@ use std::sync::{Arc, Mutex};
 use cubby_core::hash::ContentHasher;
 use cubby_core::path;
 
-use super::fs::{LocalFs, Scan, Scanned, Stat, changed};
+use super::fs::{Listing, LocalFs, Stat, changed};
 use super::remote::{Change, Entry, Mode, Page, RemoteApi, RemoteError};
 use super::{Clock, Engine, Options};
-use crate::ignore::Ignore;
 
 // ---- randomness ----
 
@@ -145,6 +144,35 @@ impl FakeFs {
     fn user_edit(&self, rng: &mut Rng) {
         let mut inner = self.inner.lock().unwrap();
         user_edit_fs(&mut inner, rng, &self.ledger, self.seed);
+    }
+
+    /// Writes a file (or, with `None`, makes a folder) as a user would, outside any pass.
+    fn put(&self, p: &str, data: Option<&[u8]>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.tick += 1;
+        inner.next_inode += 1;
+        let entry = FsEntry {
+            dir: data.is_none(),
+            data: Arc::new(data.unwrap_or_default().to_vec()),
+            mtime: inner.tick,
+            inode: inner.next_inode,
+        };
+        inner.entries.insert(p.to_owned(), entry);
+    }
+
+    /// Renames a file or folder with what it holds, keeping inodes, as a user would.
+    fn rename_tree(&self, from: &str, to: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let moved: Vec<(String, FsEntry)> = inner
+            .entries
+            .iter()
+            .filter(|(p, _)| under(p, from))
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect();
+        for (p, e) in moved {
+            inner.entries.remove(&p);
+            inner.entries.insert(format!("{to}{}", &p[from.len()..]), e);
+        }
     }
 
     /// Path → content (`None` for a folder).
@@ -289,29 +317,20 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
 }
 
 impl LocalFs for FakeFs {
-    fn scan(&self, excludes: &Ignore) -> io::Result<Scan> {
+    fn list(&self, dir: &str) -> io::Result<Listing> {
         let inner = self.inner.lock().unwrap();
-        // Path order puts every folder before what it holds.
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut entries = Vec::new();
-        for (p, e) in &inner.entries {
-            let parent = path::parent_of(p);
-            entries.push(Scanned {
-                path: p.clone(),
-                stat: stat_of(e),
-                parent: if parent.is_empty() {
-                    None
-                } else {
-                    Some(index[parent])
-                },
-            });
-            index.insert(p, entries.len() - 1);
+        if !dir.is_empty() && !inner.entries.get(dir).is_some_and(|e| e.dir) {
+            return Err(changed(dir));
         }
-        Ok(Scan {
+        let entries = inner
+            .entries
+            .iter()
+            .filter(|(p, _)| path::parent_of(p) == dir)
+            .map(|(p, e)| (path::name_of(p).to_owned(), stat_of(e)))
+            .collect();
+        Ok(Listing {
             entries,
-            problems: Vec::new(),
-            unreadable: Vec::new(),
-            ignore: excludes.clone(),
+            ..Listing::default()
         })
     }
 
@@ -941,6 +960,8 @@ struct Computer {
     fs: FakeFs,
     db: PathBuf,
     engine: Option<SimEngine>,
+    /// The engine's working-set size: tiny ones split every plan into many batches.
+    batch_nodes: usize,
 }
 
 impl Computer {
@@ -954,6 +975,7 @@ impl Computer {
                 force: true,
                 hash_threads: 1,
                 durable_state: false,
+                batch_nodes: self.batch_nodes,
                 ..Options::default()
             };
             let engine = Engine::open(
@@ -986,6 +1008,7 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
             fs: FakeFs::new(ledger.clone(), seed),
             db: dir.join(format!("seed-{seed}-{i}.sqlite")),
             engine: None,
+            batch_nodes: [1, 3, 8, 20_000][(seed as usize + i) % 4],
         })
         .collect();
     // Both disks and the server start with some content of their own.
@@ -1054,7 +1077,8 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
         for c in computers.iter_mut() {
             let engine = c.engine(&server).await;
             let pending = engine.pending().await.map_err(|e| e.to_string())?;
-            let (r, l, s) = engine.trees();
+            let (r, l, s) = engine.full_trees().await.map_err(|e| e.to_string())?;
+            let (r, l, s) = (&r, &l, &s);
             views.push(format!(
                 "remote tree {:#?}\nlocal tree {:#?}\nsynced tree {:#?}\npending {:#?}",
                 compact(r),
@@ -1133,7 +1157,14 @@ fn simulated_computers_and_server_converge_without_losing_writes() {
         .build()
         .unwrap();
     let seeds: Vec<u64> = match std::env::var("CUBBY_SYNC_SEED") {
-        Ok(s) => vec![s.parse().expect("CUBBY_SYNC_SEED is a number")],
+        Ok(s) => {
+            // One seed replayed: `RUST_LOG=cubby_sync=trace` shows every op and feed entry.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+            vec![s.parse().expect("CUBBY_SYNC_SEED is a number")]
+        }
         Err(_) => {
             let n: u64 = std::env::var("CUBBY_SYNC_SEEDS")
                 .ok()
@@ -1155,4 +1186,80 @@ fn simulated_computers_and_server_converge_without_losing_writes() {
             seeds.len(),
         );
     }
+}
+
+/// The planner's working sets follow the batch size and the folders that changed, not the
+/// size of the tree: a first sync up and down of 2,040 nodes with 300-node batches, a pass
+/// with no change, one edited file and one renamed folder. A plan over whole trees would hold
+/// every node of all three trees (over 6,000).
+#[test]
+fn working_sets_follow_the_batch_not_the_tree() {
+    const FOLDERS: usize = 40;
+    const FILES: usize = 50;
+    const BATCH: usize = 300;
+    // One closure step can add a folder and the top level, in all three trees.
+    const STEP: usize = 3 * (FILES + FOLDERS + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ledger: SharedLedger = Arc::default();
+        let server = FakeServer::new(ledger.clone(), 1);
+        let mut computers: Vec<Computer> = (0..2)
+            .map(|i| Computer {
+                fs: FakeFs::new(ledger.clone(), 1),
+                db: dir.path().join(format!("{i}.sqlite")),
+                engine: None,
+                batch_nodes: BATCH,
+            })
+            .collect();
+        for d in 0..FOLDERS {
+            computers[0].fs.put(&format!("/d{d:02}"), None);
+            for f in 0..FILES {
+                let data = format!("folder {d} file {f}");
+                computers[0]
+                    .fs
+                    .put(&format!("/d{d:02}/f{f:02}"), Some(data.as_bytes()));
+            }
+        }
+        let nodes = FOLDERS * (FILES + 1);
+        let pass = async |c: &mut Computer| c.engine(&server).await.pass().await.unwrap();
+
+        let up = pass(&mut computers[0]).await;
+        assert!(up.converged, "{up:?}");
+        assert_eq!(up.uploaded as usize, FOLDERS * FILES);
+        assert!(
+            up.working_set_peak <= BATCH + STEP,
+            "first sync up held {} nodes at once",
+            up.working_set_peak
+        );
+        let down = pass(&mut computers[1]).await;
+        assert_eq!(down.downloaded as usize, FOLDERS * FILES);
+        assert!(down.working_set_peak <= BATCH + STEP, "{down:?}");
+        assert_eq!(computers[1].fs.snapshot(), server.snapshot());
+        assert_eq!(server.snapshot().len(), nodes);
+
+        let idle = pass(&mut computers[0]).await;
+        assert!(idle.converged);
+        assert_eq!(idle.working_set_peak, 0, "a pass with no change planned");
+
+        computers[0].fs.put("/d07/f03", Some(b"edited"));
+        let edit = pass(&mut computers[0]).await;
+        assert_eq!(edit.uploaded, 1);
+        assert!(edit.working_set_peak <= STEP, "{edit:?}");
+
+        computers[0].fs.rename_tree("/d09", "/renamed");
+        let rename = pass(&mut computers[0]).await;
+        assert_eq!((rename.moved, rename.uploaded), (1, 0), "{rename:?}");
+        assert!(rename.working_set_peak <= STEP, "{rename:?}");
+
+        let follow = pass(&mut computers[1]).await;
+        assert_eq!((follow.moved, follow.downloaded), (1, 1), "{follow:?}");
+        // Two folders changed: each comes with its children in three trees.
+        assert!(follow.working_set_peak <= BATCH + STEP, "{follow:?}");
+        assert_eq!(computers[1].fs.snapshot(), server.snapshot());
+        assert_eq!(computers[0].fs.snapshot(), server.snapshot());
+    });
 }
