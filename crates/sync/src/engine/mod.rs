@@ -199,7 +199,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Opens the engine's state at `db` (created if missing).
     pub async fn open(fs: F, remote: R, clock: C, db: &Path, opts: Options) -> Result<Self, Error> {
         let state = State::open(db, opts.durable_state).await?;
-        let local_empty = state.count(Which::Local).await? == 0;
+        let local_empty = state.is_empty(Which::Local).await?;
         let cursor = state.meta("cursor").await?;
         // Rows are written as they are observed, before the counter is saved: a crash in
         // between must not hand out an id a row already has.

@@ -234,7 +234,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.state.delete_subtree(Which::Local, &id).await?;
             }
         }
-        self.local_empty = self.state.count(Which::Local).await? == 0;
+        self.local_empty = self.state.is_empty(Which::Local).await?;
         Ok(())
     }
 

@@ -1228,7 +1228,9 @@ fn working_sets_follow_the_batch_not_the_tree() {
         let pass = async |c: &mut Computer| c.engine(&server).await.pass().await.unwrap();
 
         let up = pass(&mut computers[0]).await;
-        assert!(up.converged, "{up:?}");
+        // Uploads in the first round, bookkeeping in the second: the batches of a round go
+        // through every folder, even those a batch before re-keyed.
+        assert!(up.converged && up.rounds <= 3, "{up:?}");
         assert_eq!(up.uploaded as usize, FOLDERS * FILES);
         assert!(
             up.working_set_peak <= BATCH + STEP,

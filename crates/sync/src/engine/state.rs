@@ -92,6 +92,11 @@ impl Tracked {
         true
     }
 
+    /// The folders re-keyed since the tree was last saved: (old id, new id).
+    pub fn rekeyed(&self) -> &[(NodeId, NodeId)] {
+        &self.rekeys
+    }
+
     /// The ids changed since the tree was loaded.
     pub fn changed(&self) -> impl Iterator<Item = &NodeId> {
         self.dirty.iter()
@@ -528,7 +533,8 @@ impl State {
     /// The largest number of a provisional id (`local:N`) in any tree.
     pub async fn max_local_id(&self) -> Result<u64, sqlx::Error> {
         let n: Option<i64> = sqlx::query_scalar(
-            "SELECT max(CAST(substr(id, 7) AS INTEGER)) FROM node WHERE id LIKE 'local:%'",
+            "SELECT max(CAST(substr(id, 7) AS INTEGER)) FROM node \
+             WHERE tree IN (0, 1, 2) AND id >= 'local:' AND id < 'local;'",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -539,6 +545,13 @@ impl State {
         sqlx::query_scalar("SELECT count(*) > 0 FROM node WHERE tree = ? AND id = ?")
             .bind(which as i64)
             .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    pub async fn is_empty(&self, which: Which) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM node WHERE tree = ?)")
+            .bind(which as i64)
             .fetch_one(&self.pool)
             .await
     }

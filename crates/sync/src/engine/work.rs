@@ -17,7 +17,7 @@
 //! A node outside the dirty set agrees in all three trees, so the plan has nothing to do for
 //! it beyond what the dirty nodes around it need.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use cubby_core::sync::plan::{Op, Summary};
 use cubby_core::sync::tree::NodeId;
@@ -235,14 +235,23 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         };
         // Folders a batch loaded whole: a later batch starting from one would plan the same.
         let mut covered: HashSet<NodeId> = HashSet::new();
+        // Local folders a batch re-keyed (a link, or a folder created on the server): the
+        // list names them by their old ids.
+        let mut renamed: HashMap<NodeId, NodeId> = HashMap::new();
         let mut next = 0;
         while next < folders.len() {
             self.clear_working();
             let mut full: HashSet<NodeId> = HashSet::new();
             let mut seen: HashSet<NodeId> = HashSet::new();
             while next < folders.len() && self.working_size() < self.opts.batch_nodes.max(1) {
-                let folder = folders[next].clone();
+                let mut folder = folders[next].clone();
                 next += 1;
+                for _ in 0..16 {
+                    match renamed.get(&folder) {
+                        Some(new) => folder = new.clone(),
+                        None => break,
+                    }
+                }
                 if covered.contains(&folder) {
                     continue;
                 }
@@ -271,6 +280,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                     }
                     if !ops.is_empty() && !self.apply(ops).await? {
                         round.clean = false;
+                    }
+                    for (old, new) in self.local.rekeyed() {
+                        renamed.insert(old.clone(), new.clone());
                     }
                     self.save_working().await?;
                 }
