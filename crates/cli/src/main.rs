@@ -211,7 +211,8 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: sign-in, tokens and sessions stop working at once.
+    /// Disable a user: sign-in and sessions stop working at once, tokens within 5 seconds
+    /// (a running server remembers the tokens it checked for that long).
     Disable { name: String },
     /// Enable a disabled user again.
     Enable { name: String },

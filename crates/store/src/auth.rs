@@ -20,6 +20,59 @@ pub const CODE_SECS: i64 = 10 * 60;
 /// Lifetime of a web sign-in session.
 pub const WEB_SESSION_SECS: i64 = 7 * 24 * 3600;
 
+/// How long a server answers for an access token from its own memory (see [`AuthCache`]).
+pub const AUTH_CACHE_SECS: u64 = 5;
+/// Access tokens a server keeps in that memory; a full cache is emptied.
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// Access-token lookups remembered for [`AUTH_CACHE_SECS`], keyed by the token's digest, so a
+/// client's stream of requests costs one database read every few seconds instead of one each.
+/// An entry is valid only in the auth epoch it was read in ([`crate::notify::Notifier`]): a
+/// revocation through this server moves the epoch at once, one through another server when
+/// that server's notification arrives; a change made outside any server (`cubby admin user
+/// disable` on an embedded store) shows within [`AUTH_CACHE_SECS`]. Expiry is checked on
+/// every use.
+#[derive(Default)]
+pub(crate) struct AuthCache {
+    map: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Cached>>,
+}
+
+struct Cached {
+    at: std::time::Instant,
+    epoch: u64,
+    info: AuthInfo,
+    expires: Option<i64>,
+}
+
+impl AuthCache {
+    fn get(&self, key: &[u8], epoch: u64) -> Option<AuthInfo> {
+        let map = self.map.lock().expect("auth cache lock");
+        let c = map.get(key)?;
+        if c.epoch != epoch || c.at.elapsed().as_secs() >= AUTH_CACHE_SECS {
+            return None;
+        }
+        let mut info = c.info.clone();
+        info.expired = c.expires.is_some_and(|e| e <= now());
+        Some(info)
+    }
+
+    fn put(&self, key: Vec<u8>, epoch: u64, info: &AuthInfo, expires: Option<i64>) {
+        let mut map = self.map.lock().expect("auth cache lock");
+        if map.len() >= AUTH_CACHE_MAX && !map.contains_key(&key) {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                at: std::time::Instant::now(),
+                epoch,
+                info: info.clone(),
+                expires,
+            },
+        );
+    }
+}
+
 /// Every user scope Cubby knows, in the order Dropbox's console lists them.
 pub const ALL_SCOPES: &[&str] = &[
     "account_info.read",
@@ -498,7 +551,8 @@ impl Store {
         })
     }
 
-    /// Disables or re-enables a user. A disabled user's tokens stop working at once.
+    /// Disables or re-enables a user. A disabled user's tokens stop working at once (on other
+    /// servers when the notification reaches them; see [`AuthCache`]).
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), OpError> {
         let account = self.user(name).await?;
         let mut tx = self.db.begin(None).await?;
@@ -513,7 +567,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?.rows_affected());
         }
-        tx.commit(None).await?;
+        self.commit_auth_change(tx).await?;
         Ok(())
     }
 
@@ -527,7 +581,8 @@ impl Store {
             .bind(account.id)
             .execute(&mut *c)
             .await?.rows_affected());
-        tx.commit(None).await?;
+        // Tokens carry the account's quota (users/get_space_usage shows it).
+        self.commit_auth_change(tx).await?;
         Ok(())
     }
 
@@ -885,7 +940,13 @@ impl Store {
     /// Resolves a bearer token. `None` for unknown, revoked or disabled; expired tokens are
     /// returned with `expired` set so the caller can answer `expired_access_token`.
     pub async fn authenticate(&self, token: &str) -> Result<Option<AuthInfo>, StoreError> {
-        on_db!(&self.db, c => {
+        let key = token_hash(token);
+        // Read before the database, so that a revocation committed meanwhile voids the entry.
+        let epoch = self.notifier.auth_epoch();
+        if let Some(info) = self.auth_cache.get(&key, epoch) {
+            return Ok(Some(info));
+        }
+        let found = on_db!(&self.db, c => {
             let row = sqlx::query(
                 "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
                         a.id, a.account_id, a.name, a.email, a.disabled, a.ns, a.quota, \
@@ -893,14 +954,31 @@ impl Store {
                  FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
                  WHERE t.token_hash = $1 AND t.kind = 'access'",
             )
-            .bind(token_hash(token))
+            .bind(&key)
             .fetch_optional(c)
             .await?;
             match row {
-                None => Ok(None),
-                Some(row) => Ok(auth_from_row(&row)?),
+                None => None,
+                Some(row) => auth_from_row(&row)?.map(|info| (info, row.opt_int("expires"))),
             }
-        })
+        });
+        let Some((info, expires)) = found else {
+            return Ok(None);
+        };
+        if !info.expired {
+            self.auth_cache.put(key, epoch, &info, expires?);
+        }
+        Ok(Some(info))
+    }
+
+    /// Commits a transaction that revokes access (a token, an account, a quota) and makes
+    /// every server look its cached access tokens up again: this one once the commit is
+    /// done, others when the commit's notification reaches them (see [`AuthCache`]).
+    async fn commit_auth_change(&self, mut tx: crate::db::Tx) -> Result<(), StoreError> {
+        tx.notify_auth_changed().await?;
+        tx.commit(None).await?;
+        self.notifier.auth_changed();
+        Ok(())
     }
 
     /// Revokes a token and its family: the refresh token it came from and every access
@@ -920,8 +998,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
-        tx.commit(None).await?;
-        Ok(())
+        self.commit_auth_change(tx).await
     }
 
     /// Scopes a user already granted an app (for `include_granted_scopes` and to skip the
@@ -1260,6 +1337,53 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info() -> AuthInfo {
+        AuthInfo {
+            account: Account {
+                id: 1,
+                account_id: "dbid:x".into(),
+                name: "alice".into(),
+                email: "a@example.com".into(),
+                disabled: false,
+                ns: 1,
+                quota: None,
+            },
+            token_id: 1,
+            app_key: "k".into(),
+            app_name: "a".into(),
+            app_folder: false,
+            scopes: Vec::new(),
+            root: String::new(),
+            expired: false,
+        }
+    }
+
+    #[test]
+    fn the_token_cache_checks_expiry_on_every_use_and_holds_one_epoch() {
+        let cache = AuthCache::default();
+        cache.put(b"live".to_vec(), 7, &info(), Some(now() + 3600));
+        cache.put(b"past".to_vec(), 7, &info(), Some(now() - 1));
+        cache.put(b"legacy".to_vec(), 7, &info(), None);
+        assert!(!cache.get(b"live", 7).unwrap().expired);
+        assert!(cache.get(b"past", 7).unwrap().expired);
+        assert!(!cache.get(b"legacy", 7).unwrap().expired);
+        // Another epoch: a revocation happened since; nothing is answered from memory.
+        assert!(cache.get(b"live", 8).is_none());
+        assert!(cache.get(b"unknown", 7).is_none());
+    }
+
+    #[test]
+    fn a_full_token_cache_starts_over() {
+        let cache = AuthCache::default();
+        for i in 0..AUTH_CACHE_MAX {
+            cache.put(i.to_le_bytes().to_vec(), 0, &info(), None);
+        }
+        assert!(cache.get(&0usize.to_le_bytes(), 0).is_some());
+        cache.put(b"one more".to_vec(), 0, &info(), None);
+        assert!(cache.get(&0usize.to_le_bytes(), 0).is_none());
+        assert!(cache.get(b"one more", 0).is_some());
+    }
 
     #[test]
     fn loopback_redirects_match_on_any_port() {

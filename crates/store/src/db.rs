@@ -247,6 +247,20 @@ impl Tx {
         Ok(affected)
     }
 
+    /// Queues (PostgreSQL: delivered with the commit) the notification that makes every
+    /// server look its cached access tokens up again; see [`crate::notify`]. The caller also
+    /// calls `Notifier::auth_changed` for its own server.
+    pub(crate) async fn notify_auth_changed(&mut self) -> Result<(), StoreError> {
+        if let Tx::Pg(t) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(crate::notify::AUTH_CHANGED)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
     /// the commit, so other servers wake their longpolls.
     pub(crate) async fn commit(self, notify: Option<(u64, u64)>) -> Result<(), StoreError> {

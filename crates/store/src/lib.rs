@@ -82,6 +82,8 @@ pub struct Store {
     pub(crate) gone: refs::Gone,
     /// The key shared-link tokens and unlock cookies are derived with.
     pub(crate) link_key: Arc<Vec<u8>>,
+    /// Access tokens this server looked up in the last few seconds.
+    pub(crate) auth_cache: Arc<auth::AuthCache>,
     data_dir: PathBuf,
 }
 
@@ -134,6 +136,7 @@ impl Store {
             cursor_key: Arc::new(Vec::new()),
             gone,
             link_key: Arc::new(Vec::new()),
+            auth_cache: Arc::default(),
             data_dir: data_dir.to_owned(),
         };
         store.cursor_key = Arc::new(store.setting_or_init("cursor_key", 32).await?);

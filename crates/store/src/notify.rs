@@ -3,9 +3,15 @@
 //! In-process for the embedded store. With PostgreSQL, every commit also sends
 //! `NOTIFY cubby_ns 'ns:seq'`, and each server's listener task republishes what it hears, so a
 //! longpoll on one server wakes for a commit made through another.
+//!
+//! It also carries the *auth epoch*, which a revocation (of a token, an account, a quota) moves
+//! on, so that access tokens cached by [`crate::Store::authenticate`] are looked up again.
+//! With PostgreSQL the revoking transaction sends `NOTIFY cubby_ns 'auth'`, which moves the
+//! epoch of every server.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -13,7 +19,11 @@ use tokio::sync::watch;
 #[derive(Default)]
 pub struct Notifier {
     channels: Mutex<HashMap<u64, watch::Sender<u64>>>,
+    auth_epoch: AtomicU64,
 }
+
+/// The payload of the notification that moves every server's auth epoch.
+pub(crate) const AUTH_CHANGED: &str = "auth";
 
 impl Notifier {
     /// A receiver that changes whenever namespace `ns` commits.
@@ -45,6 +55,16 @@ impl Notifier {
             tx.send_modify(|_| {});
         }
     }
+
+    /// The current auth epoch: a cached token lookup is valid only in the epoch it was made.
+    pub fn auth_epoch(&self) -> u64 {
+        self.auth_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Moves the auth epoch on: every cached token lookup is made again.
+    pub fn auth_changed(&self) {
+        self.auth_epoch.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// How long the listener waits before reconnecting after PostgreSQL went away.
@@ -69,10 +89,13 @@ pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Not
                 tokio::time::sleep(LISTEN_RETRY).await;
                 continue;
             }
-            // Anything committed while we were not listening: let waiters look for themselves.
+            // Anything committed while we were not listening: let waiters look for themselves,
+            // and look tokens up again (a revocation may have been missed).
             notifier.wake_all();
+            notifier.auth_changed();
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(n)) if n.payload() == AUTH_CHANGED => notifier.auth_changed(),
                     Ok(Some(n)) => {
                         if let Some((ns, seq)) = n.payload().split_once(':')
                             && let (Ok(ns), Ok(seq)) = (ns.parse(), seq.parse())
@@ -83,6 +106,7 @@ pub(crate) fn spawn_pg_listener(pool: sqlx::PgPool, notifier: std::sync::Arc<Not
                     Ok(None) => {
                         tracing::warn!("LISTEN connection lost; reconnecting");
                         notifier.wake_all();
+                        notifier.auth_changed();
                     }
                     Err(_) if pool.is_closed() => return,
                     Err(e) => {

@@ -696,3 +696,47 @@ async fn an_inline_finish_onto_a_collected_block_is_refused_then_succeeds() {
         assert_eq!(store.block_refs().await.unwrap(), vec![(h, 1)], "{name}");
     }
 }
+
+/// A token one store looked up (and caches) stops working there as soon as it is revoked
+/// or its user disabled: at once through the same store, when the notification arrives
+/// through another PostgreSQL-backed store, and within `AUTH_CACHE_SECS` for a change no
+/// notification announces (a second process on the same SQLite file, as `cubby admin`).
+#[tokio::test]
+async fn cached_tokens_follow_revocations_through_this_and_other_stores() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    for (name, a, b) in two_stores(dir.path()).await {
+        a.add_user("alice", "alice@example.com", "password")
+            .await
+            .unwrap();
+        // Through the same store.
+        let (token, info) = a.mint_token("alice", None, &[]).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_some(), "{name}");
+        a.revoke_token(info.token_id).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_none(), "{name}");
+        let (token, _) = a.mint_token("alice", None, &[]).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_some(), "{name}");
+        a.set_disabled("alice", true).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_none(), "{name}");
+        a.set_disabled("alice", false).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_some(), "{name}");
+
+        // Through the other store.
+        let (token, info) = a.mint_token("alice", None, &[]).await.unwrap();
+        assert!(a.authenticate(&token).await.unwrap().is_some(), "{name}");
+        let start = Instant::now();
+        b.revoke_token(info.token_id).await.unwrap();
+        let bound = if name == "postgres+s3" {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(cubby_store::auth::AUTH_CACHE_SECS + 1)
+        };
+        while a.authenticate(&token).await.unwrap().is_some() {
+            assert!(
+                start.elapsed() < bound,
+                "{name}: still accepted after {bound:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

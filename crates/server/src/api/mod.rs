@@ -624,8 +624,15 @@ async fn handle(
     let (auth, header_arg) = match early {
         Ok(x) => x,
         Err(e) => {
-            if spec.style == Style::Upload {
-                transfer::drain_stream(&mut body.into_data_stream(), 0).await;
+            match spec.style {
+                Style::Upload => transfer::drain_stream(&mut body.into_data_stream(), 0).await,
+                // The argument is read anyway, so the connection stays usable: with part of a
+                // body unread, hyper closes it after the answer, and a client that sent its
+                // next request on it sees the connection drop.
+                Style::Rpc => {
+                    let _ = axum::body::to_bytes(body, MAX_RPC_BODY).await;
+                }
+                Style::Download => {}
             }
             return Err(e);
         }

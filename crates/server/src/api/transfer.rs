@@ -124,7 +124,13 @@ where
 {
     let initial =
         (prefix.len() as u64 + size_hint.unwrap_or(64 * 1024)).min(BLOCK_SIZE as u64) as usize;
-    let mut buf = BytesMut::with_capacity(initial);
+    // Whole blocks are received into aligned buffers, which the block store writes without
+    // a copy (see `cubby_store::blocks::block_buffer`).
+    let mut buf = if initial == BLOCK_SIZE {
+        cubby_store::blocks::block_buffer()
+    } else {
+        BytesMut::with_capacity(initial)
+    };
     let has_prefix = !prefix.is_empty();
     buf.extend_from_slice(&prefix);
     let mut body_hasher =
@@ -150,8 +156,8 @@ where
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == BLOCK_SIZE {
-                let block = buf.split().freeze();
-                buf.reserve(BLOCK_SIZE);
+                let block =
+                    std::mem::replace(&mut buf, cubby_store::blocks::block_buffer()).freeze();
                 pending.push_back(store.blocks.put(block));
                 if pending.len() >= BLOCKS_IN_FLIGHT {
                     blocks.push(

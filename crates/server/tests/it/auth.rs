@@ -4,6 +4,7 @@
 use cubby_store::{AccessType, CodeRequest, TokenAccess};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use crate::support::{Client, Reply, TestServer};
 
@@ -513,7 +514,8 @@ async fn expired_revoked_malformed_and_foreign_tokens() {
         .unwrap();
     assert_eq!(issued.expires_in, Some(14_400));
     let bearer = format!("Bearer {}", issued.access_token);
-    assert_eq!(auth_tag(&alice, &bearer).await.0, StatusCode::OK);
+    // (Not used before its row is edited: a server would answer from its token cache, which
+    // only changes made through a store move on.)
     let hash = cubby_core::hash::hex(&{
         use sha2::Digest;
         sha2::Sha256::digest(issued.access_token.as_bytes())
@@ -611,6 +613,68 @@ async fn expired_revoked_malformed_and_foreign_tokens() {
         auth_tag(&bob, &format!("Bearer {}", bob.token)).await.0,
         StatusCode::OK
     );
+}
+
+/// Tokens a server has just looked up (and keeps in its cache for a few seconds) stop
+/// working as soon as they are revoked or their user is disabled: at once on the server
+/// that made the change, and on the other one (scale-out) when the notification arrives.
+#[tokio::test]
+async fn cached_tokens_stop_working_when_revoked_or_disabled() {
+    let srv = TestServer::start().await;
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let (app, _) = srv.app("Tool", AccessType::Full, &[], false).await;
+    let refused = (StatusCode::UNAUTHORIZED, "invalid_access_token".to_owned());
+    // Embedded: one server, so every refusal is at once; two servers may take a moment.
+    let within = if srv.urls.len() == 1 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
+    let refused_within = |c: &Client, bearer: String| {
+        let c = c.clone();
+        async move {
+            let deadline = std::time::Instant::now() + within;
+            loop {
+                let got = auth_tag(&c, &bearer).await;
+                if got == (StatusCode::UNAUTHORIZED, "invalid_access_token".to_owned())
+                    || std::time::Instant::now() >= deadline
+                {
+                    return got;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Revoked through the route, after every server has looked the token up.
+    let family = srv
+        .store
+        .mint("alice", Some(&app.key), &[], TokenAccess::Offline)
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", family.access_token);
+    for _ in 0..4 {
+        assert_eq!(auth_tag(&alice, &bearer).await.0, StatusCode::OK);
+    }
+    let fc = srv.client_with_token(&family.access_token);
+    assert_eq!(
+        fc.rpc("auth/token/revoke", Value::Null).await.ok(),
+        Value::Null
+    );
+    assert_eq!(refused_within(&alice, bearer.clone()).await, refused);
+    assert_eq!(auth_tag(&alice, &bearer).await, refused);
+
+    // A disabled user, then enabled again.
+    let bearer = format!("Bearer {}", bob.token);
+    for _ in 0..4 {
+        assert_eq!(auth_tag(&bob, &bearer).await.0, StatusCode::OK);
+    }
+    srv.store.set_disabled("bob", true).await.unwrap();
+    assert_eq!(refused_within(&bob, bearer.clone()).await, refused);
+    assert_eq!(auth_tag(&bob, &bearer).await, refused);
+    srv.store.set_disabled("bob", false).await.unwrap();
+    assert_eq!(auth_tag(&bob, &bearer).await.0, StatusCode::OK);
 }
 
 /// Posts to `/oauth2/token` and returns (status, JSON body).

@@ -221,3 +221,47 @@ async fn path_root_header() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["error"], json!({".tag": "no_permission"}));
 }
+
+/// An RPC refused before its argument is read (here for its token) still reads the body, so
+/// the connection stays open for the next request: the body arrives after the headers (as
+/// a TLS client's separate records may), and a second request follows on the same socket.
+#[tokio::test]
+async fn a_refused_rpc_keeps_its_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let addr = srv.urls[0].trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = "POST /2/users/get_current_account HTTP/1.1\r\nHost: cubby\r\n\
+                Authorization: Bearer nope-nope\r\nContent-Type: application/json\r\n\
+                Content-Length: 4\r\n\r\n";
+    sock.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sock.write_all(b"null").await.unwrap();
+    sock.write_all(format!("{head}null").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read_both = async {
+        let mut buf = [0u8; 4096];
+        while String::from_utf8_lossy(&got)
+            .matches("HTTP/1.1 401")
+            .count()
+            < 2
+        {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read_both)
+        .await
+        .expect("answers within 10 s");
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("HTTP/1.1 401").count(), 2, "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+}
