@@ -658,6 +658,9 @@ impl State {
     ) -> Result<Vec<(NodeId, bool)>, sqlx::Error> {
         let trees_json = Value::Array(trees.iter().map(|w| json!(*w as i64)).collect()).to_string();
         let mut out = Vec::new();
+        // Parents differ between trees (a node moved on one side only), so the union of the
+        // trees can hold a cycle: each folder is expanded once.
+        let mut expanded: HashSet<NodeId> = HashSet::from([id.clone()]);
         let mut frontier = vec![id.clone()];
         while !frontier.is_empty() {
             let mut next = Vec::new();
@@ -677,14 +680,12 @@ impl State {
                 for (child, is_folder) in rows {
                     let is_folder = is_folder != 0;
                     let child = NodeId::new(child);
-                    if is_folder {
+                    if is_folder && expanded.insert(child.clone()) {
                         next.push(child.clone());
                     }
                     out.push((child, is_folder));
                 }
             }
-            next.sort();
-            next.dedup();
             frontier = next;
         }
         Ok(out)
@@ -939,6 +940,49 @@ mod tests {
             // Opening again changes nothing.
             let state = State::open(&file, false).await.unwrap();
             assert_eq!(state.count(Which::Remote).await.unwrap(), 1);
+            state.close().await;
+        });
+    }
+
+    /// A folder moved into another on one side while the other side moved that one into it
+    /// makes a cycle across the trees: walking below either ends, and finds both.
+    #[test]
+    fn folders_below_ends_on_a_cycle_across_the_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let state = State::open(&dir.path().join("s.sqlite"), false)
+                .await
+                .unwrap();
+            let (a, b) = (NodeId::new("id:a"), NodeId::new("id:b"));
+            let folder =
+                |parent: &NodeId, name: &str| Some((Node::folder(parent.clone(), name), None));
+            state
+                .write(
+                    Which::Local,
+                    &[
+                        (a.clone(), folder(&b, "a")),
+                        (b.clone(), folder(&NodeId::root(), "b")),
+                    ],
+                )
+                .await
+                .unwrap();
+            state
+                .write(
+                    Which::Synced,
+                    &[
+                        (b.clone(), folder(&a, "b")),
+                        (a.clone(), folder(&NodeId::root(), "a")),
+                    ],
+                )
+                .await
+                .unwrap();
+            let mut found = state.folders_below(&a).await.unwrap();
+            found.sort();
+            assert_eq!(found, vec![a.clone(), b.clone()]);
             state.close().await;
         });
     }
