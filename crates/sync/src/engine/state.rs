@@ -892,17 +892,20 @@ impl State {
 mod tests {
     use super::*;
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// A state file written by the engine before the trees moved to the database (schema 0:
     /// no `folded` column, no dirty set) opens with its trees intact and everything to plan.
     #[test]
     fn a_schema_0_state_file_is_migrated() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("old.sqlite");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        runtime().block_on(async {
             let options = SqliteConnectOptions::from_str("sqlite://")
                 .unwrap()
                 .filename(&file)
@@ -949,11 +952,7 @@ mod tests {
     #[test]
     fn folders_below_ends_on_a_cycle_across_the_trees() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        runtime().block_on(async {
             let state = State::open(&dir.path().join("s.sqlite"), false)
                 .await
                 .unwrap();
@@ -992,11 +991,7 @@ mod tests {
     #[test]
     fn row_changes_mark_ids_dirty() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        runtime().block_on(async {
             let state = State::open(&dir.path().join("s.sqlite"), false)
                 .await
                 .unwrap();
