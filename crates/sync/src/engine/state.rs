@@ -96,11 +96,6 @@ impl Tracked {
     pub fn rekeyed(&self) -> &[(NodeId, NodeId)] {
         &self.rekeys
     }
-
-    /// The ids changed since the tree was loaded.
-    pub fn changed(&self) -> impl Iterator<Item = &NodeId> {
-        self.dirty.iter()
-    }
 }
 
 /// Which tree a row belongs to.

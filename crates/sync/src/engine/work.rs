@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use cubby_core::sync::plan::{Op, Summary};
-use cubby_core::sync::tree::NodeId;
+use cubby_core::sync::tree::{NodeId, Tree};
 
 use super::fs::LocalFs;
 use super::remote::RemoteApi;
@@ -58,13 +58,17 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         }
     }
 
+    /// One tree of the working set.
+    fn side(&self, which: Which) -> &Tree {
+        match which {
+            Which::Remote => &self.remote_tree.tree,
+            Which::Local => &self.local.tree,
+            Which::Synced => &self.synced.tree,
+        }
+    }
+
     fn loaded(&self, which: Which, id: &NodeId) -> bool {
-        let tracked = match which {
-            Which::Remote => &self.remote_tree,
-            Which::Local => &self.local,
-            Which::Synced => &self.synced,
-        };
-        tracked.tree.contains(id)
+        self.side(which).contains(id)
     }
 
     fn working_size(&self) -> usize {
@@ -126,12 +130,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let mut more = self.take_rows(rows, seen);
                 for id in &batch {
                     for which in ALL {
-                        let parent = match which {
-                            Which::Remote => self.remote_tree.tree.get(id),
-                            Which::Local => self.local.tree.get(id),
-                            Which::Synced => self.synced.tree.get(id),
-                        }
-                        .map(|n| n.parent.clone());
+                        let parent = self.side(which).get(id).map(|n| n.parent.clone());
                         if let Some(parent) = parent
                             && !parent.is_root()
                             && seen.insert(parent.clone())
@@ -154,12 +153,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                     continue;
                 }
                 for which in ALL {
-                    let node = match which {
-                        Which::Remote => self.remote_tree.tree.get(id),
-                        Which::Local => self.local.tree.get(id),
-                        Which::Synced => self.synced.tree.get(id),
-                    };
-                    if let Some(node) = node
+                    if let Some(node) = self.side(which).get(id)
                         && !full.contains(&node.parent)
                     {
                         queue.push(node.parent.clone());
@@ -190,12 +184,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         let Some(&from) = present.first() else {
             return Ok(Vec::new());
         };
-        let display = match from {
-            Which::Remote => self.remote_tree.tree.path(folder),
-            Which::Local => self.local.tree.path(folder),
-            Which::Synced => self.synced.tree.path(folder),
-        };
-        let Some(display) = display else {
+        let Some(display) = self.side(from).path(folder) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
