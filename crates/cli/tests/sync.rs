@@ -13,23 +13,38 @@ use support::{Home, Server};
 mod support;
 
 /// Every file under `dir` (relative path → content) and every folder (content `None`),
-/// leaving out the engine's own `.cubby-cache`.
+/// leaving out the engine's own `.cubby-cache`. What a running sync renames away between
+/// listing and reading (a partial download moved into place) is left out: callers that look
+/// while a sync runs poll until the tree they expect appears.
 fn tree(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) && d != dir => continue,
+            Err(e) => panic!("{}: {e}", d.display()),
+        };
+        for e in entries {
+            let Ok(e) = e else { continue };
             let p = e.path();
             let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
             if rel.starts_with(".cubby-cache") {
                 continue;
             }
-            if e.file_type().unwrap().is_dir() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
                 out.insert(rel, None);
                 stack.push(p);
             } else {
-                out.insert(rel, Some(std::fs::read(&p).unwrap()));
+                match std::fs::read(&p) {
+                    Ok(data) => {
+                        out.insert(rel, Some(data));
+                    }
+                    Err(e) if gone(&e) => {}
+                    Err(e) => panic!("{}: {e}", p.display()),
+                }
             }
         }
     }
