@@ -615,6 +615,27 @@ async fn expired_revoked_malformed_and_foreign_tokens() {
     );
 }
 
+/// What a revoked bearer gets: at once from the server that revoked it (embedded: the only
+/// one); another server (scale-out) drops its cached lookup when the revocation's
+/// notification arrives, so its answer is awaited for up to two seconds.
+async fn refused_within(srv: &TestServer, c: &Client, bearer: &str) -> (StatusCode, String) {
+    let within = if srv.urls.len() == 1 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let got = auth_tag(c, bearer).await;
+        if got == (StatusCode::UNAUTHORIZED, "invalid_access_token".to_owned())
+            || std::time::Instant::now() >= deadline
+        {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Tokens a server has just looked up (and keeps in its cache for a few seconds) stop
 /// working as soon as they are revoked or their user is disabled: at once on the server
 /// that made the change, and on the other one (scale-out) when the notification arrives.
@@ -625,28 +646,6 @@ async fn cached_tokens_stop_working_when_revoked_or_disabled() {
     let bob = srv.user("bob").await;
     let (app, _) = srv.app("Tool", AccessType::Full, &[], false).await;
     let refused = (StatusCode::UNAUTHORIZED, "invalid_access_token".to_owned());
-    // Embedded: one server, so every refusal is at once; two servers may take a moment.
-    let within = if srv.urls.len() == 1 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(2)
-    };
-    let refused_within = |c: &Client, bearer: String| {
-        let c = c.clone();
-        async move {
-            let deadline = std::time::Instant::now() + within;
-            loop {
-                let got = auth_tag(&c, &bearer).await;
-                if got == (StatusCode::UNAUTHORIZED, "invalid_access_token".to_owned())
-                    || std::time::Instant::now() >= deadline
-                {
-                    return got;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-
     // Revoked through the route, after every server has looked the token up.
     let family = srv
         .store
@@ -662,7 +661,7 @@ async fn cached_tokens_stop_working_when_revoked_or_disabled() {
         fc.rpc("auth/token/revoke", Value::Null).await.ok(),
         Value::Null
     );
-    assert_eq!(refused_within(&alice, bearer.clone()).await, refused);
+    assert_eq!(refused_within(&srv, &alice, &bearer).await, refused);
     assert_eq!(auth_tag(&alice, &bearer).await, refused);
 
     // A disabled user, then enabled again.
@@ -671,7 +670,7 @@ async fn cached_tokens_stop_working_when_revoked_or_disabled() {
         assert_eq!(auth_tag(&bob, &bearer).await.0, StatusCode::OK);
     }
     srv.store.set_disabled("bob", true).await.unwrap();
-    assert_eq!(refused_within(&bob, bearer.clone()).await, refused);
+    assert_eq!(refused_within(&srv, &bob, &bearer).await, refused);
     assert_eq!(auth_tag(&bob, &bearer).await, refused);
     srv.store.set_disabled("bob", false).await.unwrap();
     assert_eq!(auth_tag(&bob, &bearer).await.0, StatusCode::OK);
@@ -769,7 +768,9 @@ async fn codes_work_once_and_only_with_their_verifier_and_redirect_uri() {
         (StatusCode::BAD_REQUEST, "invalid_grant".into())
     );
     assert_eq!(
-        auth_tag(&alice, &format!("Bearer {first}")).await.1,
+        refused_within(&srv, &alice, &format!("Bearer {first}"))
+            .await
+            .1,
         "invalid_access_token",
         "a replayed code revokes the first exchange's tokens"
     );
