@@ -345,6 +345,29 @@ async fn migrate_embedded_to_scale_out() {
             assert_eq!(r.status(), 200);
         }
         link = share(&http, &src.url, &token, "/m/small.txt").await;
+        // A file of a batch upload, whose bytes are a small block in the database.
+        let r = http
+            .post(format!("{}/2/files/upload_session/start", src.url))
+            .bearer_auth(&token)
+            .header("dropbox-api-arg", json!({"close": true}).to_string())
+            .header("content-type", "application/octet-stream")
+            .body("batched")
+            .send()
+            .await
+            .unwrap();
+        let sid = r.json::<Value>().await.unwrap()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = http
+            .post(format!("{}/2/files/upload_session/finish_batch_v2", src.url))
+            .bearer_auth(&token)
+            .json(&json!({"entries": [{"cursor": {"session_id": sid, "offset": 7}, "commit": {"path": "/m/batched.txt"}}]}))
+            .send()
+            .await
+            .unwrap();
+        let v = r.json::<Value>().await.unwrap();
+        assert_eq!(v["entries"][0][".tag"], "success", "{v}");
     }
     let (metadata, blocks) = fresh(&e).await;
     let out = embedded(dir.path())
@@ -365,6 +388,17 @@ async fn migrate_embedded_to_scale_out() {
         "three blocks of big.bin and one of small.txt: {report}"
     );
     assert_eq!(report["blocks_verified"], 4, "{report}");
+    let small = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "small_blocks")
+        .cloned();
+    assert_eq!(
+        small,
+        Some(json!({"table": "small_blocks", "source": 1, "target": 1})),
+        "{report}"
+    );
     // The target's reference counts were counted from the copied revisions.
     let fsck = {
         let mut c = embedded(dir.path());
@@ -375,7 +409,10 @@ async fn migrate_embedded_to_scale_out() {
     };
     let fsck: Value = serde_json::from_slice(&fsck.stdout).unwrap();
     assert_eq!(fsck["clean"], true, "{fsck}");
-    assert_eq!(fsck["blocks_checked"], 4, "{fsck}");
+    assert_eq!(
+        fsck["blocks_checked"], 5,
+        "four objects and a small block: {fsck}"
+    );
     // The new back-ends serve the same files to the same token.
     {
         let target = serve_cmd({
@@ -391,6 +428,10 @@ async fn migrate_embedded_to_scale_out() {
         assert_eq!(
             download(&http, &target.url, &token, "/m/small.txt").await,
             (200, b"small".to_vec())
+        );
+        assert_eq!(
+            download(&http, &target.url, &token, "/m/batched.txt").await,
+            (200, b"batched".to_vec())
         );
         // Shared links move too, and new ones take fresh row ids after the copied ones.
         let r = http

@@ -9,9 +9,8 @@
 //! Architecture Invariant: a block is durable once `put` returned and then `sync` covered it
 //! (local: the file is fsynced by `put` before its rename, whether written through the page
 //! cache or, 1 MiB and more, with `O_DIRECT`, and `sync` fsyncs the directories holding the
-//! renamed names, once per directory per request; S3: the PUT returned, `sync` is a no-op), or once `persist` returned for blocks written together by `stage` (local: each
-//! staging file fsynced before its rename, then each directory fsynced). Metadata is written
-//! only after that, so it never refers to a block a crash could lose. A block that exists is
+//! renamed names, once per directory per request; S3: the PUT returned, `sync` is a no-op).
+//! Metadata is written only after that, so it never refers to a block a crash could lose. A block that exists is
 //! never rewritten.
 
 use std::fs::{self, File};
@@ -47,39 +46,6 @@ impl BlockStore {
             BlockStore::Local(l) => l.sync(hashes).await,
             BlockStore::S3(_) => Ok(()),
         }
-    }
-
-    /// The first half of storing many blocks at once: hashes each and writes it durably
-    /// where no reader looks (local: a staging file, fsynced, not yet renamed; S3: the PUT
-    /// itself, so the block is already in place). Nothing may refer to the blocks before
-    /// [`BlockStore::persist`] returned.
-    pub async fn stage(&self, data: Vec<Bytes>) -> Result<Vec<Staged>, StoreError> {
-        match self {
-            BlockStore::Local(l) => l.stage(data).await,
-            BlockStore::S3(s) => {
-                use futures_util::{StreamExt, TryStreamExt};
-                futures_util::stream::iter(data)
-                    .map(|d| s.put(d))
-                    .buffered(S3_PUTS_IN_FLIGHT)
-                    .map_ok(Staged::Present)
-                    .try_collect()
-                    .await
-            }
-        }
-    }
-
-    /// Makes staged blocks durable under their names and returns their hashes (local: renames
-    /// the staging files into place and fsyncs each directory once, in parallel).
-    pub async fn persist(&self, staged: Vec<Staged>) -> Result<Vec<BlockHash>, StoreError> {
-        match self {
-            BlockStore::Local(l) => l.persist(staged).await,
-            BlockStore::S3(_) => Ok(staged.iter().map(Staged::hash).collect()),
-        }
-    }
-
-    /// Forgets staged blocks that will not be persisted (removes their staging files).
-    pub fn discard(&self, staged: Vec<Staged>) {
-        discard(staged);
     }
 
     /// Reads `len` bytes of a block from `offset`.
@@ -226,57 +192,6 @@ impl BlockStore {
     }
 }
 
-/// A block written by [`BlockStore::stage`], not yet durable under its name.
-#[derive(Debug)]
-pub enum Staged {
-    /// Already durable under its name (it existed, or an S3 PUT returned).
-    Present(BlockHash),
-    /// Written to a staging file that is neither fsynced nor renamed yet.
-    File(BlockHash, PathBuf),
-}
-
-impl Staged {
-    pub fn hash(&self) -> BlockHash {
-        match self {
-            Staged::Present(h) | Staged::File(h, _) => *h,
-        }
-    }
-}
-
-/// Blocks a batch sends to S3 at once.
-const S3_PUTS_IN_FLIGHT: usize = 16;
-
-/// Threads that write and fsync a set of staged blocks (or fsync a set of directories)
-/// together: the file system joins concurrent fsyncs into one journal commit, so a set costs
-/// a few commits instead of one per block.
-const SYNC_THREADS: usize = 8;
-
-/// Runs `f` on every item, spread over at most `threads` scoped threads; the first error wins.
-fn par_each<T: Sync>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> std::io::Result<()> + Sync,
-) -> std::io::Result<()> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(&f);
-    }
-    let per = items.len().div_ceil(threads.max(1));
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(&f)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
-            })
-            .collect::<std::io::Result<Vec<()>>>()
-            .map(|_| ())
-    })
-}
-
 /// A stored block as a listing sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Stored {
@@ -410,15 +325,6 @@ impl S3Blocks {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(StoreError::Blocks(e.to_string())),
-        }
-    }
-}
-
-/// Removes the staging files of blocks that will not be persisted.
-fn discard(staged: Vec<Staged>) {
-    for s in staged {
-        if let Staged::File(_, p) = s {
-            let _ = fs::remove_file(p);
         }
     }
 }
@@ -557,89 +463,6 @@ impl LocalBlocks {
         .map_err(|e| StoreError::Invalid(format!("block writer panicked: {e}")))?
     }
 
-    /// See [`BlockStore::stage`]: one blocking task for the set, whose files are written
-    /// and fsynced by [`SYNC_THREADS`] threads at once.
-    async fn stage(&self, data: Vec<Bytes>) -> Result<Vec<Staged>, StoreError> {
-        let (tmp, root) = (self.tmp.clone(), self.root.clone());
-        tokio::task::spawn_blocking(move || {
-            let staged: Vec<std::sync::Mutex<Option<Staged>>> =
-                data.iter().map(|_| std::sync::Mutex::new(None)).collect();
-            let items: Vec<(usize, Bytes)> = data.into_iter().enumerate().collect();
-            let written = par_each(&items, SYNC_THREADS, |(i, d)| {
-                let hash = block_hash(d);
-                let h = hex(&hash);
-                let s = if root.join(&h[..2]).join(&h).exists() {
-                    Staged::Present(hash)
-                } else {
-                    let staging = tmp.join(hex(&crate::random_bytes::<12>()));
-                    // Recorded before writing, so that a failure removes it too.
-                    *staged[*i].lock().expect("staged slot") =
-                        Some(Staged::File(hash, staging.clone()));
-                    let mut f = File::create(&staging)?;
-                    f.write_all(d)?;
-                    f.sync_all()?;
-                    Staged::File(hash, staging)
-                };
-                *staged[*i].lock().expect("staged slot") = Some(s);
-                Ok(())
-            });
-            let staged: Vec<Staged> = staged
-                .into_iter()
-                .filter_map(|m| m.into_inner().expect("staged slot"))
-                .collect();
-            match written {
-                Ok(()) => Ok(staged),
-                Err(e) => {
-                    discard(staged);
-                    Err(e.into())
-                }
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("block writer panicked: {e}")))?
-    }
-
-    /// See [`BlockStore::persist`]: the staged files are durable already; their renames are
-    /// made durable by fsyncing each directory once, [`SYNC_THREADS`] at a time.
-    async fn persist(&self, staged: Vec<Staged>) -> Result<Vec<BlockHash>, StoreError> {
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || {
-            let hashes: Vec<BlockHash> = staged.iter().map(Staged::hash).collect();
-            let mut dirs = Vec::new();
-            let mut failed = None;
-            for s in staged {
-                let Staged::File(h, staging) = s else {
-                    continue;
-                };
-                let hx = hex(&h);
-                let dir = root.join(&hx[..2]);
-                let target = dir.join(&hx);
-                let r = if failed.is_some() || target.exists() {
-                    // Another writer (or an earlier entry of this set) stored it: the
-                    // existing block stays as it is.
-                    fs::remove_file(&staging)
-                } else {
-                    dirs.push(dir);
-                    fs::rename(&staging, &target)
-                };
-                if let Err(e) = r
-                    && failed.is_none()
-                {
-                    failed = Some(e);
-                }
-            }
-            dirs.sort();
-            dirs.dedup();
-            par_each(&dirs, SYNC_THREADS, |d| File::open(d)?.sync_all())?;
-            match failed {
-                Some(e) => Err(e.into()),
-                None => Ok(hashes),
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("block sync panicked: {e}")))?
-    }
-
     async fn sync(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
         let mut dirs: Vec<PathBuf> = hashes
             .iter()
@@ -766,48 +589,5 @@ mod tests {
                 .next()
                 .is_none()
         );
-    }
-
-    #[tokio::test]
-    async fn staged_blocks_appear_only_when_persisted() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::Local(LocalBlocks::open(dir.path()).unwrap());
-        let old = store
-            .put(Bytes::from_static(b"stored before"))
-            .await
-            .unwrap();
-        let data = [&b"one"[..], b"two", b"one", b"stored before"].map(Bytes::from_static);
-        let staged = store.stage(data.to_vec()).await.unwrap();
-        let hashes: Vec<BlockHash> = staged.iter().map(Staged::hash).collect();
-        assert_eq!(
-            hashes,
-            data.iter().map(|d| block_hash(d)).collect::<Vec<_>>()
-        );
-        // Staged: in the staging folder, not under their names (but the existing one).
-        assert!(matches!(staged[3], Staged::Present(h) if h == old));
-        assert!(!store.contains(&hashes[0]).await.unwrap());
-        assert_eq!(store.count().await.unwrap(), 1);
-        assert_eq!(store.persist(staged).await.unwrap(), hashes);
-        assert_eq!(store.count().await.unwrap(), 3);
-        assert_eq!(&store.read_all(hashes[1]).await.unwrap()[..], b"two");
-        assert!(
-            fs::read_dir(dir.path().join("tmp"))
-                .unwrap()
-                .next()
-                .is_none()
-        );
-        // Discarded: nothing left behind.
-        let staged = store
-            .stage(vec![Bytes::from_static(b"three")])
-            .await
-            .unwrap();
-        store.discard(staged);
-        assert!(
-            fs::read_dir(dir.path().join("tmp"))
-                .unwrap()
-                .next()
-                .is_none()
-        );
-        assert_eq!(store.count().await.unwrap(), 3);
     }
 }

@@ -10,6 +10,10 @@
 //! 2. deletes the object;
 //! 3. marks the row deleted.
 //!
+//! Small blocks (rows of `small_blocks`, see `small.rs`) are walked after the objects, a
+//! page of rows at a time, and collected by the same three steps, with the row's `created`
+//! time as its age and the row's deletion as the object's.
+//!
 //! Why this never deletes a live block: an increment fails on a claimed or deleted row, so no
 //! reference is ever added to a block from the moment it is claimed. An upload that found
 //! the block already stored before the claim (and so skipped writing it) is refused and
@@ -107,6 +111,15 @@ impl FsckReport {
     }
 }
 
+/// Where the blocks of a collected chunk are kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Objects of the block store.
+    Object,
+    /// Rows of `small_blocks`.
+    Small,
+}
+
 impl Store {
     /// Runs one collection as of `now` (Unix seconds). Returns `None` if another collection
     /// holds the lease.
@@ -138,12 +151,26 @@ impl Store {
                 if !self.renew_lease(holder, now).await? {
                     return Err(StoreError::Invalid("the GC lease was lost".into()));
                 }
-                self.collect_chunk(&chunk, cutoff, now, &mut report).await?;
+                self.collect_chunk(&chunk, cutoff, now, &mut report, Kept::Object)
+                    .await?;
                 chunk.clear();
             }
             if next.is_none() {
                 break;
             }
+        }
+        // Small blocks (`small.rs`), a page of rows at a time, by the same rules.
+        let mut after = None;
+        loop {
+            let page = self.small_page(after.as_ref(), GC_CHUNK).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.hash);
+            report.scanned += page.len() as u64;
+            if !self.renew_lease(holder, now).await? {
+                return Err(StoreError::Invalid("the GC lease was lost".into()));
+            }
+            self.collect_chunk(&page, cutoff, now, &mut report, Kept::Small)
+                .await?;
         }
         let purged = self
             .exec_plain(
@@ -162,6 +189,7 @@ impl Store {
         cutoff: i64,
         now: i64,
         report: &mut GcReport,
+        kept: Kept,
     ) -> Result<(), StoreError> {
         let old: Vec<&crate::blocks::Stored> =
             chunk.iter().filter(|s| s.modified < cutoff).collect();
@@ -191,6 +219,13 @@ impl Store {
         }
         let claimed = self.claim(&candidates, cutoff, now).await?;
         let sizes: HashMap<BlockHash, u64> = chunk.iter().map(|s| (s.hash, s.size)).collect();
+        if kept == Kept::Small {
+            self.delete_small(&claimed).await?;
+            report.deleted += claimed.len() as u64;
+            report.deleted_bytes += claimed.iter().filter_map(|h| sizes.get(h)).sum::<u64>();
+            self.set_state(&claimed, CLAIMED, DELETED, now).await?;
+            return Ok(());
+        }
         let mut deletions = futures_util::stream::iter(claimed)
             .map(|h| {
                 let blocks = self.blocks.clone();
@@ -246,7 +281,7 @@ impl Store {
                 placeholders(2, part.len())
             );
             let found: Vec<Vec<u8>> = on_tx!(&mut tx, c => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(update))
+                let mut q = sqlx::query(crate::db::sql_for(&c, update))
                     .bind(CLAIMED)
                     .bind(now)
                     .bind(cutoff);
@@ -254,7 +289,7 @@ impl Store {
                     q = q.bind(h.to_vec());
                 }
                 q.execute(&mut *c).await?;
-                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(select)).bind(CLAIMED);
+                let mut q = sqlx::query_scalar(crate::db::sql_for(&c, select)).bind(CLAIMED);
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
@@ -289,7 +324,7 @@ impl Store {
                 placeholders(4, part.len())
             );
             n += on_tx!(&mut tx, c => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to).bind(now).bind(from);
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(to).bind(now).bind(from);
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
@@ -308,7 +343,7 @@ impl Store {
         let rows = self.block_rows(&hashes).await?;
         let mut present = Vec::new();
         for (h, (refs, _)) in rows {
-            if refs == DELETED && self.blocks.contains(&h).await? {
+            if refs == DELETED && self.block_present(&h).await? {
                 present.push(h);
             }
         }
@@ -331,7 +366,7 @@ impl Store {
                 placeholders(1, part.len())
             );
             on_db!(&self.db, c => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql));
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
@@ -475,12 +510,12 @@ impl Store {
             for h in referenced {
                 report.blocks_checked += 1;
                 let ok = if verify_content {
-                    match self.blocks.read_all(h).await {
+                    match self.read_block_all(h).await {
                         Ok(data) if block_hash(&data) == h => Ok(()),
                         Ok(_) => Err(false),
                         Err(_) => Err(true),
                     }
-                } else if self.blocks.contains(&h).await? {
+                } else if self.block_present(&h).await? {
                     Ok(())
                 } else {
                     Err(true)

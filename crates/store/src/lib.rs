@@ -26,6 +26,7 @@ mod refs;
 pub mod retention;
 mod schema;
 pub mod sessions;
+mod small;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

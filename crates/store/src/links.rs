@@ -270,7 +270,7 @@ impl Store {
             placeholders(3, paths.len())
         );
         on_db!(&self.db, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).bind(ns as i64);
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(account).bind(ns as i64);
             for p in paths {
                 q = q.bind(p);
             }

@@ -306,7 +306,7 @@ impl Store {
         for chunk in paths.chunks(500) {
             let sql = format!("{AT}({})", crate::db::placeholders(2, chunk.len()));
             let found: Vec<Entry> = on_db!(&self.db, c => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ns as i64);
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(ns as i64);
                 for p in chunk {
                     q = q.bind(*p);
                 }
@@ -675,7 +675,7 @@ impl WriteTx {
         for chunk in paths.chunks(500) {
             let sql = format!("{LIVE_IN}({})", crate::db::placeholders(2, chunk.len()));
             let found: Vec<Entry> = on_tx!(&mut self.tx, c => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ns);
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(ns);
                 for p in chunk {
                     q = q.bind(p);
                 }

@@ -161,7 +161,21 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("parent_lower", Ty::Text),
         ],
     ),
+    (
+        "small_blocks",
+        &[("hash", Ty::Blob), ("data", Ty::Blob), ("created", Ty::Int)],
+    ),
 ];
+
+/// Rows per batch of a table: [`BATCH_ROWS`], or fewer where rows are large (a small block
+/// is up to 256 KiB, so a batch holds at most 16 MiB of them).
+fn batch_rows(table: &str) -> usize {
+    if table == "small_blocks" {
+        64
+    } else {
+        BATCH_ROWS
+    }
+}
 
 /// Tables whose `id` comes from a sequence that must continue after the copied rows.
 const SERIAL_TABLES: &[&str] = &[
@@ -257,12 +271,13 @@ impl Store {
             progress(&format!("copying table {table}"));
             let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
             let select = format!("SELECT {} FROM {table}", names.join(", "));
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            let per = batch_rows(table);
+            let mut batch = Vec::with_capacity(per);
             on_db!(&self.db, c => {
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch(c);
                 while let Some(row) = rows.next().await {
                     batch.push(decode(&row?, cols)?);
-                    if batch.len() == BATCH_ROWS {
+                    if batch.len() == per {
                         write_batch(&target.db, table, cols, &mut batch).await?;
                     }
                 }

@@ -95,7 +95,7 @@ impl RefDelta {
                     placeholders(3, chunk.len())
                 );
                 on_tx!(tx, c => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(n).bind(now);
+                    let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(n).bind(now);
                     for h in chunk {
                         q = q.bind(h.to_vec());
                     }
@@ -116,7 +116,7 @@ async fn claimed_among(tx: &mut Tx, hashes: &[BlockHash]) -> Result<Vec<BlockHas
             placeholders(1, chunk.len())
         );
         let found: Vec<Vec<u8>> = on_tx!(tx, c => {
-            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql));
             for h in chunk {
                 q = q.bind(h.to_vec());
             }

@@ -314,6 +314,15 @@ VALUES ('cubby-cli', 'Cubby command line', 'full',
 ALTER TABLE upload_sessions ADD COLUMN data BLOB;
 ALTER TABLE upload_sessions ADD COLUMN data_hash BLOB;
 "#,
+    // 12: small blocks kept in the database (`small.rs`): the bytes of files committed from
+    // sessions started closed; `created` plays the part of an object's modification time.
+    r#"
+CREATE TABLE small_blocks (
+    hash    BLOB PRIMARY KEY,
+    created INTEGER NOT NULL,
+    data    BLOB NOT NULL
+);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -548,6 +557,14 @@ VALUES ('cubby-cli', 'Cubby command line', 'full',
     r#"
 ALTER TABLE upload_sessions ADD COLUMN data BYTEA;
 ALTER TABLE upload_sessions ADD COLUMN data_hash BYTEA;
+"#,
+    // 12: small blocks (see the SQLite migration 12).
+    r#"
+CREATE TABLE small_blocks (
+    hash    BYTEA PRIMARY KEY,
+    created BIGINT NOT NULL,
+    data    BYTEA NOT NULL
+);
 "#,
 ];
 

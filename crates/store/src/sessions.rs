@@ -10,8 +10,9 @@
 //! A session started closed with at most [`INLINE_MAX`] bytes (a small file of a batch
 //! upload) keeps those bytes in its row instead: the start is one insert that the group
 //! commit makes durable with its neighbours, with no block written or fsynced and no block
-//! referenced. Finishing stores such sessions' bytes as blocks, all of a batch's together
-//! (one round of fsyncs), before the commit transaction refers to them.
+//! referenced. Finishing copies such sessions' bytes into small blocks in the database
+//! (`small.rs`), all of a batch's with a few statements, before the commit transaction
+//! refers to them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -31,17 +32,10 @@ pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 /// Largest file a session may build: Dropbox's 2^41 − 2^22 bytes.
 pub const MAX_FILE_SIZE: u64 = (1 << 41) - (1 << 22);
 
-/// Most bytes a session started closed keeps in its row instead of as a block: small enough
-/// that writing them twice (into the database at start, into a block at finish) costs less
-/// than a block's own fsyncs at start, and that a finish reads them in bounded memory.
+/// Most bytes a session started closed keeps in its row instead of as a block, and so the
+/// largest small block (`small.rs`): small enough that copying them in the database at
+/// finish costs less than a block's own file and fsyncs.
 pub const INLINE_MAX: u64 = 256 * 1024;
-
-/// Sessions whose inline bytes a finish reads and stages together.
-const INLINE_READ_CHUNK: usize = 32;
-
-/// Chunks a finish reads and stages at once: its memory is at most
-/// `INLINE_CHUNKS_IN_FLIGHT × INLINE_READ_CHUNK × INLINE_MAX` (32 MiB).
-const INLINE_CHUNKS_IN_FLIGHT: usize = 4;
 
 const BS: u64 = BLOCK_SIZE as u64;
 
@@ -224,41 +218,6 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores the inline bytes of those of `ids` that hold some (this account's, unfinished)
-    /// as durable blocks, and returns their hashes. Reads [`INLINE_READ_CHUNK`] sessions'
-    /// bytes at a time, [`INLINE_CHUNKS_IN_FLIGHT`] chunks at once, each staged durably
-    /// (written and fsynced under a staging name), then moves all into place at once.
-    async fn store_inline(
-        &self,
-        account: i64,
-        ids: &[String],
-    ) -> Result<HashSet<BlockHash>, OpError> {
-        use futures_util::StreamExt;
-        let chunks: Vec<Vec<String>> = ids
-            .chunks(INLINE_READ_CHUNK)
-            .map(<[String]>::to_vec)
-            .collect();
-        let chunks = futures_util::stream::iter(chunks)
-            .map(|chunk| stage_inline(self.clone(), account, chunk))
-            .buffer_unordered(INLINE_CHUNKS_IN_FLIGHT);
-        let results: Vec<Result<Vec<crate::blocks::Staged>, OpError>> = chunks.collect().await;
-        let mut staged = Vec::new();
-        let mut failed = None;
-        for r in results {
-            match r {
-                Ok(s) => staged.extend(s),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        if let Some(e) = failed {
-            // Staging files nothing will rename are removed (a restart sweeps them anyway).
-            self.blocks.discard(staged);
-            return Err(e);
-        }
-        let hashes = self.blocks.persist(staged).await?;
-        Ok(hashes.into_iter().collect())
-    }
-
     /// A live session of this account, as a reader sees it (the writes that act on it check
     /// it again in their transaction), so looking one up never waits for the writer.
     pub async fn session(&self, id: &str, account: i64) -> Result<Session, OpError> {
@@ -393,9 +352,9 @@ impl Store {
         entries: Vec<Finish>,
         require_closed: bool,
     ) -> Result<Vec<Result<Entry, OpError>>, OpError> {
-        // Inline bytes become durable blocks before the transaction that refers to them.
+        // Inline bytes become durable small blocks before the transaction that refers to them.
         let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
-        let stored = self.store_inline(account, &ids).await?;
+        let stored = self.store_small(account, &ids).await?;
         self.write(ns, move |tx| {
             Box::pin(async move {
                 // Every session and block list of the batch in two reads, not two per entry.
@@ -412,13 +371,13 @@ impl Store {
                         None => slow_finish(tx, &ctx, entries, &mut sessions, &mut blocks).await?,
                     };
                 for chunk in finished.chunks(IN_CHUNK) {
-                    // The inline bytes are blocks now; the row need not keep them.
+                    // The inline bytes are small blocks now; the row need not keep them.
                     let sql = format!(
                         "UPDATE upload_sessions SET finished = 1, data = NULL WHERE id IN ({})",
                         placeholders(1, chunk.len())
                     );
                     on_tx!(&mut tx.tx, c => {
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        let mut q = sqlx::query(crate::db::sql_for(&c, sql));
                         for id in chunk {
                             q = q.bind(id);
                         }
@@ -432,31 +391,6 @@ impl Store {
     }
 }
 
-/// Reads the inline bytes of those of `ids` that hold some and stages them as blocks.
-async fn stage_inline(
-    store: Store,
-    account: i64,
-    ids: Vec<String>,
-) -> Result<Vec<crate::blocks::Staged>, OpError> {
-    let sql = format!(
-        "SELECT data FROM upload_sessions WHERE account = $1 AND expires > $2 \
-         AND finished = 0 AND data IS NOT NULL AND id IN ({})",
-        placeholders(3, ids.len())
-    );
-    let data: Vec<Vec<u8>> = on_db!(&store.db, c => {
-        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(account).bind(now());
-        for id in &ids {
-            q = q.bind(id);
-        }
-        q.fetch_all(c).await?
-    });
-    if data.is_empty() {
-        return Ok(Vec::new());
-    }
-    let data = data.into_iter().map(bytes::Bytes::from).collect();
-    store.blocks.stage(data).await.map_err(OpError::Internal)
-}
-
 /// Results of a batch, and the sessions it finished.
 type Finished = (Vec<Result<Entry, OpError>>, Vec<String>);
 
@@ -464,7 +398,7 @@ type Finished = (Vec<Result<Entry, OpError>>, Vec<String>);
 struct FinishCtx<'a> {
     account: i64,
     require_closed: bool,
-    /// The blocks [`Store::store_inline`] made durable for this finish.
+    /// The small blocks [`Store::store_small`] made durable for this finish.
     stored: &'a HashSet<BlockHash>,
 }
 
@@ -656,7 +590,7 @@ async fn load_many(
             placeholders(1, chunk.len())
         );
         let rows: Vec<Loaded> = on_tx!(tx, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql));
             for id in chunk {
                 q = q.bind(id);
             }
@@ -680,7 +614,7 @@ async fn blocks_of_many(
             placeholders(1, chunk.len())
         );
         let rows: Vec<(String, i64, Vec<u8>)> = on_tx!(tx, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql));
             for id in chunk {
                 q = q.bind(id);
             }

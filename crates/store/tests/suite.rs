@@ -265,7 +265,7 @@ async fn read_back(store: &Store, ns: u64, path_lower: &str) -> Vec<u8> {
         .expect("live entry");
     let mut out = Vec::new();
     for h in store.revision_blocks(e.revision.unwrap()).await.unwrap() {
-        out.extend_from_slice(&store.blocks.read_all(h).await.unwrap());
+        out.extend_from_slice(&store.read_block_all(h).await.unwrap());
     }
     out
 }
@@ -551,7 +551,8 @@ fn finish_at(id: &str, len: usize, path: &str) -> cubby_store::sessions::Finish 
 }
 
 #[tokio::test]
-async fn inline_sessions_write_their_blocks_only_when_finished() {
+async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_like_objects() {
+    use cubby_store::gc::BLOCK_GRACE_SECS;
     let dir = tempfile::tempdir().unwrap();
     for (name, a, b) in two_stores(dir.path()).await {
         let user = a
@@ -617,8 +618,26 @@ async fn inline_sessions_write_their_blocks_only_when_finished() {
                 "{name}"
             );
         }
-        assert_eq!(a.blocks.count().await.unwrap(), before + 2, "{name}");
+        // Kept in the database: no object was written, both blocks are present.
+        assert_eq!(a.blocks.count().await.unwrap(), before, "{name}");
         let h1 = cubby_core::hash::block_hash(&datas[0]);
+        let h2 = cubby_core::hash::block_hash(&datas[1]);
+        for h in [h1, h2] {
+            assert!(b.block_present(&h).await.unwrap(), "{name}");
+        }
+        // A piece of one reads back, and so does the piece of an object.
+        assert_eq!(
+            &b.read_block(h2, 3, 10).await.unwrap()[..],
+            &datas[1][3..13],
+            "{name}"
+        );
+        let object = upload(&a, user.ns, "/object", &content(3)).await;
+        let oh = a.revision_blocks(object.revision.unwrap()).await.unwrap()[0];
+        assert_eq!(
+            &b.read_block(oh, 3, 10).await.unwrap()[..],
+            &content(3)[3..13],
+            "{name}"
+        );
         let refs: std::collections::HashMap<_, _> =
             a.block_refs().await.unwrap().into_iter().collect();
         assert_eq!(refs.get(&h1), Some(&2), "{name}: one reference per file");
@@ -636,6 +655,26 @@ async fn inline_sessions_write_their_blocks_only_when_finished() {
             .unwrap();
         assert!(r[0].is_err(), "{name}");
         a.prune(None).await.unwrap();
+        let fsck = a.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
+        // Unreferenced, a small block is collected once past the grace period; a referenced
+        // one stays.
+        for p in ["/batch/f0", "/batch/f2"] {
+            a.permanently_delete(user.ns, p).await.unwrap();
+        }
+        let r = a
+            .gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 1, "{name}: {r:?}");
+        assert!(!b.block_present(&h1).await.unwrap(), "{name}");
+        assert!(b.block_present(&h2).await.unwrap(), "{name}");
+        assert_eq!(
+            &read_back(&b, user.ns, "/batch/f1").await[..],
+            &datas[1][..],
+            "{name}"
+        );
         let fsck = a.fsck(false, true).await.unwrap();
         assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
     }

@@ -487,11 +487,16 @@ pub(crate) async fn serve_file(
         .ok_or_else(|| ApiError::Internal("file without revision".into()))?;
     let blocks = store.revision_blocks(revision).await?;
     let pieces = block_pieces(&blocks, start, end);
-    let block_store = store.blocks.clone();
+    let store = store.clone();
     let stream = futures_util::stream::iter(pieces)
         .map(move |(hash, off, len)| {
-            let bs = block_store.clone();
-            async move { bs.read(hash, off, len).await.map_err(std::io::Error::other) }
+            let store = store.clone();
+            async move {
+                store
+                    .read_block(hash, off, len)
+                    .await
+                    .map_err(std::io::Error::other)
+            }
         })
         .buffered(READS_IN_FLIGHT);
     resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

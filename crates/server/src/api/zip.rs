@@ -161,8 +161,7 @@ async fn write_zip(
                 .map_err(|e| e.to_string())?;
             for (hash, off, len) in block_pieces(&blocks, 0, e.size) {
                 let data = store
-                    .blocks
-                    .read(hash, off, len)
+                    .read_block(hash, off, len)
                     .await
                     .map_err(|e| e.to_string())?;
                 crc.update(&data);

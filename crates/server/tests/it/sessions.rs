@@ -342,10 +342,15 @@ async fn finish_batch_of_new_files_commits_like_one_by_one() {
     );
     assert_eq!(e[0]["client_modified"], "2020-01-02T03:04:05Z");
     assert_eq!(e[5]["failure"]["lookup_failed"][".tag"], "not_found");
+    // Their bytes are small blocks in the database: read whole and by range.
     for (i, p) in paths.iter().enumerate() {
         let r = c.download(json!({"path": p}), None).await;
         assert_eq!(r.body, format!("data {i}").as_bytes(), "{p}");
     }
+    let r = c
+        .download(json!({"path": paths[1]}), Some("bytes=2-5"))
+        .await;
+    assert_eq!(r.body, b"ta 1");
     assert_eq!(c.meta("/fast/a/b").await.ok()[".tag"], "folder");
     // The change feed lists each new folder before what is inside it.
     let v = c
@@ -388,7 +393,7 @@ async fn finish_batch_of_new_files_commits_like_one_by_one() {
 }
 
 #[tokio::test]
-async fn small_closed_sessions_write_no_block_until_finished_and_survive_a_restart() {
+async fn small_closed_sessions_write_no_block_file_and_survive_a_restart() {
     let srv = TestServer::start().await;
     let c = srv.user("alice").await;
     let before = srv.block_files().await;
@@ -442,7 +447,8 @@ async fn small_closed_sessions_write_no_block_until_finished_and_survive_a_resta
         "not_found"
     );
     assert_eq!(srv.block_files().await, before);
-    // The batch, after the restart: every file committed, its blocks written once each.
+    // The batch, after the restart: every file committed, its bytes small blocks in the
+    // database (no block file), each stored once.
     let entries: Vec<Value> = (0..4).map(|i| entry(i, format!("/small/f{i}"))).collect();
     let v = c
         .rpc(
@@ -459,15 +465,18 @@ async fn small_closed_sessions_write_no_block_until_finished_and_survive_a_resta
             .await;
         assert!(got.body == datas[i], "f{i}: downloaded bytes differ");
     }
-    assert_eq!(srv.block_files().await, before + 4);
+    assert_eq!(srv.block_files().await, before);
+    let small: i64 = srv.store.block_refs().await.unwrap().len() as i64;
+    assert_eq!(small, 4, "four distinct small blocks, each counted");
     // One finished alone, with `finish`; a spent session is not found.
     let md = finish(&c, &ids[4], datas[4].len(), "/small/alone", b"")
         .await
         .ok();
     assert_eq!(md["content_hash"], content_hash(&datas[4]));
+    assert_eq!(srv.block_files().await, before, "no block file");
     assert_eq!(
-        srv.block_files().await,
-        before + 4,
+        srv.store.block_refs().await.unwrap().len(),
+        4,
         "same bytes as f0: no new block"
     );
     let r = finish(&c, &ids[0], datas[0].len(), "/small/again", b"").await;
