@@ -1454,7 +1454,7 @@ pub struct Stats {
     pub live_bytes: u64,
     /// Bytes of every stored version (live or history): what the blocks hold, before sharing.
     pub version_bytes: u64,
-    /// Blocks stored and their bytes: the physical size.
+    /// Blocks stored (objects and small blocks) and their bytes: the physical size.
     pub blocks: usize,
     pub physical_bytes: u64,
 }
@@ -1478,6 +1478,8 @@ impl Store {
             (accounts, versions as u64)
         });
         let (blocks, physical_bytes) = self.blocks.usage().await?;
+        let (small, small_bytes) = self.small_usage().await?;
+        let (blocks, physical_bytes) = (blocks + small, physical_bytes + small_bytes);
         Ok(Stats {
             live_bytes: accounts.iter().map(|a| a.1).sum(),
             accounts,

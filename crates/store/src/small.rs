@@ -135,6 +135,16 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// How many small blocks are stored, and their bytes.
+    pub(crate) async fn small_usage(&self) -> Result<(usize, u64), StoreError> {
+        let (n, bytes): (i64, i64) = on_db!(&self.db, c => sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(length(data)), 0) AS BIGINT) FROM small_blocks",
+        )
+        .fetch_one(c)
+        .await?);
+        Ok((n as usize, bytes as u64))
+    }
+
     /// Up to `n` small blocks after `after` in hash order, as the GC walks them.
     pub(crate) async fn small_page(
         &self,

@@ -157,6 +157,27 @@ async fn stats_report_logical_against_physical_bytes() {
     assert_eq!(s.version_bytes, 2 * data.len() as u64);
     assert_eq!(s.blocks, 2, "5 MiB is two blocks, stored once");
     assert_eq!(s.physical_bytes, data.len() as u64);
+    // A file of a batch upload is a small block in the database: counted all the same.
+    let id = c
+        .content(
+            "files/upload_session/start",
+            json!({"close": true}),
+            b"batched".to_vec(),
+        )
+        .await
+        .ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.rpc(
+        "files/upload_session/finish_batch_v2",
+        json!({"entries": [{"cursor": {"session_id": id, "offset": 7}, "commit": {"path": "/c.txt"}}]}),
+    )
+    .await
+    .ok();
+    let s = srv.store.stats().await.unwrap();
+    assert_eq!(s.blocks, 3);
+    assert_eq!(s.physical_bytes, data.len() as u64 + 7);
 }
 
 #[tokio::test]
