@@ -19,6 +19,9 @@ AIM_SYNC_FIRST = (10000, 15.0)  # i: 10,000 files of 4 KiB synced up in < 15 s
 AIM_SYNC_CHANGE_S = 1.0    # i: change propagation, median
 AIM_SYNC_NOOP_S = 2.0      # i: a no-change pass (over 100,000 files)
 AIM_SYNC_RSS_BYTES = 200e6  # i: client and server peak RSS
+AIM_CONCURRENT_RATIO = 1.5  # f: 4 concurrent appenders / 1 sequential session (unless the disk limits)
+AIM_BATCHED_RATIO = 3.0    # f: start + finish_batch_v2 / per-file upload, 4 KiB files
+AIM_RESTORE_MS = 50.0      # f: restore of a 1 GiB file
 MET, MISSED = "✓ met", "✗ missed"
 
 
@@ -280,6 +283,28 @@ def main():
         table.append(("d", f"server peak RSS after {stage}",
                       f"{mib:.0f} MiB = {mib * 1048576 / 1e6:.0f} MB", ref,
                       f"< {AIM_RSS_BYTES / 1e6:.0f} MB", MET if mib * 1048576 < AIM_RSS_BYTES else MISSED))
+
+    # f. upload sessions, batches, restore, search (every figure stays in the notes too)
+    seq = find(rows, "sessions", "cubby", "1 sequential")
+    conc = find(rows, "sessions", "cubby", "appender processes")
+    if seq and conc:
+        q = num(conc["median"]) / num(seq["median"])
+        disk = find(rows, "sessions", "cubby", "4 writers")
+        table.append(("f", "2 GiB, 4 concurrent appenders ÷ 1 sequential session",
+                      f"{fmt(conc)} ÷ {fmt(seq)} = {q:.2f}×",
+                      f"disk, 4 writers: {fmt(disk)}" if disk else "",
+                      f"≥ {AIM_CONCURRENT_RATIO:g}×", MET if q >= AIM_CONCURRENT_RATIO else MISSED))
+    per_file = find(rows, "sessions", "cubby", "/2/files/upload, 16 threads")
+    batched = find(rows, "sessions", "cubby", "finish_batch_v2, 16 threads")
+    if per_file and batched:
+        q = num(batched["median"]) / num(per_file["median"])
+        table.append(("f", "10,000 × 4 KiB, start + finish_batch_v2 ÷ per-file upload",
+                      f"{fmt(batched)} ÷ {fmt(per_file)} = {q:.2f}×", "",
+                      f"≥ {AIM_BATCHED_RATIO:g}×", MET if q >= AIM_BATCHED_RATIO else MISSED))
+    restore = find(rows, "sessions", "cubby", "restore of a 1 GiB file (median of 5)")
+    if restore:
+        table.append(("f", "restore of a 1 GiB file, median of 5", fmt(restore), "",
+                      f"< {AIM_RESTORE_MS:g} ms", MET if num(restore["median"]) < AIM_RESTORE_MS else MISSED))
 
     scale = scaleout_table(rows, meta)
     synct = sync_table(rows, meta)
