@@ -10,8 +10,8 @@
 //! (local: the file is fsynced by `put` before its rename, whether written through the page
 //! cache or, 1 MiB and more, with `O_DIRECT`, and `sync` fsyncs the directories holding the
 //! renamed names, once per directory per request; S3: the PUT returned, `sync` is a no-op).
-//! Metadata is written only after that, so it never refers to a block a crash could lose. A block that exists is
-//! never rewritten.
+//! Metadata is written only after that, so it never refers to a block a crash could lose. A
+//! block that exists is never rewritten.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 
 use cubby_core::hash::{BlockHash, block_hash, hex};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::db::{Db, RowExt, Val, on_db, on_tx, placeholders};
 use crate::{Store, StoreError, now};
@@ -112,7 +112,7 @@ impl FsckReport {
 }
 
 /// Where the blocks of a collected chunk are kept.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Kept {
     /// Objects of the block store.
     Object,
@@ -148,9 +148,7 @@ impl Store {
                 }
             }
             if !chunk.is_empty() {
-                if !self.renew_lease(holder, now).await? {
-                    return Err(StoreError::Invalid("the GC lease was lost".into()));
-                }
+                self.renew_lease(holder, now).await?;
                 self.collect_chunk(&chunk, cutoff, now, &mut report, Kept::Object)
                     .await?;
                 chunk.clear();
@@ -166,9 +164,7 @@ impl Store {
             let Some(last) = page.last() else { break };
             after = Some(last.hash);
             report.scanned += page.len() as u64;
-            if !self.renew_lease(holder, now).await? {
-                return Err(StoreError::Invalid("the GC lease was lost".into()));
-            }
+            self.renew_lease(holder, now).await?;
             self.collect_chunk(&page, cutoff, now, &mut report, Kept::Small)
                 .await?;
         }
@@ -218,28 +214,25 @@ impl Store {
             return Ok(());
         }
         let claimed = self.claim(&candidates, cutoff, now).await?;
+        let deleted = match kept {
+            Kept::Small => {
+                self.delete_small(&claimed).await?;
+                claimed
+            }
+            Kept::Object => {
+                futures_util::stream::iter(claimed)
+                    .map(|h| {
+                        let blocks = self.blocks.clone();
+                        async move { blocks.delete(&h).await.map(|()| h) }
+                    })
+                    .buffer_unordered(DELETES_IN_FLIGHT)
+                    .try_collect::<Vec<_>>()
+                    .await?
+            }
+        };
         let sizes: HashMap<BlockHash, u64> = chunk.iter().map(|s| (s.hash, s.size)).collect();
-        if kept == Kept::Small {
-            self.delete_small(&claimed).await?;
-            report.deleted += claimed.len() as u64;
-            report.deleted_bytes += claimed.iter().filter_map(|h| sizes.get(h)).sum::<u64>();
-            self.set_state(&claimed, CLAIMED, DELETED, now).await?;
-            return Ok(());
-        }
-        let mut deletions = futures_util::stream::iter(claimed)
-            .map(|h| {
-                let blocks = self.blocks.clone();
-                async move { blocks.delete(&h).await.map(|()| h) }
-            })
-            .buffer_unordered(DELETES_IN_FLIGHT);
-        let mut deleted = Vec::new();
-        while let Some(r) = deletions.next().await {
-            let h = r?;
-            report.deleted += 1;
-            report.deleted_bytes += sizes.get(&h).copied().unwrap_or(0);
-            deleted.push(h);
-        }
-        drop(deletions);
+        report.deleted += deleted.len() as u64;
+        report.deleted_bytes += deleted.iter().filter_map(|h| sizes.get(h)).sum::<u64>();
         self.set_state(&deleted, CLAIMED, DELETED, now).await?;
         Ok(())
     }
@@ -407,14 +400,18 @@ impl Store {
             .await
     }
 
-    /// Extends the lease if this collection still holds it.
-    async fn renew_lease(&self, holder: &str, now: i64) -> Result<bool, StoreError> {
+    /// Extends the lease, or fails if this collection no longer holds it.
+    async fn renew_lease(&self, holder: &str, now: i64) -> Result<(), StoreError> {
         let current = self.read_lease().await?;
-        if lease_holder(&current) != holder.as_bytes() {
-            return Ok(false);
-        }
         let until = now.max(crate::now()) + LEASE_SECS;
-        self.swap_lease(&current, lease_value(holder, until)).await
+        if lease_holder(&current) == holder.as_bytes()
+            && self
+                .swap_lease(&current, lease_value(holder, until))
+                .await?
+        {
+            return Ok(());
+        }
+        Err(StoreError::Invalid("the GC lease was lost".into()))
     }
 
     async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
