@@ -12,7 +12,11 @@
 //!
 //! Small blocks (rows of `small_blocks`, see `small.rs`) are walked after the objects, a
 //! page of rows at a time, and collected by the same three steps, with the row's `created`
-//! time as its age and the row's deletion as the object's.
+//! time as its age and the row's deletion as the object's, but only past
+//! [`SMALL_GRACE_SECS`], longer than a session lives: an unfinished session started closed
+//! with a few bytes names their small block without counting a reference. The deletion
+//! checks the age again in its statement, so a row that a session started with the same
+//! bytes made young after the claim stays, and its claim is undone.
 //!
 //! Why this never deletes a live block: an increment fails on a claimed or deleted row, so no
 //! reference is ever added to a block from the moment it is claimed. An upload that found
@@ -44,6 +48,13 @@ use crate::{Store, StoreError, now};
 /// collected; a day leaves a wide margin over any request, and over a copy or restore that
 /// read a block list just before its last reference went.
 pub const BLOCK_GRACE_SECS: i64 = 24 * 3600;
+
+/// How long a small block (`small.rs`) stays after it was last written or its last
+/// reference dropped: a session's lifetime on top of [`BLOCK_GRACE_SECS`]. A session started
+/// closed with a few bytes names their small block without counting a reference, and each
+/// such start sets the block's `created`; so a block older than this is named by no session
+/// still alive, on any server whose clock is within the grace period of this one's.
+pub const SMALL_GRACE_SECS: i64 = crate::sessions::SESSION_TTL_SECS + BLOCK_GRACE_SECS;
 
 /// How long the row of a deleted block is kept. A request that found the block stored before
 /// it was claimed will fail its commit on this row and retry; without the row, its commit
@@ -88,7 +99,8 @@ pub struct GcReport {
 /// What fsck found (and, with repair, fixed).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FsckReport {
-    /// Referenced blocks checked against the block store.
+    /// Referenced blocks (and the small blocks of unfinished inline sessions) checked
+    /// against the block store.
     pub blocks_checked: u64,
     /// Blocks that are referenced but not stored.
     pub missing: Vec<String>,
@@ -157,7 +169,9 @@ impl Store {
                 break;
             }
         }
-        // Small blocks (`small.rs`), a page of rows at a time, by the same rules.
+        // Small blocks (`small.rs`), a page of rows at a time, by the same rules but a longer
+        // wait (see `SMALL_GRACE_SECS`).
+        let cutoff = now - SMALL_GRACE_SECS;
         let mut after = None;
         loop {
             let page = self.small_page(after.as_ref(), GC_CHUNK).await?;
@@ -215,10 +229,7 @@ impl Store {
         }
         let claimed = self.claim(&candidates, cutoff, now).await?;
         let deleted = match kept {
-            Kept::Small => {
-                self.delete_small(&claimed).await?;
-                claimed
-            }
+            Kept::Small => self.delete_claimed_small(claimed, cutoff, now).await?,
             Kept::Object => {
                 futures_util::stream::iter(claimed)
                     .map(|h| {
@@ -235,6 +246,21 @@ impl Store {
         report.deleted_bytes += deleted.iter().filter_map(|h| sizes.get(h)).sum::<u64>();
         self.set_state(&deleted, CLAIMED, DELETED, now).await?;
         Ok(())
+    }
+
+    /// Deletes claimed small blocks, except those a session started with again since they
+    /// were chosen: those stay, and their claim is undone. Returns the deleted.
+    async fn delete_claimed_small(
+        &self,
+        claimed: Vec<BlockHash>,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<Vec<BlockHash>, StoreError> {
+        let deleted = self.delete_small(&claimed, cutoff).await?;
+        let gone: std::collections::HashSet<&BlockHash> = deleted.iter().collect();
+        let stayed: Vec<BlockHash> = claimed.into_iter().filter(|h| !gone.contains(h)).collect();
+        self.set_state(&stayed, CLAIMED, 0, now).await?;
+        Ok(deleted)
     }
 
     /// Claims the candidates that are still collectable, in one transaction; returns them.
@@ -485,7 +511,7 @@ impl Store {
             let lo = (pass * 256 / passes) as u8;
             let hi = ((pass + 1) * 256 / passes) as u16;
             let in_range = |h: &BlockHash| h[0] >= lo && u16::from(h[0]) < hi;
-            let (counted, stored) = self.snapshot_counts(&in_range).await?;
+            let (counted, stored, pinned) = self.snapshot_counts(&in_range).await?;
             let mut referenced = Vec::new();
             for (h, &n) in &counted {
                 let (refs, _) = stored.get(h).copied().unwrap_or((0, None));
@@ -504,6 +530,10 @@ impl Store {
                     fixes.push((*h, -refs));
                 }
             }
+            // The small blocks of unfinished inline sessions count no reference, but must be
+            // there for their finish.
+            let mut seen: std::collections::HashSet<BlockHash> = counted.keys().copied().collect();
+            referenced.extend(pinned.into_iter().filter(|h| seen.insert(*h)));
             for h in referenced {
                 report.blocks_checked += 1;
                 let ok = if verify_content {
@@ -552,9 +582,12 @@ impl Store {
         (
             HashMap<BlockHash, i64>,
             HashMap<BlockHash, (i64, Option<i64>)>,
+            Vec<BlockHash>,
         ),
         StoreError,
     > {
+        let now = now();
+        let mut pinned = Vec::new();
         let mut counted: HashMap<BlockHash, i64> = HashMap::new();
         let mut stored = HashMap::new();
         let mut count = |blob: &[u8]| {
@@ -585,6 +618,21 @@ impl Store {
                         count(&h?);
                     }
                 }
+                {
+                    let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
+                        "SELECT data_hash FROM upload_sessions \
+                         WHERE finished = 0 AND expires > $1 AND data_hash IS NOT NULL",
+                    )
+                    .bind(now)
+                    .fetch(&mut *c);
+                    while let Some(h) = rows.next().await {
+                        if let Ok(h) = BlockHash::try_from(h?.as_slice())
+                            && in_range(&h)
+                        {
+                            pinned.push(h);
+                        }
+                    }
+                }
                 let mut rows =
                     sqlx::query("SELECT hash, refs, zero_since FROM blocks").fetch(&mut *c);
                 while let Some(r) = rows.next().await {
@@ -612,7 +660,7 @@ impl Store {
                 tx.commit().await?;
             }
         }
-        Ok((counted, stored))
+        Ok((counted, stored, pinned))
     }
 
     /// Applies fsck's corrections: count differences, and referenced blocks taken out of a
@@ -707,4 +755,96 @@ fn lease_expiry(v: &[u8]) -> i64 {
 
 fn lease_holder(v: &[u8]) -> &[u8] {
     v.get(8..).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Commit, WriteMode};
+    use crate::sessions::Finish;
+
+    /// Makes a small block and the session that wrote it look a long time old and expired.
+    async fn age(store: &Store, h: &BlockHash) {
+        let mut tx = store.db.begin(None).await.unwrap();
+        on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE small_blocks SET created = 0 WHERE hash = $1")
+                .bind(h.to_vec())
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE upload_sessions SET created = 0, expires = 1")
+                .execute(&mut *c)
+                .await
+                .unwrap()
+                .rows_affected()
+        });
+        tx.commit(None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_small_block_started_again_after_its_claim_stays_unclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let user = store
+            .add_user("u", "u@example.com", "password")
+            .await
+            .unwrap();
+        let (data, other) = (vec![7u8; 4096], vec![8u8; 4096]);
+        let (h, h2) = (block_hash(&data), block_hash(&other));
+        store
+            .start_inline(user.id, data.clone().into())
+            .await
+            .unwrap();
+        store.start_inline(user.id, other.into()).await.unwrap();
+        age(&store, &h).await;
+        age(&store, &h2).await;
+        let now = crate::now();
+        let cutoff = now - SMALL_GRACE_SECS;
+        // Both are old and their sessions expired: the GC chooses them...
+        let mut claimed = store.claim(&[h, h2], cutoff, now).await.unwrap();
+        claimed.sort();
+        let mut both = vec![h, h2];
+        both.sort();
+        assert_eq!(claimed, both);
+        // ...then a session starts with the first one's bytes, before the deletion.
+        let id = store
+            .start_inline(user.id, data.clone().into())
+            .await
+            .unwrap();
+        let deleted = store
+            .delete_claimed_small(claimed, cutoff, now)
+            .await
+            .unwrap();
+        assert_eq!(deleted, vec![h2]);
+        assert!(store.block_present(&h).await.unwrap());
+        assert!(!store.block_present(&h2).await.unwrap());
+        let rows = store.block_rows(&[h]).await.unwrap();
+        assert_eq!(rows.get(&h).map(|r| r.0), Some(0), "unclaimed");
+        // Its finish commits at the first try, and the file reads back.
+        let r = store
+            .finish_sessions(
+                user.ns,
+                user.id,
+                vec![Finish {
+                    session_id: id,
+                    offset: 4096,
+                    commit: Commit {
+                        path: "/f".into(),
+                        mode: WriteMode::Add,
+                        autorename: false,
+                        strict_conflict: false,
+                        client_modified: None,
+                        size: 0,
+                        blocks: Vec::new(),
+                    },
+                }],
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(r[0].is_ok(), "{r:?}");
+        assert_eq!(&store.read_block_all(h).await.unwrap()[..], &data[..]);
+        let fsck = store.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean(), "{fsck:?}");
+    }
 }

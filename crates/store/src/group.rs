@@ -7,9 +7,10 @@
 //! once. Results are handed back only after that commit, so a caller never sees a write that
 //! is not durable.
 //!
-//! A write that is one row appended to a table and depends on nothing (a new upload
-//! session) is an [`Insert`]: every insert of a batch into the same table becomes one
-//! multi-row statement, so it costs the writer no statement of its own.
+//! A write that is a few rows appended to tables and depends on nothing (a new upload
+//! session, and the small block it holds) is a list of [`Insert`]s: every insert of a batch
+//! into the same table becomes one multi-row statement, so it costs the writer no statement
+//! of its own.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -39,15 +40,20 @@ struct Outcome {
 
 type Run = Box<dyn FnOnce(WriteTx) -> BoxFuture<'static, (WriteTx, Outcome)> + Send>;
 
-/// A row to append: `head` is `INSERT INTO t (columns)`, `row` its values.
+/// A row to append: `head` is `INSERT INTO t (columns)`, `row` its values, `tail` what
+/// follows the values (an `ON CONFLICT` clause, or nothing).
 pub(crate) struct Insert {
     pub(crate) head: &'static str,
     pub(crate) row: Vec<Val>,
+    pub(crate) tail: &'static str,
 }
+
+/// Rows to append, and where to send the result.
+type Inserts = (Vec<Insert>, oneshot::Sender<Result<(), OpError>>);
 
 enum Work {
     Op(Run),
-    Insert(Insert, oneshot::Sender<Result<(), OpError>>),
+    Insert(Inserts),
 }
 
 struct Job {
@@ -94,13 +100,13 @@ impl GroupCommit {
         result.await.map_err(|_| stopped())?
     }
 
-    /// Appends one row in the next batch, beside the batch's other rows for the same table,
+    /// Appends rows in the next batch, beside the batch's other rows for the same tables,
     /// and returns once the batch committed.
-    pub(crate) async fn insert(&self, insert: Insert) -> Result<(), OpError> {
+    pub(crate) async fn insert(&self, rows: Vec<Insert>) -> Result<(), OpError> {
         let (reply, result) = oneshot::channel();
         self.enqueue(Job {
             ns: 0,
-            work: Work::Insert(insert, reply),
+            work: Work::Insert((rows, reply)),
         })?;
         result.await.map_err(|_| stopped())?
     }
@@ -119,25 +125,31 @@ fn stopped() -> OpError {
     OpError::Internal(StoreError::Invalid("the writer stopped".into()))
 }
 
-/// Writes a batch's inserts, one multi-row statement per table (and per parameter limit),
-/// inside a savepoint: if one fails, none of them is written, and each is told why.
+/// Writes a batch's inserts, one multi-row statement per table and tail (and per parameter
+/// limit), inside a savepoint: if one fails, none of them is written, and each is told why.
 async fn write_inserts(
     tx: &mut crate::db::Tx,
-    inserts: Vec<(Insert, oneshot::Sender<Result<(), OpError>>)>,
+    inserts: Vec<Inserts>,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    let mut by_head: Vec<(&'static str, usize, Vec<Vec<Val>>)> = Vec::new();
+    type Statement = (&'static str, &'static str, usize, Vec<Vec<Val>>);
+    let mut statements: Vec<Statement> = Vec::new();
     let mut replies = Vec::with_capacity(inserts.len());
-    for (insert, reply) in inserts {
-        match by_head.iter_mut().find(|(h, ..)| *h == insert.head) {
-            Some((.., rows)) => rows.push(insert.row),
-            None => by_head.push((insert.head, insert.row.len(), vec![insert.row])),
+    for (rows, reply) in inserts {
+        for insert in rows {
+            let same = |s: &&mut Statement| s.0 == insert.head && s.1 == insert.tail;
+            match statements.iter_mut().find(same) {
+                Some((.., rows)) => rows.push(insert.row),
+                None => {
+                    statements.push((insert.head, insert.tail, insert.row.len(), vec![insert.row]))
+                }
+            }
         }
         replies.push(reply);
     }
     statement(tx, "SAVEPOINT ins").await?;
     let mut failure = None;
-    for (head, width, rows) in by_head {
-        if let Err(e) = tx.insert_rows(head, width, rows, "").await {
+    for (head, tail, width, rows) in statements {
+        if let Err(e) = tx.insert_rows(head, width, rows, tail).await {
             failure = Some(e.to_string());
             break;
         }
@@ -194,7 +206,7 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
         for job in batch {
             match job.work {
                 Work::Op(run) => ops.push((job.ns, run)),
-                Work::Insert(insert, reply) => inserts.push((insert, reply)),
+                Work::Insert(rows) => inserts.push(rows),
             }
         }
         for (ns, run) in ops {
@@ -289,6 +301,7 @@ mod tests {
         Insert {
             head: "INSERT INTO settings (key, value)",
             row: vec![Val::Text(Some(key.into())), Val::Blob(Some(vec![1]))],
+            tail: "",
         }
     }
 
@@ -309,9 +322,10 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         // Many rows at once, most in shared statements, all committed.
         let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
-        let results =
-            futures_util::future::join_all(keys.iter().map(|k| store.insert_plain(setting(k))))
-                .await;
+        let results = futures_util::future::join_all(
+            keys.iter().map(|k| store.insert_plain(vec![setting(k)])),
+        )
+        .await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         for k in &keys {
             assert!(has(&store, k).await, "{k}");
@@ -330,12 +344,12 @@ mod tests {
                 Ok(())
             })
         });
-        let (dup, op) = tokio::join!(store.insert_plain(setting("k0")), op);
+        let (dup, op) = tokio::join!(store.insert_plain(vec![setting("k0")]), op);
         assert!(dup.is_err());
         op.unwrap();
         assert!(has(&store, "op").await);
         // The writer goes on.
-        store.insert_plain(setting("after")).await.unwrap();
+        store.insert_plain(vec![setting("after")]).await.unwrap();
         assert!(has(&store, "after").await);
     }
 }

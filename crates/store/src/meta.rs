@@ -1004,18 +1004,24 @@ impl Store {
         self.write_in(None, op).await
     }
 
-    /// Appends one row that no other write depends on (a new upload session): on SQLite, in
-    /// the group commit's multi-row insert for its table; on PostgreSQL, a write of its own.
-    pub(crate) async fn insert_plain(&self, insert: crate::group::Insert) -> Result<(), OpError> {
+    /// Appends rows that no other write depends on (a new upload session and its small
+    /// block): on SQLite, in the group commit's multi-row inserts for their tables; on
+    /// PostgreSQL, a write of their own.
+    pub(crate) async fn insert_plain(
+        &self,
+        rows: Vec<crate::group::Insert>,
+    ) -> Result<(), OpError> {
         match &self.group {
-            Some(group) => group.insert(insert).await,
+            Some(group) => group.insert(rows).await,
             None => {
                 self.write_plain(move |tx| {
                     Box::pin(async move {
-                        let width = insert.row.len();
-                        tx.tx
-                            .insert_rows(insert.head, width, vec![insert.row], "")
-                            .await?;
+                        for insert in rows {
+                            let width = insert.row.len();
+                            tx.tx
+                                .insert_rows(insert.head, width, vec![insert.row], insert.tail)
+                                .await?;
+                        }
                         Ok(())
                     })
                 })

@@ -323,6 +323,17 @@ CREATE TABLE small_blocks (
     data    BLOB NOT NULL
 );
 "#,
+    // 13: a session started closed with a few bytes writes them as a small block at once,
+    // and keeps only their hash (`data_hash`); bytes still held in rows move to small
+    // blocks, made young as a start makes them (so the GC keeps them while the session may
+    // be finished, `gc.rs`).
+    r#"
+INSERT INTO small_blocks (hash, created, data)
+SELECT data_hash, CAST(strftime('%s', 'now') AS INTEGER), data FROM upload_sessions
+WHERE data IS NOT NULL AND finished = 0
+ON CONFLICT (hash) DO UPDATE SET created = excluded.created;
+ALTER TABLE upload_sessions DROP COLUMN data;
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -566,6 +577,14 @@ CREATE TABLE small_blocks (
     data    BYTEA NOT NULL
 );
 "#,
+    // 13: inline session bytes become small blocks at the start (see the SQLite migration 13).
+    r#"
+INSERT INTO small_blocks (hash, created, data)
+SELECT data_hash, CAST(EXTRACT(EPOCH FROM now()) AS BIGINT), data FROM upload_sessions
+WHERE data IS NOT NULL AND finished = 0
+ON CONFLICT (hash) DO UPDATE SET created = excluded.created;
+ALTER TABLE upload_sessions DROP COLUMN data;
+"#,
 ];
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.
@@ -700,6 +719,69 @@ mod tests {
         assert_eq!(
             counts,
             vec![(a.to_vec(), 3), (b.to_vec(), 2), (c.to_vec(), 1)]
+        );
+    }
+
+    /// Sessions started before small blocks were written at the start keep working: their
+    /// bytes move from the row to a small block, which the GC's rules then protect.
+    #[tokio::test]
+    async fn inline_bytes_move_to_small_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SqlitePool::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("m.sqlite").display()
+        ))
+        .await
+        .unwrap();
+        let last = SQLITE_MIGRATIONS.len() - 1;
+        for sql in &SQLITE_MIGRATIONS[..last] {
+            sqlx::raw_sql(*sql).execute(&pool).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO namespaces (id, created) VALUES (1, 0); \
+             INSERT INTO accounts (id, account_id, name, email, ns, created) VALUES (1, 'dbid:u', 'u', 'u@e', 1, 0);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (h, spent) = ([4u8; 32], [5u8; 32]);
+        for (id, hash, finished) in [("open", h, 0), ("twin", h, 0), ("spent", spent, 1)] {
+            sqlx::query(
+                "INSERT INTO upload_sessions (id, account, concurrent, length, closed, data, data_hash, \
+                 created, expires, finished) VALUES (?, 1, 0, 3, 1, x'616263', ?, 7, 9, ?)",
+            )
+            .bind(id)
+            .bind(hash.to_vec())
+            .bind(finished)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::raw_sql(SQLITE_MIGRATIONS[last])
+            .execute(&pool)
+            .await
+            .unwrap();
+        let small: Vec<(Vec<u8>, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT hash, created, data FROM small_blocks")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(small.len(), 1);
+        assert_eq!((&small[0].0, &small[0].2), (&h.to_vec(), &b"abc".to_vec()));
+        assert!(small[0].1 >= crate::now() - 60, "young: {}", small[0].1);
+        let kept: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT id, data_hash FROM upload_sessions ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[0], ("open".to_owned(), h.to_vec()));
+        assert!(
+            sqlx::query("SELECT data FROM upload_sessions")
+                .fetch_all(&pool)
+                .await
+                .is_err(),
+            "the column is gone"
         );
     }
 }

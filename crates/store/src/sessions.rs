@@ -8,11 +8,11 @@
 //! next append extends; concurrent sessions keep 4 MiB-aligned blocks by index.
 //!
 //! A session started closed with at most [`INLINE_MAX`] bytes (a small file of a batch
-//! upload) keeps those bytes in its row instead: the start is one insert that the group
-//! commit makes durable with its neighbours, with no block written or fsynced and no block
-//! referenced. Finishing copies such sessions' bytes into small blocks in the database
-//! (`small.rs`), all of a batch's with a few statements, before the commit transaction
-//! refers to them.
+//! upload) writes them as a small block in the database (`small.rs`) with its row, in one
+//! write that the group commit makes durable with its neighbours' (no block file written
+//! or fsynced), and keeps their hash. It counts no reference: the GC keeps a small block
+//! that an unfinished, unexpired session names (`gc.rs`). Finishing such sessions only
+//! commits their hashes, as any block list.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -32,9 +32,9 @@ pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 /// Largest file a session may build: Dropbox's 2^41 − 2^22 bytes.
 pub const MAX_FILE_SIZE: u64 = (1 << 41) - (1 << 22);
 
-/// Most bytes a session started closed keeps in its row instead of as a block, and so the
-/// largest small block (`small.rs`): small enough that copying them in the database at
-/// finish costs less than a block's own file and fsyncs.
+/// Most bytes a session started closed writes as a small block instead of a block-store
+/// object, and so the largest small block (`small.rs`): small enough that a database row
+/// costs less than a block's own file and fsyncs.
 pub const INLINE_MAX: u64 = 256 * 1024;
 
 const BS: u64 = BLOCK_SIZE as u64;
@@ -63,8 +63,8 @@ pub struct Session {
     pub closed: bool,
     /// Sequential: the partial last block and its length.
     pub tail: Option<(BlockHash, u64)>,
-    /// A closed session holding its bytes in its row: their block hash (the block itself is
-    /// written when the session is finished).
+    /// A closed session started with its bytes (at most [`INLINE_MAX`]): their block hash,
+    /// a small block written with the session.
     pub inline: Option<BlockHash>,
 }
 
@@ -189,8 +189,9 @@ impl Store {
         Ok(id)
     }
 
-    /// Starts a closed sequential session holding `data` (1 to [`INLINE_MAX`] bytes) in its
-    /// row: one insert, no block I/O (see the module comment).
+    /// Starts a closed sequential session of `data` (1 to [`INLINE_MAX`] bytes), written as
+    /// a small block with the session row in one write: no block I/O (see the module
+    /// comment).
     pub async fn start_inline(&self, account: i64, data: bytes::Bytes) -> Result<String, OpError> {
         if data.is_empty() || data.len() as u64 > INLINE_MAX {
             return Err(OpError::Invalid("inline session data out of range".into()));
@@ -199,21 +200,24 @@ impl Store {
         let created = now();
         let hash = cubby_core::hash::block_hash(&data);
         let len = data.len() as i64;
-        self.insert_plain(Insert {
-            head: "INSERT INTO upload_sessions \
-                   (id, account, concurrent, length, closed, data, data_hash, created, expires)",
-            row: vec![
-                Val::Text(Some(id.clone())),
-                Val::Int(Some(account)),
-                Val::Int(Some(0)),
-                Val::Int(Some(len)),
-                Val::Int(Some(1)),
-                Val::Blob(Some(data.to_vec())),
-                Val::Blob(Some(hash.to_vec())),
-                Val::Int(Some(created)),
-                Val::Int(Some(created + SESSION_TTL_SECS)),
-            ],
-        })
+        self.insert_plain(vec![
+            crate::small::small_block_insert(hash, data, created),
+            Insert {
+                head: "INSERT INTO upload_sessions \
+                       (id, account, concurrent, length, closed, data_hash, created, expires)",
+                row: vec![
+                    Val::Text(Some(id.clone())),
+                    Val::Int(Some(account)),
+                    Val::Int(Some(0)),
+                    Val::Int(Some(len)),
+                    Val::Int(Some(1)),
+                    Val::Blob(Some(hash.to_vec())),
+                    Val::Int(Some(created)),
+                    Val::Int(Some(created + SESSION_TTL_SECS)),
+                ],
+                tail: "",
+            },
+        ])
         .await?;
         Ok(id)
     }
@@ -352,14 +356,15 @@ impl Store {
         entries: Vec<Finish>,
         require_closed: bool,
     ) -> Result<Vec<Result<Entry, OpError>>, OpError> {
-        // Inline bytes become durable small blocks before the transaction that refers to them.
         let ids: Vec<String> = entries.iter().map(|f| f.session_id.clone()).collect();
-        let stored = self.store_small(account, &ids).await?;
         self.write(ns, move |tx| {
             Box::pin(async move {
                 // Every session and block list of the batch in two reads, not two per entry.
                 let mut sessions = load_many(&mut tx.tx, &ids).await?;
                 let mut blocks = blocks_of_many(&mut tx.tx, &ids).await?;
+                let inline: Vec<BlockHash> =
+                    sessions.values().filter_map(|(.., s)| s.inline).collect();
+                let stored = crate::small::small_present(&mut tx.tx, &inline).await?;
                 let ctx = FinishCtx {
                     account,
                     require_closed,
@@ -371,9 +376,8 @@ impl Store {
                         None => slow_finish(tx, &ctx, entries, &mut sessions, &mut blocks).await?,
                     };
                 for chunk in finished.chunks(IN_CHUNK) {
-                    // The inline bytes are small blocks now; the row need not keep them.
                     let sql = format!(
-                        "UPDATE upload_sessions SET finished = 1, data = NULL WHERE id IN ({})",
+                        "UPDATE upload_sessions SET finished = 1 WHERE id IN ({})",
                         placeholders(1, chunk.len())
                     );
                     on_tx!(&mut tx.tx, c => {
@@ -398,7 +402,7 @@ type Finished = (Vec<Result<Entry, OpError>>, Vec<String>);
 struct FinishCtx<'a> {
     account: i64,
     require_closed: bool,
-    /// The small blocks [`Store::store_small`] made durable for this finish.
+    /// Which of the batch's inline sessions' small blocks are stored.
     stored: &'a HashSet<BlockHash>,
 }
 
@@ -673,11 +677,11 @@ fn session_content(
         blocks.push(tail);
     }
     if let Some(hash) = s.inline {
-        // Its bytes were read before this transaction; a session whose row holds bytes is
-        // closed and never changes, so they are the bytes stored.
+        // Its small block was written with the session, and the GC keeps it while the
+        // session is unfinished; a block gone regardless is refused, never referenced.
         if !ctx.stored.contains(&hash) {
             return Err(OpError::Internal(crate::StoreError::Invalid(format!(
-                "session {}: its bytes were not stored before the commit",
+                "session {}: its small block is missing",
                 s.id
             ))));
         }

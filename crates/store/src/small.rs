@@ -1,19 +1,21 @@
 //! Small blocks kept in the metadata database.
 //!
-//! A file committed from a session started closed with at most [`INLINE_MAX`] bytes (the
-//! small files of a batch upload, and of `cubby sync`) keeps its one block as a row of
-//! `small_blocks` instead of a block-store object. Finishing such sessions copies their bytes
-//! into the table with one statement inside the database; writing them as objects cost a file
-//! created, written, renamed and synced per block, most of a 1,000-file batch commit.
+//! A session started closed with at most [`INLINE_MAX`] bytes (the small files of a batch
+//! upload, and of `cubby sync`) writes its one block as a row of `small_blocks` instead of a
+//! block-store object, in the same write as the session row; writing it as an object cost a
+//! file created, written, renamed and synced per block. Finishing such sessions then commits
+//! their hashes like any block list, with no bytes copied.
 //!
 //! Architecture Invariant: a small block is an ordinary block in every other respect. Its
-//! row is written in a transaction of its own, committed before the transaction that refers
-//! to it (the same order as an object's). Its `blocks` row counts its references; the GC
-//! claims, deletes and marks it like an object (`gc.rs`), from the row's `created` time as
-//! an object's from its modification time; [`Store::revive`] adopts a row written again;
-//! fsck checks it; migration copies the table. The same hash can be both a row and an
-//! object (the same bytes uploaded through `upload` too); reads take either, and a
-//! collection deletes both.
+//! row is durable before anything refers to it (it is committed with the session, before
+//! any finish). Its `blocks` row counts its references; the GC claims, deletes and marks it
+//! like an object (`gc.rs`), from the row's `created` time as an object's from its
+//! modification time, except that it waits longer: every start of a session with the
+//! block's bytes sets `created`, so a block older than a session's lifetime is named by no
+//! live session (such a session counts no reference); [`Store::revive`] adopts a row
+//! written again; fsck checks it; migration copies the table. The same hash can be both a row and an object
+//! (the same bytes uploaded through `upload` too); reads take either, and a collection
+//! deletes both.
 
 use std::collections::HashSet;
 
@@ -21,65 +23,58 @@ use bytes::Bytes;
 use cubby_core::hash::BlockHash;
 
 use crate::blocks::Stored;
-use crate::db::{RowExt, on_db, on_tx, placeholders};
-use crate::meta::OpError;
+use crate::db::{RowExt, Tx, Val, on_db, on_tx, placeholders};
+use crate::group::Insert;
 use crate::sessions::INLINE_MAX;
 use crate::{Store, StoreError};
 
-/// Sessions per statement when their bytes are copied.
-const COPY_CHUNK: usize = 500;
+/// Hashes per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// The row of a small block, for the start of the session that holds it. A block already
+/// stored keeps its bytes (they are the same) and takes the new `created`: on PostgreSQL,
+/// that update locks the row, so a collection deleting it concurrently either waits and then
+/// finds it young, or deletes it first and this insert writes it again.
+pub(crate) fn small_block_insert(hash: BlockHash, data: Bytes, created: i64) -> Insert {
+    Insert {
+        head: "INSERT INTO small_blocks (hash, created, data)",
+        row: vec![
+            Val::Blob(Some(hash.to_vec())),
+            Val::Int(Some(created)),
+            Val::Blob(Some(data.to_vec())),
+        ],
+        tail: "ON CONFLICT (hash) DO UPDATE SET created = excluded.created",
+    }
+}
+
+/// Which of `hashes` are small blocks, as `tx` sees them.
+pub(crate) async fn small_present(
+    tx: &mut Tx,
+    hashes: &[BlockHash],
+) -> Result<HashSet<BlockHash>, StoreError> {
+    let mut out = HashSet::with_capacity(hashes.len());
+    for part in hashes.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT hash FROM small_blocks WHERE hash IN ({})",
+            placeholders(1, part.len())
+        );
+        let found: Vec<Vec<u8>> = on_tx!(tx, c => {
+            let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql));
+            for h in part {
+                q = q.bind(h.to_vec());
+            }
+            q.fetch_all(&mut *c).await?
+        });
+        out.extend(
+            found
+                .into_iter()
+                .filter_map(|h| BlockHash::try_from(h).ok()),
+        );
+    }
+    Ok(out)
+}
 
 impl Store {
-    /// Copies the inline bytes of those of `ids` that hold some (this account's, unfinished,
-    /// unexpired sessions) into `small_blocks`, durably, and returns their hashes. A hash
-    /// already stored keeps its row.
-    pub(crate) async fn store_small(
-        &self,
-        account: i64,
-        ids: &[String],
-    ) -> Result<HashSet<BlockHash>, OpError> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let ids = ids.to_vec();
-        self.write_plain(move |tx| {
-            Box::pin(async move {
-                let now = tx.now;
-                let mut stored = HashSet::new();
-                for chunk in ids.chunks(COPY_CHUNK) {
-                    // Parameters in text order, so SQLite binds them anonymously.
-                    let insert = format!(
-                        "INSERT INTO small_blocks (hash, data, created) \
-                         SELECT data_hash, data, $1 FROM upload_sessions WHERE account = $2 \
-                         AND expires > $3 AND finished = 0 AND data IS NOT NULL AND id IN ({}) \
-                         ON CONFLICT (hash) DO NOTHING",
-                        placeholders(4, chunk.len())
-                    );
-                    let select = format!(
-                        "SELECT data_hash FROM upload_sessions WHERE account = $1 \
-                         AND expires > $2 AND finished = 0 AND data IS NOT NULL AND id IN ({})",
-                        placeholders(3, chunk.len())
-                    );
-                    let hashes: Vec<Vec<u8>> = on_tx!(&mut tx.tx, c => {
-                        let mut q = sqlx::query(crate::db::sql_for(&c, insert)).bind(now).bind(account).bind(now);
-                        for id in chunk {
-                            q = q.bind(id);
-                        }
-                        q.execute(&mut *c).await?;
-                        let mut q = sqlx::query_scalar(crate::db::sql_for(&c, select)).bind(account).bind(now);
-                        for id in chunk {
-                            q = q.bind(id);
-                        }
-                        q.fetch_all(&mut *c).await?
-                    });
-                    stored.extend(hashes.into_iter().filter_map(|h| BlockHash::try_from(h).ok()));
-                }
-                Ok(stored)
-            })
-        })
-        .await
-    }
-
     /// The bytes of a small block, if it is one.
     async fn small_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(
@@ -174,23 +169,32 @@ impl Store {
             .collect())
     }
 
-    /// Deletes the rows of these small blocks (ones the GC claimed).
-    pub(crate) async fn delete_small(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
-        for part in hashes.chunks(500) {
+    /// Deletes the rows of these small blocks (ones the GC claimed) that are still older than
+    /// `cutoff`; returns those deleted. A session started meanwhile with the same bytes made
+    /// its row young again (see [`small_block_insert`]), so it stays.
+    pub(crate) async fn delete_small(
+        &self,
+        hashes: &[BlockHash],
+        cutoff: i64,
+    ) -> Result<Vec<BlockHash>, StoreError> {
+        let mut deleted = Vec::with_capacity(hashes.len());
+        for part in hashes.chunks(IN_CHUNK) {
+            // Parameters in text order, so SQLite binds them anonymously.
             let sql = format!(
-                "DELETE FROM small_blocks WHERE hash IN ({})",
-                placeholders(1, part.len())
+                "DELETE FROM small_blocks WHERE created < $1 AND hash IN ({}) RETURNING hash",
+                placeholders(2, part.len())
             );
             let mut tx = self.db.begin(None).await?;
-            on_tx!(&mut tx, c => {
-                let mut q = sqlx::query(crate::db::sql_for(&c, sql));
+            let gone: Vec<Vec<u8>> = on_tx!(&mut tx, c => {
+                let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql)).bind(cutoff);
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
-                q.execute(&mut *c).await?.rows_affected()
+                q.fetch_all(&mut *c).await?
             });
             tx.commit(None).await?;
+            deleted.extend(gone.into_iter().filter_map(|h| BlockHash::try_from(h).ok()));
         }
-        Ok(())
+        Ok(deleted)
     }
 }

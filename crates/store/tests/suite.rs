@@ -353,7 +353,7 @@ async fn gc_interleaved_with_writes_never_deletes_a_live_block() {
                         // A session: finished, or left open with its blocks.
                         let data = content(rng.below(12));
                         let started = if rng.below(2) == 0 {
-                            // Its bytes kept in its row until it is finished.
+                            // Its bytes written as a small block with the session.
                             s.start_inline(user.id, data.clone()).await
                         } else {
                             let h = s.blocks.put(data.clone()).await.unwrap();
@@ -551,8 +551,9 @@ fn finish_at(id: &str, len: usize, path: &str) -> cubby_store::sessions::Finish 
 }
 
 #[tokio::test]
-async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_like_objects() {
-    use cubby_store::gc::BLOCK_GRACE_SECS;
+async fn inline_sessions_write_small_blocks_kept_while_unfinished_and_collected_like_objects() {
+    use cubby_store::gc::{BLOCK_GRACE_SECS, SMALL_GRACE_SECS};
+    use cubby_store::sessions::SESSION_TTL_SECS;
     let dir = tempfile::tempdir().unwrap();
     for (name, a, b) in two_stores(dir.path()).await {
         let user = a
@@ -576,9 +577,26 @@ async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_lik
             "{name}: {s:?}"
         );
         assert_eq!(s.length, datas[0].len() as u64, "{name}");
-        // No block is written, none referenced, until a finish.
+        // No object is written and none referenced: the bytes are small blocks already,
+        // which fsck checks, and which a collection keeps while their sessions may still be
+        // finished (an object unreferenced this long would be collected).
+        let h1 = cubby_core::hash::block_hash(&datas[0]);
+        let h2 = cubby_core::hash::block_hash(&datas[1]);
         assert_eq!(a.blocks.count().await.unwrap(), before, "{name}");
-        assert!(a.fsck(false, true).await.unwrap().is_clean(), "{name}");
+        let fsck = a.fsck(false, true).await.unwrap();
+        assert!(
+            fsck.is_clean() && fsck.blocks_checked == 2,
+            "{name}: {fsck:?}"
+        );
+        let r = b
+            .gc(cubby_store::now() + SESSION_TTL_SECS - 60)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 0, "{name}: {r:?}");
+        for h in [h1, h2] {
+            assert!(a.block_present(&h).await.unwrap(), "{name}");
+        }
         // Another account cannot finish them (nor make their blocks appear).
         let r = b
             .finish_sessions(
@@ -620,8 +638,6 @@ async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_lik
         }
         // Kept in the database: no object was written, both blocks are present.
         assert_eq!(a.blocks.count().await.unwrap(), before, "{name}");
-        let h1 = cubby_core::hash::block_hash(&datas[0]);
-        let h2 = cubby_core::hash::block_hash(&datas[1]);
         for h in [h1, h2] {
             assert!(b.block_present(&h).await.unwrap(), "{name}");
         }
@@ -657,13 +673,19 @@ async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_lik
         a.prune(None).await.unwrap();
         let fsck = a.fsck(false, true).await.unwrap();
         assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
-        // Unreferenced, a small block is collected once past the grace period; a referenced
-        // one stays.
+        // Unreferenced, a small block is collected once past its grace period (a session's
+        // lifetime longer than an object's); a referenced one stays.
         for p in ["/batch/f0", "/batch/f2"] {
             a.permanently_delete(user.ns, p).await.unwrap();
         }
         let r = a
             .gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 0, "{name}: {r:?}");
+        let r = a
+            .gc(cubby_store::now() + SMALL_GRACE_SECS + 1)
             .await
             .unwrap()
             .unwrap();
@@ -677,6 +699,26 @@ async fn inline_sessions_become_small_blocks_when_finished_and_are_collected_lik
         );
         let fsck = a.fsck(false, true).await.unwrap();
         assert!(fsck.is_clean() && fsck.miscounted == 0, "{name}: {fsck:?}");
+        // A session never finished keeps its small block until it expires; then the block
+        // is collected like any unreferenced one.
+        let left = content(5);
+        let hl = cubby_core::hash::block_hash(&left);
+        a.start_inline(user.id, left).await.unwrap();
+        let r = b
+            .gc(cubby_store::now() + BLOCK_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 0, "{name}: {r:?}");
+        assert!(a.block_present(&hl).await.unwrap(), "{name}");
+        let r = b
+            .gc(cubby_store::now() + SMALL_GRACE_SECS + 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.deleted, 1, "{name}: {r:?}");
+        assert!(!a.block_present(&hl).await.unwrap(), "{name}");
+        assert!(b.block_present(&h2).await.unwrap(), "{name}");
     }
 }
 
@@ -701,7 +743,8 @@ async fn an_inline_finish_onto_a_collected_block_is_refused_then_succeeds() {
             .unwrap();
         assert_eq!(r.deleted, 1, "{name}");
         let h = cubby_core::hash::block_hash(&data);
-        // The finish writes the block again, but its deleted row refuses the reference...
+        // The object goes, but not the session's small block of the same bytes; the
+        // block's deleted row refuses the finish's reference...
         let refused = store
             .finish_sessions(
                 user.ns,
@@ -714,7 +757,7 @@ async fn an_inline_finish_onto_a_collected_block_is_refused_then_succeeds() {
             matches!(refused, Err(cubby_store::OpError::TooManyWrites)),
             "{name}: {refused:?}"
         );
-        // ...and the retry commits: the session still holds its bytes.
+        // ...and the retry commits: the small block is still there, and its row revived.
         let r = store
             .finish_sessions(
                 user.ns,

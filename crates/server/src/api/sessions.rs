@@ -212,8 +212,8 @@ pub(crate) async fn start(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body
         return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
     }
     let expected = content_hash_arg(ctx, &a.content_hash)?;
-    // A closed session of a few bytes (a small file of a batch) keeps them in its row: no
-    // block is written until it is finished (see cubby_store::sessions).
+    // A closed session of a few bytes (a small file of a batch) writes them as a small block
+    // in the database, with its row: no block file (see cubby_store::sessions).
     let body = if a.close {
         match receive_small(ctx, headers, body, expected.as_deref(), INLINE_MAX).await? {
             Ok(data) if !data.is_empty() => {
