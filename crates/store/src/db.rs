@@ -315,6 +315,15 @@ impl Tx {
 
     /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
     /// the commit, so other servers wake their longpolls.
+    /// Undoes the transaction.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Pg(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
     pub(crate) async fn commit(self, notify: Option<(u64, u64)>) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,

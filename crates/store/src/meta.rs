@@ -687,6 +687,19 @@ impl WriteTx {
         Ok(out)
     }
 
+    /// Whether `added` more bytes fit in the namespace's quota, as [`WriteTx::charge`] would
+    /// find (so a caller can choose a path before writing anything).
+    pub(crate) async fn fits(&mut self, added: u64) -> Result<bool, OpError> {
+        let ns = self.ns as i64;
+        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, c => sqlx::query_as(
+            "SELECT n.used, (SELECT quota FROM accounts WHERE ns = n.id LIMIT 1) FROM namespaces n WHERE n.id = $1",
+        )
+        .bind(ns)
+        .fetch_one(&mut *c)
+        .await?);
+        Ok(quota.is_none_or(|q| used.saturating_add(added as i64) <= q))
+    }
+
     /// Adds `delta` bytes to the namespace's logical size; growth past the owner's quota
     /// fails the operation (and its transaction or savepoint undoes the change).
     pub(crate) async fn charge(&mut self, delta: i64) -> Result<(), OpError> {
