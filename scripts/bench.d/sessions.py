@@ -2,6 +2,7 @@
 """Benchmarks of the large-file and bulk routes, against a running Cubby.
 
 Usage: sessions.py BASE_URL TOKEN [--gib 2] [--small 10000] [--entries 100000] [--disk DIR]
+                   [--server-pid PID]
 
 Prints, one per line as `name<TAB>value<TAB>unit`:
   - MB/s of a 2 GiB upload through one sequential session, and through one concurrent
@@ -10,6 +11,9 @@ Prints, one per line as `name<TAB>value<TAB>unit`:
     discarded the bytes);
   - files/s for 4 KiB files committed through upload_session/start + finish_batch_v2, beside
     the per-file /2/files/upload rate, both with 16 client threads;
+  - with --server-pid PID: the server's CPU milliseconds per 4 KiB file on each path; and
+    this client's own ceiling, check/user requests per second with the same 16 threads (a
+    batched upload still sends one request per file, so it cannot pass that rate);
   - the time of `restore` of a 1 GiB file's earlier revision;
   - search_v2 latency (median of 5) over a tree of 100,000 entries;
   - copy_reference/save latency (median of 5) for a 1 MiB file, a 1 GiB file and a folder
@@ -24,6 +28,7 @@ block), so deduplication does not flatter the figures.
 """
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -143,11 +148,22 @@ def parallel(n, threads, fn):
         raise errors[0]
 
 
-def small_files(api, n):
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (0 without a pid)."""
+    if not pid:
+        return 0.0
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def small_files(api, n, server_pid=None):
+    """Files/s of the per-file and the batched path, and the server's CPU ms per file of each."""
     data = lambda i: (b"%08d" % i) * 512  # 4 KiB, distinct
-    t = time.perf_counter()
+    c0, t = cpu_seconds(server_pid), time.perf_counter()
     parallel(n, 16, lambda i: api.call("files/upload", {"path": "/bench/up/f%05d" % i}, data(i), content=True))
     per_file = n / (time.perf_counter() - t)
+    c1 = cpu_seconds(server_pid)
     sessions = [None] * n
     t = time.perf_counter()
 
@@ -162,7 +178,16 @@ def small_files(api, n):
         if bad:
             raise RuntimeError("finish_batch_v2 failures: %s" % bad[:2])
     batched = n / (time.perf_counter() - t)
-    return per_file, batched
+    c2 = cpu_seconds(server_pid)
+    return per_file, batched, (c1 - c0) * 1000 / n, (c2 - c1) * 1000 / n
+
+
+def client_floor(api, n):
+    """Requests/s of this client against a route that does almost nothing (check/user), with
+    the same 16 threads: the most any one-request-per-file path can reach through it."""
+    t = time.perf_counter()
+    parallel(n, 16, lambda i: api.call("check/user", {"query": "bench"}))
+    return n / (time.perf_counter() - t)
 
 
 def upload_big(api, path, total, stamp):
@@ -260,7 +285,6 @@ def search_latency(api, entries):
 
 def disk_rate(folder, total, writers):
     """MB/s of writing `total` bytes as 4 MiB files, each fsynced, with `writers` threads."""
-    import os
     import tempfile
     d = tempfile.mkdtemp(dir=folder)
     n = total // BLOCK
@@ -315,10 +339,11 @@ def main():
         ("session upload, 1 sequential", sequential(api, total), "MB/s"),
         ("session upload, 4 concurrent appender processes", concurrent(api, total), "MB/s"),
     ]
-    per_file, batched = small_files(api, small)
+    per_file, batched, per_file_cpu, batched_cpu = small_files(api, small, int(opts.get("--server-pid", 0)))
     out += [
         ("4 KiB files, /2/files/upload, 16 threads", per_file, "files/s"),
         ("4 KiB files, start+finish_batch_v2, 16 threads", batched, "files/s"),
+        ("client alone: check/user requests, 16 threads", client_floor(api, small), "requests/s"),
         ("restore of a 1 GiB file (median of 5)", restore_time(api), "ms"),
     ]
     out += copyref_latency(api)
@@ -326,8 +351,13 @@ def main():
     out += [
         ("search_v2 over %d entries (median of 5)" % entries, search_latency(api, entries), "ms"),
     ]
+    if "--server-pid" in opts:
+        out += [
+            ("server CPU per 4 KiB file, /2/files/upload", per_file_cpu, "ms"),
+            ("server CPU per 4 KiB file, start+finish_batch_v2", batched_cpu, "ms"),
+        ]
     for name, value, unit in out:
-        print("%s\t%.1f\t%s" % (name, value, unit), flush=True)
+        print("%s\t%.3f\t%s" % (name, value, unit), flush=True)
 
 
 if __name__ == "__main__":

@@ -654,10 +654,9 @@ pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> 
 mod tests {
     use super::*;
 
-    /// An installation from before reference counts gets them from its revisions and
-    /// upload sessions when the migration runs.
-    #[tokio::test]
-    async fn the_refcount_migration_counts_existing_references() {
+    /// A database with the SQLite migrations before `n` applied, and one account (id 1, in
+    /// namespace 1).
+    async fn migrated_before(n: usize) -> (tempfile::TempDir, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
         let pool = SqlitePool::connect(&format!(
             "sqlite://{}?mode=rwc",
@@ -665,11 +664,7 @@ mod tests {
         ))
         .await
         .unwrap();
-        let refcounts = SQLITE_MIGRATIONS
-            .iter()
-            .position(|m| m.contains("CREATE TABLE blocks"))
-            .unwrap();
-        for sql in &SQLITE_MIGRATIONS[..refcounts] {
+        for sql in &SQLITE_MIGRATIONS[..n] {
             sqlx::raw_sql(*sql).execute(&pool).await.unwrap();
         }
         sqlx::raw_sql(
@@ -679,6 +674,18 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
+        (dir, pool)
+    }
+
+    /// An installation from before reference counts gets them from its revisions and
+    /// upload sessions when the migration runs.
+    #[tokio::test]
+    async fn the_refcount_migration_counts_existing_references() {
+        let refcounts = SQLITE_MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE blocks"))
+            .unwrap();
+        let (_dir, pool) = migrated_before(refcounts).await;
         let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         let revision = |blocks: Vec<[u8; 32]>, rev: &'static str| {
             sqlx::query(
@@ -726,24 +733,8 @@ mod tests {
     /// bytes move from the row to a small block, which the GC's rules then protect.
     #[tokio::test]
     async fn inline_bytes_move_to_small_blocks() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = SqlitePool::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("m.sqlite").display()
-        ))
-        .await
-        .unwrap();
         let last = SQLITE_MIGRATIONS.len() - 1;
-        for sql in &SQLITE_MIGRATIONS[..last] {
-            sqlx::raw_sql(*sql).execute(&pool).await.unwrap();
-        }
-        sqlx::raw_sql(
-            "INSERT INTO namespaces (id, created) VALUES (1, 0); \
-             INSERT INTO accounts (id, account_id, name, email, ns, created) VALUES (1, 'dbid:u', 'u', 'u@e', 1, 0);",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
+        let (_dir, pool) = migrated_before(last).await;
         let (h, spent) = ([4u8; 32], [5u8; 32]);
         for (id, hash, finished) in [("open", h, 0), ("twin", h, 0), ("spent", spent, 1)] {
             sqlx::query(
