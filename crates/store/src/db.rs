@@ -313,8 +313,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
-    /// the commit, so other servers wake their longpolls.
     /// Undoes the transaction.
     pub(crate) async fn rollback(self) -> Result<(), StoreError> {
         match self {
@@ -324,6 +322,8 @@ impl Tx {
         Ok(())
     }
 
+    /// Commits; on PostgreSQL the `ns:seq` notification is queued first and delivered with
+    /// the commit, so other servers wake their longpolls.
     pub(crate) async fn commit(self, notify: Option<(u64, u64)>) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,

@@ -511,7 +511,7 @@ impl Store {
             let lo = (pass * 256 / passes) as u8;
             let hi = ((pass + 1) * 256 / passes) as u16;
             let in_range = |h: &BlockHash| h[0] >= lo && u16::from(h[0]) < hi;
-            let (counted, stored, pinned) = self.snapshot_counts(&in_range).await?;
+            let (counted, stored, mut pinned) = self.snapshot_counts(&in_range).await?;
             let mut referenced = Vec::new();
             for (h, &n) in &counted {
                 let (refs, _) = stored.get(h).copied().unwrap_or((0, None));
@@ -532,8 +532,9 @@ impl Store {
             }
             // The small blocks of unfinished inline sessions count no reference, but must be
             // there for their finish.
-            let mut seen: std::collections::HashSet<BlockHash> = counted.keys().copied().collect();
-            referenced.extend(pinned.into_iter().filter(|h| seen.insert(*h)));
+            pinned.sort_unstable();
+            pinned.dedup();
+            referenced.extend(pinned.into_iter().filter(|h| !counted.contains_key(h)));
             for h in referenced {
                 report.blocks_checked += 1;
                 let ok = if verify_content {

@@ -127,13 +127,13 @@ fn stopped() -> OpError {
 }
 
 /// Writes a batch's inserts, one multi-row statement per table and tail (and per parameter
-/// limit), inside a savepoint unless they are `alone` in the batch (then the caller rolls
-/// the transaction back if one failed): if one fails, none of them is written, and each is
-/// told why. Also returns whether one failed.
+/// limit), inside a savepoint if `guarded` (otherwise the caller rolls the transaction back
+/// if one failed): if one fails, none of them is written, and each is told why. Also
+/// returns whether one failed.
 async fn write_inserts(
     tx: &mut crate::db::Tx,
     inserts: Vec<Inserts>,
-    alone: bool,
+    guarded: bool,
 ) -> Result<(Vec<Outcome>, bool), sqlx::Error> {
     type Statement = (&'static str, &'static str, usize, Vec<Vec<Val>>);
     let mut statements: Vec<Statement> = Vec::new();
@@ -150,7 +150,7 @@ async fn write_inserts(
         }
         replies.push(reply);
     }
-    if !alone {
+    if guarded {
         statement(tx, "SAVEPOINT ins").await?;
     }
     let mut failure = None;
@@ -160,7 +160,7 @@ async fn write_inserts(
             break;
         }
     }
-    if !alone {
+    if guarded {
         if failure.is_some() {
             statement(tx, "ROLLBACK TO ins").await?;
         }
@@ -219,12 +219,11 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                 Work::Insert(rows) => inserts.push(rows),
             }
         }
-        // An operation alone in its batch needs no savepoint, nor do inserts without
-        // operations: if they fail, the transaction is rolled back whole. Pages changed
-        // inside a savepoint are copied to the statement journal first, which cost a
-        // 1,000-file batch finish about a tenth of its time.
-        let alone = ops.len() == 1 && inserts.is_empty();
-        let only_inserts = ops.is_empty();
+        // Savepoints only where the batch holds more than one part (an operation each, and
+        // the inserts together): a part alone that fails rolls the transaction back whole.
+        // Pages changed inside a savepoint are copied to the statement journal first, which
+        // cost a 1,000-file batch finish about a tenth of its time.
+        let guarded = ops.len() + usize::from(!inserts.is_empty()) > 1;
         let mut discard = false;
         for (ns, run) in ops {
             let Some(mut open) = tx.take() else { break };
@@ -232,7 +231,7 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                 tx = Some(open);
                 break;
             }
-            if !alone && let Err(e) = statement(&mut open, "SAVEPOINT op").await {
+            if guarded && let Err(e) = statement(&mut open, "SAVEPOINT op").await {
                 aborted = Some(e.to_string());
                 tx = Some(open);
                 break;
@@ -253,7 +252,7 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                         wakeups.push((wtx.ns, seq));
                     }
                     let mut open = wtx.tx;
-                    let end = if alone {
+                    let end = if !guarded {
                         discard = !outcome.ok;
                         Ok(())
                     } else if outcome.ok {
@@ -285,10 +284,10 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
         // Inserts depend on nothing another write of the batch does, so they go last.
         if !inserts.is_empty() {
             match (&aborted, tx.as_mut()) {
-                (None, Some(open)) => match write_inserts(open, inserts, only_inserts).await {
+                (None, Some(open)) => match write_inserts(open, inserts, guarded).await {
                     Ok((done, failed)) => {
                         outcomes.extend(done);
-                        discard |= only_inserts && failed;
+                        discard |= !guarded && failed;
                     }
                     Err(e) => aborted = Some(e.to_string()),
                 },

@@ -10,8 +10,8 @@
 //! A session started closed with at most [`INLINE_MAX`] bytes (a small file of a batch
 //! upload) writes them as a small block in the database (`small.rs`) with its row, in one
 //! write that the group commit makes durable with its neighbours' (no block file written
-//! or fsynced), and keeps their hash. It counts no reference: the GC keeps a small block
-//! that an unfinished, unexpired session names (`gc.rs`). Finishing such sessions only
+//! or fsynced), and keeps their hash. It counts no reference: the GC waits longer than a
+//! session lives before it collects a small block (`gc.rs`). Finishing such sessions only
 //! commits their hashes, as any block list.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -13,9 +13,9 @@
 //! modification time, except that it waits longer: every start of a session with the
 //! block's bytes sets `created`, so a block older than a session's lifetime is named by no
 //! live session (such a session counts no reference); [`Store::revive`] adopts a row
-//! written again; fsck checks it; migration copies the table. The same hash can be both a row and an object
-//! (the same bytes uploaded through `upload` too); reads take either, and a collection
-//! deletes both.
+//! written again; fsck checks it; migration copies the table. The same hash can be both a
+//! row and an object (the same bytes uploaded through `upload` too); reads take either, and
+//! a collection deletes both.
 
 use std::collections::HashSet;
 
