@@ -15,6 +15,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -28,6 +29,10 @@ use crate::{StoreError, now};
 
 /// Most operations in one transaction: bounds the latency a batch adds to its first member.
 const MAX_BATCH: usize = 128;
+
+/// Longest the writer keeps SQLite's one write connection across batches, while writes keep
+/// coming, before handing it back to the pool for a turn of the transactions outside the group.
+const MAX_HOLD: Duration = Duration::from_millis(20);
 
 /// Operations waiting for the writer.
 const QUEUE_DEPTH: usize = 4096;
@@ -191,6 +196,9 @@ async fn statement(tx: &mut crate::db::Tx, sql: &'static str) -> Result<(), sqlx
 }
 
 async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Receiver<Job>) {
+    // The writer connection, kept from one batch to the next while writes wait, and since when.
+    let mut held = None;
+    let mut since: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -199,7 +207,7 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                 Err(_) => break,
             }
         }
-        let mut tx = match db.begin(None).await {
+        let mut tx = match db.begin_on(held.take(), None).await {
             Ok(tx) => Some(tx),
             Err(e) => {
                 // Dropping the jobs drops their reply channels: each caller gets an error.
@@ -295,11 +303,18 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
                 _ => drop(inserts),
             }
         }
-        let commit_error = match (aborted, tx) {
-            (Some(e), _) => Some(e),
-            (None, Some(open)) if discard => open.rollback().await.err().map(|e| e.to_string()),
-            (None, Some(open)) => open.commit(None).await.err().map(|e| e.to_string()),
-            (None, None) => Some("the write transaction could not be restarted".into()),
+        let ended = match (aborted, tx) {
+            (Some(e), _) => Err(e),
+            (None, Some(open)) if discard => open.rollback_keep().await.map_err(|e| e.to_string()),
+            (None, Some(open)) => open.commit_keep(None).await.map_err(|e| e.to_string()),
+            (None, None) => Err("the write transaction could not be restarted".into()),
+        };
+        let commit_error = match ended {
+            Ok(conn) => {
+                held = conn;
+                None
+            }
+            Err(e) => Some(e),
         };
         if commit_error.is_none() {
             for (ns, seq) in wakeups {
@@ -311,6 +326,15 @@ async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Recei
         for o in outcomes {
             let err = if o.ok { commit_error.clone() } else { None };
             (o.deliver)(err);
+        }
+        // Back to the pool when no write waits, or after a while under a steady stream of
+        // writes, so that the transactions outside the group (GC, accounts) get their turn.
+        if held.is_none()
+            || rx.is_empty()
+            || since.get_or_insert_with(Instant::now).elapsed() > MAX_HOLD
+        {
+            held = None;
+            since = None;
         }
     }
 }
@@ -410,5 +434,79 @@ mod tests {
         assert!(!has(&store, "first").await);
         store.insert_plain(vec![setting("first")]).await.unwrap();
         assert!(has(&store, "first").await);
+    }
+
+    async fn put_directly(store: &Store, key: &str) -> Result<(), StoreError> {
+        let mut tx = store.db.begin(None).await?;
+        tx.insert_rows(
+            "INSERT INTO settings (key, value)",
+            2,
+            vec![setting(key).row],
+            "",
+        )
+        .await?;
+        tx.commit(None).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_outside_the_group_gets_the_writer_during_a_stream_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).await.unwrap());
+        // More writers than a batch holds: the queue is never empty, so the group writer
+        // keeps the connection from batch to batch, up to MAX_HOLD.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut streams = Vec::new();
+        for w in 0..3 * MAX_BATCH {
+            let (store, stop) = (store.clone(), stop.clone());
+            streams.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store
+                        .insert_plain(vec![setting(&format!("s{w}-{n}"))])
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        let direct = tokio::time::timeout(Duration::from_secs(5), put_directly(&store, "direct"))
+            .await
+            .expect("a direct transaction waited for the stream of writes to end");
+        direct.unwrap();
+        let waited = t.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut written = 0;
+        for s in streams {
+            written += s.await.unwrap();
+        }
+        assert!(has(&store, "direct").await);
+        assert!(written > 0);
+        eprintln!("direct write waited {waited:?} beside {written} group writes");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let mut tx = store.db.begin(None).await.unwrap();
+        tx.insert_rows(
+            "INSERT INTO settings (key, value)",
+            2,
+            vec![setting("dropped").row],
+            "",
+        )
+        .await
+        .unwrap();
+        drop(tx);
+        // The next transaction starts (the dropped one is not left open on a pooled
+        // connection), and the dropped one's row is not there.
+        put_directly(&store, "kept").await.unwrap();
+        store.insert_plain(vec![setting("grouped")]).await.unwrap();
+        assert!(!has(&store, "dropped").await);
+        assert!(has(&store, "kept").await);
+        assert!(has(&store, "grouped").await);
     }
 }
