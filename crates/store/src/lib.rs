@@ -177,6 +177,18 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A new file or folder id (time first, see [`cubby_core::ids::file_id`]).
+pub(crate) fn new_file_id() -> String {
+    cubby_core::ids::file_id(now_micros(), random_bytes())
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -71,7 +71,7 @@ impl Entry {
             kind: Kind::Folder,
             path_lower: lower(&display),
             path_display: display,
-            id: Some(ids::file_id(random_bytes())),
+            id: Some(crate::new_file_id()),
             ..Entry::deleted("", "")
         }
     }
@@ -570,7 +570,7 @@ impl WriteTx {
                     client_modified,
                     blocks,
                 } => {
-                    let id = ids::file_id(random_bytes());
+                    let id = crate::new_file_id();
                     let rev =
                         ids::rev(seq, self.idx + k as u32, u32::from_le_bytes(random_bytes()));
                     let content_hash = content_hash_of_blocks(&blocks);
@@ -851,7 +851,7 @@ impl WriteTx {
             .await?;
         let id = replaces
             .and_then(|e| e.id.clone())
-            .unwrap_or_else(|| ids::file_id(random_bytes()));
+            .unwrap_or_else(crate::new_file_id);
         let rev = ids::rev(seq, self.idx, u32::from_le_bytes(random_bytes()));
         let content_hash = content_hash_of_blocks(blocks);
         let client_modified = client_modified.unwrap_or(self.now);
