@@ -303,6 +303,12 @@ def main():
         table.append(ratio_row("10,000 × 4 KiB, start + finish_batch_v2 ÷ per-file upload",
                                batched, per_file, f"client alone: {fmt(floor)}" if floor else "",
                                AIM_BATCHED_RATIO))
+    for (b, t, m), r in rows.items():
+        if b == "sessions" and t == "cubby" and m.startswith("4 KiB files, start+finish_batch_v2, store holding "):
+            more = m.split("store holding ")[1]
+            other = find(rows, "sessions", "cubby", "/2/files/upload, store holding " + more)
+            if other:
+                table.append(ratio_row(f"  the same, on a store holding {more}", r, other))
     cpu_file = find(rows, "sessions", "cubby", "server CPU per 4 KiB file, /2/files/upload")
     cpu_batch = find(rows, "sessions", "cubby", "server CPU per 4 KiB file, start+finish_batch_v2")
     if cpu_file and cpu_batch and num(cpu_batch["median"]) > 0:

@@ -10,8 +10,10 @@ Prints, one per line as `name<TAB>value<TAB>unit`:
     which held 4 of them to what one pushes, about 850 MB/s even into a server that
     discarded the bytes);
   - files/s for 4 KiB files committed through upload_session/start + finish_batch_v2, beside
-    the per-file /2/files/upload rate, both with 16 client threads;
-  - with --server-pid PID: the server's CPU milliseconds per 4 KiB file on each path; and
+    the per-file /2/files/upload rate, both with 16 client threads; then the same twice more,
+    on a store that holds the earlier rounds' files;
+  - with --server-pid PID: the server's CPU milliseconds per 4 KiB file on each path (first
+    round); and
     this client's own ceiling, check/user requests per second with the same 16 threads (a
     batched upload still sends one request per file, so it cannot pass that rate);
   - the time of `restore` of a 1 GiB file's earlier revision;
@@ -157,29 +159,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def small_files(api, n, server_pid=None):
-    """Files/s of the per-file and the batched path, and the server's CPU ms per file of each."""
-    data = lambda i: (b"%08d" % i) * 512  # 4 KiB, distinct
-    c0, t = cpu_seconds(server_pid), time.perf_counter()
-    parallel(n, 16, lambda i: api.call("files/upload", {"path": "/bench/up/f%05d" % i}, data(i), content=True))
-    per_file = n / (time.perf_counter() - t)
-    c1 = cpu_seconds(server_pid)
-    sessions = [None] * n
-    t = time.perf_counter()
+def small_files(api, n, server_pid=None, rounds=3):
+    """Files/s of the per-file and the batched path in `rounds` rounds of `n` files each, per-file
+    then batched, and the server's CPU ms per file of each path in round 1. Round 1 is the aim's
+    set-up (a new store); each later round runs on a store that holds the earlier rounds'
+    files, which shows how each path's rate follows the store's size."""
+    data = lambda r, i: (b"%02d%06d" % (r, i)) * 512  # 4 KiB, distinct across rounds
+    pairs, cpu_file, cpu_batch = [], 0.0, 0.0
+    for r in range(rounds):
+        c0, t = cpu_seconds(server_pid), time.perf_counter()
+        parallel(n, 16, lambda i: api.call("files/upload", {"path": "/bench/up%d/f%05d" % (r, i)}, data(r, i), content=True))
+        per_file = n / (time.perf_counter() - t)
+        c1 = cpu_seconds(server_pid)
+        sessions = [None] * n
+        t = time.perf_counter()
 
-    def start(i):
-        sessions[i] = api.call("files/upload_session/start", {"close": True}, data(n + i), content=True)["session_id"]
+        def start(i):
+            sessions[i] = api.call("files/upload_session/start", {"close": True}, data(r, n + i), content=True)["session_id"]
 
-    parallel(n, 16, start)
-    for lo in range(0, n, 1000):
-        entries = [{"cursor": {"session_id": sessions[i], "offset": 4096}, "commit": {"path": "/bench/batch/f%05d" % i}} for i in range(lo, min(n, lo + 1000))]
-        res = api.call("files/upload_session/finish_batch_v2", {"entries": entries})
-        bad = [e for e in res["entries"] if e[".tag"] != "success"]
-        if bad:
-            raise RuntimeError("finish_batch_v2 failures: %s" % bad[:2])
-    batched = n / (time.perf_counter() - t)
-    c2 = cpu_seconds(server_pid)
-    return per_file, batched, (c1 - c0) * 1000 / n, (c2 - c1) * 1000 / n
+        parallel(n, 16, start)
+        for lo in range(0, n, 1000):
+            entries = [{"cursor": {"session_id": sessions[i], "offset": 4096}, "commit": {"path": "/bench/batch%d/f%05d" % (r, i)}} for i in range(lo, min(n, lo + 1000))]
+            res = api.call("files/upload_session/finish_batch_v2", {"entries": entries})
+            bad = [e for e in res["entries"] if e[".tag"] != "success"]
+            if bad:
+                raise RuntimeError("finish_batch_v2 failures: %s" % bad[:2])
+        batched = n / (time.perf_counter() - t)
+        c2 = cpu_seconds(server_pid)
+        pairs.append((per_file, batched))
+        if r == 0:
+            cpu_file, cpu_batch = (c1 - c0) * 1000 / n, (c2 - c1) * 1000 / n
+    return pairs, cpu_file, cpu_batch
 
 
 def client_floor(api, n):
@@ -339,10 +349,18 @@ def main():
         ("session upload, 1 sequential", sequential(api, total), "MB/s"),
         ("session upload, 4 concurrent appender processes", concurrent(api, total), "MB/s"),
     ]
-    per_file, batched, per_file_cpu, batched_cpu = small_files(api, small, int(opts.get("--server-pid", 0)))
+    pairs, per_file_cpu, batched_cpu = small_files(api, small, int(opts.get("--server-pid", 0)))
     out += [
-        ("4 KiB files, /2/files/upload, 16 threads", per_file, "files/s"),
-        ("4 KiB files, start+finish_batch_v2, 16 threads", batched, "files/s"),
+        ("4 KiB files, /2/files/upload, 16 threads", pairs[0][0], "files/s"),
+        ("4 KiB files, start+finish_batch_v2, 16 threads", pairs[0][1], "files/s"),
+    ]
+    for r, (p, b) in enumerate(pairs[1:], 1):
+        more = "{:,}".format(2 * small * r)
+        out += [
+            ("4 KiB files, /2/files/upload, store holding %s more files" % more, p, "files/s"),
+            ("4 KiB files, start+finish_batch_v2, store holding %s more files" % more, b, "files/s"),
+        ]
+    out += [
         ("client alone: check/user requests, 16 threads", client_floor(api, small), "requests/s"),
         ("restore of a 1 GiB file (median of 5)", restore_time(api), "ms"),
     ]
