@@ -63,10 +63,8 @@ pub(crate) struct SqliteTx {
 
 impl SqliteTx {
     async fn begin(mut conn: Writer) -> Result<Self, StoreError> {
-        if let Err(e) = run(&mut conn, "BEGIN IMMEDIATE").await {
-            conn.close_on_drop();
-            return Err(e);
-        }
+        // A failed BEGIN leaves no transaction open: the connection may go back to the pool.
+        run(&mut conn, "BEGIN IMMEDIATE").await?;
         Ok(Self { conn: Some(conn) })
     }
 

@@ -380,14 +380,7 @@ mod tests {
         // A failing insert (a key taken) fails, beside an operation that commits.
         let op = store.write_plain(|tx| {
             Box::pin(async move {
-                tx.tx
-                    .insert_rows(
-                        "INSERT INTO settings (key, value)",
-                        2,
-                        vec![setting("op").row],
-                        "",
-                    )
-                    .await?;
+                put(&mut tx.tx, "op").await?;
                 Ok(())
             })
         });
@@ -406,14 +399,7 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         let failing = store.write_plain(|tx| {
             Box::pin(async move {
-                tx.tx
-                    .insert_rows(
-                        "INSERT INTO settings (key, value)",
-                        2,
-                        vec![setting("half").row],
-                        "",
-                    )
-                    .await?;
+                put(&mut tx.tx, "half").await?;
                 Err::<(), _>(OpError::Invalid("refused after a write".into()))
             })
         });
@@ -436,15 +422,20 @@ mod tests {
         assert!(has(&store, "first").await);
     }
 
-    async fn put_directly(store: &Store, key: &str) -> Result<(), StoreError> {
-        let mut tx = store.db.begin(None).await?;
+    /// Writes the `settings` row `key` in `tx`.
+    async fn put(tx: &mut crate::db::Tx, key: &str) -> Result<u64, StoreError> {
         tx.insert_rows(
             "INSERT INTO settings (key, value)",
             2,
             vec![setting(key).row],
             "",
         )
-        .await?;
+        .await
+    }
+
+    async fn put_directly(store: &Store, key: &str) -> Result<(), StoreError> {
+        let mut tx = store.db.begin(None).await?;
+        put(&mut tx, key).await?;
         tx.commit(None).await
     }
 
@@ -492,14 +483,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let mut tx = store.db.begin(None).await.unwrap();
-        tx.insert_rows(
-            "INSERT INTO settings (key, value)",
-            2,
-            vec![setting("dropped").row],
-            "",
-        )
-        .await
-        .unwrap();
+        put(&mut tx, "dropped").await.unwrap();
         drop(tx);
         // The next transaction starts (the dropped one is not left open on a pooled
         // connection), and the dropped one's row is not there.

@@ -178,7 +178,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Microseconds since the Unix epoch.
-pub fn now_micros() -> u64 {
+pub(crate) fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
