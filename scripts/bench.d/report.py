@@ -296,10 +296,10 @@ def main():
         disk = find(rows, "sessions", "cubby", "4 writers")
         table.append(ratio_row("2 GiB, 4 concurrent appenders ÷ 1 sequential session", conc, seq,
                                f"disk, 4 writers: {fmt(disk)}" if disk else "", AIM_CONCURRENT_RATIO))
-    per_file = find(rows, "sessions", "cubby", "/2/files/upload, 16 threads")
-    batched = find(rows, "sessions", "cubby", "finish_batch_v2, 16 threads")
+    per_file = find(rows, "sessions", "cubby", "/2/files/upload, 2 x 8 threads")
+    batched = find(rows, "sessions", "cubby", "finish_batch_v2, 2 x 8 threads")
     if per_file and batched:
-        floor = find(rows, "sessions", "cubby", "check/user requests, 16 threads")
+        floor = find(rows, "sessions", "cubby", "check/user requests, 2 x 8 threads")
         table.append(ratio_row("10,000 × 4 KiB, start + finish_batch_v2 ÷ per-file upload",
                                batched, per_file, f"client alone: {fmt(floor)}" if floor else "",
                                AIM_BATCHED_RATIO))
