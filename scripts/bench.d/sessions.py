@@ -163,7 +163,7 @@ def cpu_seconds(pid):
 
 # The small-file client: 2 processes of 8 threads, 16 connections in all. One process of 16
 # threads topped out at about 5,050 requests/s (its interpreter lock), which capped the
-# batched path below what the server takes; two processes send 11,000-12,700 check/user
+# batched path below what the server takes; two processes send 10,000-15,000 check/user
 # requests/s here, well above either path.
 CLIENT_PROCS, CLIENT_THREADS = 2, 8
 

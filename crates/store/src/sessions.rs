@@ -554,8 +554,7 @@ async fn fast_finish(
 fn new_session_id() -> String {
     let micros = crate::now_micros();
     let random: [u8; 16] = random_bytes();
-    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("pid_upload_session:{micros:014x}{random}")
+    format!("pid_upload_session:{micros:014x}{}", cubby_core::hash::hex(&random))
 }
 
 /// Ids per `IN (…)` list.
