@@ -245,14 +245,16 @@ def test_file_reference_is_bound_to_its_revision(shop):
     v2 = shop.store.files_upload(new, top + "/single.mp3", mode=files.WriteMode.overwrite)
     assert v2.rev != v1.rev and v2.id == v1.id
     # Renaming the source does not matter either: the reference names the file, not a path.
-    shop.store.files_move_v2(top + "/single.mp3", top + "/Single (remaster).mp3")
+    moved = shop.store.files_move_v2(top + "/single.mp3", top + "/Single (remaster).mp3").metadata
+    # As on Dropbox, the moved file has a new rev at its new place.
+    assert moved.rev != v2.rev and moved.content_hash == v2.content_hash
 
     md = shop.customer.files_copy_reference_save(r1.copy_reference, top + "/old.mp3").metadata
     assert md.size == len(old) and md.content_hash == content_hash(old) == v1.content_hash
     assert body_of(shop.customer, top + "/old.mp3") == old
 
     r2 = shop.store.files_copy_reference_get(v1.id)  # by id
-    assert r2.metadata.rev == v2.rev
+    assert r2.metadata.rev == moved.rev
     assert r2.metadata.path_display == top + "/Single (remaster).mp3"
     md2 = shop.customer.files_copy_reference_save(r2.copy_reference, top + "/new.mp3").metadata
     assert md2.content_hash == content_hash(new)

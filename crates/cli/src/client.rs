@@ -363,13 +363,7 @@ impl Session {
 }
 
 fn build_client(p: &Profile, tokens: Tokens) -> Result<Client> {
-    let ca = match &p.ca_cert {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("reading the CA certificate {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let ca = p.ca()?;
     let http = cubby_client::http_client(ca.as_deref()).map_err(api)?;
     Ok(Client::new(
         http,
@@ -442,12 +436,23 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         ClientCommand::Cp(a) => relocate(a, "files/copy_v2").await,
         ClientCommand::Revs(a) => {
             let s = Session::open(&a.common)?;
-            let r: ListRevisionsResult = s
-                .rpc(
+            let path = remote_path(&a.path);
+            // A live file's whole history follows its id across moves (a move is a new
+            // revision at the new path); a deleted one is found by its path.
+            let by_id = s
+                .client
+                .rpc::<_, ListRevisionsResult>(
                     "files/list_revisions",
-                    json!({"path": remote_path(&a.path), "limit": 100}),
+                    &json!({"path": path, "limit": 100, "mode": "id"}),
                 )
-                .await?;
+                .await;
+            let r: ListRevisionsResult = match by_id {
+                Err(e) if e.kind() == cubby_client::ErrorKind::NotFound => {
+                    s.rpc("files/list_revisions", json!({"path": path, "limit": 100}))
+                        .await?
+                }
+                other => other.map_err(api)?,
+            };
             for f in &r.entries {
                 s.print(&serde_json::to_value(f)?, || {
                     format!("{}  {}  {:>10}", f.rev, f.server_modified, f.size)
@@ -534,17 +539,22 @@ async fn login(a: LoginArgs) -> Result<()> {
         server: server.clone(),
         app_key: app_key.clone(),
         app_secret: a.app_secret.clone(),
-        ca_cert: a
-            .ca_cert
-            .clone()
-            .map(|p| std::path::absolute(&p).unwrap_or(p))
-            .or_else(|| old.as_ref().and_then(|p| p.ca_cert.clone())),
         ..Profile::default()
     };
-    let ca = match &profile.ca_cert {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
+    match &a.ca_cert {
+        Some(p) => {
+            let pem =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            profile.ca_pem = Some(pem);
+        }
+        None => {
+            if let Some(old) = old.as_ref() {
+                profile.ca_pem = old.ca_pem.clone();
+                profile.ca_cert = old.ca_cert.clone();
+            }
+        }
+    }
+    let ca = profile.ca()?;
     let http = cubby_client::http_client(ca.as_deref()).map_err(api)?;
     let hosts = Hosts::for_server(&server);
     let app = App {

@@ -28,16 +28,6 @@ use serde_json::json;
     about = "Self-hosted file storage that speaks the Dropbox API v2"
 )]
 struct Cli {
-    /// Data folder: SQLite metadata, blocks and TLS material.
-    #[arg(long, global = true, env = "CUBBY_DATA", default_value = "cubby-data")]
-    data: PathBuf,
-    /// Metadata back-end: postgres://… for scale-out (default: SQLite in the data folder).
-    #[arg(long, global = true, env = "CUBBY_METADATA")]
-    metadata: Option<String>,
-    /// Block back-end: s3://bucket[/prefix][?endpoint=URL&region=R] for scale-out (default:
-    /// the data folder). Credentials come from the AWS_* environment variables.
-    #[arg(long, global = true, env = "CUBBY_BLOCKS")]
-    blocks: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +38,8 @@ enum Command {
     Serve(ServeArgs),
     /// Operator commands on the data folder.
     Admin {
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -55,8 +47,62 @@ enum Command {
     Client(client::ClientCommand),
 }
 
+/// Where the server's data lives: options of `serve` and `admin` only (a client command
+/// has no store).
+#[derive(Args)]
+struct StoreArgs {
+    /// Data folder: SQLite metadata, blocks and TLS material.
+    #[arg(long, global = true, env = "CUBBY_DATA", default_value = "cubby-data")]
+    data: PathBuf,
+    /// Metadata back-end: postgres://… for scale-out (default: SQLite in the data folder).
+    #[arg(long, global = true, env = "CUBBY_METADATA")]
+    metadata: Option<String>,
+    /// Block back-end: s3://bucket[/prefix][?endpoint=URL&region=R] for scale-out (default:
+    /// the data folder). Credentials come from the AWS_* environment variables.
+    #[arg(long, global = true, env = "CUBBY_BLOCKS")]
+    blocks: Option<String>,
+    /// Accept --metadata without --blocks, or --blocks without --metadata (one server only:
+    /// the other half stays in this machine's data folder).
+    #[arg(long, global = true, env = "CUBBY_MIXED_BACKENDS")]
+    mixed_backends: bool,
+}
+
+impl StoreArgs {
+    /// The store configuration, refusing half a scale-out set-up unless it is meant: with
+    /// --metadata alone, servers sharing the database list files whose bytes sit on another
+    /// machine's disk.
+    fn config(self) -> Result<cubby_store::StoreConfig> {
+        let (meta, blocks) = (self.metadata.is_some(), self.blocks.is_some());
+        if meta != blocks && !self.mixed_backends {
+            let (given, missing, example) = if meta {
+                ("--metadata", "--blocks", "--blocks s3://bucket")
+            } else {
+                ("--blocks", "--metadata", "--metadata postgres://host/db")
+            };
+            bail!(
+                "{given} is set but {missing} is not, so the other half would stay in the data \
+                 folder {} on this machine, where other servers cannot reach it. Give both \
+                 (e.g. {example}) for scale-out, neither for the embedded store, or add \
+                 --mixed-backends (CUBBY_MIXED_BACKENDS=1) if one server is meant to use this mix.",
+                self.data.display()
+            );
+        }
+        Ok(self.unchecked())
+    }
+
+    fn unchecked(self) -> cubby_store::StoreConfig {
+        cubby_store::StoreConfig {
+            data_dir: self.data,
+            metadata_url: self.metadata,
+            blocks_url: self.blocks,
+        }
+    }
+}
+
 #[derive(Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
     /// Plain-HTTP address, or "off".
     #[arg(long, env = "CUBBY_HTTP", default_value = "127.0.0.1:8080")]
     http: String,
@@ -76,6 +122,10 @@ struct ServeArgs {
     /// (repeatable; the environment variable takes a comma-separated list).
     #[arg(long = "fetch-allow", env = "CUBBY_FETCH_ALLOW", value_delimiter = ',')]
     fetch_allow: Vec<String>,
+    /// One log line per request (method, route, status, bytes, duration, request id,
+    /// account): "on" or "off".
+    #[arg(long, env = "CUBBY_ACCESS_LOG", default_value = "on", value_parser = ["on", "off"])]
+    access_log: String,
 }
 
 #[derive(Subcommand)]
@@ -253,6 +303,8 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file (systemd, `2>server.log`) gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -271,14 +323,14 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let store = cubby_store::StoreConfig {
-        data_dir: cli.data,
-        metadata_url: cli.metadata,
-        blocks_url: cli.blocks,
-    };
     match cli.command {
-        Command::Serve(args) => serve(store, args).await,
-        Command::Admin { command } => admin(store, command).await,
+        Command::Serve(args) => serve(args).await,
+        // Migrate reads the embedded store and takes its target as --to and --blocks.
+        Command::Admin {
+            store,
+            command: AdminCommand::Migrate(args),
+        } => migrate(store.unchecked(), args).await,
+        Command::Admin { store, command } => admin(store.config()?, command).await,
         Command::Client(command) => client::run(command).await,
     }
 }
@@ -292,7 +344,8 @@ fn parse_listen(s: &str, flag: &str) -> Result<Option<SocketAddr>> {
     })?))
 }
 
-async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
+async fn serve(args: ServeArgs) -> Result<()> {
+    let store = args.store.config()?;
     let data = store.data_dir.clone();
     let config = cubby_server::Config {
         data: data.clone(),
@@ -300,6 +353,8 @@ async fn serve(store: cubby_store::StoreConfig, args: ServeArgs) -> Result<()> {
         blocks_url: store.blocks_url.clone(),
         retention_days: args.retention_days,
         fetch_allow: args.fetch_allow,
+        access_log: args.access_log == "on",
+        limits: cubby_server::conn::Limits::default(),
         http: parse_listen(&args.http, "--http")?,
         https: parse_listen(&args.https, "--https")?,
         tls_cert: args.tls_cert,
@@ -373,7 +428,7 @@ async fn shutdown_signal() {
 /// Hides the password of a database URL before printing it.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
+        (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
             let userinfo = &url[s + 3..at];
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{}{user}:***{}", &url[..s + 3], &url[at..])
@@ -446,9 +501,6 @@ async fn migrate(config: cubby_store::StoreConfig, args: MigrateArgs) -> Result<
 }
 
 async fn admin(config: cubby_store::StoreConfig, command: AdminCommand) -> Result<()> {
-    if let AdminCommand::Migrate(args) = command {
-        return migrate(config, args).await;
-    }
     let store = cubby_store::Store::open_with(&config)
         .await
         .with_context(|| {
@@ -773,4 +825,22 @@ async fn stats(store: &cubby_store::Store, json: bool) -> Result<()> {
     );
     println!("deduplication     {ratio:>16.2}x");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn only_a_password_is_hidden() {
+        assert_eq!(
+            redact_url("postgres://cubby:s3cret@db/cubby"),
+            "postgres://cubby:***@db/cubby"
+        );
+        assert_eq!(
+            redact_url("postgres://cubby@db/cubby"),
+            "postgres://cubby@db/cubby"
+        );
+        assert_eq!(redact_url("postgres://db/cubby"), "postgres://db/cubby");
+    }
 }

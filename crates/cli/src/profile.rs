@@ -29,7 +29,11 @@ pub struct Profile {
     pub app_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_secret: Option<String>,
-    /// A PEM file of a CA to trust besides the system's (a Cubby server's local CA).
+    /// A CA to trust besides the system's (a Cubby server's local CA), in PEM: a copy of
+    /// the file `login --ca-cert` named, so moving or deleting that file breaks nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// The path profiles saved before `ca_pem` (read when there is no copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,36 +46,36 @@ pub struct Profile {
 
 /// Where the configuration lives.
 pub fn config_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("CUBBY_CONFIG") {
-        return PathBuf::from(p);
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("cubby").join("config.json")
+    cubby_sync::own::config_path()
 }
 
-/// Where resumable uploads keep their state.
 /// A state file of the client under `$XDG_STATE_HOME/cubby/KIND/` (default
 /// `~/.local/state`), named by a digest of `key` (what the state belongs to).
 pub fn state_file(kind: &str, key: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
-        .unwrap_or_else(|| PathBuf::from("."));
     let digest = cubby_core::hash::hex(&cubby_core::hash::block_hash(key.as_bytes()));
-    base.join("cubby")
+    cubby_sync::own::state_dir()
         .join(kind)
         .join(format!("{}.sqlite", &digest[..24]))
 }
 
+/// Where resumable uploads keep their state.
 pub fn upload_state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("cubby").join("uploads")
+    cubby_sync::own::cache_dir().join("uploads")
+}
+
+impl Profile {
+    /// The PEM of the extra CA to trust, if the profile has one.
+    pub fn ca(&self) -> Result<Option<Vec<u8>>> {
+        match (&self.ca_pem, &self.ca_cert) {
+            (Some(pem), _) => Ok(Some(pem.clone().into_bytes())),
+            (None, Some(path)) => {
+                Ok(Some(std::fs::read(path).with_context(|| {
+                    format!("reading the CA certificate {}", path.display())
+                })?))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 impl Config {

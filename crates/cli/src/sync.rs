@@ -91,9 +91,9 @@ pub async fn sync(a: SyncArgs) -> Result<()> {
         .with_context(|| format!("creating {}", lock_path.display()))?;
     if !a.status && lock.try_lock().is_err() {
         return Err(fail(
-            exit::USAGE,
+            exit::TRANSIENT,
             format!(
-                "another `cubby sync` of {} and {remote} is running",
+                "busy: another `cubby sync` of {} and {remote} is running; run again when it ends",
                 local.display()
             ),
         ));
@@ -151,6 +151,12 @@ async fn once(engine: &mut RealEngine, json: bool) -> Result<()> {
         return Err(fail(
             exit::FAILURE,
             format!("{} items could not be synced", report.problems.len()),
+        ));
+    }
+    if report.one_way_pending {
+        return Err(fail(
+            exit::FAILURE,
+            "the two sides differ: the other side has changes this one-way sync does not send",
         ));
     }
     if !report.converged {

@@ -398,3 +398,94 @@ impl Sha256Hex {
             .collect()
     }
 }
+
+/// Half a scale-out set-up (`--metadata` without `--blocks`, or the reverse) is refused by
+/// `serve` and every `admin` command, with a message saying what to do, before anything is
+/// created (no `./cubby-data/blocks` in the working folder); `--mixed-backends` accepts it.
+#[test]
+fn half_a_scale_out_setup_is_refused_unless_meant() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cubby = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cubby"))
+            .current_dir(cwd.path())
+            .env_remove("CUBBY_DATA")
+            .env_remove("CUBBY_METADATA")
+            .env_remove("CUBBY_BLOCKS")
+            .env_remove("CUBBY_MIXED_BACKENDS")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &[
+            "admin",
+            "user",
+            "list",
+            "--metadata",
+            "postgres://127.0.0.1:1/x",
+        ][..],
+        &[
+            "admin",
+            "gc",
+            "--blocks",
+            "s3://bucket?endpoint=http://127.0.0.1:1",
+        ],
+        &[
+            "serve",
+            "--metadata",
+            "postgres://127.0.0.1:1/x",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        &["serve", "--blocks", "s3://bucket", "--http", "127.0.0.1:0"],
+    ] {
+        let out = cubby(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            err.contains("is set but") && err.contains("--mixed-backends"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !cwd.path().join("cubby-data").exists(),
+        "a refused command created the data folder"
+    );
+    // Meant: one server with PostgreSQL metadata and local blocks gets past the check (and
+    // then fails to reach the database, which does not exist here).
+    let out = cubby(&[
+        "admin",
+        "user",
+        "list",
+        "--metadata",
+        "postgres://127.0.0.1:1/x",
+        "--mixed-backends",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("is set but"), "{err}");
+}
+
+/// Client commands do not offer the server's storage options.
+#[test]
+fn client_help_names_no_server_storage_option() {
+    for cmd in ["put", "sync", "backup", "login", "ls"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cubby"))
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd} --help: {help}");
+        for server_only in ["--data", "--metadata", "--blocks"] {
+            assert!(
+                !help.contains(server_only),
+                "{cmd} --help offers {server_only}:\n{help}"
+            );
+        }
+    }
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_cubby"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&serve.stdout).contains("--metadata"));
+}

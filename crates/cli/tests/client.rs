@@ -101,18 +101,21 @@ fn authorize_url(stderr: &mut impl BufRead) -> String {
 
 /// `cubby login SERVER --paste`: the code shown by the page is pasted.
 async fn login_by_paste(home: &Home, server: &Server, profile: &str) -> Value {
-    let mut child = home
-        .command(&[
-            "login",
-            &server.url,
-            "--paste",
-            "--profile",
-            profile,
-            "--json",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    login_by_paste_with(home, server, profile, &[]).await
+}
+
+/// [`login_by_paste`] with more arguments.
+async fn login_by_paste_with(home: &Home, server: &Server, profile: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "login",
+        &server.url,
+        "--paste",
+        "--profile",
+        profile,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = home.command(&args).stdin(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let authorize = authorize_url(&mut stderr);
     assert!(!authorize.contains("redirect_uri"));
@@ -592,4 +595,45 @@ async fn backup_is_incremental_keeps_both_on_conflict_and_restores_a_point_in_ti
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("conflict dir/b.txt"), "{log}");
     assert!(log.contains("skip link"), "{log}");
+}
+
+/// `login --ca-cert FILE` keeps a copy of the certificate in the profile: a cron job keeps
+/// working after the file is moved or deleted.
+#[tokio::test]
+async fn the_profile_keeps_a_copy_of_the_ca_certificate() {
+    let server = Server::start();
+    // A real CA certificate: the one a server with HTTPS makes on first start.
+    let tls_data = tempfile::tempdir().unwrap();
+    let mut serving = std::process::Command::new(env!("CARGO_BIN_EXE_cubby"))
+        .env("CUBBY_DATA", tls_data.path())
+        .env_remove("CUBBY_METADATA")
+        .env_remove("CUBBY_BLOCKS")
+        .args(["serve", "--http", "off", "--https", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ca_made = tls_data.path().join("tls").join("ca.pem");
+    let mut lines = BufReader::new(serving.stdout.take().unwrap()).lines();
+    while !ca_made.exists() {
+        lines.next().expect("the server starts").unwrap();
+    }
+    let _ = serving.kill();
+    let _ = serving.wait();
+    let home = Home::new();
+    let ca = home.path("moving-ca.pem");
+    std::fs::copy(&ca_made, &ca).unwrap();
+    login_by_paste_with(
+        &home,
+        &server,
+        "default",
+        &["--ca-cert", ca.to_str().unwrap()],
+    )
+    .await;
+    let config = std::fs::read_to_string(home.path("config.json")).unwrap();
+    assert!(config.contains("BEGIN CERTIFICATE"), "{config}");
+    assert!(!config.contains("moving-ca.pem"), "{config}");
+    std::fs::remove_file(&ca).unwrap();
+    let who = home.ok(&["whoami", "--json"]);
+    assert_eq!(who[0]["name"]["display_name"], "alice", "{who:?}");
 }

@@ -432,15 +432,19 @@ fn pull_and_push_go_one_way_only() {
     let file = home.path("upload.txt");
     std::fs::write(&file, "from the server").unwrap();
     home.ok(&["put", file.to_str().unwrap(), "/Feed/in.txt"]);
-    // --pull: the server's files come down; a local file never goes up.
+    // --pull: the server's files come down; a local file never goes up, and while it is
+    // there the two sides differ: exit 1, as the README says.
     write(&pull, "local-only.txt", "stays here");
     let (code, out) = once(&home, &pull, "/Feed", &["--pull"]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the two sides differ"), "{out}");
     assert_eq!(
         tree(&pull)["in.txt"].as_deref(),
         Some(&b"from the server"[..])
     );
     assert!(!server_tree(&home, "/Feed").contains_key("local-only.txt"));
+    std::fs::remove_file(pull.join("local-only.txt")).unwrap();
+    assert_eq!(once(&home, &pull, "/Feed", &["--pull"]).0, 0);
     // Deletions on the server are applied (to the trash).
     home.ok(&["rm", "/Feed/in.txt"]);
     assert_eq!(once(&home, &pull, "/Feed", &["--pull"]).0, 0);
@@ -450,9 +454,31 @@ fn pull_and_push_go_one_way_only() {
     write(&push, "report.csv", "a,b");
     home.ok(&["put", file.to_str().unwrap(), "/Out/server-only.txt"]);
     let (code, out) = once(&home, &push, "/Out", &["--push"]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
     assert!(server_tree(&home, "/Out").contains_key("report.csv"));
     assert!(!tree(&push).contains_key("server-only.txt"));
+    home.ok(&["rm", "/Out/server-only.txt"]);
+    let (code, out) = once(&home, &push, "/Out", &["--push"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A second `cubby sync` of a pair already being synced says it is busy (exit 5, as for a
+/// busy server), not that its command line was wrong.
+#[test]
+fn a_second_sync_of_the_same_pair_is_busy() {
+    let server = Server::start();
+    let home = Home::signed_in(&server);
+    let a = home.path("A");
+    write(&a, "first.txt", "first");
+    let running = Syncing::start(&home, &a, "/Busy");
+    until("the running sync uploads", || {
+        server_files(&home, "/Busy") == 1
+    });
+    let (code, out) = once(&home, &a, "/Busy", &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("busy"), "{out}");
+    running.stop();
+    assert_eq!(once(&home, &a, "/Busy", &[]).0, 0);
 }
 
 #[test]

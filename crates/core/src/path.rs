@@ -78,11 +78,14 @@ impl RelPath {
         if !s.starts_with('/') {
             return Err(PathError::Pattern(s.to_owned()));
         }
-        if s == "/" || s.ends_with('/') || s.ends_with(char::is_whitespace) {
+        if s == "/" || s.ends_with('/') {
             return Err(PathError::Malformed);
         }
         for comp in s[1..].split('/') {
-            if comp.is_empty() || comp == "." || comp == ".." {
+            // No component may end in whitespace, not only the last: a write below `/a `
+            // would create the folder `/a `, which no path could then name.
+            if comp.is_empty() || comp == "." || comp == ".." || comp.ends_with(char::is_whitespace)
+            {
                 return Err(PathError::Malformed);
             }
             if comp.chars().count() > MAX_COMPONENT_CHARS || comp.contains('\0') {
@@ -288,6 +291,11 @@ mod tests {
         assert_eq!(check(&long, Pattern::ReadPath), Err(PathError::Malformed));
         let ok = format!("/{}", "é".repeat(255));
         assert!(check(&ok, Pattern::ReadPath).is_ok());
+        // Not only the last component: `/a /b` would create the folder `/a ` (found by fuzz/).
+        for bad in ["/a /b", "/a\t/b/c"] {
+            assert_eq!(check(bad, Pattern::WritePath), Err(PathError::Malformed));
+        }
+        assert!(check("/a b/ c", Pattern::ReadPath).is_ok());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! then [`Server::serve`] runs until the shutdown future resolves, finishing requests in
 //! flight. The server knows nothing of SQL: it talks to [`cubby_store::Store`] only.
 
+mod access;
 pub mod api;
+pub mod conn;
 pub mod fetch;
 pub mod limit;
 pub mod metrics;
@@ -42,6 +44,10 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// Networks `save_url` may fetch from besides the public internet (`10.0.0.0/8`, …).
     pub fetch_allow: Vec<String>,
+    /// Log one line per request (see `access.rs`).
+    pub access_log: bool,
+    /// Connection timeouts and cap (see `conn.rs`).
+    pub limits: conn::Limits,
 }
 
 /// Shared state of every handler.
@@ -58,6 +64,8 @@ pub struct AppState {
     pub addr_limiter: limit::Limiter,
     /// Failed shared-link passwords per link (the web form and the API's `link_password`).
     pub link_limiter: limit::Limiter,
+    /// Whether the access log is written.
+    pub access_log: bool,
 }
 
 /// Failed sign-ins one login may make per window before it is refused.
@@ -75,6 +83,8 @@ pub struct Server {
     /// The local CA certificate clients should trust, when the server generated its own.
     pub ca_file: Option<PathBuf>,
     retention_days: Option<u32>,
+    access_log: bool,
+    limits: conn::Limits,
     fetch_guard: fetch::Guard,
     http: Option<std::net::TcpListener>,
     https: Option<(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig)>,
@@ -123,6 +133,8 @@ impl Server {
             store,
             ca_file,
             retention_days: config.retention_days,
+            access_log: config.access_log,
+            limits: config.limits,
             fetch_guard,
             http,
             https,
@@ -143,19 +155,34 @@ impl Server {
             signin_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
             addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
             link_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
+            access_log: self.access_log,
         });
         self.store.spawn_pruner(self.retention_days);
         self.store.spawn_gc();
-        let app = api::router(state);
+        let app = api::router(state).layer(axum::middleware::map_request(host_from_authority));
         let handle: Handle<SocketAddr> = Handle::new();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut limits = self.limits;
+        let budget = conn::fd_budget();
+        if budget < limits.max_connections {
+            tracing::warn!(
+                connections = budget,
+                "the file-descriptor limit caps connections below the default; raise LimitNOFILE"
+            );
+            limits.max_connections = budget;
+        }
         if let Some(l) = self.http {
-            // TCP_NODELAY: a response's headers and body go out as separate writes, and
-            // with Nagle's algorithm the body waits for the client's delayed ACK (~40 ms per
-            // small download on a kept-alive connection).
-            let server = axum_server::from_tcp(l)?
-                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+            let mut server = axum_server::from_tcp(l)?
+                .acceptor(conn::Guarded::new(
+                    axum_server::accept::DefaultAcceptor::new(),
+                    limits,
+                    true,
+                ))
                 .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_read);
             let app = app.clone();
             tasks.spawn(async move {
                 server
@@ -164,11 +191,16 @@ impl Server {
             });
         }
         if let Some((l, cfg)) = self.https {
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            let server = axum_server::from_tcp(l)?
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(cfg).acceptor(
+                conn::Guarded::new(axum_server::accept::DefaultAcceptor::new(), limits, false),
+            );
+            let mut server = axum_server::from_tcp(l)?
                 .acceptor(acceptor)
                 .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_read);
             let app = app.clone().layer(axum::middleware::map_request(mark_https));
             tasks.spawn(async move {
                 server
@@ -201,6 +233,22 @@ async fn mark_https(mut req: axum::extract::Request) -> axum::extract::Request {
             "x-forwarded-proto",
             axum::http::HeaderValue::from_static("https"),
         );
+    }
+    req
+}
+
+/// Gives an HTTP/2 request (whose authority is in its URI, `:authority`, not in a `Host`
+/// header) the `Host` header an HTTP/1.1 request carries, so everything that builds a URL
+/// for the client (links, temporary links, redirects) sees the host and port it used.
+async fn host_from_authority(mut req: axum::extract::Request) -> axum::extract::Request {
+    if !req.headers().contains_key(axum::http::header::HOST)
+        && let Some(value) = req
+            .uri()
+            .authority()
+            .and_then(|a| a.as_str().rsplit('@').next())
+            .and_then(|host| axum::http::HeaderValue::from_str(host).ok())
+    {
+        req.headers_mut().insert(axum::http::header::HOST, value);
     }
     req
 }

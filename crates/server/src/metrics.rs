@@ -61,9 +61,24 @@ impl Metrics {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The exposition text; `pool` is (open connections, idle connections, maximum).
-    pub fn render(&self, pool: (u32, usize, u32)) -> String {
+    /// The exposition text; `pool` is (open connections, idle connections, maximum);
+    /// `bad_blocks` is (missing, corrupt) blocks met by reads.
+    pub fn render(&self, pool: (u32, usize, u32), bad_blocks: (u64, u64)) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP cubby_block_read_errors_total Blocks a read found missing or corrupt (never served).\n",
+        );
+        out.push_str("# TYPE cubby_block_read_errors_total counter\n");
+        let _ = writeln!(
+            out,
+            "cubby_block_read_errors_total{{kind=\"missing\"}} {}",
+            bad_blocks.0
+        );
+        let _ = writeln!(
+            out,
+            "cubby_block_read_errors_total{{kind=\"corrupt\"}} {}",
+            bad_blocks.1
+        );
         out.push_str("# HELP cubby_http_requests_total API requests by route and status.\n");
         out.push_str("# TYPE cubby_http_requests_total counter\n");
         for ((route, status), n) in self.requests.lock().expect("metrics lock").iter() {

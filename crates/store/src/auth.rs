@@ -1232,7 +1232,9 @@ impl Store {
         if revoked || token_app != app.id {
             return Err(GrantError::InvalidGrant("refresh token has been revoked"));
         }
-        if !client_authenticated && !pkce {
+        // RFC 6749 section 6: a confidential client authenticates; a public one has no secret
+        // to prove, whether its refresh token came from PKCE or from `cubby admin token`.
+        if !client_authenticated && !pkce && !app.public_client {
             return Err(GrantError::InvalidClient("client secret missing"));
         }
         let granted = parse_scopes(&granted);

@@ -69,11 +69,13 @@ impl BlockStore {
                 Ok(Bytes::from(tokio::fs::read(path).await?))
             }
             BlockStore::S3(s) => {
-                let got = s
-                    .store
-                    .get(&s.key(&hash))
-                    .await
-                    .map_err(|e| StoreError::Blocks(e.to_string()))?;
+                let got = s.store.get(&s.key(&hash)).await.map_err(|e| match e {
+                    object_store::Error::NotFound { .. } => StoreError::Io(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        e.to_string(),
+                    )),
+                    e => StoreError::Blocks(e.to_string()),
+                })?;
                 got.bytes()
                     .await
                     .map_err(|e| StoreError::Blocks(e.to_string()))
@@ -358,7 +360,8 @@ fn write_staging(
 /// Blocks on local disk.
 pub struct LocalBlocks {
     root: PathBuf,
-    tmp: PathBuf,
+    /// This process's own staging folder (see [`Staging`]).
+    tmp: std::sync::Arc<Staging>,
     /// Whether large blocks are written with `O_DIRECT` (cleared if the file system refuses).
     direct: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -408,15 +411,88 @@ fn write_direct(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Loose staging files (left directly in `tmp/` by servers before per-process staging) are
+/// swept once they are this old: no block write takes a day.
+const LOOSE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A process's staging folder, `tmp/<pid>-<random>/`, where blocks are written before their
+/// rename into place. Several processes open the same store (a server, `cubby admin`
+/// commands, a second server on the same disk), so each stages in a folder of its own and
+/// holds an exclusive `flock` on its `lock` file for as long as the store is open. Opening
+/// a store sweeps only the folders whose lock nobody holds: their process is gone (the kernel
+/// drops a dead process's locks), so what they hold was provably abandoned.
+pub(crate) struct Staging {
+    dir: PathBuf,
+    /// Holds the lock; closed (and so unlocked) on drop.
+    _lock: File,
+}
+
+impl Staging {
+    fn create(tmp: &Path) -> std::io::Result<Self> {
+        let dir = tmp.join(format!(
+            "{}-{}",
+            std::process::id(),
+            hex(&crate::random_bytes::<6>())
+        ));
+        fs::create_dir(&dir)?;
+        let lock = File::create(dir.join("lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        Ok(Self { dir, _lock: lock })
+    }
+
+    /// Removes the staging folders of processes that are gone, and old loose files.
+    fn sweep(tmp: &Path, own: &Path) -> std::io::Result<()> {
+        for e in fs::read_dir(tmp)? {
+            let e = e?;
+            let path = e.path();
+            if path == own {
+                continue;
+            }
+            if e.file_type()?.is_dir() {
+                let abandoned = match File::open(path.join("lock")) {
+                    Ok(f) => {
+                        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                            .is_ok()
+                    }
+                    // A folder without a lock file is being created right now, or was left
+                    // by a crash between its creation and its lock: judge it by its age.
+                    Err(_) => older_than(&e, LOOSE_STAGING_AGE),
+                };
+                if abandoned {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            } else if older_than(&e, LOOSE_STAGING_AGE) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a directory entry was last modified more than `age` ago.
+fn older_than(e: &fs::DirEntry, age: std::time::Duration) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
 impl LocalBlocks {
-    /// Opens the store at `root`, removing staging files a crash may have left, and making
-    /// sure the 256 fan-out directories exist durably.
+    /// Opens the store at `root` with a staging folder of this process's own, removing
+    /// those of processes that are gone, and making sure the 256 fan-out directories exist
+    /// durably.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp)?;
-        for e in fs::read_dir(&tmp)? {
-            let _ = fs::remove_file(e?.path());
-        }
+        let staging = Staging::create(&tmp)?;
+        Staging::sweep(&tmp, &staging.dir)?;
         if !root.join("ff").is_dir() {
             for i in 0..256 {
                 fs::create_dir_all(root.join(format!("{i:02x}")))?;
@@ -428,7 +504,7 @@ impl LocalBlocks {
         }
         Ok(Self {
             root: root.to_owned(),
-            tmp,
+            tmp: std::sync::Arc::new(staging),
             direct: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
@@ -440,7 +516,7 @@ impl LocalBlocks {
 
     /// Hashes and stores one block, returning its hash once it is durable.
     pub async fn put(&self, data: Bytes) -> Result<BlockHash, StoreError> {
-        let (root_tmp, root) = (self.tmp.clone(), self.root.clone());
+        let (staging_dir, root) = (self.tmp.clone(), self.root.clone());
         let direct = self.direct.clone();
         tokio::task::spawn_blocking(move || {
             let hash = block_hash(&data);
@@ -451,7 +527,7 @@ impl LocalBlocks {
                 return Ok(hash);
             }
             fs::create_dir_all(&dir)?;
-            let staging = root_tmp.join(hex(&crate::random_bytes::<12>()));
+            let staging = staging_dir.dir.join(hex(&crate::random_bytes::<12>()));
             if let Err(e) = write_staging(&direct, &staging, &data) {
                 let _ = fs::remove_file(&staging);
                 return Err(e.into());
@@ -563,12 +639,7 @@ mod tests {
                 "{:?}",
                 dir.path()
             );
-            assert!(
-                fs::read_dir(dir.path().join("tmp"))
-                    .unwrap()
-                    .next()
-                    .is_none()
-            );
+            assert_eq!(staged(&store), 0);
         }
     }
 
@@ -583,11 +654,55 @@ mod tests {
         assert_eq!(h1, block_hash(b"hello blocks"));
         assert!(store.contains(&h1));
         assert_eq!(&store.read(h1, 6, 6).await.unwrap()[..], b"blocks");
+        assert_eq!(staged(&store), 0);
+    }
+
+    /// Files in a store's staging folder besides its lock.
+    fn staged(store: &LocalBlocks) -> usize {
+        fs::read_dir(&store.tmp.dir).unwrap().count() - 1
+    }
+
+    /// Opening the store (as every `cubby admin` command does beside a running server) leaves
+    /// other processes' staging files alone, so their uploads in flight finish; folders whose
+    /// process is gone, and old loose files, are swept.
+    #[tokio::test]
+    async fn opening_the_store_sweeps_only_abandoned_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = LocalBlocks::open(dir.path()).unwrap();
+        // A block being written by the server: its staging file exists, its rename is to come.
+        let in_flight = server.tmp.dir.join("in-flight");
+        fs::write(&in_flight, b"half a block").unwrap();
+        // What a killed process left: a folder whose lock nobody holds, and old loose files.
+        let dead = dir.path().join("tmp").join("999999-dead");
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("lock"), b"").unwrap();
+        fs::write(dead.join("staged"), b"x").unwrap();
+        let loose_old = dir.path().join("tmp").join("loose-old");
+        fs::write(&loose_old, b"x").unwrap();
+        let day_ago = std::time::SystemTime::now() - LOOSE_STAGING_AGE * 2;
+        File::options()
+            .write(true)
+            .open(&loose_old)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let loose_new = dir.path().join("tmp").join("loose-new");
+        fs::write(&loose_new, b"x").unwrap();
+
+        let admin = LocalBlocks::open(dir.path()).unwrap();
+        assert!(in_flight.exists(), "a live process's staging was swept");
+        assert!(!dead.exists(), "an abandoned staging folder stayed");
+        assert!(!loose_old.exists());
         assert!(
-            fs::read_dir(dir.path().join("tmp"))
-                .unwrap()
-                .next()
-                .is_none()
+            loose_new.exists(),
+            "a recent loose file may be a write in flight"
         );
+        // The server's upload finishes; the admin command's staging goes when it closes.
+        fs::remove_file(&in_flight).unwrap();
+        server.put(Bytes::from_static(b"after")).await.unwrap();
+        let admin_dir = admin.tmp.dir.clone();
+        drop(admin);
+        assert!(!admin_dir.exists());
+        assert!(server.tmp.dir.exists());
     }
 }

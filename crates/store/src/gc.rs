@@ -69,8 +69,11 @@ pub const CLAIMED: i64 = -1;
 /// `refs` of a block whose object the GC deleted.
 pub const DELETED: i64 = -2;
 
-/// How long one collection holds the lease before it must renew it.
-const LEASE_SECS: i64 = 600;
+/// How long one collection holds the lease before it must renew it (it renews it before
+/// each chunk of [`GC_CHUNK`] objects, which takes seconds). A collection killed on another
+/// machine is known to be gone once its lease has expired; one killed on this machine at
+/// once (see [`holder_is_gone`]).
+const LEASE_SECS: i64 = 120;
 
 /// Listed objects examined per claim transaction.
 const GC_CHUNK: usize = 1000;
@@ -136,7 +139,7 @@ impl Store {
     /// Runs one collection as of `now` (Unix seconds). Returns `None` if another collection
     /// holds the lease.
     pub async fn gc(&self, now: i64) -> Result<Option<GcReport>, StoreError> {
-        let holder = hex(&crate::random_bytes::<16>());
+        let holder = new_holder();
         if !self.take_lease(&holder, now).await? {
             return Ok(None);
         }
@@ -361,10 +364,16 @@ impl Store {
     pub(crate) async fn revive(&self, hashes: Vec<BlockHash>) -> Result<(), StoreError> {
         let rows = self.block_rows(&hashes).await?;
         let mut present = Vec::new();
+        let mut claimed = Vec::new();
         for (h, (refs, _)) in rows {
-            if refs == DELETED && self.block_present(&h).await? {
+            if refs == CLAIMED {
+                claimed.push(h);
+            } else if refs == DELETED && self.block_present(&h).await? {
                 present.push(h);
             }
+        }
+        if !claimed.is_empty() {
+            self.release_orphaned_claims(&claimed).await?;
         }
         let n = self.set_state(&present, DELETED, 0, now()).await?;
         if n > 0 {
@@ -419,11 +428,52 @@ impl Store {
         .rows_affected());
         tx.commit(None).await?;
         let current = self.read_lease().await?;
-        if lease_expiry(&current) >= now {
+        if lease_expiry(&current) >= now && !holder_is_gone(lease_holder(&current)) {
             return Ok(false);
         }
         self.swap_lease(&current, lease_value(holder, now + LEASE_SECS))
             .await
+    }
+
+    /// Releases blocks a write met claimed by a collection that is no longer running (killed
+    /// between its claim and its deletion): under the lease, so no collection runs meanwhile,
+    /// a claimed block whose object is still there becomes an ordinary unreferenced one (a
+    /// later collection may take it after the grace period), and one whose object is gone is
+    /// marked deleted, so the write's retry stores it again and revives it. While a
+    /// collection does run, its claims are its own to finish.
+    async fn release_orphaned_claims(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
+        let holder = new_holder();
+        let now = now();
+        if !self.take_lease(&holder, now).await? {
+            return Ok(());
+        }
+        let released = async {
+            let rows = self.block_rows(hashes).await?;
+            let (mut present, mut absent) = (Vec::new(), Vec::new());
+            for (h, (refs, _)) in rows {
+                if refs == CLAIMED {
+                    if self.block_present(&h).await? {
+                        present.push(h);
+                    } else {
+                        absent.push(h);
+                    }
+                }
+            }
+            Ok::<_, StoreError>(
+                self.set_state(&present, CLAIMED, 0, now).await?
+                    + self.set_state(&absent, CLAIMED, DELETED, now).await?,
+            )
+        }
+        .await;
+        self.release_lease(&holder).await?;
+        let n = released?;
+        if n > 0 {
+            tracing::warn!(
+                blocks = n,
+                "released blocks claimed by a collection that stopped before finishing"
+            );
+        }
+        Ok(())
     }
 
     /// Extends the lease, or fails if this collection no longer holds it.
@@ -741,6 +791,45 @@ impl Store {
     }
 }
 
+/// A lease holder's name: this machine's boot id, this process's id, and random bits, so a
+/// process on the same machine can tell when the holder's process is gone.
+fn new_holder() -> String {
+    format!(
+        "{}:{}:{}",
+        boot_id().unwrap_or_default(),
+        std::process::id(),
+        hex(&crate::random_bytes::<16>())
+    )
+}
+
+/// This boot of this machine (Linux), if it can be read.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether a lease holder is provably gone: it ran on this machine, since this boot, in a
+/// process that no longer exists. A holder elsewhere (or in an older format) is gone only
+/// when its lease expires.
+fn holder_is_gone(holder: &[u8]) -> bool {
+    let Ok(holder) = std::str::from_utf8(holder) else {
+        return false;
+    };
+    let mut parts = holder.splitn(3, ':');
+    let (Some(boot), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    Some(boot) == boot_id().as_deref()
+        && !boot.is_empty()
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The lease's value: the expiry (big-endian) then the holder.
 fn lease_value(holder: &str, expires: i64) -> Vec<u8> {
     let mut v = expires.to_be_bytes().to_vec();
@@ -761,7 +850,7 @@ fn lease_holder(v: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{Commit, WriteMode};
+    use crate::meta::{Commit, OpError, WriteMode};
     use crate::sessions::Finish;
 
     /// Makes a small block and the session that wrote it look a long time old and expired.
@@ -780,6 +869,93 @@ mod tests {
                 .rows_affected()
         });
         tx.commit(None).await.unwrap();
+    }
+
+    /// A collection killed between its claim and its deletion (`cubby admin gc` killed, a
+    /// server killed mid-collection) leaves blocks claimed. The next write that meets one
+    /// finds the collection gone (its process no longer exists on this machine, though its
+    /// lease has not expired) and releases the claim: the write's retry commits at once,
+    /// whether the object was still there or already deleted. A live collection's claims
+    /// are left to it.
+    #[tokio::test]
+    async fn a_write_releases_the_claims_of_a_collection_that_was_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let user = store
+            .add_user("u", "u@example.com", "password")
+            .await
+            .unwrap();
+        let commit = |path: &str, h: BlockHash, size: u64| Commit {
+            path: path.into(),
+            mode: WriteMode::Add,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+            size,
+            blocks: vec![h],
+        };
+        // Writes `data` as a client does: store the block, commit, retry while refused.
+        let write = |path: &'static str, data: Vec<u8>| {
+            let store = store.clone();
+            async move {
+                let mut refused = 0;
+                for _ in 0..3 {
+                    let h = store.blocks.put(data.clone().into()).await.unwrap();
+                    store.blocks.sync(&[h]).await.unwrap();
+                    match store
+                        .commit_file(user.ns, commit(path, h, data.len() as u64))
+                        .await
+                    {
+                        Ok(_) => return Ok(refused),
+                        Err(OpError::TooManyWrites) => refused += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                Err(refused)
+            }
+        };
+        let now = crate::now();
+        let later = now + BLOCK_GRACE_SECS + 1;
+        // An unreferenced block, claimed by a collection that then died: its lease names
+        // this machine and a process that does not exist, and has not expired.
+        let orphan = |data: Vec<u8>, holder: String| {
+            let store = store.clone();
+            async move {
+                let h = block_hash(&data);
+                store.blocks.put(data.into()).await.unwrap();
+                store
+                    .swap_lease(
+                        &store.read_lease().await.unwrap_or_default(),
+                        lease_value(&holder, now + LEASE_SECS),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(store.claim(&[h], later, now).await.unwrap(), vec![h]);
+                h
+            }
+        };
+        store.take_lease("init", 0).await.unwrap();
+        let dead = format!("{}:4000000000:dead", boot_id().unwrap_or_default());
+
+        // The object is still there: released to an ordinary block, the retry commits.
+        let a = vec![1u8; 5000];
+        orphan(a.clone(), dead.clone()).await;
+        assert_eq!(write("/a", a.clone()).await, Ok(1));
+        // The collection had deleted the object: marked deleted, the retry revives it.
+        let b = vec![2u8; 5000];
+        let hb = orphan(b.clone(), dead.clone()).await;
+        store.blocks.delete(&hb).await.unwrap();
+        assert!(write("/b", b.clone()).await.is_ok());
+        assert_eq!(&store.read_block_all(hb).await.unwrap()[..], &b[..]);
+        // The lease is free again for the next collection.
+        assert!(store.gc(crate::now()).await.unwrap().is_some());
+
+        // A collection that runs (elsewhere, its lease current) keeps its claims.
+        let c = vec![3u8; 5000];
+        orphan(c.clone(), "another-machine:1:alive".into()).await;
+        assert_eq!(write("/c", c).await, Err(3));
+        let fsck = store.fsck(false, true).await.unwrap();
+        assert!(fsck.is_clean(), "{fsck:?}");
     }
 
     #[tokio::test]

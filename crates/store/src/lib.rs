@@ -46,6 +46,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("block store: {0}")]
     Blocks(String),
+    /// A block a file needs is not in the store, or its bytes do not match its hash.
+    #[error("block {hash} is {}", if *.missing { "missing" } else { "corrupt: its bytes do not match its hash" })]
+    BadBlock { hash: String, missing: bool },
     #[error("{0}")]
     Invalid(String),
 }
@@ -85,6 +88,8 @@ pub struct Store {
     pub(crate) link_key: Arc<Vec<u8>>,
     /// Access tokens this server looked up in the last few seconds.
     pub(crate) auth_cache: Arc<auth::AuthCache>,
+    /// Blocks found missing, and found corrupt, by reads since the process started.
+    pub bad_blocks: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     data_dir: PathBuf,
 }
 
@@ -138,6 +143,7 @@ impl Store {
             gone,
             link_key: Arc::new(Vec::new()),
             auth_cache: Arc::default(),
+            bad_blocks: Arc::default(),
             data_dir: data_dir.to_owned(),
         };
         store.cursor_key = Arc::new(store.setting_or_init("cursor_key", 32).await?);
@@ -147,6 +153,13 @@ impl Store {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Bytes free (to unprivileged writers) on the disk of the data folder, which holds the
+    /// blocks in the embedded mode; `None` if the file system cannot say.
+    pub fn free_space(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(&self.data_dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// The key that signs cursors, shared by every server of one installation.

@@ -96,6 +96,23 @@ impl Entry {
         ]
     }
 
+    /// The row of `revisions` for this file entry and its blocks (without `id`).
+    fn revision_row(&self, ns: i64, blocks: &[BlockHash]) -> Vec<crate::db::Val> {
+        use crate::db::Val;
+        vec![
+            Val::Int(Some(ns)),
+            Val::Text(self.rev.clone()),
+            Val::Text(self.id.clone()),
+            Val::Text(Some(self.path_lower.clone())),
+            Val::Text(Some(self.path_display.clone())),
+            Val::Int(Some(self.size as i64)),
+            Val::Text(self.content_hash.clone()),
+            Val::Int(Some(self.client_modified)),
+            Val::Int(Some(self.server_modified)),
+            Val::Blob(Some(blocks_to_blob(blocks))),
+        ]
+    }
+
     /// A tombstone: what `include_deleted` and the change feed show for a removed path.
     pub fn deleted(path_lower: &str, path_display: &str) -> Self {
         Entry {
@@ -576,19 +593,7 @@ impl WriteTx {
                     let content_hash = content_hash_of_blocks(&blocks);
                     let path_lower = lower(&display);
                     refs.add(&blocks);
-                    revisions.push(vec![
-                        Val::Int(Some(ns)),
-                        Val::Text(Some(rev.clone())),
-                        Val::Text(Some(id.clone())),
-                        Val::Text(Some(path_lower.clone())),
-                        Val::Text(Some(display.clone())),
-                        Val::Int(Some(size as i64)),
-                        Val::Text(Some(content_hash.clone())),
-                        Val::Int(Some(client_modified)),
-                        Val::Int(Some(now)),
-                        Val::Blob(Some(blocks_to_blob(&blocks))),
-                    ]);
-                    Entry {
+                    let e = Entry {
                         kind: Kind::File,
                         path_lower,
                         path_display: display,
@@ -599,7 +604,9 @@ impl WriteTx {
                         content_hash: Some(content_hash),
                         client_modified,
                         server_modified: now,
-                    }
+                    };
+                    revisions.push(e.revision_row(ns, &blocks));
+                    e
                 }
             };
             entries.push(e);
@@ -608,29 +615,7 @@ impl WriteTx {
         let added: u64 = entries.iter().map(|e| e.size).sum();
         self.charge(added as i64).await?;
         self.refs(refs).await?;
-        self.tx
-            .insert_rows(
-                "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
-                 content_hash, client_modified, server_modified, blocks)",
-                10,
-                revisions,
-                "",
-            )
-            .await?;
-        // Every rev of this operation starts with its sequence, so one range read finds the
-        // new rows' ids (the order of RETURNING rows is not guaranteed).
-        let (lo, hi) = (format!("{seq:09x}"), format!("{:09x}", seq + 1));
-        let ids: std::collections::HashMap<String, i64> = on_tx!(&mut self.tx, c => {
-            let rows = sqlx::query("SELECT id, rev FROM revisions WHERE ns = $1 AND rev >= $2 AND rev < $3")
-                .bind(ns)
-                .bind(&lo)
-                .bind(&hi)
-                .fetch_all(&mut *c)
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.text("rev")?, r.int("id")?)))
-                .collect::<Result<_, sqlx::Error>>()?
-        });
+        let ids = self.insert_revisions(seq, revisions).await?;
         for e in entries.iter_mut().filter(|e| e.kind == Kind::File) {
             e.revision = e.rev.as_ref().and_then(|r| ids.get(r)).copied();
         }
@@ -662,6 +647,95 @@ impl WriteTx {
             .await?;
         self.idx += entries.len() as u32;
         Ok(entries)
+    }
+
+    /// Inserts revision rows whose revs all start with this operation's sequence `seq`, and
+    /// returns their row ids by rev.
+    async fn insert_revisions(
+        &mut self,
+        seq: u64,
+        rows: Vec<Vec<crate::db::Val>>,
+    ) -> Result<std::collections::HashMap<String, i64>, OpError> {
+        if rows.is_empty() {
+            return Ok(Default::default());
+        }
+        let ns = self.ns as i64;
+        self.tx
+            .insert_rows(
+                "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
+                 content_hash, client_modified, server_modified, blocks)",
+                10,
+                rows,
+                "",
+            )
+            .await?;
+        // Every rev of this operation starts with its sequence, so one range read finds the
+        // new rows' ids (the order of RETURNING rows is not guaranteed).
+        let (lo, hi) = (format!("{seq:09x}"), format!("{:09x}", seq + 1));
+        let ids = on_tx!(&mut self.tx, c => {
+            let rows = sqlx::query("SELECT id, rev FROM revisions WHERE ns = $1 AND rev >= $2 AND rev < $3")
+                .bind(ns)
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.text("rev")?, r.int("id")?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        });
+        Ok(ids)
+    }
+
+    /// Gives every file at or under `top_lower` (just moved there) a new revision at its new
+    /// path, as Dropbox does: the id, content and `client_modified` stay; the rev and
+    /// `server_modified` are new, so `rev:` of the new rev answers where the file is now and
+    /// the old revs keep answering with the paths they were written at.
+    async fn revise_moved(&mut self, top_lower: &str) -> Result<(), OpError> {
+        const MOVED_FILES: &str = "SELECT e.path_lower, e.path_display, e.kind, e.file_id, e.rev, \
+             e.revision, e.size, e.content_hash, e.client_modified, e.server_modified, r.blocks \
+             FROM entries e JOIN revisions r ON r.id = e.revision \
+             WHERE e.ns = $1 AND e.kind = 0 AND (e.path_lower = $2 OR (e.path_lower >= $3 AND e.path_lower < $4))";
+        let seq = self.seq().await?;
+        let ns = self.ns as i64;
+        let (lo, hi) = descendant_range(top_lower);
+        let moved: Vec<(Entry, Vec<BlockHash>)> = on_tx!(&mut self.tx, c => {
+            let rows = sqlx::query(MOVED_FILES)
+                .bind(ns)
+                .bind(top_lower)
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((Entry::from_row(r)?, blob_to_blocks(&r.bytes("blocks")?))))
+                .collect::<Result<_, sqlx::Error>>()?
+        });
+        let mut refs = crate::refs::RefDelta::default();
+        let mut revisions = Vec::with_capacity(moved.len());
+        let mut entries = Vec::with_capacity(moved.len());
+        for (k, (mut e, blocks)) in moved.into_iter().enumerate() {
+            e.rev = Some(ids::rev(
+                seq,
+                self.idx + k as u32,
+                u32::from_le_bytes(random_bytes()),
+            ));
+            e.server_modified = self.now;
+            refs.add(&blocks);
+            revisions.push(e.revision_row(ns, &blocks));
+            entries.push(e);
+        }
+        // The revs above used these positions; the journal may skip them.
+        self.idx += entries.len() as u32;
+        self.refs(refs).await?;
+        let ids = self.insert_revisions(seq, revisions).await?;
+        for e in &mut entries {
+            e.revision = e.rev.as_ref().and_then(|r| ids.get(r)).copied();
+        }
+        let rows = entries.iter().map(|e| e.row(ns)).collect();
+        self.tx
+            .insert_rows(ENTRY_COLUMNS, 12, rows, ENTRY_ON_CONFLICT)
+            .await?;
+        Ok(())
     }
 
     /// The live entries among these lower-case paths, by path.
@@ -1336,6 +1410,7 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
         });
         tx.idx += inserted as u32;
     }
+    tx.revise_moved(&dest_lower).await?;
     if !case_only {
         // The old path reads as deleted for include_deleted listings.
         tx.upsert(&Entry::deleted(&src.path_lower, &src.path_display))

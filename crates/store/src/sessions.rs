@@ -554,7 +554,10 @@ async fn fast_finish(
 fn new_session_id() -> String {
     let micros = crate::now_micros();
     let random: [u8; 16] = random_bytes();
-    format!("pid_upload_session:{micros:014x}{}", cubby_core::hash::hex(&random))
+    format!(
+        "pid_upload_session:{micros:014x}{}",
+        cubby_core::hash::hex(&random)
+    )
 }
 
 /// Ids per `IN (…)` list.

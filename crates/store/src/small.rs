@@ -20,16 +20,18 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use cubby_core::hash::BlockHash;
+use cubby_core::hash::{BlockHash, block_hash};
 
 use crate::blocks::Stored;
 use crate::db::{RowExt, Tx, Val, on_db, on_tx, placeholders};
 use crate::group::Insert;
-use crate::sessions::INLINE_MAX;
 use crate::{Store, StoreError};
 
 /// Hashes per `IN (…)` list.
 const IN_CHUNK: usize = 500;
+
+/// Presence checks of one download in flight at once (stat on disk, HEAD on S3).
+const PRESENCE_CHECKS_IN_FLIGHT: usize = 32;
 
 /// The row of a small block, for the start of the session that holds it. A block already
 /// stored keeps its bytes (they are the same) and takes the new `created`: on PostgreSQL,
@@ -85,29 +87,74 @@ impl Store {
         )
     }
 
-    /// Reads `len` bytes of a block from `offset`, wherever the block is kept. Only a piece
-    /// within the first [`INLINE_MAX`] bytes can be part of a small block, so larger pieces
-    /// go to the block store straight away.
+    /// Reads `len` bytes of a block from `offset`, wherever the block is kept, after checking
+    /// the whole block against its hash (its name): a block that is missing, or whose bytes
+    /// do not match, is never served but reported as [`StoreError::BadBlock`], logged and
+    /// counted in [`Store::bad_blocks`]. The check is one SHA-256 pass over each block read,
+    /// off the async threads (a piece of a block costs the read of the whole block).
     pub async fn read_block(
         &self,
         hash: BlockHash,
         offset: u64,
         len: usize,
     ) -> Result<Bytes, StoreError> {
-        if offset + len as u64 <= INLINE_MAX
-            && let Some(data) = self.small_block(&hash).await?
-        {
-            let (start, end) = (offset as usize, offset as usize + len);
-            return match data.get(start..end) {
-                Some(piece) => Ok(Bytes::copy_from_slice(piece)),
-                None => Err(StoreError::Invalid(format!(
-                    "small block {} holds {} bytes, not {start}..{end}",
-                    cubby_core::hash::hex(&hash),
-                    data.len()
-                ))),
-            };
+        let data = match self.read_block_all(hash).await {
+            Ok(d) => d,
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.bad_block(hash, true));
+            }
+            Err(e) => return Err(e),
+        };
+        let checked = data.clone();
+        let matches = tokio::task::spawn_blocking(move || block_hash(&checked) == hash)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("block check panicked: {e}")))?;
+        if !matches {
+            return Err(self.bad_block(hash, false));
         }
-        self.blocks.read(hash, offset, len).await
+        let (start, end) = (offset as usize, offset as usize + len);
+        if end > data.len() {
+            return Err(self.bad_block(hash, false));
+        }
+        Ok(data.slice(start..end))
+    }
+
+    /// Logs and counts a block found missing or corrupt; returns the error to answer with.
+    fn bad_block(&self, hash: BlockHash, missing: bool) -> StoreError {
+        let counter = if missing {
+            &self.bad_blocks.0
+        } else {
+            &self.bad_blocks.1
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hash = cubby_core::hash::hex(&hash);
+        tracing::error!(
+            block = %hash,
+            missing,
+            "a block a file needs is {}; run `cubby admin fsck`",
+            if missing { "missing" } else { "corrupt" }
+        );
+        StoreError::BadBlock { hash, missing }
+    }
+
+    /// Fails with [`StoreError::BadBlock`] for the first of `hashes` not in the store (a
+    /// download checks its blocks before it answers, so a lost block is an error status,
+    /// not a cut connection).
+    pub async fn check_present(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let mut unique: Vec<BlockHash> = hashes.to_vec();
+        unique.sort();
+        unique.dedup();
+        let missing = futures_util::stream::iter(unique)
+            .map(|h| async move { Ok::<_, StoreError>((h, self.block_present(&h).await?)) })
+            .buffer_unordered(PRESENCE_CHECKS_IN_FLIGHT)
+            .try_filter(|(_, present)| std::future::ready(!present))
+            .try_next()
+            .await?;
+        match missing {
+            Some((h, _)) => Err(self.bad_block(h, true)),
+            None => Ok(()),
+        }
     }
 
     /// Reads a whole block, wherever it is kept.

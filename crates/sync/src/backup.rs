@@ -12,9 +12,11 @@
 //! 4. with `mirror`, deletes on the server what was deleted locally, unless that is more than
 //!    the allowed share of the backup (then nothing is deleted without `force`).
 //!
-//! Unreadable files, files changing while read, symbolic links and names that are not UTF-8
-//! are reported and skipped; the run goes on, and a file not backed up is tried again the
-//! next time because its index row is not written.
+//! Unreadable files, symbolic links and names that are not UTF-8 are reported and skipped;
+//! the run goes on, and a file not backed up is tried again the next time because its index
+//! row is not written. A file that changed while it was uploaded is reported too: the
+//! version read is on the server and its row records that revision (with the stat of the
+//! version read), so the next run sends the newer content as an update of our own upload.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +142,12 @@ pub(crate) enum EntryKind {
 /// What happened to one file.
 enum Outcome {
     Uploaded {
+        row: LocalRow,
+        bytes: u64,
+        path: String,
+    },
+    /// Uploaded as it was read, but the file changed meanwhile: not backed up as it is now.
+    UploadedThenChanged {
         row: LocalRow,
         bytes: u64,
         path: String,
@@ -357,6 +365,17 @@ async fn record(
             log.line(&format!("upload {rel} -> {path} ({bytes} bytes)"));
             row
         }
+        Outcome::UploadedThenChanged { row, bytes, path } => {
+            report.uploaded += 1;
+            report.uploaded_bytes += bytes;
+            log.line(&format!("upload {rel} -> {path} ({bytes} bytes)"));
+            let what = format!(
+                "{rel}: changed while being backed up; the version read is on the server, the newer one goes next run"
+            );
+            log.line(&format!("error {what}"));
+            report.errors.push(what);
+            row
+        }
         Outcome::AlreadyThere { row } => {
             report.already_there += 1;
             log.line(&format!(
@@ -555,6 +574,9 @@ pub(crate) struct Walker {
     src: PathBuf,
     stack: Vec<String>,
     ignore: Ignore,
+    /// The client's own files inside `src` (see [`crate::own`]), left out whatever the
+    /// patterns say.
+    own: Vec<String>,
     /// Entries left out by a pattern.
     pub excluded: u64,
 }
@@ -569,6 +591,7 @@ impl Walker {
             src: src.to_owned(),
             stack: vec![String::new()],
             ignore,
+            own: crate::own::inside(src, &crate::own::paths()),
             excluded: 0,
         }
     }
@@ -605,6 +628,9 @@ impl Walker {
             } else {
                 format!("{dir}/{}", e.name)
             };
+            if self.own.contains(&rel) {
+                continue;
+            }
             if self.ignore.is_excluded(&rel, e.kind == EntryKind::Dir) {
                 self.excluded += 1;
                 continue;
@@ -747,13 +773,22 @@ impl FileJob {
         };
         match self.upload(&opts, &self.remote_path, data.clone()).await {
             Ok(meta) => {
-                self.check_unchanged().await?;
-                Ok(Outcome::Uploaded {
-                    row: row(Some(meta.rev)),
-                    bytes: self.seen.size,
-                    path: meta
-                        .path_display
-                        .unwrap_or_else(|| self.remote_path.clone()),
+                // The row records what the server now holds (its rev, and its hash: a large
+                // file is read again to be sent), so the next run updates that revision
+                // instead of taking our own upload for someone else's edit.
+                let row = LocalRow {
+                    hash: meta.content_hash.clone().or(Some(hash.clone())),
+                    ..row(Some(meta.rev))
+                };
+                let path = meta
+                    .path_display
+                    .unwrap_or_else(|| self.remote_path.clone());
+                let bytes = self.seen.size;
+                Ok(match self.check_unchanged().await {
+                    Ok(()) => Outcome::Uploaded { row, bytes, path },
+                    // The row keeps the stat of the version read, so the next run reads the
+                    // file again and sends what changed.
+                    Err(_) => Outcome::UploadedThenChanged { row, bytes, path },
                 })
             }
             Err(e) if e.kind() == ErrorKind::Conflict => {

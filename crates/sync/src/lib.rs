@@ -5,6 +5,7 @@
 //!   its SQLite [`index`] of what was backed up and of the server's view.
 //! - [`restore`]: `--verify`, and `cubby restore-backup` (optionally to a point in time).
 //! - [`ignore`]: gitignore-style exclusion patterns.
+//! - [`own`]: where the client keeps its own files, which are never backed up or synced.
 //! - [`engine`]: `cubby sync`, the two-way sync engine (observe, plan, apply) around
 //!   `cubby_core::sync`'s planner.
 
@@ -12,4 +13,5 @@ pub mod backup;
 pub mod engine;
 pub mod ignore;
 pub mod index;
+pub mod own;
 pub mod restore;

@@ -92,8 +92,8 @@ pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
         let at_path = store
             .revisions(ns, RevisionsOf::Path(&lower), before, a.limit + 1)
             .await?;
-        // Revisions are recorded at the path they were written to: a file moved here has its
-        // history under its id.
+        // Revisions are recorded at the path they were written to (a move writes one at the
+        // new path). A file moved here before moves did has none: its history is under its id.
         match current.as_ref().and_then(|e| e.id.as_deref()) {
             Some(id) if at_path.is_empty() && before.is_none() => {
                 store

@@ -143,6 +143,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/ready", any(ready))
         .route("/metrics", axum::routing::get(metrics))
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::layer,
+        ))
         .with_state(state)
 }
 
@@ -166,7 +170,14 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Prometheus metrics of this server process.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(state.store.pool_stats());
+    let bad = &state.store.bad_blocks;
+    let body = state.metrics.render(
+        state.store.pool_stats(),
+        (
+            bad.0.load(std::sync::atomic::Ordering::Relaxed),
+            bad.1.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -481,16 +492,17 @@ async fn dispatch(
     Path(route): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
+    request_id: Option<axum::Extension<crate::access::RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = cubby_core::hash::hex(&cubby_store::random_bytes::<8>());
     let started = std::time::Instant::now();
     let label = ROUTE_NAMES
         .iter()
         .find(|n| **n == route)
         .copied()
         .unwrap_or("unknown");
+    let mut account = None;
     let mut resp = match handle(
         state.clone(),
         &route,
@@ -498,18 +510,32 @@ async fn dispatch(
         query.as_deref(),
         &headers,
         body,
+        &mut account,
     )
     .await
     {
         Ok(r) => r,
+        Err(ApiError::Internal(cause)) => {
+            // The cause is logged (with the request id), never sent; the id lets a user's
+            // report be matched with the log.
+            tracing::error!(%cause, "internal error");
+            let id = request_id.map_or_else(String::new, |r| r.0.0.clone());
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("Internal server error (request id {id})"),
+            )
+                .into_response()
+        }
         Err(e) => e.into_response(),
     };
     state
         .metrics
         .observe(label, resp.status().as_u16(), started.elapsed());
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-dropbox-request-id", v);
-    }
+    resp.extensions_mut().insert(crate::access::Caller {
+        route: label,
+        account,
+    });
     // An upload refused before its body was read (bad auth, a bad argument) leaves the body
     // unread, so the connection cannot carry another request: say so, or a client reusing
     // it would see its next request fail.
@@ -521,6 +547,19 @@ async fn dispatch(
     resp
 }
 
+/// Whether an RPC's `Content-Type` is one Dropbox takes: JSON (any parameters, as browsers
+/// add a charset), or the `text/plain; charset=dropbox-cors-hack` of clients avoiding a CORS
+/// preflight.
+fn rpc_content_type(value: &[u8]) -> bool {
+    let v = String::from_utf8_lossy(value).to_ascii_lowercase();
+    let mut parts = v.split(';').map(str::trim);
+    match parts.next() {
+        Some("application/json") => true,
+        Some("text/plain") => parts.any(|p| p.replace(' ', "") == "charset=dropbox-cors-hack"),
+        _ => false,
+    }
+}
+
 async fn handle(
     state: Arc<AppState>,
     route: &str,
@@ -528,6 +567,7 @@ async fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
+    account: &mut Option<String>,
 ) -> ApiResult<Response> {
     let Some((name, spec)) = ROUTE_NAMES
         .iter()
@@ -543,6 +583,18 @@ async fn handle(
     let get_allowed = spec.style == Style::Download && *method == Method::GET;
     if *method != Method::POST && !get_allowed {
         return Err(bad(format!("method {method} not allowed")));
+    }
+    if spec.style == Style::Rpc
+        && let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && !rpc_content_type(ct.as_bytes())
+    {
+        // Read the body anyway, so the connection stays usable.
+        let _ = axum::body::to_bytes(body, MAX_RPC_BODY).await;
+        return Err(bad(format!(
+            "Bad HTTP \"Content-Type\" header: \"{}\".  Expecting one of \"application/json\", \
+             \"application/json; charset=utf-8\", \"text/plain; charset=dropbox-cors-hack\".",
+            String::from_utf8_lossy(ct.as_bytes())
+        )));
     }
     let params: Vec<(String, String)> = query.map(form_urlencoded_pairs).unwrap_or_default();
     let param = |k: &str| {
@@ -622,7 +674,10 @@ async fn handle(
     }
     .await;
     let (auth, header_arg) = match early {
-        Ok(x) => x,
+        Ok(x) => {
+            *account = x.0.as_ref().map(|a| a.account.account_id.clone());
+            x
+        }
         Err(e) => {
             match spec.style {
                 Style::Upload => transfer::drain_stream(&mut body.into_data_stream(), 0).await,

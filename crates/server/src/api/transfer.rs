@@ -486,19 +486,34 @@ pub(crate) async fn serve_file(
         .revision
         .ok_or_else(|| ApiError::Internal("file without revision".into()))?;
     let blocks = store.revision_blocks(revision).await?;
-    let pieces = block_pieces(&blocks, start, end);
+    let mut pieces = block_pieces(&blocks, start, end).into_iter();
+    // Before answering: the first piece is read and checked (the whole of a small file), the
+    // others are checked present, so a lost block is an error status. A block corrupted
+    // on disk further on is found when it is read: the body stops there (the client sees a
+    // short transfer), and wrong bytes are never sent.
+    let first = match pieces.next() {
+        Some((hash, off, len)) => Some(store.read_block(hash, off, len).await?),
+        None => None,
+    };
+    let rest: Vec<_> = pieces.collect();
+    store
+        .check_present(&rest.iter().map(|(h, _, _)| *h).collect::<Vec<_>>())
+        .await?;
     let store = store.clone();
-    let stream = futures_util::stream::iter(pieces)
-        .map(move |(hash, off, len)| {
-            let store = store.clone();
-            async move {
-                store
-                    .read_block(hash, off, len)
-                    .await
-                    .map_err(std::io::Error::other)
-            }
-        })
-        .buffered(READS_IN_FLIGHT);
+    let first = futures_util::stream::iter(first.map(Ok::<_, std::io::Error>));
+    let stream = first.chain(
+        futures_util::stream::iter(rest)
+            .map(move |(hash, off, len)| {
+                let store = store.clone();
+                async move {
+                    store
+                        .read_block(hash, off, len)
+                        .await
+                        .map_err(std::io::Error::other)
+                }
+            })
+            .buffered(READS_IN_FLIGHT),
+    );
     resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     state.metrics.add_out(end - start);

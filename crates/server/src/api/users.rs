@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiResult, Ctx, json_response};
 
-/// The allocation reported by get_space_usage without a quota: one pebibyte, i.e. no limit.
-const UNLIMITED_ALLOCATION: u64 = 1 << 50;
+/// The allocation reported without a quota when the disk's free space cannot be read
+/// (clients divide by the allocation, so it is never 0): 1 TiB.
+const FALLBACK_ALLOCATION: u64 = 1 << 40;
 
 type Reply = ApiResult<axum::response::Response>;
 
@@ -37,12 +38,15 @@ pub(crate) async fn get_current_account(ctx: &Ctx) -> Reply {
 
 pub(crate) async fn get_space_usage(ctx: &Ctx) -> Reply {
     let used = ctx.store().space_used(ctx.ns()).await?;
+    // Without a quota an account may fill the disk: what it uses plus what is free there.
+    let allocated = ctx.auth().account.quota.unwrap_or_else(|| {
+        ctx.store()
+            .free_space()
+            .map_or(FALLBACK_ALLOCATION, |free| used.saturating_add(free))
+    });
     let body = json!({
         "used": used,
-        "allocation": {
-            ".tag": "individual",
-            "allocated": ctx.auth().account.quota.unwrap_or(UNLIMITED_ALLOCATION),
-        },
+        "allocation": {".tag": "individual", "allocated": allocated},
     });
     Ok(json_response(axum::http::StatusCode::OK, &body))
 }

@@ -73,6 +73,22 @@ impl Form {
         Ok(Form(form_urlencoded_pairs(text)))
     }
 
+    /// This form's fields and then `more`'s, refusing a field given twice with different
+    /// values (RFC 6749 3.2: a parameter must not be included more than once): names the field.
+    pub fn merged(mut self, more: Form) -> Result<Self, String> {
+        self.0.extend(more.0);
+        let mut seen = std::collections::HashMap::with_capacity(self.0.len());
+        for (k, v) in &self.0 {
+            if seen
+                .insert(k.as_str(), v.as_str())
+                .is_some_and(|old| old != v)
+            {
+                return Err(k.clone());
+            }
+        }
+        Ok(self)
+    }
+
     /// The first value of a field; an empty value counts as absent.
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0

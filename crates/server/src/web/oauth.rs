@@ -544,11 +544,13 @@ fn client_credentials(
     }
 }
 
-/// `POST /oauth2/token`.
+/// `POST /oauth2/token`. Parameters come in the form body, the query string (as the
+/// JavaScript SDK sends them, with an empty body) or both.
 pub(crate) async fn token(
     State(state): State<Arc<AppState>>,
     ext: axum::http::Extensions,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
     let form = match Form::from_body(body).await {
@@ -558,6 +560,16 @@ pub(crate) async fn token(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "malformed form body",
+            );
+        }
+    };
+    let form = match Form::from_query(query.as_deref()).merged(form) {
+        Ok(f) => f,
+        Err(field) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("the parameter {field} is given more than once"),
             );
         }
     };

@@ -1349,3 +1349,144 @@ async fn an_upload_refused_before_its_body_is_read_closes_the_connection() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers.get("connection").is_none());
 }
+
+/// The JavaScript SDK sends the code exchange and the refresh with every parameter in the
+/// query string and an empty body, as Dropbox accepts; a parameter given twice with
+/// different values (query and body) is refused.
+#[tokio::test]
+async fn the_token_endpoint_takes_its_parameters_from_the_query_too() {
+    let srv = TestServer::start().await;
+    let alice = srv.user("alice").await;
+    let account = srv.store.user("alice").await.unwrap().id;
+    let (public, _) = srv.app("Query", AccessType::Full, &[], true).await;
+    let verifier = "q".repeat(64);
+    let code = srv
+        .store
+        .create_code(&CodeRequest {
+            app: public.id,
+            account,
+            scopes: vec!["account_info.read".into()],
+            redirect_uri: None,
+            challenge: Some((cubby_core::hash::pkce_s256(&verifier), "S256".to_owned())),
+            access: TokenAccess::Offline,
+        })
+        .await
+        .unwrap();
+    let in_query = |params: &[(&str, &str)]| {
+        let q: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
+        alice
+            .http
+            .post(format!("{}/oauth2/token?{}", alice.url(), q.join("&")))
+    };
+    let r = alice
+        .raw(in_query(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &public.key),
+            ("code_verifier", &verifier),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        auth_tag(&alice, &format!("Bearer {token}")).await.0,
+        StatusCode::OK
+    );
+
+    // A refresh in the query (the SDK's automatic refresh), and one split between the two.
+    let r = alice
+        .raw(in_query(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &public.key),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let split = in_query(&[("grant_type", "refresh_token"), ("client_id", &public.key)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("refresh_token={}", urlencode(&refresh)));
+    let r = alice.raw(split).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        auth_tag(&alice, &format!("Bearer {token}")).await.0,
+        StatusCode::OK
+    );
+
+    // The same parameter twice: the same value is harmless, different values are refused.
+    let twice = |body_grant: &str| {
+        in_query(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &public.key),
+        ])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type={body_grant}"))
+    };
+    assert_eq!(
+        alice.raw(twice("refresh_token")).await.status,
+        StatusCode::OK
+    );
+    let r = alice.raw(twice("authorization_code")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"], "invalid_request", "{}", r.text());
+}
+
+/// `cubby admin token USER --app KEY --offline` for a public app: its refresh token refreshes
+/// without a secret, as a PKCE refresh token does (a public client has none to give).
+#[tokio::test]
+async fn a_minted_refresh_token_of_a_public_app_refreshes_without_a_secret() {
+    let srv = TestServer::start().await;
+    let alice = srv.user("alice").await;
+    let (public, _) = srv.app("Public CLI", AccessType::Full, &[], true).await;
+    let issued = srv
+        .store
+        .mint("alice", Some(&public.key), &[], TokenAccess::Offline)
+        .await
+        .unwrap();
+    let refresh = issued.refresh_token.expect("offline gives a refresh token");
+    let (s, v) = token_request(
+        &alice,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &public.key),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token = v["access_token"].as_str().unwrap();
+    assert_eq!(
+        auth_tag(&alice, &format!("Bearer {token}")).await.0,
+        StatusCode::OK
+    );
+
+    // A confidential app's minted refresh token still needs its secret.
+    let (conf, secret) = srv
+        .app("Confidential CLI", AccessType::Full, &[], false)
+        .await;
+    let issued = srv
+        .store
+        .mint("alice", Some(&conf.key), &[], TokenAccess::Offline)
+        .await
+        .unwrap();
+    let refresh = issued.refresh_token.unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("client_id", conf.key.as_str()),
+    ];
+    let (s, v) = token_request(&alice, &form, None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client"))
+    );
+    let (s, v) = token_request(&alice, &form[..2], Some((&conf.key, &secret.unwrap()))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

@@ -51,13 +51,17 @@ async fn revisions_and_restore_byte_for_byte() {
         .ok();
     assert_eq!(v["entries"][0]["rev"], r1["rev"]);
     assert_eq!(v["has_more"], false);
-    // id mode follows the file across a move; before_rev is path-mode only.
-    c.rpc(
-        "files/move_v2",
-        json!({"from_path": "/h/doc.bin", "to_path": "/h/moved.bin"}),
-    )
-    .await
-    .ok();
+    // A move is a new revision at the new path (as on Dropbox); id mode follows the file
+    // across it; before_rev is path-mode only.
+    let moved = c
+        .rpc(
+            "files/move_v2",
+            json!({"from_path": "/h/doc.bin", "to_path": "/h/moved.bin"}),
+        )
+        .await
+        .ok()["metadata"]
+        .clone();
+    assert_ne!(moved["rev"], r3["rev"]);
     let v = c
         .rpc(
             "files/list_revisions",
@@ -65,9 +69,9 @@ async fn revisions_and_restore_byte_for_byte() {
         )
         .await
         .ok();
-    assert_eq!(v["entries"].as_array().unwrap().len(), 3);
-    // Path mode at the new path finds the moved file's history too (`cubby revs` after
-    // `cubby mv`), newest first.
+    assert_eq!(v["entries"].as_array().unwrap().len(), 4);
+    // Path mode lists what was written at the path: at the new one, the move; at the old
+    // one, the three versions written there.
     let v = c
         .rpc(
             "files/list_revisions",
@@ -75,9 +79,24 @@ async fn revisions_and_restore_byte_for_byte() {
         )
         .await
         .ok();
-    assert_eq!(v["entries"].as_array().unwrap().len(), 3, "{v}");
-    assert_eq!(v["entries"][0]["rev"], r3["rev"]);
+    let revs: Vec<_> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rev"].clone())
+        .collect();
+    assert_eq!(revs, [moved["rev"].clone()], "{v}");
+    assert_eq!(v["entries"][0]["path_display"], "/h/moved.bin");
     assert_eq!(v["is_deleted"], false);
+    let v = c
+        .rpc(
+            "files/list_revisions",
+            json!({"path": "/h/doc.bin", "limit": 10}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["is_deleted"], true);
     let r = c
         .rpc(
             "files/list_revisions",

@@ -975,3 +975,56 @@ async fn download_off_and_no_one_audience() {
         .await
         .ok();
 }
+
+/// Links name the host and port the client used, whether it spoke HTTP/1.1 (a `Host`
+/// header) or HTTP/2 (the authority in the request line, as browsers and curl send it).
+#[tokio::test]
+async fn links_name_the_host_and_port_over_http1_and_http2() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await.on(0);
+    c.put("/l/doc.txt", b"hello").await;
+    let base = c.url();
+    let h2 = Client {
+        http: reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap(),
+        ..c.clone()
+    };
+    for (client, proto) in [(&c, "HTTP/1.1"), (&h2, "HTTP/2")] {
+        let probe = client
+            .raw(client.http.get(format!("{base}/health/live")))
+            .await;
+        assert_eq!(probe.status, StatusCode::OK);
+        let temp = client
+            .rpc("files/get_temporary_link", json!({"path": "/l/doc.txt"}))
+            .await
+            .ok();
+        let link = temp["link"].as_str().unwrap();
+        assert!(
+            link.starts_with(&format!("{base}/temp/")),
+            "{proto}: {link}"
+        );
+        let path = format!("/l/{}.txt", proto.replace('/', "-"));
+        client.put(&path, b"shared").await;
+        let shared = client
+            .rpc(
+                "sharing/create_shared_link_with_settings",
+                json!({"path": path}),
+            )
+            .await
+            .ok();
+        let url = shared["url"].as_str().unwrap().to_owned();
+        assert!(url.starts_with(&format!("{base}/s/")), "{proto}: {url}");
+        let got = client.raw(client.http.get(link)).await;
+        assert_eq!(got.body, b"hello", "{proto}");
+    }
+    // The HTTP/2 client really spoke HTTP/2.
+    let resp = h2
+        .http
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+}

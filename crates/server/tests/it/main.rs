@@ -15,6 +15,8 @@ mod copyref;
 mod history;
 /// Accounts, isolation, persistence and graceful shutdown.
 mod lifecycle;
+/// Connection limits: idle and stalled connections, and the cap on connections.
+mod limits;
 /// Shared links: the sharing routes, listings through links and the public link pages.
 mod links;
 /// list_folder paging, cursors, change feed and longpoll.

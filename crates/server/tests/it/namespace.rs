@@ -286,3 +286,93 @@ async fn move_and_copy() {
         .ok();
     assert_eq!(r[".tag"], "file", "v1 move returns the metadata bare");
 }
+
+/// A moved file gets a new rev at its new place, as on Dropbox: `rev:` of the new rev answers
+/// the new path (sync clients such as Maestral rebuild their events from it), `rev:` of the
+/// old one still answers where it was written; content, id and client_modified stay.
+#[tokio::test]
+async fn a_move_gives_each_moved_file_a_new_rev_at_its_new_place() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let a = c.put("/a.txt", b"alpha").await;
+    let inner = c.put("/dir/sub/inner.txt", b"inner").await;
+    let rev_meta = |rev: &Value| {
+        let path = format!("rev:{}", rev.as_str().unwrap());
+        let c = c.clone();
+        async move { c.meta(&path).await }
+    };
+
+    for (from, to, label) in [
+        ("/a.txt", "/b.txt", "rename"),
+        ("/b.txt", "/B.txt", "case-only rename"),
+    ] {
+        let before = c.meta(from).await.ok();
+        let mv = c
+            .rpc("files/move_v2", json!({"from_path": from, "to_path": to}))
+            .await
+            .ok()["metadata"]
+            .clone();
+        assert_ne!(mv["rev"], before["rev"], "{label}: a new rev");
+        assert_eq!(mv["id"], a["id"], "{label}: same id");
+        assert_eq!(mv["content_hash"], a["content_hash"]);
+        assert_eq!(mv["client_modified"], a["client_modified"]);
+        assert_eq!(
+            c.meta(to).await.ok()["rev"],
+            mv["rev"],
+            "{label}: listed with its new rev"
+        );
+        let now = rev_meta(&mv["rev"]).await.ok();
+        assert_eq!(now["path_display"], to, "{label}: rev: of the new rev");
+        let old = rev_meta(&before["rev"]).await.ok();
+        assert_eq!(
+            old["path_display"], before["path_display"],
+            "{label}: old rev stays"
+        );
+        let body = c
+            .download(
+                json!({"path": format!("rev:{}", mv["rev"].as_str().unwrap())}),
+                None,
+            )
+            .await
+            .body;
+        assert_eq!(body, b"alpha");
+    }
+
+    // A folder's files all get new revs at their new paths, in the change feed too.
+    let cursor = c
+        .rpc(
+            "files/list_folder/get_latest_cursor",
+            json!({"path": "", "recursive": true}),
+        )
+        .await
+        .ok()["cursor"]
+        .clone();
+    c.rpc(
+        "files/move_v2",
+        json!({"from_path": "/dir", "to_path": "/renamed"}),
+    )
+    .await
+    .ok();
+    let moved = c.meta("/renamed/sub/inner.txt").await.ok();
+    assert_ne!(moved["rev"], inner["rev"]);
+    assert_eq!(moved["id"], inner["id"]);
+    assert_eq!(
+        rev_meta(&moved["rev"]).await.ok()["path_display"],
+        "/renamed/sub/inner.txt"
+    );
+    let feed = c
+        .rpc("files/list_folder/continue", json!({"cursor": cursor}))
+        .await
+        .ok();
+    let entry = feed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path_lower"] == "/renamed/sub/inner.txt")
+        .cloned()
+        .expect("the moved file is in the feed");
+    assert_eq!(entry["rev"], moved["rev"], "{feed}");
+    // Every revision row holds the blocks again: fsck finds every count right.
+    let fsck = srv.store.fsck(false, true).await.unwrap();
+    assert!(fsck.is_clean() && fsck.miscounted == 0, "{fsck:?}");
+}

@@ -21,6 +21,7 @@ struct Backends {
     blocks_url: Option<String>,
     /// Networks save_url may fetch from (tests allow loopback explicitly).
     fetch_allow: Vec<String>,
+    limits: cubby_server::conn::Limits,
 }
 
 impl Backends {
@@ -58,6 +59,7 @@ impl Backends {
             metadata_url,
             blocks_url,
             fetch_allow: Vec::new(),
+            limits: Default::default(),
         }
     }
 
@@ -94,6 +96,13 @@ impl TestServer {
         Self::start_with(tempfile::tempdir().expect("temp dir"), backends).await
     }
 
+    /// Starts with shorter connection limits.
+    pub async fn start_with_limits(limits: cubby_server::conn::Limits) -> Self {
+        let mut backends = Backends::fresh().await;
+        backends.limits = limits;
+        Self::start_with(tempfile::tempdir().expect("temp dir"), backends).await
+    }
+
     /// Starts servers again on the data (and back-ends) of a stopped test server.
     pub async fn restart(stopped: (tempfile::TempDir, StoppedBackends)) -> Self {
         Self::start_with(stopped.0, stopped.1.0).await
@@ -112,6 +121,8 @@ impl TestServer {
                 metadata_url: backends.metadata_url.clone(),
                 blocks_url: backends.blocks_url.clone(),
                 retention_days: None,
+                access_log: true,
+                limits: backends.limits,
                 fetch_allow: backends.fetch_allow.clone(),
             };
             let server = Server::bind(&config).await.expect("server binds");
@@ -300,7 +311,7 @@ impl Reply {
 pub struct Client {
     pub http: reqwest::Client,
     pub urls: Arc<Vec<String>>,
-    next: Arc<AtomicUsize>,
+    pub next: Arc<AtomicUsize>,
     pub token: String,
 }
 

@@ -265,3 +265,44 @@ async fn a_refused_rpc_keeps_its_connection_usable() {
         "{text}"
     );
 }
+
+/// RPC routes take JSON (or Dropbox's CORS-hack text type) and refuse other content types
+/// with Dropbox's 400, changing nothing.
+#[tokio::test]
+async fn rpc_content_types() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let call = |ct: &'static str, path: &'static str| {
+        c.raw(
+            c.http
+                .post(format!("{}/2/files/create_folder_v2", c.url()))
+                .bearer_auth(&c.token)
+                .header("content-type", ct)
+                .body(format!(r#"{{"path": "{path}"}}"#)),
+        )
+    };
+    for (ct, path) in [
+        ("text/plain", "/a"),
+        ("application/x-www-form-urlencoded", "/b"),
+        ("application/octet-stream", "/c"),
+    ] {
+        let r = call(ct, path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{ct}");
+        assert!(
+            r.text()
+                .contains(&format!("Bad HTTP \"Content-Type\" header: \"{ct}\"")),
+            "{}",
+            r.text()
+        );
+        assert_eq!(c.meta(path).await.conflict(), "path/not_found/", "{ct}");
+    }
+    for (ct, path) in [
+        ("application/json", "/d"),
+        ("application/json; charset=utf-8", "/e"),
+        ("Application/JSON;charset=UTF-8", "/f"),
+        ("text/plain; charset=dropbox-cors-hack", "/g"),
+    ] {
+        let r = call(ct, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{ct}: {}", r.text());
+    }
+}

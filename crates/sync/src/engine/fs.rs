@@ -99,12 +99,19 @@ pub fn changed(path: &str) -> io::Error {
 /// The real file system under a synced folder.
 pub struct RealFs {
     root: PathBuf,
+    /// The client's own files inside the synced folder (`/a/b`), never synced (see
+    /// [`crate::own`]).
+    own: Vec<String>,
 }
 
 impl RealFs {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            own: crate::own::inside(root, &crate::own::paths())
+                .into_iter()
+                .map(|rel| format!("/{rel}"))
+                .collect(),
         }
     }
 
@@ -166,6 +173,9 @@ impl LocalFs for RealFs {
         }
         names.sort();
         for name in names {
+            if self.own.contains(&join(dir, &name)) {
+                continue;
+            }
             if is_internal(&name) {
                 // A partial download met by a scan was left by a run that stopped (the
                 // engine never scans while it downloads): nothing will finish it.

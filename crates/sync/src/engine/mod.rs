@@ -130,6 +130,9 @@ pub struct Report {
     pub problems: Vec<(String, String)>,
     /// Both sides agree (apart from held deletions and problems).
     pub converged: bool,
+    /// One way only (`--pull`, `--push`), and changes wait on the other direction: the two
+    /// sides differ.
+    pub one_way_pending: bool,
     /// Deletions held back by the mass-deletion guard.
     pub held: Option<Summary>,
     /// The most nodes (counted once per tree) a working set held while planning.
@@ -338,6 +341,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 self.ignore_key.as_deref().unwrap_or(""),
                 self.state.dirty_gen().await?
             );
+            // A pass that left ops for the other direction is not trusted as settled: a node
+            // already dirty that changes again (a local file deleted before it was ever sent)
+            // does not change the key, so such a pass plans again.
             if !self.state.has_dirty().await? || self.settled.as_deref() == Some(key.as_str()) {
                 self.report.converged = true;
                 break;
@@ -359,10 +365,11 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             if !outcome.planned {
                 // Nothing left to do for the dirty nodes: they wait on a held deletion, a
                 // refusal or the other direction.
-                if self.refused.is_empty() && !held {
+                self.report.one_way_pending = outcome.one_way > 0;
+                if self.refused.is_empty() && !held && outcome.one_way == 0 {
                     self.settled = Some(key);
                 }
-                self.report.converged = !held;
+                self.report.converged = !held && !self.report.one_way_pending;
                 break;
             }
             rescan = !outcome.clean;
@@ -378,19 +385,27 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         Ok(self.report.clone())
     }
 
-    /// The current plan, filtered by direction and by what was refused.
-    fn plan(&self) -> Vec<Op> {
+    /// The current plan, filtered by direction and by what was refused, and how many ops the
+    /// direction left out.
+    fn plan(&self) -> (Vec<Op>, usize) {
         let planned = plan::plan(&self.remote_tree.tree, &self.local.tree, &self.synced.tree);
-        planned
-            .ops
+        let (ops, other_way): (Vec<Op>, Vec<Op>) =
+            planned
+                .ops
+                .into_iter()
+                .partition(|op| match self.opts.direction {
+                    Direction::Both => true,
+                    Direction::Pull => !writes_remote(op),
+                    Direction::Push => !writes_local(op) || matches!(op, Op::KeepBoth { .. }),
+                });
+        let ops = ops
             .into_iter()
-            .filter(|op| match self.opts.direction {
-                Direction::Both => true,
-                Direction::Pull => !writes_remote(op),
-                Direction::Push => !writes_local(op) || matches!(op, Op::KeepBoth { .. }),
-            })
             .filter(|op| op_path(op).is_none_or(|p| !self.is_refused(p)))
-            .collect()
+            .collect();
+        if !other_way.is_empty() {
+            tracing::debug!(ops = ?other_way, "left for the other direction");
+        }
+        (ops, other_way.len())
     }
 
     fn is_refused(&self, p: &str) -> bool {

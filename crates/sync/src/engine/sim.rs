@@ -660,6 +660,13 @@ impl ServerInner {
         n.name = path::name_of(to).to_owned();
         self.journal.push(Change::Deleted(old_path));
         for moved in self.subtree(&id) {
+            // As on Dropbox, a moved file gets a new rev at its new place.
+            if !self.nodes[&moved].dir {
+                let rev = self.mint("rev");
+                let n = self.nodes.get_mut(&moved).unwrap();
+                self.revs.insert(rev.clone(), n.data.clone());
+                n.rev = Some(rev);
+            }
             self.journal.push(Change::Put(self.entry(&moved)));
         }
         Ok(self.entry(&id))

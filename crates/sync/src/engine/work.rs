@@ -47,6 +47,8 @@ pub(super) struct Round {
     pub ops: Vec<Op>,
     /// Deletions held back.
     pub held: Summary,
+    /// Ops planned but left out because they go the way a one-way sync does not.
+    pub one_way: usize,
 }
 
 impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
@@ -249,7 +251,8 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             }
             covered.extend(full);
             self.report.working_set_peak = self.report.working_set_peak.max(self.working_size());
-            let mut ops = self.plan();
+            let (mut ops, one_way) = self.plan();
+            round.one_way += one_way;
             if !ops.is_empty() {
                 round.planned = true;
             }
