@@ -1,5 +1,7 @@
 //! Names chosen on conflict: `name (1).txt` for autorename and Dropbox's conflicted copies.
 
+use crate::path::MAX_COMPONENT_CHARS;
+
 /// Splits `name.ext` into (`name`, `.ext`); a leading dot is part of the stem.
 fn split_ext(name: &str) -> (&str, &str) {
     match name.rfind('.') {
@@ -8,19 +10,31 @@ fn split_ext(name: &str) -> (&str, &str) {
     }
 }
 
+/// `name` with `mark` before its extension, the stem shortened so that the result stays
+/// within `MAX_COMPONENT_CHARS` (a longer name could be stored but never named by a path);
+/// an extension too long to keep beside the mark counts as stem.
+fn marked(name: &str, mark: &str) -> String {
+    let (mut stem, mut ext) = split_ext(name);
+    let mark_chars = mark.chars().count();
+    if mark_chars + ext.chars().count() >= MAX_COMPONENT_CHARS {
+        (stem, ext) = (name, "");
+    }
+    let room = MAX_COMPONENT_CHARS - mark_chars - ext.chars().count();
+    let stem: String = stem.chars().take(room).collect();
+    format!("{stem}{mark}{ext}")
+}
+
 /// The `n`th autorename candidate: `report (n).txt`.
 pub fn numbered(name: &str, n: u32) -> String {
-    let (stem, ext) = split_ext(name);
-    format!("{stem} ({n}){ext}")
+    marked(name, &format!(" ({n})"))
 }
 
 /// The `n`th conflicted-copy candidate, as Dropbox names them.
 pub fn conflicted_copy(name: &str, n: u32) -> String {
-    let (stem, ext) = split_ext(name);
     if n <= 1 {
-        format!("{stem} (conflicted copy){ext}")
+        marked(name, " (conflicted copy)")
     } else {
-        format!("{stem} (conflicted copy {n}){ext}")
+        marked(name, &format!(" (conflicted copy {n})"))
     }
 }
 
@@ -35,5 +49,24 @@ mod tests {
         assert_eq!(numbered(".bashrc", 1), ".bashrc (1)");
         assert_eq!(conflicted_copy("a.tar.gz", 1), "a.tar (conflicted copy).gz");
         assert_eq!(conflicted_copy("doc.txt", 3), "doc (conflicted copy 3).txt");
+    }
+
+    #[test]
+    fn long_names_stay_valid() {
+        // A 255-character name's candidates were longer than a path component may be: the
+        // store kept them, and no path could name them again (found by fuzz/planner).
+        let long = format!("{}.txt", "é".repeat(251));
+        for n in [1, 2, 10, u32::MAX] {
+            for name in [conflicted_copy(&long, n), numbered(&long, n)] {
+                assert_eq!(name.chars().count(), MAX_COMPONENT_CHARS, "{name}");
+                assert!(name.ends_with(").txt") && name.starts_with("éé"));
+            }
+        }
+        assert_ne!(numbered(&long, 9), numbered(&long, 10));
+        // An extension too long to keep whole is cut with the stem.
+        let long_ext = format!("a.{}", "x".repeat(253));
+        let copy = conflicted_copy(&long_ext, 1);
+        assert_eq!(copy.chars().count(), MAX_COMPONENT_CHARS);
+        assert!(copy.starts_with("a.xx") && copy.ends_with("x (conflicted copy)"));
     }
 }

@@ -199,7 +199,11 @@ pub fn plan(remote: &Tree, local: &Tree, synced: &Tree) -> Plan {
 /// The temporary name a node gets when it must leave its place before the node that takes the
 /// place arrives (a swap of two names); a later op moves it on to its own place.
 pub fn aside_name(name: &str, n: u32) -> String {
-    format!(".cubby-aside-{n}-{name}")
+    let prefix = format!(".cubby-aside-{n}-");
+    // Within the longest name a path may hold; a cut name must not end in whitespace.
+    let room = path::MAX_COMPONENT_CHARS - prefix.chars().count();
+    let kept: String = name.chars().take(room).collect();
+    format!("{prefix}{}", kept.trim_end())
 }
 
 /// Pairs local-only nodes with remote-only nodes at the same place with the same kind and

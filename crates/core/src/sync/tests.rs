@@ -562,6 +562,35 @@ fn a_name_swap_moves_through_an_aside_name() {
 }
 
 #[test]
+fn names_made_for_long_names_stay_valid() {
+    // A 255-character name got aside names and conflicted copies longer than a path component
+    // may be, which the server refuses (found by fuzz/planner).
+    use crate::path::{self, MAX_COMPONENT_CHARS, Pattern};
+    let a = format!("/{}a.txt", "l".repeat(249));
+    let b = format!("/{}b.txt", "l".repeat(249));
+    let synced = remote_tree(&[("id:a", &a, Some("ha")), ("id:b", &b, Some("hb"))], &[]);
+    let local = tree(&[("id:a", &b, Some("ha")), ("id:b", &a, Some("hb"))]);
+    let aside = crate::sync::plan::aside_name(&b[1..], 1);
+    assert_eq!(aside.chars().count(), MAX_COMPONENT_CHARS);
+    assert!(matches!(
+        &ops(&synced.clone(), &local, &synced)[0],
+        Op::MoveRemote { to, .. } if *to == format!("/{aside}")
+    ));
+    let world = synced_world(synced.clone(), local, synced);
+    assert_eq!(world.remote.by_path().len(), 2);
+
+    // Both sides edit the file: the local version's conflicted copy fits too.
+    let synced = remote_tree(&[("id:a", &a, Some("ha"))], &[]);
+    let remote = remote_tree(&[("id:a", &a, Some("hr"))], &[("id:a", "r2")]);
+    let local = tree(&[("id:a", &a, Some("hl"))]);
+    let world = synced_world(remote, local, synced);
+    assert_eq!(world.remote.by_path().len(), 2);
+    for p in world.remote.by_path().keys() {
+        assert!(path::parse(p, Pattern::WritePath).is_ok(), "{p}");
+    }
+}
+
+#[test]
 fn crossed_folder_moves_do_not_make_a_cycle() {
     let synced = remote_tree(
         &[

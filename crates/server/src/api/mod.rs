@@ -143,11 +143,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/ready", any(ready))
         .route("/metrics", axum::routing::get(metrics))
         .merge(crate::web::router())
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::access::layer,
         ))
         .with_state(state)
+}
+
+/// A path no route serves: a plain answer that says so (API routes live under `/2/`).
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let text = if uri.path().starts_with("/2/") {
+        "Unknown API function."
+    } else {
+        "Nothing is served at this path: the Dropbox API lives under /2/, the web pages under /."
+    };
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// A known path asked with a method it does not take.
+async fn method_not_allowed(method: Method) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("This path does not take {method} requests."),
+    )
+        .into_response()
 }
 
 /// Readiness: the metadata store answers. A load balancer takes the server out while not.

@@ -306,3 +306,22 @@ async fn rpc_content_types() {
         assert_eq!(r.status, StatusCode::OK, "{ct}: {}", r.text());
     }
 }
+
+/// Paths no route serves, and methods a path does not take, get answers that say so.
+#[tokio::test]
+async fn unknown_paths_and_methods_are_answered_in_words() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    let r = c
+        .raw(c.http.get(format!("{}/no/such/thing", c.url())))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.text().contains("the Dropbox API lives under /2/"),
+        "{}",
+        r.text()
+    );
+    let r = c.raw(c.http.delete(format!("{}/temp/x/y", c.url()))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.text().contains("does not take DELETE"), "{}", r.text());
+}
