@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints scripts/bench's figure table, aims beside the figures, from OUTDIR/results.tsv and
 OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the scale-out table (stage e:
-one row per configuration) and the sync table (stage i: cubby beside unison and rsync). Standard
+one row per configuration), the sync table (stage i: cubby beside unison and rsync) and the load
+tables (stage j: one row per kind of request, then the connections, errors and RSS). Standard
 library only.
 
 Usage: report.py OUTDIR
@@ -22,6 +23,7 @@ AIM_SYNC_RSS_BYTES = 200e6  # i: client and server peak RSS
 AIM_CONCURRENT_RATIO = 1.5  # f: 4 concurrent appenders / 1 sequential session (unless the disk limits)
 AIM_BATCHED_RATIO = 3.0    # f: start + finish_batch_v2 / per-file upload, 4 KiB files
 AIM_RESTORE_MS = 50.0      # f: restore of a 1 GiB file
+AIM_LOAD_ERRORS = 0        # j: no error but 429 with Retry-After
 MET, MISSED = "✓ met", "✗ missed"
 
 
@@ -210,6 +212,78 @@ def sync_table(rows, meta):
     return table
 
 
+def load_tables(rows):
+    """Stage j: (per-kind rows, summary rows), or None if it did not run."""
+    by = {}
+    for (b, t, m), r in rows.items():
+        if b == "load" or b.startswith("load-"):
+            by.setdefault(b, {})[m] = r
+    if "load" not in by:
+        return None
+    val = lambda b, m: num(by[b][m]["median"]) if m in by.get(b, {}) else None
+    errs = {}
+    for m, r in by.get("load-errors", {}).items():
+        op, _, st = m.rpartition(": ")
+        errs.setdefault(op, []).append(f"{st}: {int(num(r['median']))}")
+    ops = sorted(set(by.get("load-count", {})) | set(errs))
+    ms = lambda b, op: f"{val(b, op):.1f}" if val(b, op) is not None else "-"
+    per_op = []
+    for op in ops:
+        n = val("load-count", op)
+        per_op.append((op, f"{int(n):,}" if n is not None else "0", ms("load-p50", op), ms("load-p90", op),
+                       ms("load-p99", op), ms("load-max", op), ", ".join(errs.get(op, [])) or "0",
+                       int(val("load-429", op) or 0)))
+    summary = []
+
+    def add(label, b, m, unit="", aim="", verdict=""):
+        r = by.get(b, {}).get(m)
+        if r:
+            v = r["median"] if r["n"] == "1" else f"{r['median']} ({r['min']}–{r['max']}, n={r['n']})"
+            summary.append((label, f"{v} {unit}".strip(), aim, verdict))
+
+    e = val("load", "errors other than 429 with Retry-After")
+    add("errors other than 429 with Retry-After", "load", "errors other than 429 with Retry-After",
+        "", str(AIM_LOAD_ERRORS), (MET if e is not None and e <= AIM_LOAD_ERRORS else MISSED))
+    add("429 with Retry-After (retried)", "load", "429 with Retry-After")
+    add("answers of all kinds (connects excluded)", "load", "answers (200) of all kinds, connects excluded")
+    add("  per second", "load", "answers per second", "/s")
+    add("connections held by the client, peak", "load", "connections held by the client, peak")
+    add("  sampled each second during the workload", "load",
+        "connections held by the client, sampled each second")
+    add("  opened in all (closed ones are reopened)", "load", "connections opened in all")
+    add("  ramp: seconds to open them", "load", "ramp: seconds to open the connections", "s")
+    for kind, what in (("silent", "silent (no byte sent)"), ("abandoned", "keep-alive, idle after one answer"),
+                       ("kept", "keep-alive, pinged every 5-20 s"), ("slow headers", "slow headers, 1 byte/s"),
+                       ("stalled upload", "stalled upload body")):
+        add(f"closed by the server: {what}, s quiet", "load-close", kind, "s")
+    r503 = val("load", "cap 503 with Retry-After")
+    bad503 = val("load", "cap 503 without Retry-After")
+    if (r503 or 0) + (bad503 or 0) > 0:
+        add("past 10,000: refused with 503 + Retry-After", "load", "cap 503 with Retry-After")
+        add("  refused with 503, no Retry-After", "load", "cap 503 without Retry-After", "", "0",
+            MET if not bad503 else MISSED)
+    add("  connects that took 1 s or more", "load", "connects that took 1 s or more (a SYN retransmitted)")
+    add("  kernel ListenOverflows during the stage", "load", "kernel TcpExt ListenOverflows during the stage")
+    add("server VmRSS before the stage", "load", "server VmRSS before the stage", "MiB")
+    add("server VmRSS, peak of 1 s samples", "load", "server VmRSS, peak of 1 s samples", "MiB")
+    add("server VmRSS after the stage", "load", "server VmRSS after the stage", "MiB")
+    add("server VmHWM (since it started)", "load",
+        "server VmHWM after the stage (since the server started)", "MiB")
+    add("server open descriptors, peak", "load", "server open descriptors, peak")
+    add("server threads, peak", "load", "server threads, peak")
+    add("server CPU, share of one core", "load", "server CPU, share of one core", "%")
+    add("client CPU, share of one core", "load", "client CPU, share of one core", "%")
+    for (b, t, m), r in rows.items():
+        if b == "load" and m.startswith("machine CPU busy"):
+            add(m, "load", m, "%")
+    add("  of which other processes", "load", "machine CPU used by other processes, % of one core", "%")
+    add("client event loop lag, p99", "load", "client event loop lag, p99", "ms")
+    add("client event loop lag, max", "load", "client event loop lag, max", "ms")
+    add("client peak RSS", "load", "client peak RSS", "MiB")
+    head = {k: val("load", k) for k in ("connections asked", "active clients", "seconds of mixed workload")}
+    return head, per_op, summary
+
+
 def main():
     outdir = sys.argv[1]
     rows, meta, notes = load(outdir)
@@ -320,6 +394,7 @@ def main():
 
     scale = scaleout_table(rows, meta)
     synct = sync_table(rows, meta)
+    loadt = load_tables(rows)
     print("Cubby benchmark: " + ", ".join(f"{k} {meta[k]}" for k in
                                            ("date", "version", "commit", "runs") if k in meta))
     if "machine" in meta:
@@ -327,7 +402,7 @@ def main():
     print("MB/s = 10^6 bytes/s over loopback HTTP/1.1, client and server on the same cores; "
           "RSS = server VmHWM.")
     print("sink = shared/peers/sink.py: Python, reads each body and discards it (no hashing, no disk).")
-    if table or not (scale or synct):
+    if table or not (scale or synct or loadt):
         print()
         print_table(("", "figure", "cubby: median (min–max, n)", "reference", "aim", "result"), table)
         if not table:
@@ -363,6 +438,20 @@ def main():
               "median (min–max, n); RSS = GNU time's %M for one-shot runs, VmHWM for the "
               "continuous processes and the server.")
         print_table(("figure", "cubby", "unison", "rsync", "aim", "result (cubby)"), synct)
+    if loadt:
+        head, per_op, summary = loadt
+        print()
+        fmt_n = lambda x: f"{x:,.0f}" if x is not None else "?"
+        print(f"j. load: {fmt_n(head['connections asked'])} connections asked from one asyncio client, "
+              f"{fmt_n(head['active clients'])} active clients and 8 longpolls running a mixed workload for "
+              f"{fmt_n(head['seconds of mixed workload'])} s, the rest idle or slow (see the notes); "
+              "latency of answers with status 200 only, errors by status.")
+        if "load_config" in meta:
+            print(f"config: {meta['load_config']}")
+        print_table(("request", "count", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors",
+                     "429 + Retry-After"), per_op)
+        print()
+        print_table(("figure", "value", "aim", "result"), summary)
     if notes:
         print()
         for n in notes:

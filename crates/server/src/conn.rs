@@ -12,7 +12,8 @@
 //!   for the next bytes of a body gets an error, and the connection closes.
 //!
 //! Reading the request line and headers is bounded by hyper's header-read timeout
-//! ([`Limits::header_read`]).
+//! ([`Limits::header_read`]); hyper starts it when a kept-alive connection begins to wait for
+//! its next request, so it bounds that wait too, and [`IDLE_TIMEOUT`] is the same length.
 
 use std::future::Future;
 use std::io;
@@ -31,9 +32,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// byte at a time (slowloris) is cut off.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no request in flight and no byte either way for this long is closed:
-/// keep-alive connections clients forgot, and connections opened and left silent. The same
-/// as nginx's keep-alive default; clients reopen a closed idle connection transparently.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// keep-alive connections clients forgot, and connections opened and left silent. As long as
+/// [`HEADER_READ_TIMEOUT`], which hyper applies to a kept-alive connection's wait for its
+/// next request anyway; HTTP client pools reopen a closed idle connection transparently.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that sends nothing for this long is abandoned (a stalled upload holds a
 /// connection, a task and its buffers). Slow links send something every few seconds.
 pub const BODY_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,6 +48,43 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 const RESERVED_FDS: u64 = 512;
 /// How long a refused client is asked to wait.
 const REFUSED_RETRY_AFTER_SECS: u64 = 1;
+/// Connections the kernel queues for `accept`: a burst of clients reconnecting at once (a
+/// pool's idle connections closed together) would otherwise overflow the default of 128
+/// and wait out a SYN retransmit (1 s, then 3, then 7).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket with [`LISTEN_BACKLOG`] (the kernel caps it at `somaxconn`).
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
+/// Refusals logged: at most one line a second, with the count since the last one, so a flood
+/// of connections cannot flood the log.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+static REFUSED_LOGGED_AT: AtomicU64 = AtomicU64::new(0);
+
+fn log_refusal() {
+    REFUSED.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = REFUSED_LOGGED_AT.load(Ordering::Relaxed);
+    if now > last
+        && REFUSED_LOGGED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let n = REFUSED.swap(0, Ordering::Relaxed);
+        tracing::warn!(refused = n, "refused connections: too many connections");
+    }
+}
 
 /// The limits of one server; tests shorten them.
 #[derive(Clone, Copy, Debug)]
@@ -144,7 +183,7 @@ where
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let plain = self.plain;
             return Box::pin(async move {
-                tracing::warn!("refused a connection: too many connections");
+                log_refusal();
                 if plain {
                     let body = "Too many connections to this server; retry in a moment.\n";
                     let answer = format!(

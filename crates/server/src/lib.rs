@@ -107,7 +107,7 @@ impl Server {
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("--fetch-allow: {e}"))?,
         );
-        let http = config.http.map(std::net::TcpListener::bind).transpose()?;
+        let http = config.http.map(conn::listen).transpose()?;
         let mut ca_file = None;
         let https = match config.https {
             None => None,
@@ -124,7 +124,7 @@ impl Server {
                 let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                     .await
                     .map_err(|e| format!("loading {}: {e}", cert.display()))?;
-                Some((std::net::TcpListener::bind(addr)?, rustls))
+                Some((conn::listen(addr)?, rustls))
             }
         };
         Ok(Self {

@@ -142,3 +142,28 @@ async fn connections_past_the_cap_are_refused_with_a_clear_answer() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.put("/ok.txt", b"served").await;
 }
+
+/// The listening socket queues a burst of reconnecting clients (the default backlog of 128
+/// made them wait out SYN retransmits of 1 s and more).
+#[tokio::test]
+async fn the_listen_queue_takes_a_burst() {
+    let srv = TestServer::start().await;
+    let port = srv.urls[0].rsplit(':').next().unwrap().to_owned();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // State, Recv-Q, Send-Q (the backlog), ...
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket in {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(backlog, somaxconn.min(4096), "{text}");
+}
