@@ -21,6 +21,19 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The official Dropbox JavaScript SDK (test_js_sdk.py), installed from the lockfile.
+js="$here/js"
+js_stamp="$js/node_modules/.conformance-package-lock.sha256"
+js_want="$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)"
+if [ ! -f "$js_stamp" ] || [ "$(cat "$js_stamp")" != "$js_want" ]; then
+    if ! command -v npm >/dev/null; then
+        echo "npm (with node 20 or later) is needed for conformance/test_js_sdk.py" >&2
+        exit 1
+    fi
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$js_want" > "$js_stamp"
+fi
+
 bin="${CUBBY_BIN:-target/debug/cubby}"
 case "$bin" in
     /*) ;;
