@@ -103,7 +103,7 @@ impl GroupCommit {
             ns,
             work: Work::Op(run),
         })?;
-        result.await.map_err(|_| stopped())?
+        result.await.map_err(|_| not_committed())?
     }
 
     /// Appends rows in the next batch, beside the batch's other rows for the same tables,
@@ -114,7 +114,7 @@ impl GroupCommit {
             ns: 0,
             work: Work::Insert((rows, reply)),
         })?;
-        result.await.map_err(|_| stopped())?
+        result.await.map_err(|_| not_committed())?
     }
 
     fn enqueue(&self, job: Job) -> Result<(), OpError> {
@@ -129,6 +129,14 @@ impl GroupCommit {
 
 fn stopped() -> OpError {
     OpError::Internal(StoreError::Invalid("the writer stopped".into()))
+}
+
+/// The writer dropped a job's reply: its batch could not run (the database refused to start
+/// or finish the transaction, as on a full disk; the writer logged why).
+fn not_committed() -> OpError {
+    OpError::Internal(StoreError::Invalid(
+        "the write was not committed: the database failed (the server log says why)".into(),
+    ))
 }
 
 /// Writes a batch's inserts, one multi-row statement per table and tail (and per parameter
