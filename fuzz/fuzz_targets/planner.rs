@@ -10,8 +10,8 @@
 //! - `Wild`: three trees assembled independently from a small pool of ids (the Synced tree
 //!   with any parents at all), which no sync produces.
 //!
-//! Every plan is checked by applying it to a model of the server and the disk that refuses an
-//! op that a real engine could not apply (a wrong path, an occupied name, a missing parent) or
+//! Every plan is checked by applying it to the model of the server and the disk that the
+//! planner's tests use (`cubby_core::sync::model`, the `model` feature), which refuses an op that a real engine could not apply (a wrong path, an occupied name, a missing parent) or
 //! that breaks a safety rule of ARCHITECTURE.md (a deletion of a node that was never synced,
 //! that the other side still has or that this side changed; an overwrite of content that is
 //! not the synced one; an update without the rev it replaces; a link of different nodes).
@@ -26,7 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::Arbitrary;
 use cubby_core::path;
-use cubby_core::sync::plan::{self, Op, Plan, Summary, UploadMode};
+use cubby_core::sync::model::World;
+use cubby_core::sync::plan::{self, Op, Plan, Summary};
 use cubby_core::sync::tree::{Kind, Node, NodeId, Tree};
 use libfuzzer_sys::fuzz_target;
 
@@ -393,19 +394,28 @@ fn run_wild(wild: &Wild) {
             server_id(i / 4)
         }
     };
-    let node = |w: &WildNode, local: bool| Node {
-        parent: parent_of(w.parent, local),
-        name: name(w.name),
-        kind: match w.content {
-            None => Kind::Folder,
-            Some(c) => Kind::file(format!("content-{}", c % 6)),
-        },
-        rev: (!local && w.content.is_some()).then(|| format!("rev-{}", w.rev % 4)),
+    // A server id names one item for good, so it is a folder in every tree or a file in every
+    // tree (ids 0 to 3 are folders); a provisional id is whatever the disk holds.
+    let node = |w: &WildNode, id: &NodeId, local: bool| {
+        let folder = match id.as_str().strip_prefix("id:") {
+            Some(n) => n.parse::<u8>().is_ok_and(|n| n < 4),
+            None => w.content.is_none(),
+        };
+        Node {
+            parent: parent_of(w.parent, local),
+            name: name(w.name),
+            kind: if folder {
+                Kind::Folder
+            } else {
+                Kind::file(format!("content-{}", w.content.unwrap_or(0) % 6))
+            },
+            rev: (!local && !folder).then(|| format!("rev-{}", w.rev % 4)),
+        }
     };
 
     let mut remote = Tree::new();
     for w in wild.remote.iter().take(12) {
-        let node = node(w, false);
+        let node = node(w, &server_id(w.id), false);
         let taken = remote
             .children_named(&node.parent, &node.name)
             .next()
@@ -416,7 +426,7 @@ fn run_wild(wild: &Wild) {
     }
     let mut local = Tree::new();
     for w in wild.local.iter().take(12) {
-        let node = node(w, true);
+        let node = node(w, &any_id(w.id), true);
         let taken = local
             .children(&node.parent)
             .any(|child| local.get(child).expect("a child").name == node.name);
@@ -427,7 +437,7 @@ fn run_wild(wild: &Wild) {
     // Synced: any nodes, any parents (it may hold a node whose parent is gone, or a cycle).
     let mut synced = Tree::new();
     for w in wild.synced.iter().take(12) {
-        let mut node = node(w, false);
+        let mut node = node(w, &server_id(w.id), false);
         if w.rev & 0x80 != 0 {
             node.rev = None;
         }
@@ -442,29 +452,17 @@ fn run_wild(wild: &Wild) {
 // ---------------------------------------------------------------------------------------------
 // The model engine.
 
-/// The server (Remote), the disk (Local) and the engine's record (Synced).
-struct World {
-    remote: Tree,
-    local: Tree,
-    synced: Tree,
-    minted: u32,
+/// The checks a fuzz run makes on top of the model engine (`cubby_core::sync::model`, which
+/// refuses any op a real engine could not apply or a safety rule forbids).
+trait Checked {
+    fn plan(&self) -> Plan;
+    fn apply_all(&mut self, ops: &[Op], what: &str);
+    fn sync_to_end(&mut self, check_copies: bool);
+    fn must_keep(&self) -> BTreeSet<String>;
+    fn most_copies(&self) -> BTreeMap<String, usize>;
 }
 
-impl World {
-    fn new(remote: Tree, local: Tree, synced: Tree) -> World {
-        World {
-            remote,
-            local,
-            synced,
-            minted: 0,
-        }
-    }
-
-    fn mint(&mut self, prefix: &str) -> NodeId {
-        self.minted += 1;
-        NodeId::new(format!("{prefix}{}", self.minted))
-    }
-
+impl Checked for World {
     /// Plans, checking determinism and the summary.
     fn plan(&self) -> Plan {
         let planned = plan::plan(&self.remote, &self.local, &self.synced);
@@ -593,262 +591,6 @@ impl World {
         }
         most
     }
-
-    fn apply(&mut self, op: &Op) -> Result<(), String> {
-        match op {
-            Op::Link { local, remote } => {
-                let r = self
-                    .remote
-                    .get(remote)
-                    .ok_or("the remote node is unknown")?;
-                let l = self.local.get(local).ok_or("the local node is unknown")?;
-                if self.local.contains(remote) {
-                    return Err("the remote id is already on disk".into());
-                }
-                if self.synced.contains(local) || self.synced.contains(remote) {
-                    return Err("a linked node was synced before".into());
-                }
-                if r.kind != l.kind
-                    || r.parent != l.parent
-                    || path::lower(&r.name) != path::lower(&l.name)
-                {
-                    return Err("linked nodes differ in place or content".into());
-                }
-                self.local.rekey(local, remote.clone()).map_err(text)
-            }
-            Op::CommitSynced { id, node } => {
-                let remote = self.remote.get(id).ok_or("not on the remote")?;
-                let local = self.local.get(id).ok_or("not local")?;
-                if remote != node || !local.agrees_with(node) {
-                    return Err("the sides do not agree on this node".into());
-                }
-                self.synced.put(id.clone(), node.clone());
-                Ok(())
-            }
-            Op::ForgetSynced { id } => {
-                if self.remote.contains(id) || self.local.contains(id) {
-                    return Err("a side still has the node".into());
-                }
-                self.synced
-                    .forget(id)
-                    .map(drop)
-                    .ok_or_else(|| "not synced".into())
-            }
-            Op::KeepBoth { id, from, to } => {
-                at(&self.local, id, from)?;
-                if path::parent_of(from) != path::parent_of(to) {
-                    return Err("a conflicted copy leaves its folder".into());
-                }
-                let node = self.local.get(id).expect("checked").clone();
-                free(&self.local, &node.parent, path::name_of(to), Some(id))?;
-                self.local
-                    .move_node(id, node.parent.clone(), path::name_of(to))
-                    .map_err(text)?;
-                let copy = self.mint("local:copy");
-                self.local.rekey(id, copy).map_err(text)
-            }
-            Op::CreateLocalFolder { id, path } => {
-                if self.local.contains(id) {
-                    return Err("the id is on disk already".into());
-                }
-                let parent = place(&self.local, path)?;
-                self.local
-                    .insert(id.clone(), Node::folder(parent, path::name_of(path)))
-                    .map_err(text)
-            }
-            Op::Download {
-                id,
-                path,
-                content_hash,
-                rev,
-            } => {
-                let remote = self.remote.get(id).ok_or("not on the remote")?;
-                if remote.kind.content_hash() != Some(content_hash.as_str()) || &remote.rev != rev {
-                    return Err("the remote holds other content".into());
-                }
-                match self.local.get(id) {
-                    Some(local) => {
-                        at(&self.local, id, path)?;
-                        if local.kind.is_folder() {
-                            return Err("a download over a folder".into());
-                        }
-                        if self.synced.get(id).map(|n| &n.kind) != Some(&local.kind) {
-                            return Err("overwrites local content that was never synced".into());
-                        }
-                        self.local
-                            .set_kind(id, Kind::file(content_hash))
-                            .map_err(text)
-                    }
-                    None => {
-                        let parent = place(&self.local, path)?;
-                        self.local
-                            .insert(
-                                id.clone(),
-                                Node::file(parent, path::name_of(path), content_hash),
-                            )
-                            .map_err(text)
-                    }
-                }
-            }
-            Op::Upload {
-                id,
-                path,
-                content_hash,
-                mode,
-            } => {
-                let local = self.local.get(id).ok_or("not local")?;
-                if local.kind.content_hash() != Some(content_hash.as_str()) {
-                    return Err("the local file holds other content".into());
-                }
-                let rev = Some(format!("rev-{}", self.mint("u")));
-                match mode {
-                    UploadMode::Update { rev: expected } => {
-                        at(&self.remote, id, path)?;
-                        let remote = self.remote.get(id).expect("checked");
-                        if remote.kind.is_folder() {
-                            return Err("an upload over a folder".into());
-                        }
-                        if &remote.rev != expected {
-                            return Err("the remote rev moved on".into());
-                        }
-                        if self.synced.get(id).map(|n| &n.kind) != Some(&remote.kind) {
-                            return Err("overwrites remote content that was never synced".into());
-                        }
-                        self.remote
-                            .set_kind(id, Kind::file(content_hash))
-                            .map_err(text)?;
-                        self.remote.set_rev(id, rev).map_err(text)
-                    }
-                    UploadMode::Add => {
-                        if self.remote.contains(id) {
-                            return Err("an add of a node the server has".into());
-                        }
-                        let parent = place(&self.remote, path)?;
-                        let new_id = self.mint("id:s");
-                        let mut node = Node::file(parent, path::name_of(path), content_hash);
-                        node.rev = rev;
-                        self.remote.insert(new_id.clone(), node).map_err(text)?;
-                        self.local.rekey(id, new_id).map_err(text)
-                    }
-                }
-            }
-            Op::CreateRemoteFolder { id, path } => {
-                if !self.local.get(id).is_some_and(|n| n.kind.is_folder()) {
-                    return Err("no such local folder".into());
-                }
-                if self.remote.contains(id) {
-                    return Err("the server has the folder already".into());
-                }
-                let parent = place(&self.remote, path)?;
-                let new_id = self.mint("id:s");
-                self.remote
-                    .insert(new_id.clone(), Node::folder(parent, path::name_of(path)))
-                    .map_err(text)?;
-                self.local.rekey(id, new_id).map_err(text)
-            }
-            Op::MoveLocal { id, from, to } => move_in(&mut self.local, id, from, to),
-            Op::MoveRemote { id, from, to } => move_in(&mut self.remote, id, from, to),
-            Op::DeleteLocal { id, path, nodes } => self.delete(true, id, path, *nodes),
-            Op::DeleteRemote { id, path, nodes } => self.delete(false, id, path, *nodes),
-        }?;
-        // The server never holds two names that fold together in one folder, nor an invalid path.
-        if let Some(path) = remote_path(op) {
-            let parsed = path::parse(path, path::Pattern::WritePath);
-            if parsed.is_err() {
-                return Err(format!("the server refuses the path {path:?}: {parsed:?}"));
-            }
-        }
-        Ok(())
-    }
-
-    fn delete(&mut self, local: bool, id: &NodeId, path: &str, nodes: usize) -> Result<(), String> {
-        let (tree, other) = if local {
-            (&mut self.local, &self.remote)
-        } else {
-            (&mut self.remote, &self.local)
-        };
-        at(tree, id, path)?;
-        let subtree = tree.subtree(id);
-        if subtree.len() != nodes {
-            return Err(format!("removes {} nodes, not {nodes}", subtree.len()));
-        }
-        for member in &subtree {
-            let Some(synced) = self.synced.get(member) else {
-                return Err(format!("{member} was never synced"));
-            };
-            if other.contains(member) {
-                return Err(format!("{member} is still on the other side"));
-            }
-            if synced.kind != tree.get(member).expect("in the subtree").kind {
-                return Err(format!("{member} changed since it was synced"));
-            }
-        }
-        tree.remove_subtree(id);
-        Ok(())
-    }
-}
-
-/// The path an op names on the server, if it names one.
-fn remote_path(op: &Op) -> Option<&str> {
-    match op {
-        Op::CreateRemoteFolder { path, .. } | Op::Upload { path, .. } => Some(path),
-        Op::MoveRemote { to, .. } => Some(to),
-        _ => None,
-    }
-}
-
-fn text(error: impl std::fmt::Display) -> String {
-    error.to_string()
-}
-
-/// Checks that `id` is at `display` exactly.
-fn at(tree: &Tree, id: &NodeId, display: &str) -> Result<(), String> {
-    match tree.path(id) {
-        Some(actual) if actual == display => Ok(()),
-        actual => Err(format!("{id} is at {actual:?}, not {display:?}")),
-    }
-}
-
-/// The folder at an exact display path.
-fn folder_at(tree: &Tree, display: &str) -> Result<NodeId, String> {
-    let mut current = NodeId::root();
-    for name in display.split('/').skip(1) {
-        let found = tree
-            .children(&current)
-            .find(|child| tree.get(child).expect("a child").name == name)
-            .cloned();
-        current = found.ok_or_else(|| format!("no folder at {display:?}"))?;
-    }
-    if tree.is_folder(&current) {
-        Ok(current)
-    } else {
-        Err(format!("{display:?} is a file"))
-    }
-}
-
-/// Refuses a name that folds to a sibling's: the server's rule, and a case-insensitive disk's.
-fn free(tree: &Tree, parent: &NodeId, name: &str, mover: Option<&NodeId>) -> Result<(), String> {
-    match tree
-        .children_named(parent, name)
-        .find(|c| Some(*c) != mover)
-    {
-        Some(other) => Err(format!("{name:?} is taken by {other}")),
-        None => Ok(()),
-    }
-}
-
-/// The parent folder of a new node at `display`, whose name must be free.
-fn place(tree: &Tree, display: &str) -> Result<NodeId, String> {
-    let parent = folder_at(tree, path::parent_of(display))?;
-    free(tree, &parent, path::name_of(display), None)?;
-    Ok(parent)
-}
-
-fn move_in(tree: &mut Tree, id: &NodeId, from: &str, to: &str) -> Result<(), String> {
-    at(tree, id, from)?;
-    let parent = folder_at(tree, path::parent_of(to))?;
-    free(tree, &parent, path::name_of(to), Some(id))?;
-    tree.move_node(id, parent, path::name_of(to)).map_err(text)
 }
 
 /// File contents by id.

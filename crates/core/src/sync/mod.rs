@@ -8,8 +8,8 @@
 pub mod plan;
 pub mod tree;
 
-#[cfg(test)]
-mod model;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

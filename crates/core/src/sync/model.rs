@@ -4,7 +4,9 @@
 //! engine could not apply or that would break a safety rule: a deletion of a node that was not
 //! synced or that the other side still has, an overwrite of content that was never synced, a
 //! move onto an occupied name, a path that does not match the node.
-//! It is not the `sync` crate's engine; it only checks that the plans converge.
+//! It is not the `sync` crate's engine; it only checks that the plans converge. The
+//! proptests and unit tests use it, and so does the planner's fuzz target (`fuzz/`, through
+//! the `model` feature).
 
 use crate::path;
 use crate::sync::plan::{self, Op, UploadMode};
@@ -61,11 +63,26 @@ impl World {
         ))
     }
 
+    /// Applies one op, refusing what a real engine could not do or a safety rule forbids.
     pub fn apply(&mut self, op: &Op) -> Result<(), String> {
         match op {
             Op::Link { local, remote } => {
-                if !self.remote.contains(remote) {
-                    return Err("the remote node is unknown".into());
+                let r = self
+                    .remote
+                    .get(remote)
+                    .ok_or("the remote node is unknown")?;
+                let l = self.local.get(local).ok_or("the local node is unknown")?;
+                if self.local.contains(remote) {
+                    return Err("the remote id is already on disk".into());
+                }
+                if self.synced.contains(local) || self.synced.contains(remote) {
+                    return Err("a linked node was synced before".into());
+                }
+                if r.kind != l.kind
+                    || r.parent != l.parent
+                    || path::lower(&r.name) != path::lower(&l.name)
+                {
+                    return Err("linked nodes differ in place or content".into());
                 }
                 self.local.rekey(local, remote.clone()).map_err(text)
             }
@@ -101,6 +118,9 @@ impl World {
                 self.local.rekey(id, copy).map_err(text)
             }
             Op::CreateLocalFolder { id, path } => {
+                if self.local.contains(id) {
+                    return Err("the id is on disk already".into());
+                }
                 let parent = place(&self.local, path)?;
                 self.local
                     .insert(id.clone(), Node::folder(parent, path::name_of(path)))
@@ -115,6 +135,12 @@ impl World {
             Op::MoveLocal { id, from, to } => move_in(&mut self.local, id, from, to),
             Op::DeleteLocal { id, path, nodes } => self.delete(true, id, path, *nodes),
             Op::CreateRemoteFolder { id, path } => {
+                if !self.local.get(id).is_some_and(|n| n.kind.is_folder()) {
+                    return Err("no such local folder".into());
+                }
+                if self.remote.contains(id) {
+                    return Err("the server has the folder already".into());
+                }
                 let parent = place(&self.remote, path)?;
                 let new_id = self.mint("id:s");
                 self.remote
@@ -130,7 +156,15 @@ impl World {
             } => self.upload(id, path, content_hash, mode),
             Op::MoveRemote { id, from, to } => move_in(&mut self.remote, id, from, to),
             Op::DeleteRemote { id, path, nodes } => self.delete(false, id, path, *nodes),
+        }?;
+        // The server takes only valid paths (a component of at most 255 characters, ...).
+        if let Some(path) = remote_path(op) {
+            let parsed = path::parse(path, path::Pattern::WritePath);
+            if parsed.is_err() {
+                return Err(format!("the server refuses the path {path:?}: {parsed:?}"));
+            }
         }
+        Ok(())
     }
 
     fn download(
@@ -147,6 +181,9 @@ impl World {
         match self.local.get(id) {
             Some(local) => {
                 check_path(&self.local, id, path)?;
+                if local.kind.is_folder() {
+                    return Err("a download over a folder".into());
+                }
                 let synced = self.synced.get(id).map(|node| &node.kind);
                 if synced != Some(&local.kind) {
                     return Err("would overwrite local content that was never synced".into());
@@ -183,6 +220,9 @@ impl World {
             UploadMode::Update { rev: expected } => {
                 check_path(&self.remote, id, path)?;
                 let remote = self.remote.get(id).expect("checked");
+                if remote.kind.is_folder() {
+                    return Err("an upload over a folder".into());
+                }
                 if &remote.rev != expected {
                     return Err("the remote rev moved on".into());
                 }
@@ -196,6 +236,9 @@ impl World {
                 self.remote.set_rev(id, rev).map_err(text)
             }
             UploadMode::Add => {
+                if self.remote.contains(id) {
+                    return Err("an add of a node the server has".into());
+                }
                 let parent = place(&self.remote, path)?;
                 let new_id = self.mint("id:s");
                 let mut node = Node::file(parent, path::name_of(path), content_hash);
@@ -218,11 +261,14 @@ impl World {
             return Err(format!("removes {} nodes, not {nodes}", subtree.len()));
         }
         for member in &subtree {
-            if !self.synced.contains(member) {
+            let Some(synced) = self.synced.get(member) else {
                 return Err(format!("{member} was never synced"));
-            }
+            };
             if other.contains(member) {
                 return Err(format!("{member} is still on the other side"));
+            }
+            if synced.kind != tree.get(member).expect("in the subtree").kind {
+                return Err(format!("{member} changed since it was synced"));
             }
         }
         let side = if local { "local" } else { "remote" };
@@ -266,21 +312,42 @@ fn check_free(
     }
 }
 
+/// The path an op names on the server, if it names one.
+fn remote_path(op: &Op) -> Option<&str> {
+    match op {
+        Op::CreateRemoteFolder { path, .. } | Op::Upload { path, .. } => Some(path),
+        Op::MoveRemote { to, .. } => Some(to),
+        _ => None,
+    }
+}
+
+/// The folder at an exact display path (the planner names places as they are displayed).
+fn folder_at(tree: &Tree, display: &str) -> Result<NodeId, String> {
+    let mut current = NodeId::root();
+    for name in display.split('/').skip(1) {
+        let found = tree
+            .children(&current)
+            .find(|child| tree.get(child).expect("a child").name == name)
+            .cloned();
+        current = found.ok_or_else(|| format!("no folder at {display:?}"))?;
+    }
+    if tree.is_folder(&current) {
+        Ok(current)
+    } else {
+        Err(format!("{display:?} is a file"))
+    }
+}
+
 /// The parent folder of a new node at `display_path`, checking that the name is free.
 fn place(tree: &Tree, display_path: &str) -> Result<NodeId, String> {
-    let parent = tree
-        .lookup(path::parent_of(display_path))
-        .ok_or("no parent folder")?;
-    if !tree.is_folder(&parent) {
-        return Err("the parent is a file".into());
-    }
+    let parent = folder_at(tree, path::parent_of(display_path))?;
     check_free(tree, &parent, path::name_of(display_path), None)?;
     Ok(parent)
 }
 
 fn move_in(tree: &mut Tree, id: &NodeId, from: &str, to: &str) -> Result<(), String> {
     check_path(tree, id, from)?;
-    let parent = tree.lookup(path::parent_of(to)).ok_or("no target folder")?;
+    let parent = folder_at(tree, path::parent_of(to))?;
     check_free(tree, &parent, path::name_of(to), Some(id))?;
     tree.move_node(id, parent, path::name_of(to)).map_err(text)
 }
