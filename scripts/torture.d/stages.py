@@ -92,6 +92,7 @@ def gc_kill_once(h, rnd, attempt):
     """One `cubby admin gc --at` SIGKILLed after a random delay; returns (killed, the number
     of block rows it left claimed or None if unknown)."""
     at = h.gc_at()
+    before = h.gc_states()
     log_path = os.path.join(h.tmp, "gc-{}-{}.log".format(rnd, attempt))
     delay = h.rng.uniform(0.0, h.gc_estimate * 1.2)
     t = now()
@@ -115,11 +116,13 @@ def gc_kill_once(h, rnd, attempt):
         return False, None
     h.results.add("gc killed mid-run")
     states = h.gc_states()
-    claimed = states.get("claimed") if isinstance(states, dict) else None
-    if claimed:
+    claimed = None
+    if isinstance(states, dict) and isinstance(before, dict):
+        claimed = states["claimed"] - before["claimed"]
+    if claimed is not None and claimed > 0:
         h.results.add("gc kills that left blocks claimed")
-    h.log("gc {} (try {}) killed after {:.3f} s; block rows left claimed (-1) and deleted (-2): {}".format(
-        rnd, attempt + 1, delay, states), echo=True)
+    h.log("gc {} (try {}) killed after {:.3f} s; it left {} more block rows claimed; rows now claimed (-1) and deleted (-2): {}".format(
+        rnd, attempt + 1, delay, claimed, states), echo=True)
     return True, claimed
 
 

@@ -151,6 +151,7 @@ impl Store {
     async fn collect(&self, holder: &str, now: i64) -> Result<GcReport, StoreError> {
         let cutoff = now - BLOCK_GRACE_SECS;
         let mut report = GcReport::default();
+        self.finish_orphaned_deletions(now).await?;
         let mut listing = self.blocks.list_aged();
         let mut chunk = Vec::with_capacity(GC_CHUNK);
         loop {
@@ -433,6 +434,35 @@ impl Store {
         }
         self.swap_lease(&current, lease_value(holder, now + LEASE_SECS))
             .await
+    }
+
+    /// Marks deleted the claimed rows whose object is gone: a collection killed between an
+    /// object's deletion and the row's mark left them, and the walk of the objects never meets
+    /// them again. Run under the lease, so no collection's claims are in progress.
+    async fn finish_orphaned_deletions(&self, now: i64) -> Result<(), StoreError> {
+        let claimed: Vec<Vec<u8>> = on_db!(&self.db, c => sqlx::query_scalar(
+            "SELECT hash FROM blocks WHERE refs = $1",
+        )
+        .bind(CLAIMED)
+        .fetch_all(c)
+        .await?);
+        let mut gone = Vec::new();
+        for h in claimed
+            .iter()
+            .filter_map(|h| BlockHash::try_from(h.as_slice()).ok())
+        {
+            if !self.block_present(&h).await? {
+                gone.push(h);
+            }
+        }
+        let n = self.set_state(&gone, CLAIMED, DELETED, now).await?;
+        if n > 0 {
+            tracing::info!(
+                blocks = n,
+                "finished the deletions of a collection that stopped"
+            );
+        }
+        Ok(())
     }
 
     /// Releases blocks a write met claimed by a collection that is no longer running (killed
@@ -956,6 +986,32 @@ mod tests {
         assert_eq!(write("/c", c).await, Err(3));
         let fsck = store.fsck(false, true).await.unwrap();
         assert!(fsck.is_clean(), "{fsck:?}");
+    }
+
+    /// A collection killed after deleting an object but before marking its row leaves the
+    /// row claimed; the next collection marks it deleted (no write needs to meet it first).
+    #[tokio::test]
+    async fn the_next_collection_finishes_a_killed_one_s_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let now = crate::now();
+        let h = store.blocks.put(vec![9u8; 5000].into()).await.unwrap();
+        let kept = store.blocks.put(vec![8u8; 5000].into()).await.unwrap();
+        assert_eq!(
+            store
+                .claim(&[h, kept], now + BLOCK_GRACE_SECS + 1, now)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // The killed collection had deleted one object, not the other.
+        store.blocks.delete(&h).await.unwrap();
+        store.gc(now).await.unwrap().expect("the lease is free");
+        let rows = store.block_rows(&[h, kept]).await.unwrap();
+        assert_eq!(rows.get(&h).map(|r| r.0), Some(DELETED));
+        // A claimed block whose object is there is the walk's to collect (it is young here).
+        assert_eq!(rows.get(&kept).map(|r| r.0), Some(CLAIMED));
     }
 
     #[tokio::test]

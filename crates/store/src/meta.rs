@@ -855,6 +855,31 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Journals every live item strictly below `folder_lower` (one statement), so the change
+    /// feed names each of them: when the folder is deleted or moved away, a client holding
+    /// its contents learns they are gone even if the folder's path is live again by the time
+    /// it reads the feed (deleted and re-created, or another folder moved in).
+    pub(crate) async fn journal_descendants(&mut self, folder_lower: &str) -> Result<(), OpError> {
+        let seq = self.seq().await? as i64;
+        let (ns, idx) = (self.ns as i64, self.idx as i64);
+        let (lo, hi) = descendant_range(folder_lower);
+        let inserted = on_tx!(&mut self.tx, c => sqlx::query(
+            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
+             SELECT ns, $1, $2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, parent_lower \
+             FROM entries WHERE ns = $3 AND path_lower >= $4 AND path_lower < $5 AND kind < 2",
+        )
+        .bind(seq)
+        .bind(idx)
+        .bind(ns)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.idx += inserted as u32;
+        Ok(())
+    }
+
     /// Runs a statement whose parameters are the namespace then `args`.
     async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, OpError> {
         let ns = self.ns as i64;
@@ -1270,6 +1295,7 @@ async fn delete_op(
         };
         tx.charge(-freed).await?;
         if e.kind == Kind::Folder {
+            tx.journal_descendants(path_lower).await?;
             let (lo, hi) = descendant_range(path_lower);
             let now = tx.now;
             tx.exec(
@@ -1358,9 +1384,11 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
             .await?;
         tx.exec("DELETE FROM entries WHERE ns = $1 AND kind = 2 AND path_lower >= $2 AND path_lower < $3", &[Arg::Text(&src_lo), Arg::Text(&src_hi)])
             .await?;
+        if src.kind == Kind::Folder {
+            tx.journal_descendants(&src.path_lower).await?;
+        }
         tx.journal(&src.path_lower).await?;
     }
-    let seq = tx.seq().await? as i64;
     let ns = tx.ns as i64;
     on_tx!(&mut tx.tx, c => sqlx::query(
         "UPDATE entries SET path_lower = $1, parent_lower = $2, path_display = $3 WHERE ns = $4 AND path_lower = $5",
@@ -1374,9 +1402,7 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
     .await?.rows_affected());
     tx.journal(&dest_lower).await?;
     if src.kind == Kind::Folder {
-        let (dlo, dhi) = descendant_range(&dest_lower);
-        let idx = tx.idx as i64;
-        let inserted = on_tx!(&mut tx.tx, c => {
+        on_tx!(&mut tx.tx, c => {
             // Rewrite the prefix of every descendant; `substr` and `length` both count characters.
             sqlx::query(
                 "UPDATE entries SET \
@@ -1393,22 +1419,10 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
             .bind(&src_lo)
             .bind(&src_hi)
             .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
-                 SELECT ns, $1, $2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, parent_lower \
-                 FROM entries WHERE ns = $3 AND path_lower >= $4 AND path_lower < $5",
-            )
-            .bind(seq)
-            .bind(idx)
-            .bind(ns)
-            .bind(&dlo)
-            .bind(&dhi)
-            .execute(&mut *c)
             .await?
             .rows_affected()
         });
-        tx.idx += inserted as u32;
+        tx.journal_descendants(&dest_lower).await?;
     }
     tx.revise_moved(&dest_lower).await?;
     if !case_only {

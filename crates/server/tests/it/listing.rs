@@ -129,8 +129,8 @@ async fn recursive_listing_and_change_feed() {
     let (entries, _) = c.list_all(json!({"path": "", "recursive": true})).await;
     assert_eq!(entries.len(), 6);
 
-    // Changes: a move inside the listed folder reports the old path deleted and the new
-    // subtree; a change elsewhere is not reported.
+    // Changes: a move inside the listed folder reports the old path and what was under it
+    // deleted, and the new subtree; a change elsewhere is not reported.
     c.rpc(
         "files/move_v2",
         json!({"from_path": "/r/a", "to_path": "/r/c"}),
@@ -157,6 +157,7 @@ async fn recursive_listing_and_change_feed() {
         })
         .collect();
     let want: Vec<(String, String)> = [
+        ("deleted", "/r/a/one.txt"),
         ("deleted", "/r/a"),
         ("folder", "/r/c"),
         ("file", "/r/c/one.txt"),
@@ -277,4 +278,104 @@ async fn longpoll_wakes_quickly_and_only_for_its_folder() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(r.json::<Value>().await.unwrap()["error"][".tag"], "reset");
+}
+
+/// Entries of a saved cursor's feed, as (tag, path_lower), to the end.
+async fn feed(c: &crate::support::Client, cursor: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut cursor = cursor.clone();
+    loop {
+        let page = c
+            .rpc("files/list_folder/continue", json!({"cursor": cursor}))
+            .await
+            .ok();
+        for e in page["entries"].as_array().unwrap() {
+            out.push((
+                e[".tag"].as_str().unwrap().to_owned(),
+                e["path_lower"].as_str().unwrap().to_owned(),
+            ));
+        }
+        cursor = page["cursor"].clone();
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
+/// A folder deleted and made again, or moved away and replaced, before a client reads the
+/// feed: the feed still says its old contents are gone (a folder entry keeps the children a
+/// client holds, so without that the client would keep them for good).
+#[tokio::test]
+async fn a_folder_replaced_before_the_feed_is_read_reports_its_old_contents_deleted() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await;
+    c.put("/r/a/x.txt", b"x").await;
+    c.put("/m/a/y.txt", b"y").await;
+    c.rpc("files/create_folder_v2", json!({"path": "/m/b"}))
+        .await
+        .ok();
+    let cursor = c
+        .rpc(
+            "files/list_folder/get_latest_cursor",
+            json!({"path": "", "recursive": true}),
+        )
+        .await
+        .ok()["cursor"]
+        .clone();
+    c.rpc("files/delete_v2", json!({"path": "/r/a"})).await.ok();
+    c.rpc("files/create_folder_v2", json!({"path": "/r/a"}))
+        .await
+        .ok();
+    c.rpc(
+        "files/move_v2",
+        json!({"from_path": "/m/a", "to_path": "/m/c"}),
+    )
+    .await
+    .ok();
+    c.rpc(
+        "files/move_v2",
+        json!({"from_path": "/m/b", "to_path": "/m/a"}),
+    )
+    .await
+    .ok();
+    let entries = feed(&c, &cursor).await;
+    let last_word = |path: &str| {
+        entries
+            .iter()
+            .rev()
+            .find(|(_, p)| p == path)
+            .map(|(tag, _)| tag.as_str())
+    };
+    assert_eq!(last_word("/r/a/x.txt"), Some("deleted"), "{entries:?}");
+    assert_eq!(last_word("/r/a"), Some("folder"), "{entries:?}");
+    assert_eq!(last_word("/m/a/y.txt"), Some("deleted"), "{entries:?}");
+    assert_eq!(last_word("/m/c/y.txt"), Some("file"), "{entries:?}");
+    assert_eq!(last_word("/m/a"), Some("folder"), "{entries:?}");
+    // Replayed in order over the old state, the feed gives the server's tree.
+    let mut state: std::collections::BTreeSet<String> = [
+        "/r",
+        "/r/a",
+        "/r/a/x.txt",
+        "/m",
+        "/m/a",
+        "/m/a/y.txt",
+        "/m/b",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for (tag, path) in &entries {
+        if tag == "deleted" {
+            let under = format!("{path}/");
+            state.retain(|p| p != path && !p.starts_with(&under));
+        } else {
+            state.insert(path.clone());
+        }
+    }
+    let (now, _) = c.list_all(json!({"path": "", "recursive": true})).await;
+    let now: std::collections::BTreeSet<String> = now
+        .iter()
+        .map(|e| e["path_lower"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(state, now);
 }
