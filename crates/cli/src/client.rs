@@ -233,6 +233,8 @@ pub struct RestoreArgs {
 
 #[derive(Args)]
 pub struct SaveRefArgs {
+    /// The copy reference (base64url: it may start with `-`).
+    #[arg(allow_hyphen_values = true)]
     reference: String,
     path: String,
     #[command(flatten)]

@@ -637,3 +637,20 @@ async fn the_profile_keeps_a_copy_of_the_ca_certificate() {
     let who = home.ok(&["whoami", "--json"]);
     assert_eq!(who[0]["name"]["display_name"], "alice", "{who:?}");
 }
+
+/// A copy reference is base64url, so one in 64 starts with `-`: it is still a reference,
+/// not an option (the server then judges it).
+#[test]
+fn a_copy_reference_starting_with_a_dash_is_not_an_option() {
+    let server = Server::start();
+    let home = Home::signed_in(&server);
+    let err = home.fails(
+        &[
+            "save-ref",
+            "-FV4S3bNQMxuAFfd08LxoGfW0c5xUDB9",
+            "/from-ref.txt",
+        ],
+        1,
+    );
+    assert!(!err.contains("unexpected argument"), "{err}");
+}
