@@ -368,7 +368,7 @@ where
             Body::new(Progress {
                 inner,
                 timeout,
-                timer: Box::pin(tokio::time::sleep(timeout)),
+                timer: None,
                 waiting: false,
             })
         });
@@ -385,7 +385,9 @@ where
 struct Progress {
     inner: hyper::body::Incoming,
     timeout: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Made the first time the handler has to wait: most small bodies arrive with their
+    /// headers, and their requests then cost no timer at all.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whether the timer runs: the handler is waiting for a frame.
     waiting: bool,
 }
@@ -405,9 +407,13 @@ impl http_body::Body for Progress {
         if !self.waiting {
             self.waiting = true;
             let at = tokio::time::Instant::now() + self.timeout;
-            self.timer.as_mut().reset(at);
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
         }
-        ready!(self.timer.as_mut().poll(cx));
+        let timer = self.timer.as_mut().expect("armed above");
+        ready!(timer.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(io::Error::new(
             io::ErrorKind::TimedOut,
             "the request body sent nothing for too long",
