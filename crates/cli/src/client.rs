@@ -10,11 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
+use cubby_client::routes::ListOptions;
 use cubby_client::transfer::{UploadOptions, WriteMode};
-use cubby_client::types::{
-    Account, CopyReference, FolderResult, ListFolderResult, ListRevisionsResult, Metadata,
-    MetadataResult, SaveUrlStatus, SavedReference, SpaceUsage,
-};
+use cubby_client::types::{Metadata, SaveUrlStatus};
 use cubby_client::{App, Client, ErrorKind, Hosts, Tokens};
 use serde_json::{Value, json};
 
@@ -351,10 +349,6 @@ impl Session {
         })
     }
 
-    async fn rpc<R: serde::de::DeserializeOwned>(&self, route: &str, arg: Value) -> Result<R> {
-        self.client.rpc(route, &arg).await.map_err(api)
-    }
-
     pub fn print(&self, value: &Value, text: impl FnOnce() -> String) {
         if self.json {
             println!("{value}");
@@ -384,7 +378,7 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         ClientCommand::Logout(c) => logout(c).await,
         ClientCommand::Whoami(c) => {
             let s = Session::open(&c)?;
-            let a: Account = s.rpc("users/get_current_account", Value::Null).await?;
+            let a = s.client.get_current_account().await.map_err(api)?;
             s.print(&serde_json::to_value(&a)?, || {
                 format!("{} <{}> ({})", a.name.display_name, a.email, a.account_id)
             });
@@ -392,7 +386,7 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Du(c) => {
             let s = Session::open(&c)?;
-            let u: SpaceUsage = s.rpc("users/get_space_usage", Value::Null).await?;
+            let u = s.client.get_space_usage().await.map_err(api)?;
             let allocated = u.allocation.allocated();
             s.print(
                 &json!({"used": u.used, "allocated": allocated}),
@@ -413,12 +407,11 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         ClientCommand::Put(a) => put(a).await,
         ClientCommand::Mkdir(a) => {
             let s = Session::open(&a.common)?;
-            let r: Result<FolderResult> = s
-                .rpc(
-                    "files/create_folder_v2",
-                    json!({"path": remote_path(&a.path)}),
-                )
-                .await;
+            let r = s
+                .client
+                .create_folder(&remote_path(&a.path), false)
+                .await
+                .map_err(api);
             match r {
                 Ok(m) => print_meta(&s, &Metadata::Folder(m.metadata)),
                 Err(e) if a.parents && is_folder_conflict(&e) => {}
@@ -428,30 +421,25 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Rm(a) => {
             let s = Session::open(&a.common)?;
-            let m: MetadataResult = s
-                .rpc("files/delete_v2", json!({"path": remote_path(&a.path)}))
-                .await?;
+            let m = s
+                .client
+                .delete(&remote_path(&a.path), None)
+                .await
+                .map_err(api)?;
             print_meta(&s, &m.metadata);
             Ok(())
         }
-        ClientCommand::Mv(a) => relocate(a, "files/move_v2").await,
-        ClientCommand::Cp(a) => relocate(a, "files/copy_v2").await,
+        ClientCommand::Mv(a) => relocate(a, false).await,
+        ClientCommand::Cp(a) => relocate(a, true).await,
         ClientCommand::Revs(a) => {
             let s = Session::open(&a.common)?;
             let path = remote_path(&a.path);
             // A live file's whole history follows its id across moves (a move is a new
             // revision at the new path); a deleted one is found by its path.
-            let by_id = s
-                .client
-                .rpc::<_, ListRevisionsResult>(
-                    "files/list_revisions",
-                    &json!({"path": path, "limit": 100, "mode": "id"}),
-                )
-                .await;
-            let r: ListRevisionsResult = match by_id {
+            let by_id = s.client.list_revisions_by_id(&path, 100).await;
+            let r = match by_id {
                 Err(e) if e.kind() == cubby_client::ErrorKind::NotFound => {
-                    s.rpc("files/list_revisions", json!({"path": path, "limit": 100}))
-                        .await?
+                    s.client.list_revisions(&path, 100).await.map_err(api)?
                 }
                 other => other.map_err(api)?,
             };
@@ -464,23 +452,21 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Restore(a) => {
             let s = Session::open(&a.common)?;
-            let f: cubby_client::types::FileMetadata = s
-                .rpc(
-                    "files/restore",
-                    json!({"path": remote_path(&a.path), "rev": a.rev}),
-                )
-                .await?;
+            let f = s
+                .client
+                .restore(&remote_path(&a.path), &a.rev)
+                .await
+                .map_err(api)?;
             print_meta(&s, &Metadata::File(f));
             Ok(())
         }
         ClientCommand::Share(a) => {
             let s = Session::open(&a.common)?;
-            let r: CopyReference = s
-                .rpc(
-                    "files/copy_reference/get",
-                    json!({"path": remote_path(&a.path)}),
-                )
-                .await?;
+            let r = s
+                .client
+                .copy_reference_get(&remote_path(&a.path))
+                .await
+                .map_err(api)?;
             s.print(
                 &json!({"copy_reference": r.copy_reference, "expires": r.expires}),
                 || r.copy_reference.clone(),
@@ -489,12 +475,11 @@ pub async fn run(command: ClientCommand) -> Result<()> {
         }
         ClientCommand::SaveRef(a) => {
             let s = Session::open(&a.common)?;
-            let r: SavedReference = s
-                .rpc(
-                    "files/copy_reference/save",
-                    json!({"copy_reference": a.reference, "path": remote_path(&a.path)}),
-                )
-                .await?;
+            let r = s
+                .client
+                .copy_reference_save(&a.reference, &remote_path(&a.path))
+                .await
+                .map_err(api)?;
             print_meta(&s, &r.metadata);
             Ok(())
         }
@@ -575,10 +560,7 @@ async fn login(a: LoginArgs) -> Result<()> {
         refresh_token: answer.refresh_token,
     };
     let client = build_client(&profile, tokens.clone())?;
-    let account: Account = client
-        .rpc("users/get_current_account", &Value::Null)
-        .await
-        .map_err(api)?;
+    let account = client.get_current_account().await.map_err(api)?;
     profile.tokens = Some(client.tokens());
     profile.account_id = Some(account.account_id.clone());
     profile.email = Some(account.email.clone());
@@ -600,11 +582,7 @@ async fn logout(c: Common) -> Result<()> {
     let path = profile::config_path();
     let s = Session::open(&c)?;
     // A token the server already forgot is as good as revoked.
-    match s
-        .client
-        .rpc::<_, Value>("auth/token/revoke", &Value::Null)
-        .await
-    {
+    match s.client.revoke_token().await {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Auth => {}
         Err(e) => return Err(api(e)),
@@ -622,12 +600,16 @@ async fn logout(c: Common) -> Result<()> {
 
 async fn ls(a: LsArgs) -> Result<()> {
     let s = Session::open(&a.common)?;
-    let mut page: ListFolderResult = s
-        .rpc(
-            "files/list_folder",
-            json!({"path": remote_path(&a.path), "recursive": a.recursive, "limit": 2000}),
-        )
-        .await?;
+    let opts = ListOptions {
+        recursive: a.recursive,
+        include_deleted: false,
+        limit: Some(2000),
+    };
+    let mut page = s
+        .client
+        .list_folder(&remote_path(&a.path), &opts)
+        .await
+        .map_err(api)?;
     let base = remote_path(&a.path).to_lowercase();
     loop {
         for m in &page.entries {
@@ -744,18 +726,15 @@ async fn put(a: PutArgs) -> Result<()> {
     Ok(())
 }
 
-async fn relocate(a: TwoPaths, route: &str) -> Result<()> {
+async fn relocate(a: TwoPaths, copy: bool) -> Result<()> {
     let s = Session::open(&a.common)?;
-    let m: MetadataResult = s
-        .rpc(
-            route,
-            json!({
-                "from_path": remote_path(&a.from),
-                "to_path": remote_path(&a.to),
-                "autorename": a.autorename,
-            }),
-        )
-        .await?;
+    let (from, to) = (remote_path(&a.from), remote_path(&a.to));
+    let m = if copy {
+        s.client.copy_item(&from, &to, a.autorename).await
+    } else {
+        s.client.move_item(&from, &to, a.autorename).await
+    }
+    .map_err(api)?;
     print_meta(&s, &m.metadata);
     Ok(())
 }
@@ -770,12 +749,11 @@ async fn link(a: LinkArgs) -> Result<()> {
     if let Some(t) = &a.expires {
         settings["expires"] = json!(t);
     }
-    let r: Result<Value> = s
-        .rpc(
-            "sharing/create_shared_link_with_settings",
-            json!({"path": remote_path(&a.path), "settings": settings}),
-        )
-        .await;
+    let r = s
+        .client
+        .create_shared_link(&remote_path(&a.path), settings)
+        .await
+        .map_err(api);
     let link = match r {
         Ok(v) => v,
         Err(e) => {
@@ -787,14 +765,13 @@ async fn link(a: LinkArgs) -> Result<()> {
             if !existing {
                 return Err(e);
             }
-            let list: Value = s
-                .rpc(
-                    "sharing/list_shared_links",
-                    json!({"path": remote_path(&a.path), "direct_only": true}),
-                )
-                .await?;
-            list["links"]
-                .get(0)
+            let list = s
+                .client
+                .list_shared_links(Some(&remote_path(&a.path)), true)
+                .await
+                .map_err(api)?;
+            list.links
+                .first()
                 .cloned()
                 .ok_or_else(|| anyhow!("the server said a link exists but lists none"))?
         }

@@ -169,11 +169,7 @@ pub async fn import_urls(a: ImportUrlsArgs) -> Result<()> {
 
 /// Imports one URL: skipped if the path holds a file of the size the URL announces.
 async fn import_one(s: &Session, probe: &reqwest::Client, url: &str, path: &str) -> Outcome {
-    let existing: Option<Metadata> = s
-        .client
-        .rpc("files/get_metadata", &json!({"path": path}))
-        .await
-        .ok();
+    let existing = s.client.get_metadata(path, false).await.ok();
     if let Some(Metadata::File(f)) = &existing {
         let announced = probe
             .head(url)

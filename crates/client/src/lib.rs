@@ -8,8 +8,9 @@
 //! - [`oauth`]: the authorization-code flow with PKCE, and refresh.
 //! - [`transfer`]: uploads (one request, or a resumable session with parallel chunks) and
 //!   downloads (ranged and parallel for large files), content hashes verified both ways.
-//! - [`types`]: the metadata and results the client reads.
-//! - [`routes`]: one typed method per route.
+//! - [`types`]: Dropbox's wire types, shared with the server (`cubby_core::api`).
+//! - [`routes`]: one typed method per route of the wire contract; [`Client::call`] and its
+//!   upload and download forms call any route with the route's own types.
 //!
 //! Errors are [`Error`]s; [`Error::kind`] sorts them for exit codes and retries.
 
@@ -21,6 +22,8 @@ pub mod types;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::{Endpoint, Style};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -273,6 +276,34 @@ impl Client {
         self.tokens.lock().expect("tokens").clone()
     }
 
+    /// Calls an RPC route of the wire contract: its argument and result types are the route's
+    /// own ([`cubby_core::api::Endpoint`]), its host the one the table names.
+    pub async fn call<E: Endpoint>(&self, arg: &E::Arg) -> Result<E::Ok> {
+        debug_assert_eq!(E::ROUTE.spec().style, Style::Rpc);
+        self.rpc(E::ROUTE.name(), arg).await
+    }
+
+    /// Calls an upload-style route of the wire contract with `data` as the body.
+    pub async fn call_upload<E: Endpoint>(
+        &self,
+        arg: &E::Arg,
+        data: bytes::Bytes,
+    ) -> Result<E::Ok> {
+        debug_assert_eq!(E::ROUTE.spec().style, Style::Upload);
+        self.upload_route(E::ROUTE.name(), arg, data).await
+    }
+
+    /// Calls a download-style route of the wire contract: its result, and the response whose
+    /// body the caller streams. `range` is an inclusive byte range.
+    pub async fn call_download<E: Endpoint>(
+        &self,
+        arg: &E::Arg,
+        range: Option<(u64, u64)>,
+    ) -> Result<(E::Ok, reqwest::Response)> {
+        debug_assert_eq!(E::ROUTE.spec().style, Style::Download);
+        self.download_route(E::ROUTE.name(), arg, range).await
+    }
+
     /// An RPC route (`/2/{route}` on the API host) with a JSON argument and result.
     pub async fn rpc<A: Serialize, R: DeserializeOwned>(&self, route: &str, arg: &A) -> Result<R> {
         let arg = serde_json::to_value(arg).map_err(|e| Error::Protocol(e.to_string()))?;
@@ -283,20 +314,24 @@ impl Client {
 
     /// The next page of a listing (`files/list_folder/continue`).
     pub async fn list_folder_continue(&self, cursor: &str) -> Result<types::ListFolderResult> {
-        self.rpc(
-            "files/list_folder/continue",
-            &serde_json::json!({"cursor": cursor}),
-        )
+        self.call::<ep::ListFolderContinue>(&types::CursorArg {
+            cursor: cursor.to_owned(),
+        })
         .await
     }
 
-    /// The notify host's longpoll (no authentication, as Dropbox defines it).
+    /// The notify host's longpoll (no authentication, as Dropbox defines it, and a longer
+    /// timeout than other calls).
     pub async fn longpoll(&self, cursor: &str, timeout: u64) -> Result<types::LongpollResult> {
-        let url = format!("{}/2/files/list_folder/longpoll", self.hosts.notify);
+        let url = format!("{}/2/{}", self.hosts.notify, ep::Longpoll::ROUTE.name());
+        let arg = types::LongpollArg {
+            cursor: cursor.to_owned(),
+            timeout,
+        };
         let resp = self
             .http
             .post(url)
-            .json(&serde_json::json!({"cursor": cursor, "timeout": timeout}))
+            .json(&arg)
             .timeout(Duration::from_secs(timeout + 90))
             .send()
             .await?;
@@ -310,7 +345,7 @@ impl Client {
 
     /// An upload-style route: the argument in `Dropbox-API-Arg`, `data` as the body. The
     /// bytes are held so a retry can send them again.
-    pub async fn upload_route<A: Serialize, R: DeserializeOwned>(
+    pub(crate) async fn upload_route<A: Serialize, R: DeserializeOwned>(
         &self,
         route: &str,
         arg: &A,
@@ -324,7 +359,7 @@ impl Client {
 
     /// A download-style route: returns the `Dropbox-API-Result` and the response, whose body
     /// the caller streams. `range` is an inclusive byte range.
-    pub async fn download_route<A: Serialize, R: DeserializeOwned>(
+    pub(crate) async fn download_route<A: Serialize, R: DeserializeOwned>(
         &self,
         route: &str,
         arg: &A,

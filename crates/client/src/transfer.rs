@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::types::{FileMetadata, Metadata, SaveUrlStatus, SessionStart};
+use crate::types::{
+    CommitInfo, DownloadArg, FileMetadata, Metadata, SaveUrlArg, SaveUrlStatus, SessionCursor,
+    SessionFinishArg, UploadArg,
+};
 use crate::{Client, Error, Result};
+use cubby_core::api::endpoint as ep;
 
 /// The largest file sent in one request.
 pub const SINGLE_REQUEST_MAX: u64 = 16 * 1024 * 1024;
@@ -78,19 +82,21 @@ impl Default for UploadOptions {
 }
 
 impl UploadOptions {
-    /// The `CommitInfo` of an upload to `path` (also what `finish_batch_v2` entries carry).
-    pub fn commit(&self, path: &str) -> Value {
-        let mut c = json!({
-            "path": path,
-            "mode": self.mode.to_json(),
-            "autorename": self.autorename,
-            "mute": self.mute,
-            "strict_conflict": self.strict_conflict,
-        });
-        if let Some(t) = &self.client_modified {
-            c["client_modified"] = json!(t);
+    /// The `CommitInfo` of an upload to `path`.
+    pub fn commit_info(&self, path: &str) -> CommitInfo {
+        CommitInfo {
+            path: path.to_owned(),
+            mode: self.mode.to_json(),
+            autorename: self.autorename,
+            client_modified: self.client_modified.clone(),
+            mute: self.mute,
+            strict_conflict: self.strict_conflict,
         }
-        c
+    }
+
+    /// The `CommitInfo` of an upload to `path` as JSON (what `finish_batch_v2` entries carry).
+    pub fn commit(&self, path: &str) -> Value {
+        serde_json::to_value(self.commit_info(path)).expect("CommitInfo serializes")
     }
 }
 
@@ -170,9 +176,11 @@ impl Client {
         let mut hasher = ContentHasher::new();
         hasher.update(&data);
         let hash = hasher.finish();
-        let mut arg = opts.commit(remote);
-        arg["content_hash"] = json!(hash);
-        let meta: FileMetadata = self.upload_route("files/upload", &arg, data).await?;
+        let arg = UploadArg {
+            commit: opts.commit_info(remote),
+            content_hash: Some(hash.clone()),
+        };
+        let meta = self.call_upload::<ep::Upload>(&arg, data).await?;
         check_hash(&hash, meta.content_hash.as_deref())?;
         Ok(meta)
     }
@@ -192,15 +200,8 @@ impl Client {
             .filter(|s: &UploadState| s.size == size)
             .unwrap_or_default();
         if state.session_id.is_empty() {
-            let started: SessionStart = self
-                .upload_route(
-                    "files/upload_session/start",
-                    &json!({"session_type": "concurrent"}),
-                    Bytes::new(),
-                )
-                .await?;
             state = UploadState {
-                session_id: started.session_id,
+                session_id: self.session_start(Bytes::new(), true, false).await?,
                 size,
                 done: Default::default(),
             };
@@ -225,12 +226,7 @@ impl Client {
                     .map(|b| hex(&block_hash(b)))
                     .collect();
                 let len = data.len() as u64;
-                let arg = json!({
-                    "cursor": {"session_id": session_id, "offset": i * CHUNK as u64},
-                    "close": close,
-                });
-                let _: Value = self
-                    .upload_route("files/upload_session/append_v2", &arg, data)
+                self.session_append(&session_id, i * CHUNK as u64, data, close)
                     .await?;
                 let snapshot = {
                     let mut s = state.lock().expect("state");
@@ -259,13 +255,16 @@ impl Client {
             .map(|h| parse_hex(h))
             .collect::<Result<_>>()?;
         let hash = content_hash_of_blocks(&blocks);
-        let arg = json!({
-            "cursor": {"session_id": state.session_id, "offset": size},
-            "commit": opts.commit(remote),
-            "content_hash": hash,
-        });
-        let meta: FileMetadata = self
-            .upload_route("files/upload_session/finish", &arg, Bytes::new())
+        let arg = SessionFinishArg {
+            cursor: SessionCursor {
+                session_id: state.session_id.clone(),
+                offset: size,
+            },
+            commit: opts.commit_info(remote),
+            content_hash: Some(hash.clone()),
+        };
+        let meta = self
+            .call_upload::<ep::UploadSessionFinish>(&arg, Bytes::new())
             .await?;
         if let Some(p) = state_path {
             let _ = std::fs::remove_file(p);
@@ -282,9 +281,7 @@ impl Client {
         local: &Path,
         progress: &dyn Progress,
     ) -> Result<FileMetadata> {
-        let meta: Metadata = self
-            .rpc("files/get_metadata", &json!({"path": remote}))
-            .await?;
+        let meta = self.get_metadata(remote, false).await?;
         let Metadata::File(file) = meta else {
             return Err(Error::Api {
                 summary: "path/not_file/".into(),
@@ -346,8 +343,8 @@ impl Client {
         progress: &dyn Progress,
     ) -> Result<()> {
         let pinned = format!("rev:{rev}");
-        let (_, resp): (Value, _) = self
-            .download_route("files/download", &json!({"path": pinned}), None)
+        let (_, resp) = self
+            .call_download::<ep::Download>(&download_arg(pinned), None)
             .await?;
         let mut out = tokio::fs::File::create(partial).await?;
         let mut hasher = ContentHasher::new();
@@ -386,12 +383,8 @@ impl Client {
                 async move {
                     let start = i * CHUNK as u64;
                     let end = (start + CHUNK as u64).min(size) - 1;
-                    let (_, resp): (Value, _) = self
-                        .download_route(
-                            "files/download",
-                            &json!({"path": pinned}),
-                            Some((start, end)),
-                        )
+                    let (_, resp) = self
+                        .call_download::<ep::Download>(&download_arg(pinned), Some((start, end)))
                         .await?;
                     let data = resp.bytes().await?;
                     if data.len() as u64 != end - start + 1 {
@@ -431,8 +424,11 @@ impl Client {
 impl Client {
     /// Asks the server to fetch `url` into `path` (`files/save_url`).
     pub async fn save_url(&self, url: &str, path: &str) -> Result<SaveUrlStatus> {
-        self.rpc("files/save_url", &json!({"path": path, "url": url}))
-            .await
+        self.call::<ep::SaveUrl>(&SaveUrlArg {
+            path: path.to_owned(),
+            url: url.to_owned(),
+        })
+        .await
     }
 
     /// Waits for a `save_url` job (polling with backoff up to 5 s): the saved file, or the
@@ -460,18 +456,16 @@ impl Client {
             };
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(std::time::Duration::from_secs(5));
-            status = match self
-                .rpc(
-                    "files/save_url/check_job_status",
-                    &json!({"async_job_id": job}),
-                )
-                .await?
-            {
+            status = match self.save_url_check(&job).await? {
                 SaveUrlStatus::InProgress => SaveUrlStatus::AsyncJobId { async_job_id: job },
                 other => other,
             };
         }
     }
+}
+
+fn download_arg(path: String) -> DownloadArg {
+    DownloadArg { path, rev: None }
 }
 
 /// Where a download is written before it is complete: beside the target, hidden.

@@ -234,7 +234,7 @@ async fn every_typed_route_method_works_against_a_real_server() {
         .unwrap();
     let link_url = link["url"].as_str().unwrap().to_owned();
     assert_eq!(
-        c.list_shared_links(Some("/docs/a.txt"))
+        c.list_shared_links(Some("/docs/a.txt"), false)
             .await
             .unwrap()
             .links
@@ -253,7 +253,13 @@ async fn every_typed_route_method_works_against_a_real_server() {
         .unwrap();
     assert_eq!(modified["expires"], "2099-01-01T00:00:00Z");
     c.revoke_shared_link(&link_url).await.unwrap();
-    assert!(c.list_shared_links(None).await.unwrap().links.is_empty());
+    assert!(
+        c.list_shared_links(None, false)
+            .await
+            .unwrap()
+            .links
+            .is_empty()
+    );
 
     // save_url's check route (a refused private address fails the job or the call).
     if let Ok(SaveUrlStatus::AsyncJobId { async_job_id }) =

@@ -1,10 +1,11 @@
 //! Pure domain logic of Cubby: everything that can be computed without I/O.
 //!
-//! Paths and case folding, the Dropbox `content_hash`, revs and ids, timestamps,
+//! The wire contract of the Dropbox API (every route and its types, [`api`]), paths and case folding, the Dropbox `content_hash`, revs and ids, timestamps,
 //! signed cursors, conflict naming, the Dropbox wire helpers (error summaries,
 //! header-safe JSON) and the sync planner. Nothing here touches the network, the disk or a clock:
 //! callers pass the current time in.
 
+pub mod api;
 pub mod cursor;
 pub mod hash;
 pub mod ids;

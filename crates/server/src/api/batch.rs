@@ -8,10 +8,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::files::{
-    DeleteArg, Outcome, RelocationPath, create_folder_one, delete_one, relocate_one,
-};
-use crate::api::{ApiError, ApiResult, Ctx, json_response};
+use crate::api::files::{create_folder_one, delete_one, relocate_one};
+use crate::api::{ApiError, ApiResult, Ctx, json_response, metadata_json, to_json};
+use cubby_core::api::types::{DeleteArg, RelocationPath};
 use cubby_store::jobs::JobState;
 
 type Reply = ApiResult<axum::response::Response>;
@@ -127,8 +126,8 @@ pub(crate) async fn relocation_batch(ctx: &Ctx, arg: Value, copy: bool) -> Reply
         let mut out = Vec::with_capacity(a.entries.len());
         for p in &a.entries {
             out.push(match relocate_one(&ctx, p, copy, a.autorename).await? {
-                Ok(e) => json!({".tag": "success", "success": ctx.metadata(&e, true)}),
-                Err(err) => json!({".tag": "failure", "failure": {".tag": "relocation_error", "relocation_error": err}}),
+                Ok(e) => json!({".tag": "success", "success": to_json(&ctx.metadata(&e))}),
+                Err(err) => json!({".tag": "failure", "failure": {".tag": "relocation_error", "relocation_error": to_json(&err)}}),
             });
         }
         Ok(out)
@@ -143,8 +142,8 @@ pub(crate) async fn delete_batch(ctx: &Ctx, arg: Value) -> Reply {
         let mut out = Vec::with_capacity(a.entries.len());
         for d in &a.entries {
             out.push(match delete_one(&ctx, d).await? {
-                Ok(e) => json!({".tag": "success", "metadata": ctx.metadata(&e, true)}),
-                Err(err) => json!({".tag": "failure", "failure": err}),
+                Ok(e) => json!({".tag": "success", "metadata": to_json(&ctx.metadata(&e))}),
+                Err(err) => json!({".tag": "failure", "failure": to_json(&err)}),
             });
         }
         Ok(out)
@@ -155,10 +154,11 @@ pub(crate) async fn delete_batch(ctx: &Ctx, arg: Value) -> Reply {
 async fn create_folders(ctx: Ctx, paths: Vec<String>, autorename: bool) -> ApiResult<Vec<Value>> {
     let mut out = Vec::with_capacity(paths.len());
     for p in &paths {
-        let r: Outcome = create_folder_one(&ctx, p, autorename).await?;
-        out.push(match r {
-            Ok(e) => json!({".tag": "success", "metadata": ctx.metadata(&e, false)}),
-            Err(w) => json!({".tag": "failure", "failure": {".tag": "path", "path": w}}),
+        out.push(match create_folder_one(&ctx, p, autorename).await? {
+            Ok(e) => {
+                json!({".tag": "success", "metadata": metadata_json(&ctx.auth().root, &e, false)})
+            }
+            Err(w) => json!({".tag": "failure", "failure": {".tag": "path", "path": to_json(&w)}}),
         });
     }
     Ok(out)

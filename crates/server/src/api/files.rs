@@ -3,14 +3,21 @@
 
 use std::time::Duration;
 
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{
+    CreateFolderError, DeleteError, ListFolderContinueError, LongpollError, LookupError,
+    PathLookupError, RelocationError, WriteConflictError, WriteError,
+};
+use cubby_core::api::types::{
+    CreateFolderArg, CursorArg, CursorResult, DeleteArg, GetMetadataArg, ListFolderArg,
+    ListFolderResult, LongpollArg, LongpollResult, Metadata, RelocationArg, RelocationPath,
+};
 use cubby_core::cursor::{self, Cursor, Position};
 use cubby_core::path::{Pattern, is_within, lower, name_of};
 use cubby_store::{Entry, Kind, OpError};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::api::{
-    ApiError, ApiResult, Ctx, Resolved, json_response, lookup_error, metadata_json, unexpected,
+    Answer, ApiResult, Ctx, Fail, Resolved, lookup_error, metadata, to_json, unexpected,
     write_error,
 };
 
@@ -20,87 +27,63 @@ const DEFAULT_PAGE: u32 = 2_000;
 /// Largest `limit` list_folder accepts, as in the spec.
 const MAX_PAGE: u32 = 2_000;
 
-type Reply = ApiResult<axum::response::Response>;
-
-fn ok(v: Value) -> Reply {
-    Ok(json_response(axum::http::StatusCode::OK, &v))
+/// A `path: LookupError` failure (`GetMetadataError`, `ListFolderError`).
+fn path_err<T>(e: LookupError) -> Result<T, Fail<PathLookupError>> {
+    Err(Fail::Route(PathLookupError::Path { path: e }))
 }
 
-fn route_err(v: Value) -> ApiError {
-    ApiError::Route(v)
-}
-
-fn lookup_path_err(inner: Value) -> ApiError {
-    route_err(json!({".tag": "path", "path": inner}))
-}
-
-#[derive(Deserialize)]
-struct GetMetadataArg {
-    path: String,
-    #[serde(default)]
-    include_deleted: bool,
-}
-
-pub(crate) async fn get_metadata(ctx: &Ctx, arg: Value) -> Reply {
-    let a: GetMetadataArg = ctx.arg(arg)?;
+pub(crate) async fn get_metadata(ctx: &Ctx, a: GetMetadataArg) -> Answer<ep::GetMetadata> {
     let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
         Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
         Resolved::Revision(e) => Some(*e),
-        Resolved::Malformed => return Err(lookup_path_err(json!({".tag": "malformed_path"}))),
+        Resolved::Malformed => return path_err(LookupError::MalformedPath),
         Resolved::NotFound => None,
-        Resolved::NotFolder => return Err(lookup_path_err(json!({".tag": "not_folder"}))),
+        Resolved::NotFolder => return path_err(LookupError::NotFolder),
     };
     match entry {
-        Some(e) if e.kind != Kind::Deleted || a.include_deleted => ok(ctx.metadata(&e, true)),
-        _ => Err(lookup_path_err(json!({".tag": "not_found"}))),
+        Some(e) if e.kind != Kind::Deleted || a.include_deleted => Ok(ctx.metadata(&e)),
+        _ => path_err(LookupError::NotFound),
     }
-}
-
-#[derive(Deserialize)]
-struct ListFolderArg {
-    path: String,
-    #[serde(default)]
-    recursive: bool,
-    #[serde(default)]
-    include_deleted: bool,
-    limit: Option<u32>,
-    shared_link: Option<Value>,
 }
 
 /// Resolves the folder a listing is about and builds its initial cursor.
-async fn listing_cursor(ctx: &Ctx, a: &ListFolderArg, latest: bool) -> ApiResult<Cursor> {
+async fn listing_cursor(
+    ctx: &Ctx,
+    a: &ListFolderArg,
+    latest: bool,
+) -> Result<Cursor, Fail<PathLookupError>> {
     if let Some(limit) = a.limit
         && !(1..=MAX_PAGE).contains(&limit)
     {
-        return Err(ctx.bad_input(&format!(
-            "request body: limit: {limit} is not within 1..{MAX_PAGE}"
-        )));
+        return Err(ctx
+            .bad_input(&format!(
+                "request body: limit: {limit} is not within 1..{MAX_PAGE}"
+            ))
+            .into());
     }
     if a.shared_link.is_some() {
-        return Err(ctx.bad_input(
-            "request body: shared_link: get_latest_cursor does not take a shared link",
-        ));
+        return Err(ctx
+            .bad_input("request body: shared_link: get_latest_cursor does not take a shared link")
+            .into());
     }
     if a.path == "/" {
-        return Err(ctx.bad_input(
-            "request body: path: Specify the root folder as an empty string rather than as \"/\".",
-        ));
+        return Err(ctx
+            .bad_input(
+                "request body: path: Specify the root folder as an empty string rather than as \"/\".",
+            )
+            .into());
     }
     let folder = match ctx.resolve("path", &a.path, Pattern::PathROrId).await? {
         Resolved::Path { lower, .. } => lower,
-        Resolved::Malformed => return Err(lookup_path_err(json!({".tag": "malformed_path"}))),
-        Resolved::NotFolder | Resolved::Revision(_) => {
-            return Err(lookup_path_err(json!({".tag": "not_folder"})));
-        }
-        Resolved::NotFound => return Err(lookup_path_err(json!({".tag": "not_found"}))),
+        Resolved::Malformed => return path_err(LookupError::MalformedPath),
+        Resolved::NotFolder | Resolved::Revision(_) => return path_err(LookupError::NotFolder),
+        Resolved::NotFound => return path_err(LookupError::NotFound),
     };
     if !folder.is_empty() {
         match ctx.store().entry(ctx.ns(), &folder).await? {
             Some(e) if e.kind == Kind::Folder => {}
-            Some(e) if e.kind == Kind::File => {
-                return Err(lookup_path_err(json!({".tag": "not_folder"})));
-            }
-            _ => return Err(lookup_path_err(json!({".tag": "not_found"}))),
+            Some(e) if e.kind == Kind::File => return path_err(LookupError::NotFolder),
+            _ => return path_err(LookupError::NotFound),
         }
     }
     let head = ctx.store().head(ctx.ns()).await?;
@@ -127,41 +110,46 @@ async fn listing_cursor(ctx: &Ctx, a: &ListFolderArg, latest: bool) -> ApiResult
     })
 }
 
-pub(crate) async fn list_folder(ctx: &Ctx, arg: Value) -> Reply {
-    let a: ListFolderArg = ctx.arg(arg)?;
-    if let Some(link) = a.shared_link {
+pub(crate) async fn list_folder(ctx: &Ctx, a: ListFolderArg) -> Answer<ep::ListFolder> {
+    if let Some(link) = &a.shared_link {
         if let Some(limit) = a.limit
             && !(1..=MAX_PAGE).contains(&limit)
         {
-            return Err(ctx.bad_input(&format!(
-                "request body: limit: {limit} is not within 1..{MAX_PAGE}"
-            )));
+            return Err(ctx
+                .bad_input(&format!(
+                    "request body: limit: {limit} is not within 1..{MAX_PAGE}"
+                ))
+                .into());
         }
-        return ok(crate::api::links::list_folder(ctx, link, &a.path, a.recursive, a.limit).await?);
+        let listing =
+            crate::api::links::list_folder(ctx, to_json(link), &a.path, a.recursive, a.limit)
+                .await?;
+        return Ok(serde_json::from_value(listing)
+            .map_err(|e| crate::api::ApiError::Internal(format!("a link listing: {e}")))?);
     }
     let cursor = listing_cursor(ctx, &a, false).await?;
-    ok(page(ctx, cursor).await?)
+    Ok(page(ctx, cursor).await?)
 }
 
-pub(crate) async fn get_latest_cursor(ctx: &Ctx, arg: Value) -> Reply {
-    let a: ListFolderArg = ctx.arg(arg)?;
+pub(crate) async fn get_latest_cursor(ctx: &Ctx, a: ListFolderArg) -> Answer<ep::GetLatestCursor> {
     let cursor = listing_cursor(ctx, &a, true).await?;
-    ok(json!({"cursor": cursor::encode(ctx.store().cursor_key(), &cursor)}))
+    Ok(CursorResult {
+        cursor: cursor::encode(ctx.store().cursor_key(), &cursor),
+    })
 }
 
-#[derive(Deserialize)]
-struct CursorArg {
-    cursor: String,
-}
-
-pub(crate) async fn list_folder_continue(ctx: &Ctx, arg: Value) -> Reply {
-    let a: CursorArg = ctx.arg(arg)?;
+pub(crate) async fn list_folder_continue(
+    ctx: &Ctx,
+    a: CursorArg,
+) -> Answer<ep::ListFolderContinue> {
     if a.cursor
         .starts_with(&format!("{}.", crate::api::links::LINK_LISTING_KIND))
     {
-        return ok(crate::api::links::list_folder_continue(ctx, &a.cursor).await?);
+        let listing = crate::api::links::list_folder_continue(ctx, &a.cursor).await?;
+        return Ok(serde_json::from_value(listing)
+            .map_err(|e| crate::api::ApiError::Internal(format!("a link listing: {e}")))?);
     }
-    let reset = || route_err(json!({".tag": "reset"}));
+    let reset = || Fail::Route(ListFolderContinueError::Reset);
     let c = cursor::decode(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;
     if c.account != ctx.auth().account.id || c.ns != ctx.ns() || c.base != ctx.root_lower() {
         return Err(reset());
@@ -172,14 +160,16 @@ pub(crate) async fn list_folder_continue(ctx: &Ctx, arg: Value) -> Reply {
         let exists =
             matches!(ctx.store().entry(c.ns, &c.folder).await?, Some(e) if e.kind == Kind::Folder);
         if !exists {
-            return Err(lookup_path_err(json!({".tag": "not_found"})));
+            return Err(Fail::Route(ListFolderContinueError::Path {
+                path: LookupError::NotFound,
+            }));
         }
     }
-    ok(page(ctx, c).await?)
+    Ok(page(ctx, c).await?)
 }
 
 /// Produces one page of a listing or of the change feed, and the cursor after it.
-async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
+async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<ListFolderResult> {
     let store = ctx.store();
     let n = c.limit.unwrap_or(DEFAULT_PAGE);
     let root = &ctx.auth().root;
@@ -193,7 +183,7 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
                 && c.folder != c.base
                 && let Some(e) = store.entry(c.ns, &c.folder).await?
             {
-                entries.push(metadata_json(root, &e, true));
+                entries.push(metadata(root, &e));
             }
             let mut rows = store
                 .list(
@@ -216,7 +206,7 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
                 },
                 _ => Position::Changes { seq, idx },
             };
-            entries.extend(rows.iter().map(|e| metadata_json(root, e, true)));
+            entries.extend(rows.iter().map(|e| metadata(root, e)));
         }
         Position::Changes { seq, idx } => {
             let rows = store.changes(c.ns, *seq, *idx, n).await?;
@@ -241,17 +231,17 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<Value> {
                     continue;
                 }
                 entries.push(match current.remove(*path) {
-                    Some(e) => metadata_json(root, &e, true),
-                    None => deleted_json(root, path),
+                    Some(e) => metadata(root, &e),
+                    None => metadata(root, &Entry::deleted(path, path)),
                 });
             }
         }
     }
-    Ok(json!({
-        "entries": entries,
-        "cursor": cursor::encode(store.cursor_key(), &c),
-        "has_more": has_more,
-    }))
+    Ok(ListFolderResult {
+        entries,
+        cursor: cursor::encode(store.cursor_key(), &c),
+        has_more,
+    })
 }
 
 fn change_is_relevant(c: &Cursor, path: &str, parent: &str) -> bool {
@@ -262,37 +252,24 @@ fn change_is_relevant(c: &Cursor, path: &str, parent: &str) -> bool {
     }
 }
 
-fn deleted_json(root: &str, path_lower: &str) -> Value {
-    metadata_json(root, &Entry::deleted(path_lower, path_lower), true)
-}
-
-#[derive(Deserialize)]
-struct LongpollArg {
-    cursor: String,
-    #[serde(default = "default_longpoll_timeout")]
-    timeout: u64,
-}
-
-fn default_longpoll_timeout() -> u64 {
-    30
-}
-
 /// Seconds a client should wait before polling again after the server asked it to go away.
 const SHUTDOWN_BACKOFF_SECS: u64 = 10;
 
-pub(crate) async fn longpoll(ctx: &Ctx, arg: Value) -> Reply {
-    let a: LongpollArg = ctx.arg(arg)?;
+pub(crate) async fn longpoll(ctx: &Ctx, a: LongpollArg) -> Answer<ep::Longpoll> {
     if !(30..=480).contains(&a.timeout) {
-        return Err(ctx.bad_input(&format!(
-            "request body: timeout: {} is not within 30..480",
-            a.timeout
-        )));
+        return Err(ctx
+            .bad_input(&format!(
+                "request body: timeout: {} is not within 30..480",
+                a.timeout
+            ))
+            .into());
     }
     let store = ctx.store();
-    let c = cursor::decode(store.cursor_key(), &a.cursor)
-        .ok_or_else(|| route_err(json!({".tag": "reset"})))?;
+    let c =
+        cursor::decode(store.cursor_key(), &a.cursor).ok_or(Fail::Route(LongpollError::Reset))?;
+    let changes = |changes: bool, backoff: Option<u64>| Ok(LongpollResult { changes, backoff });
     let (seq, idx) = match c.pos {
-        Position::Listing { .. } => return ok(json!({"changes": true})),
+        Position::Listing { .. } => return changes(true, None),
         Position::Changes { seq, idx } => (seq, idx),
     };
     // Subscribe before looking, so a commit between the look and the wait still wakes us.
@@ -308,7 +285,7 @@ pub(crate) async fn longpoll(ctx: &Ctx, arg: Value) -> Reply {
                 .iter()
                 .any(|r| change_is_relevant(&c, &r.path_lower, &r.parent_lower))
             {
-                return ok(json!({"changes": true}));
+                return changes(true, None);
             }
             match rows.last() {
                 Some(last) if rows.len() == 1_000 => (seq, idx) = (last.seq, last.idx),
@@ -320,34 +297,35 @@ pub(crate) async fn longpoll(ctx: &Ctx, arg: Value) -> Reply {
             }
         }
         if *shutdown.borrow() {
-            return ok(json!({"changes": false, "backoff": SHUTDOWN_BACKOFF_SECS}));
+            return changes(false, Some(SHUTDOWN_BACKOFF_SECS));
         }
         tokio::select! {
             r = rx.changed() => { if r.is_err() { rx = store.notifier.subscribe(c.ns); } }
             _ = shutdown.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => return ok(json!({"changes": false})),
+            _ = tokio::time::sleep_until(deadline) => return changes(false, None),
         }
     }
 }
 
-/// The outcome of one create, delete or relocation: the entry, or the route's error union.
-pub(crate) type Outcome = Result<Entry, Value>;
+/// The outcome of one create, delete or relocation: the entry, or the route's error union
+/// (the batch routes put it in their entries).
+pub(crate) type Outcome<E> = ApiResult<Result<Entry, E>>;
 
 /// Creates one folder; the error is a `WriteError`.
 pub(crate) async fn create_folder_one(
     ctx: &Ctx,
     path: &str,
     autorename: bool,
-) -> ApiResult<Outcome> {
+) -> Outcome<WriteError> {
     let display = match ctx.resolve("path", path, Pattern::WritePath).await? {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
         Resolved::Path { .. } => {
-            return Ok(Err(
-                json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
-            ));
+            return Ok(Err(WriteError::Conflict {
+                conflict: WriteConflictError::Folder,
+            }));
         }
-        Resolved::NotFound => return Ok(Err(json!({".tag": "no_write_permission"}))),
-        _ => return Ok(Err(json!({".tag": "malformed_path"}))),
+        Resolved::NotFound => return Ok(Err(WriteError::NoWritePermission)),
+        _ => return Ok(Err(WriteError::MalformedPath)),
     };
     match ctx
         .store()
@@ -362,32 +340,21 @@ pub(crate) async fn create_folder_one(
     }
 }
 
-#[derive(Deserialize)]
-struct CreateFolderArg {
-    path: String,
-    #[serde(default)]
-    autorename: bool,
-}
-
-pub(crate) async fn create_folder(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
-    let a: CreateFolderArg = ctx.arg(arg)?;
+/// `files/create_folder` (and, wrapped, `create_folder_v2`).
+pub(crate) async fn create_folder(ctx: &Ctx, a: CreateFolderArg) -> Answer<ep::CreateFolder> {
     match create_folder_one(ctx, &a.path, a.autorename).await? {
-        Ok(e) => {
-            let md = ctx.metadata(&e, false);
-            ok(if v2 { json!({"metadata": md}) } else { md })
-        }
-        Err(w) => Err(route_err(json!({".tag": "path", "path": w}))),
+        Ok(e) => match ctx.metadata(&e) {
+            Metadata::Folder(f) => Ok(f),
+            other => Err(
+                crate::api::ApiError::Internal(format!("create_folder made a {other:?}")).into(),
+            ),
+        },
+        Err(w) => Err(Fail::Route(CreateFolderError::Path { path: w })),
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct DeleteArg {
-    path: String,
-    parent_rev: Option<String>,
-}
-
 /// Deletes one item; the error is a `DeleteError`.
-pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> ApiResult<Outcome> {
+pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> Outcome<DeleteError> {
     if let Some(rev) = &a.parent_rev
         && !cubby_core::ids::is_rev(rev)
     {
@@ -395,14 +362,14 @@ pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> ApiResult<Outcome> {
             "request body: parent_rev: '{rev}' did not match pattern"
         )));
     }
-    let lookup_err = |l: Value| Ok(Err(json!({".tag": "path_lookup", "path_lookup": l})));
+    let lookup_err = |l: LookupError| Ok(Err(DeleteError::PathLookup { path_lookup: l }));
     let target = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
         Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
         Resolved::Path { .. } | Resolved::Malformed => {
-            return lookup_err(json!({".tag": "malformed_path"}));
+            return lookup_err(LookupError::MalformedPath);
         }
-        Resolved::NotFolder => return lookup_err(json!({".tag": "not_folder"})),
-        _ => return lookup_err(json!({".tag": "not_found"})),
+        Resolved::NotFolder => return lookup_err(LookupError::NotFolder),
+        _ => return lookup_err(LookupError::NotFound),
     };
     match ctx
         .store()
@@ -414,7 +381,7 @@ pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> ApiResult<Outcome> {
             if let Some(l) = lookup_error(&e) {
                 lookup_err(l)
             } else if let Some(w) = write_error(&e) {
-                Ok(Err(json!({".tag": "path_write", "path_write": w})))
+                Ok(Err(DeleteError::PathWrite { path_write: w }))
             } else {
                 Err(unexpected(e))
             }
@@ -422,29 +389,12 @@ pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> ApiResult<Outcome> {
     }
 }
 
-pub(crate) async fn delete(ctx: &Ctx, arg: Value, v2: bool) -> Reply {
-    let a: DeleteArg = ctx.arg(arg)?;
+/// `files/delete` (and, wrapped, `delete_v2`).
+pub(crate) async fn delete(ctx: &Ctx, a: DeleteArg) -> Answer<ep::Delete> {
     match delete_one(ctx, &a).await? {
-        Ok(e) => {
-            let md = ctx.metadata(&e, true);
-            ok(if v2 { json!({"metadata": md}) } else { md })
-        }
-        Err(err) => Err(route_err(err)),
+        Ok(e) => Ok(ctx.metadata(&e)),
+        Err(err) => Err(Fail::Route(err)),
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RelocationPath {
-    from_path: String,
-    to_path: String,
-}
-
-#[derive(Deserialize)]
-struct RelocationArg {
-    #[serde(flatten)]
-    paths: RelocationPath,
-    #[serde(default)]
-    autorename: bool,
 }
 
 /// Moves or copies one item; the error is a `RelocationError`.
@@ -453,9 +403,9 @@ pub(crate) async fn relocate_one(
     p: &RelocationPath,
     copy: bool,
     autorename: bool,
-) -> ApiResult<Outcome> {
-    let from_err = |l: Value| Ok(Err(json!({".tag": "from_lookup", "from_lookup": l})));
-    let to_err = |w: Value| Ok(Err(json!({".tag": "to", "to": w})));
+) -> Outcome<RelocationError> {
+    let from_err = |l: LookupError| Ok(Err(RelocationError::FromLookup { from_lookup: l }));
+    let to_err = |w: WriteError| Ok(Err(RelocationError::To { to: w }));
     let from = ctx
         .resolve("from_path", &p.from_path, Pattern::WritePathOrId)
         .await?;
@@ -465,18 +415,18 @@ pub(crate) async fn relocate_one(
     let from = match from {
         Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
         Resolved::Path { .. } | Resolved::Malformed => {
-            return from_err(json!({".tag": "malformed_path"}));
+            return from_err(LookupError::MalformedPath);
         }
-        Resolved::NotFolder => return from_err(json!({".tag": "not_folder"})),
-        _ => return from_err(json!({".tag": "not_found"})),
+        Resolved::NotFolder => return from_err(LookupError::NotFolder),
+        _ => return from_err(LookupError::NotFound),
     };
     let to = match to {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return to_err(json!({".tag": "no_write_permission"})),
-        _ => return to_err(json!({".tag": "malformed_path"})),
+        Resolved::NotFound => return to_err(WriteError::NoWritePermission),
+        _ => return to_err(WriteError::MalformedPath),
     };
     if name_of(&to).is_empty() || lower(&to).is_empty() {
-        return to_err(json!({".tag": "malformed_path"}));
+        return to_err(WriteError::MalformedPath);
     }
     match ctx
         .store()
@@ -485,13 +435,12 @@ pub(crate) async fn relocate_one(
     {
         Ok(e) => Ok(Ok(e)),
         Err(OpError::Source(inner)) => {
-            from_err(lookup_error(&inner).unwrap_or_else(|| json!({".tag": "not_found"})))
+            from_err(lookup_error(&inner).unwrap_or(LookupError::NotFound))
         }
-        Err(OpError::CantMoveIntoItself) => {
-            Ok(Err(json!({".tag": "cant_move_folder_into_itself"})))
-        }
-        Err(OpError::TooManyFiles) => Ok(Err(json!({".tag": "too_many_files"}))),
-        Err(OpError::InsufficientSpace) => Ok(Err(json!({".tag": "insufficient_space"}))),
+        Err(OpError::CantMoveIntoItself) => Ok(Err(RelocationError::CantMoveFolderIntoItself)),
+        Err(OpError::TooManyFiles) => Ok(Err(RelocationError::TooManyFiles)),
+        // `RelocationError` names a full account `insufficient_quota`.
+        Err(OpError::InsufficientSpace) => Ok(Err(RelocationError::InsufficientQuota)),
         Err(e) => match write_error(&e) {
             Some(w) => to_err(w),
             None => Err(unexpected(e)),
@@ -499,13 +448,10 @@ pub(crate) async fn relocate_one(
     }
 }
 
-pub(crate) async fn relocate(ctx: &Ctx, arg: Value, copy: bool, v2: bool) -> Reply {
-    let a: RelocationArg = ctx.arg(arg)?;
+/// `files/move` and `files/copy` (and, wrapped, their `_v2` forms).
+pub(crate) async fn relocate(ctx: &Ctx, a: RelocationArg, copy: bool) -> Answer<ep::Move> {
     match relocate_one(ctx, &a.paths, copy, a.autorename).await? {
-        Ok(e) => {
-            let md = ctx.metadata(&e, true);
-            ok(if v2 { json!({"metadata": md}) } else { md })
-        }
-        Err(err) => Err(route_err(err)),
+        Ok(e) => Ok(ctx.metadata(&e)),
+        Err(err) => Err(Fail::Route(err)),
     }
 }

@@ -16,7 +16,16 @@ use crate::AppState;
 use crate::api::percent_encode;
 use crate::api::transfer::serve_file;
 use crate::api::{
-    ApiError, ApiResult, Ctx, Resolved, json_response, lookup_error, unexpected, write_error,
+    Answer, ApiError, ApiResult, Ctx, Fail, Resolved, json_response, lookup_error, unexpected,
+    write_error,
+};
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{
+    DeleteError, ListRevisionsError, LookupError, RestoreError, TemporaryLinkError,
+};
+use cubby_core::api::types::{
+    FileMetadata, ListRevisionsArg, ListRevisionsResult, Metadata, PathArg, RestoreArg,
+    TemporaryLink, Void,
 };
 
 type Reply = ApiResult<Response>;
@@ -27,55 +36,48 @@ pub const TEMPORARY_LINK_SECS: i64 = 4 * 3600;
 /// The kind tag of signed temporary-link tokens.
 const LINK_KIND: &str = "l1";
 
-#[derive(Deserialize)]
-struct ListRevisionsArg {
-    path: String,
-    #[serde(default)]
-    mode: Value,
-    #[serde(default = "default_limit")]
-    limit: u32,
-    before_rev: Option<String>,
-}
-
-fn default_limit() -> u32 {
-    10
-}
-
-pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
-    let a: ListRevisionsArg = ctx.arg(arg)?;
+pub(crate) async fn list_revisions(ctx: &Ctx, a: ListRevisionsArg) -> Answer<ep::ListRevisions> {
     if !(1..=100).contains(&a.limit) {
-        return Err(ctx.bad_input("request body: limit: must be within 1..100"));
+        return Err(ctx
+            .bad_input("request body: limit: must be within 1..100")
+            .into());
     }
     let by_id = match cubby_core::wire::union_tag(&a.mode) {
         None if a.mode.is_null() => false,
         Some(("path", _)) => false,
         Some(("id", _)) => true,
-        _ => return Err(ctx.bad_input("request body: mode: expected 'path' or 'id'")),
+        _ => {
+            return Err(ctx
+                .bad_input("request body: mode: expected 'path' or 'id'")
+                .into());
+        }
     };
-    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+    let path_err = |l: LookupError| Fail::Route(ListRevisionsError::Path { path: l });
     let store = ctx.store();
     let ns = ctx.ns();
     let lower = match ctx.resolve("path", &a.path, Pattern::PathOrId).await? {
         Resolved::Path { lower, .. } => lower,
-        Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
-        Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
-        _ => return Err(path_err(json!({".tag": "not_found"}))),
+        Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
+        Resolved::NotFolder => return Err(path_err(LookupError::NotFolder)),
+        _ => return Err(path_err(LookupError::NotFound)),
     };
     let current = store.entry(ns, &lower).await?;
     if current.as_ref().is_some_and(|e| e.kind == Kind::Folder) {
-        return Err(path_err(json!({".tag": "not_file"})));
+        return Err(path_err(LookupError::NotFile));
     }
     let before = match (&a.before_rev, by_id) {
         (Some(_), true) => {
-            return Err(ApiError::Route(json!({".tag": "before_rev_not_supported"})));
+            return Err(Fail::Route(ListRevisionsError::BeforeRevNotSupported));
         }
         (Some(rev), false) => {
             if !cubby_core::ids::is_rev(rev) {
-                return Err(ctx.bad_input("request body: before_rev: did not match pattern"));
+                return Err(ctx
+                    .bad_input("request body: before_rev: did not match pattern")
+                    .into());
             }
             match store.revision_by_rev(ns, rev).await? {
                 Some(e) if e.path_lower == lower => e.revision,
-                _ => return Err(ApiError::Route(json!({".tag": "invalid_before_rev"}))),
+                _ => return Err(Fail::Route(ListRevisionsError::InvalidBeforeRev)),
             }
         }
         (None, _) => None,
@@ -84,7 +86,7 @@ pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
         let id = current
             .as_ref()
             .and_then(|e| e.id.clone())
-            .ok_or_else(|| path_err(json!({".tag": "not_found"})))?;
+            .ok_or_else(|| path_err(LookupError::NotFound))?;
         store
             .revisions(ns, RevisionsOf::Id(&id), before, a.limit + 1)
             .await?
@@ -104,40 +106,48 @@ pub(crate) async fn list_revisions(ctx: &Ctx, arg: Value) -> Reply {
         }
     };
     if revs.is_empty() && before.is_none() {
-        return Err(path_err(json!({".tag": "not_found"})));
+        return Err(path_err(LookupError::NotFound));
     }
     let has_more = revs.len() > a.limit as usize;
     revs.truncate(a.limit as usize);
-    let mut body = json!({
-        "is_deleted": current.as_ref().is_none_or(|e| e.kind == Kind::Deleted),
-        "entries": revs.iter().map(|e| ctx.metadata(e, false)).collect::<Vec<_>>(),
-        "has_more": has_more,
-    });
-    if let Some(e) = current.filter(|e| e.kind == Kind::Deleted) {
-        body["server_deleted"] = json!(cubby_core::time::format(e.server_modified));
+    let mut entries = Vec::with_capacity(revs.len());
+    for e in &revs {
+        entries.push(file_metadata(ctx, e)?);
     }
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(ListRevisionsResult {
+        is_deleted: current.as_ref().is_none_or(|e| e.kind == Kind::Deleted),
+        server_deleted: current
+            .filter(|e| e.kind == Kind::Deleted)
+            .map(|e| cubby_core::time::format(e.server_modified)),
+        entries,
+        has_more,
+    })
 }
 
-#[derive(Deserialize)]
-struct RestoreArg {
-    path: String,
-    rev: String,
+/// The `FileMetadata` of a file's entry or revision.
+pub(crate) fn file_metadata(ctx: &Ctx, e: &cubby_store::Entry) -> ApiResult<FileMetadata> {
+    match ctx.metadata(e) {
+        Metadata::File(f) => Ok(f),
+        other => Err(ApiError::Internal(format!(
+            "expected a file, found {other:?}"
+        ))),
+    }
 }
 
-pub(crate) async fn restore(ctx: &Ctx, arg: Value) -> Reply {
-    let a: RestoreArg = ctx.arg(arg)?;
+pub(crate) async fn restore(ctx: &Ctx, a: RestoreArg) -> Answer<ep::Restore> {
     if !cubby_core::ids::is_rev(&a.rev) {
-        return Err(ctx.bad_input(&format!(
-            "request body: rev: '{}' did not match pattern",
-            a.rev
-        )));
+        return Err(ctx
+            .bad_input(&format!(
+                "request body: rev: '{}' did not match pattern",
+                a.rev
+            ))
+            .into());
     }
-    let lookup = |l: Value| ApiError::Route(json!({".tag": "path_lookup", "path_lookup": l}));
+    let lookup = |l: LookupError| Fail::Route(RestoreError::PathLookup { path_lookup: l });
     let display = match ctx.resolve("path", &a.path, Pattern::WritePath).await? {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return Err(lookup(json!({".tag": "not_found"}))),
-        _ => return Err(lookup(json!({".tag": "malformed_path"}))),
+        Resolved::NotFound => return Err(lookup(LookupError::NotFound)),
+        _ => return Err(lookup(LookupError::MalformedPath)),
     };
     // The revision must be one the caller can see: an app folder cannot restore content
     // from outside its folder into it.
@@ -147,38 +157,32 @@ pub(crate) async fn restore(ctx: &Ctx, arg: Value) -> Reply {
         .await?
         .is_some_and(|e| is_within(&e.path_lower, &ctx.root_lower()));
     if !visible {
-        return Err(ApiError::Route(json!({".tag": "invalid_revision"})));
+        return Err(Fail::Route(RestoreError::InvalidRevision));
     }
     match ctx.store().restore(ctx.ns(), &display, &a.rev).await {
-        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
-        Err(OpError::InvalidRevision) => Err(ApiError::Route(json!({".tag": "invalid_revision"}))),
+        Ok(e) => Ok(file_metadata(ctx, &e)?),
+        Err(OpError::InvalidRevision) => Err(Fail::Route(RestoreError::InvalidRevision)),
         Err(e) => Err(match write_error(&e) {
-            Some(w) => ApiError::Route(json!({".tag": "path_write", "path_write": w})),
-            None => unexpected(e),
+            Some(w) => Fail::Route(RestoreError::PathWrite { path_write: w }),
+            None => unexpected(e).into(),
         }),
     }
 }
 
-#[derive(Deserialize)]
-struct PathArg {
-    path: String,
-}
-
-pub(crate) async fn permanently_delete(ctx: &Ctx, arg: Value) -> Reply {
-    let a: PathArg = ctx.arg(arg)?;
-    let lookup = |l: Value| ApiError::Route(json!({".tag": "path_lookup", "path_lookup": l}));
+pub(crate) async fn permanently_delete(ctx: &Ctx, a: PathArg) -> Answer<ep::PermanentlyDelete> {
+    let lookup = |l: LookupError| Fail::Route(DeleteError::PathLookup { path_lookup: l });
     let lower = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
         Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
         Resolved::Path { .. } | Resolved::Malformed => {
-            return Err(lookup(json!({".tag": "malformed_path"})));
+            return Err(lookup(LookupError::MalformedPath));
         }
-        _ => return Err(lookup(json!({".tag": "not_found"}))),
+        _ => return Err(lookup(LookupError::NotFound)),
     };
     match ctx.store().permanently_delete(ctx.ns(), &lower).await {
-        Ok(()) => Ok(json_response(StatusCode::OK, &Value::Null)),
+        Ok(()) => Ok(Void),
         Err(e) => Err(match lookup_error(&e) {
             Some(l) => lookup(l),
-            None => unexpected(e),
+            None => unexpected(e).into(),
         }),
     }
 }
@@ -191,10 +195,15 @@ struct LinkToken {
     expires: i64,
 }
 
-pub(crate) async fn get_temporary_link(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: PathArg = ctx.arg(arg)?;
-    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
-    let entry = ctx.read_file(&a.path).await?.map_err(path_err)?;
+pub(crate) async fn get_temporary_link(
+    ctx: &Ctx,
+    a: PathArg,
+    headers: &HeaderMap,
+) -> Answer<ep::GetTemporaryLink> {
+    let entry = ctx
+        .read_file(&a.path)
+        .await?
+        .map_err(|l| Fail::Route(TemporaryLinkError::Path { path: l }))?;
     let token = LinkToken {
         ns: ctx.ns(),
         revision: entry
@@ -208,10 +217,10 @@ pub(crate) async fn get_temporary_link(ctx: &Ctx, arg: Value, headers: &HeaderMa
         base_url(headers),
         percent_encode(entry.name())
     );
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"metadata": ctx.metadata(&entry, false), "link": link}),
-    ))
+    Ok(TemporaryLink {
+        metadata: file_metadata(ctx, &entry)?,
+        link,
+    })
 }
 
 /// The URL this request reached, as the client sees it (behind a balancer: its forwarded
@@ -314,7 +323,12 @@ pub(crate) async fn get_temporary_upload_link(ctx: &Ctx, arg: Value, headers: &H
     }
     let commit = match crate::api::transfer::commit_info(ctx, &a.commit_info).await? {
         Ok(c) => c,
-        Err(w) => return Err(ApiError::BadInput(format!("commit_info.path: {w}"))),
+        Err(w) => {
+            return Err(ApiError::BadInput(format!(
+                "commit_info.path: {}",
+                crate::api::to_json(&w)
+            )));
+        }
     };
     let (mode, update_rev) = match commit.mode {
         WriteMode::Add => ("add", None),

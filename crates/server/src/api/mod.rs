@@ -25,103 +25,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{LookupError, WriteConflictError, WriteError};
+use cubby_core::api::types::{DeletedMetadata, FileMetadata, FolderMetadata, Metadata};
+use cubby_core::api::{Auth, Endpoint, Route, Spec, Style};
 use cubby_core::path::{self as cpath, PathArg, PathError, Pattern, is_within, lower};
 use cubby_core::wire::{error_summary, header_safe_json};
 use cubby_store::{AuthInfo, Entry, Kind, OpError, Store};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
-
-/// How a route takes its argument and returns its result.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Style {
-    Rpc,
-    Upload,
-    Download,
-}
-
-/// Who may call a route.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Auth {
-    User,
-    /// The app's key and secret over HTTP Basic.
-    App,
-    Anonymous,
-}
-
-struct RouteSpec {
-    style: Style,
-    auth: Auth,
-    scope: Option<&'static str>,
-}
-
-/// The route table: name, style, auth and required scope, as in the Stone spec.
-fn route_spec(name: &str) -> Option<RouteSpec> {
-    use Style::*;
-    let (style, auth, scope) = match name {
-        "users/get_current_account" | "users/get_space_usage" | "check/user" => {
-            (Rpc, Auth::User, Some("account_info.read"))
-        }
-        "files/upload"
-        | "files/upload_session/start"
-        | "files/upload_session/append_v2"
-        | "files/upload_session/append"
-        | "files/upload_session/finish" => (Upload, Auth::User, Some("files.content.write")),
-        "files/upload_session/start_batch"
-        | "files/upload_session/finish_batch_v2"
-        | "files/upload_session/finish_batch"
-        | "files/upload_session/finish_batch/check" => {
-            (Rpc, Auth::User, Some("files.content.write"))
-        }
-        "files/download" | "files/download_zip" => {
-            (Download, Auth::User, Some("files.content.read"))
-        }
-        "files/get_metadata"
-        | "files/list_revisions"
-        | "files/search_v2"
-        | "files/search/continue_v2"
-        | "files/list_folder"
-        | "files/list_folder/continue"
-        | "files/list_folder/get_latest_cursor" => (Rpc, Auth::User, Some("files.metadata.read")),
-        "files/list_folder/longpoll" => (Rpc, Auth::Anonymous, None),
-        "auth/token/revoke" => (Rpc, Auth::User, None),
-        "check/app" => (Rpc, Auth::App, None),
-        "files/restore" => (Rpc, Auth::User, Some("files.content.write")),
-        "files/permanently_delete" => (Rpc, Auth::User, Some("files.permanent_delete")),
-        "files/get_temporary_link" => (Rpc, Auth::User, Some("files.content.read")),
-        "files/get_temporary_upload_link" => (Rpc, Auth::User, Some("files.content.write")),
-        "files/copy_reference/get"
-        | "files/copy_reference/save"
-        | "files/save_url"
-        | "files/save_url/check_job_status" => (Rpc, Auth::User, Some("files.content.write")),
-        "sharing/create_shared_link_with_settings"
-        | "sharing/modify_shared_link_settings"
-        | "sharing/revoke_shared_link" => (Rpc, Auth::User, Some("sharing.write")),
-        "sharing/list_shared_links" | "sharing/get_shared_link_metadata" => {
-            (Rpc, Auth::User, Some("sharing.read"))
-        }
-        "sharing/get_shared_link_file" => (Download, Auth::User, Some("sharing.read")),
-        "files/create_folder_v2"
-        | "files/create_folder"
-        | "files/delete_v2"
-        | "files/delete"
-        | "files/move_v2"
-        | "files/move"
-        | "files/copy_v2"
-        | "files/copy"
-        | "files/copy_batch_v2"
-        | "files/copy_batch/check_v2"
-        | "files/move_batch_v2"
-        | "files/move_batch/check_v2"
-        | "files/delete_batch"
-        | "files/delete_batch/check"
-        | "files/create_folder_batch"
-        | "files/create_folder_batch/check" => (Rpc, Auth::User, Some("files.content.write")),
-        _ => return None,
-    };
-    Some(RouteSpec { style, auth, scope })
-}
 
 /// Builds the router: every route on every host name, matched on the path only.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -280,8 +195,46 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// How a typed handler fails: with its route's error union (409), or otherwise (400, 401,
+/// 429, 500).
+#[derive(Debug)]
+pub(crate) enum Fail<E> {
+    Route(E),
+    Api(ApiError),
+}
+
+impl<E> From<ApiError> for Fail<E> {
+    fn from(e: ApiError) -> Self {
+        Fail::Api(e)
+    }
+}
+
+impl<E> From<cubby_store::StoreError> for Fail<E> {
+    fn from(e: cubby_store::StoreError) -> Self {
+        Fail::Api(e.into())
+    }
+}
+
+/// What a typed handler of endpoint `E` answers: the route's result, or how it failed.
+pub(crate) type Answer<E> = Result<<E as Endpoint>::Ok, Fail<<E as Endpoint>::Err>>;
+
+/// Encodes a typed handler's answer as Dropbox does: the result as JSON, a route error as
+/// a 409 with its `error_summary` (computed from the error's own tags).
+fn reply<E: Endpoint>(answer: Answer<E>) -> ApiResult<Response> {
+    match answer {
+        Ok(v) => Ok(json_response(StatusCode::OK, &v)),
+        Err(Fail::Route(e)) => Err(ApiError::Route(to_json(&e))),
+        Err(Fail::Api(e)) => Err(e),
+    }
+}
+
+/// A wire type as JSON, for the places that embed one in hand-built JSON.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("wire types serialize")
+}
+
 /// A JSON response with `Content-Type: application/json` exactly, as the SDK asserts.
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let mut resp = (status, serde_json::to_vec(body).expect("JSON serializes")).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -379,29 +332,34 @@ impl Ctx {
     }
 
     /// Resolves a `ReadPath` to a file, or the `LookupError` to answer.
-    pub async fn read_file(&self, raw: &str) -> ApiResult<Result<Entry, Value>> {
+    pub async fn read_file(&self, raw: &str) -> ApiResult<Result<Entry, LookupError>> {
         let entry = match self.resolve("path", raw, Pattern::ReadPath).await? {
             Resolved::Path { lower, .. } => self.store().entry(self.ns(), &lower).await?,
             Resolved::Revision(e) => Some(*e),
-            Resolved::Malformed => return Ok(Err(json!({".tag": "malformed_path"}))),
-            Resolved::NotFolder => return Ok(Err(json!({".tag": "not_folder"}))),
+            Resolved::Malformed => return Ok(Err(LookupError::MalformedPath)),
+            Resolved::NotFolder => return Ok(Err(LookupError::NotFolder)),
             Resolved::NotFound => None,
         };
         Ok(match entry {
             Some(e) if e.kind == Kind::File => Ok(e),
-            Some(e) if e.kind == Kind::Folder => Err(json!({".tag": "not_file"})),
-            _ => Err(json!({".tag": "not_found"})),
+            Some(e) if e.kind == Kind::Folder => Err(LookupError::NotFile),
+            _ => Err(LookupError::NotFound),
         })
     }
 
-    /// Metadata JSON of an entry, paths relative to the caller's root.
-    pub fn metadata(&self, e: &Entry, tagged: bool) -> Value {
+    /// Metadata of an entry, paths relative to the caller's root.
+    pub fn metadata(&self, e: &Entry) -> Metadata {
+        metadata(&self.auth().root, e)
+    }
+
+    /// [`metadata_json`] relative to the caller's root.
+    pub fn metadata_json(&self, e: &Entry, tagged: bool) -> Value {
         metadata_json(&self.auth().root, e, tagged)
     }
 }
 
-/// Metadata JSON of an entry relative to `root` (a display path).
-pub(crate) fn metadata_json(root: &str, e: &Entry, tagged: bool) -> Value {
+/// Metadata of an entry relative to `root` (a display path).
+pub(crate) fn metadata(root: &str, e: &Entry) -> Metadata {
     let root_lower_len = lower(root).len();
     let root_chars = root.chars().count();
     let path_lower = e
@@ -410,39 +368,48 @@ pub(crate) fn metadata_json(root: &str, e: &Entry, tagged: bool) -> Value {
         .unwrap_or(&e.path_lower)
         .to_owned();
     let path_display: String = e.path_display.chars().skip(root_chars).collect();
-    let mut v = json!({
-        "name": e.name(),
-        "path_lower": path_lower,
-        "path_display": path_display,
-    });
-    let o = v.as_object_mut().expect("object");
-    let tag = match e.kind {
-        Kind::File => {
-            o.insert("id".into(), json!(e.id));
-            o.insert(
-                "client_modified".into(),
-                json!(cubby_core::time::format(e.client_modified)),
-            );
-            o.insert(
-                "server_modified".into(),
-                json!(cubby_core::time::format(e.server_modified)),
-            );
-            o.insert("rev".into(), json!(e.rev));
-            o.insert("size".into(), json!(e.size));
-            o.insert("is_downloadable".into(), json!(true));
-            o.insert("content_hash".into(), json!(e.content_hash));
-            "file"
-        }
-        Kind::Folder => {
-            o.insert("id".into(), json!(e.id));
-            "folder"
-        }
-        Kind::Deleted => "deleted",
-    };
-    if tagged {
-        o.insert(".tag".into(), json!(tag));
+    let name = e.name().to_owned();
+    match e.kind {
+        Kind::File => Metadata::File(FileMetadata {
+            name,
+            // A file or folder row always has its id and rev; only deletions lack them.
+            id: e.id.clone().unwrap_or_default(),
+            client_modified: cubby_core::time::format(e.client_modified),
+            server_modified: cubby_core::time::format(e.server_modified),
+            rev: e.rev.clone().unwrap_or_default(),
+            size: e.size,
+            path_lower: Some(path_lower),
+            path_display: Some(path_display),
+            is_downloadable: true,
+            content_hash: e.content_hash.clone(),
+        }),
+        Kind::Folder => Metadata::Folder(FolderMetadata {
+            name,
+            id: e.id.clone().unwrap_or_default(),
+            path_lower: Some(path_lower),
+            path_display: Some(path_display),
+        }),
+        Kind::Deleted => Metadata::Deleted(DeletedMetadata {
+            name,
+            path_lower: Some(path_lower),
+            path_display: Some(path_display),
+        }),
     }
-    v
+}
+
+/// Metadata JSON of an entry relative to `root`, with its `.tag` when `tagged` (the union
+/// `Metadata`) or without (a `FileMetadata` or `FolderMetadata` field). For the routes whose
+/// results are still built as JSON.
+pub(crate) fn metadata_json(root: &str, e: &Entry, tagged: bool) -> Value {
+    let md = metadata(root, e);
+    if tagged {
+        return to_json(&md);
+    }
+    match &md {
+        Metadata::File(f) => to_json(f),
+        Metadata::Folder(f) => to_json(f),
+        Metadata::Deleted(d) => to_json(d),
+    }
 }
 
 /// The outcome of resolving a path argument.
@@ -468,32 +435,36 @@ impl Resolved {
     }
 }
 
-/// `LookupError` JSON for a lookup outcome or store error.
-pub(crate) fn lookup_error(e: &OpError) -> Option<Value> {
+/// The `LookupError` of a store error, if it is one.
+pub(crate) fn lookup_error(e: &OpError) -> Option<LookupError> {
     Some(match e {
-        OpError::NotFound => json!({".tag": "not_found"}),
-        OpError::NotFile => json!({".tag": "not_file"}),
-        OpError::NotFolder => json!({".tag": "not_folder"}),
+        OpError::NotFound => LookupError::NotFound,
+        OpError::NotFile => LookupError::NotFile,
+        OpError::NotFolder => LookupError::NotFolder,
         _ => return None,
     })
 }
 
-/// `WriteError` JSON for a store error.
-pub(crate) fn write_error(e: &OpError) -> Option<Value> {
+/// The `WriteError` of a store error, if it is one.
+pub(crate) fn write_error(e: &OpError) -> Option<WriteError> {
     use cubby_store::WriteConflict;
     Some(match e {
-        OpError::Conflict(c) => {
-            let c = match c {
-                WriteConflict::File => "file",
-                WriteConflict::Folder => "folder",
-                WriteConflict::FileAncestor => "file_ancestor",
-            };
-            json!({".tag": "conflict", "conflict": {".tag": c}})
-        }
-        OpError::DisallowedName => json!({".tag": "disallowed_name"}),
-        OpError::InsufficientSpace => json!({".tag": "insufficient_space"}),
+        OpError::Conflict(c) => WriteError::Conflict {
+            conflict: match c {
+                WriteConflict::File => WriteConflictError::File,
+                WriteConflict::Folder => WriteConflictError::Folder,
+                WriteConflict::FileAncestor => WriteConflictError::FileAncestor,
+            },
+        },
+        OpError::DisallowedName => WriteError::DisallowedName,
+        OpError::InsufficientSpace => WriteError::InsufficientSpace,
         _ => return None,
     })
+}
+
+/// The `WriteError` of a store error as JSON, for routes whose errors are still built as JSON.
+pub(crate) fn write_error_json(e: &OpError) -> Option<Value> {
+    write_error(e).map(|w| to_json(&w))
 }
 
 /// Seconds a client is asked to wait when the writer is saturated.
@@ -516,7 +487,7 @@ pub(crate) fn unexpected(e: OpError) -> ApiError {
 
 async fn dispatch(
     State(state): State<Arc<AppState>>,
-    Path(route): Path<String>,
+    Path(name): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
     request_id: Option<axum::Extension<crate::access::RequestId>>,
@@ -524,23 +495,23 @@ async fn dispatch(
     body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let label = ROUTE_NAMES
-        .iter()
-        .find(|n| **n == route)
-        .copied()
-        .unwrap_or("unknown");
+    let route = Route::from_name(&name);
+    let label = route.map_or("unknown", Route::name);
     let mut account = None;
-    let mut resp = match handle(
-        state.clone(),
-        &route,
-        &method,
-        query.as_deref(),
-        &headers,
-        body,
-        &mut account,
-    )
-    .await
-    {
+    let answer = match route {
+        Some(route) => {
+            let req = Request {
+                method: &method,
+                query: query.as_deref(),
+                headers: &headers,
+            };
+            handle(state.clone(), route, req, body, &mut account).await
+        }
+        None => Err(ApiError::BadInput(format!(
+            "Unknown API function: \"{name}\""
+        ))),
+    };
+    let mut resp = match answer {
         Ok(r) => r,
         Err(ApiError::Internal(cause)) => {
             // The cause is logged (with the request id), never sent; the id lets a user's
@@ -566,7 +537,7 @@ async fn dispatch(
     // An upload refused before its body was read (bad auth, a bad argument) leaves the body
     // unread, so the connection cannot carry another request: say so, or a client reusing
     // it would see its next request fail.
-    let upload = route_spec(label).is_some_and(|s| s.style == Style::Upload);
+    let upload = route.is_some_and(|r| r.spec().style == Style::Upload);
     if upload && !resp.status().is_success() {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -587,124 +558,64 @@ fn rpc_content_type(value: &[u8]) -> bool {
     }
 }
 
+/// The parts of a request the dispatcher reads besides its body.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: &'a Method,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+}
+
+impl Request<'_> {
+    /// A URL parameter (browsers and old clients put `authorization` and `arg` there).
+    fn param(&self, key: &str) -> Option<String> {
+        form_urlencoded_pairs(self.query?)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A 400 naming the route, in Dropbox's words.
+fn bad_call(route: Route, what: &str) -> ApiError {
+    ApiError::BadInput(format!(
+        "Error in call to API function \"{}\": {what}",
+        route.name()
+    ))
+}
+
+/// One call, in four steps: check the method and content type, authenticate (and read a
+/// content route's argument from its header), read an RPC's argument from the body, and call
+/// the route's handler.
 async fn handle(
     state: Arc<AppState>,
-    route: &str,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    route: Route,
+    req: Request<'_>,
     body: Body,
     account: &mut Option<String>,
 ) -> ApiResult<Response> {
-    let Some((name, spec)) = ROUTE_NAMES
-        .iter()
-        .find(|n| **n == route)
-        .and_then(|n| Some((*n, route_spec(n)?)))
-    else {
-        return Err(ApiError::BadInput(format!(
-            "Unknown API function: \"{route}\""
-        )));
-    };
-    let bad =
-        |m: String| ApiError::BadInput(format!("Error in call to API function \"{name}\": {m}"));
-    let get_allowed = spec.style == Style::Download && *method == Method::GET;
-    if *method != Method::POST && !get_allowed {
-        return Err(bad(format!("method {method} not allowed")));
+    let spec = route.spec();
+    if let Err(e) = check_request(route, spec, req) {
+        if spec.style == Style::Rpc {
+            // Read the body anyway, so the connection stays usable.
+            let _ = axum::body::to_bytes(body, MAX_RPC_BODY).await;
+        }
+        return Err(e);
     }
-    if spec.style == Style::Rpc
-        && let Some(ct) = headers.get(header::CONTENT_TYPE)
-        && !rpc_content_type(ct.as_bytes())
-    {
-        // Read the body anyway, so the connection stays usable.
-        let _ = axum::body::to_bytes(body, MAX_RPC_BODY).await;
-        return Err(bad(format!(
-            "Bad HTTP \"Content-Type\" header: \"{}\".  Expecting one of \"application/json\", \
-             \"application/json; charset=utf-8\", \"text/plain; charset=dropbox-cors-hack\".",
-            String::from_utf8_lossy(ct.as_bytes())
-        )));
-    }
-    let params: Vec<(String, String)> = query.map(form_urlencoded_pairs).unwrap_or_default();
-    let param = |k: &str| {
-        params
-            .iter()
-            .find(|(pk, _)| pk == k)
-            .map(|(_, v)| v.clone())
-    };
-
-    // Authentication, and a content route's argument (from its header). When either is
-    // refused, an upload's body is read and dropped first: closing a connection with unread
-    // data resets it, and the client could lose the error response.
+    // When authentication or a header argument is refused, an upload's body is read and
+    // dropped first: closing a connection with unread data resets it, and the client could
+    // lose the error response.
     let early = async {
-        let auth = match spec.auth {
-            Auth::Anonymous => None,
-            Auth::App => {
-                app_auth(&state, headers).await?;
-                None
-            }
-            Auth::User => {
-                let raw = match headers.get(header::AUTHORIZATION) {
-                    Some(v) => Some(
-                        v.to_str()
-                            .map_err(|_| bad("Authorization header is not ASCII".into()))?
-                            .to_owned(),
-                    ),
-                    None => param("authorization"),
-                };
-                let Some(raw) = raw else {
-                    return Err(bad(
-                        "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".".into(),
-                    ));
-                };
-                let token = raw
-                    .strip_prefix("Bearer ")
-                    .or_else(|| raw.strip_prefix("bearer "))
-                    .ok_or_else(|| bad("Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <token>\".".into()))?
-                    .trim();
-                let info = state.store.authenticate(token).await?;
-                let Some(info) = info else {
-                    return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
-                };
-                if info.expired {
-                    return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
-                }
-                if let Some(scope) = spec.scope
-                    && !info.scopes.iter().any(|s| s == scope)
-                {
-                    return Err(ApiError::Auth(
-                        json!({".tag": "missing_scope", "required_scope": scope}),
-                    ));
-                }
-                check_path_root(headers, &info)?;
-                Some(info)
-            }
-        };
-        let header_arg = if spec.style == Style::Rpc {
-            None
-        } else {
-            let raw = match headers.get("dropbox-api-arg") {
-                Some(v) => String::from_utf8(v.as_bytes().to_vec())
-                    .map_err(|_| bad("HTTP header \"Dropbox-API-Arg\" is not UTF-8".into()))?,
-                None => param("arg").unwrap_or_default(),
-            };
-            let v = if raw.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&raw).map_err(|e| {
-                    bad(format!(
-                        "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON: {e}"
-                    ))
-                })?
-            };
-            Some(v)
+        let auth = authenticate(&state, route, spec, req).await?;
+        let header_arg = match spec.style {
+            Style::Rpc => None,
+            Style::Upload | Style::Download => Some(header_argument(route, req)?),
         };
         Ok::<_, ApiError>((auth, header_arg))
     }
     .await;
     let (auth, header_arg) = match early {
-        Ok(x) => {
-            *account = x.0.as_ref().map(|a| a.account.account_id.clone());
-            x
-        }
+        Ok(x) => x,
         Err(e) => {
             match spec.style {
                 Style::Upload => transfer::drain_stream(&mut body.into_data_stream(), 0).await,
@@ -719,155 +630,309 @@ async fn handle(
             return Err(e);
         }
     };
-
-    // The argument.
+    *account = auth.as_ref().map(|a| a.account.account_id.clone());
     let (arg, body) = match header_arg {
         Some(v) => (v, Some(body)),
-        None => {
-            let bytes = axum::body::to_bytes(body, MAX_RPC_BODY)
-                .await
-                .map_err(|e| bad(format!("request body: {e}")))?;
-            let v = if bytes.iter().all(u8::is_ascii_whitespace) {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    bad(format!("request body: could not decode input as JSON: {e}"))
-                })?
-            };
-            (v, None)
-        }
+        None => (body_argument(route, body).await?, None),
     };
-
     let ctx = Ctx {
         state,
-        route: name,
+        route: route.name(),
         auth,
     };
-    match name {
-        "users/get_current_account" => users::get_current_account(&ctx).await,
-        "users/get_space_usage" => users::get_space_usage(&ctx).await,
-        "check/user" | "check/app" => users::check_user(&ctx, arg).await,
-        "auth/token/revoke" => users::revoke(&ctx).await,
-        "files/upload" => transfer::upload(&ctx, arg, headers, body.expect("upload body")).await,
-        "files/download" => transfer::download(&ctx, arg, headers).await,
-        "files/download_zip" => zip::download_zip(&ctx, arg).await,
-        "files/upload_session/start" => {
-            sessions::start(&ctx, arg, headers, body.expect("upload body")).await
-        }
-        "files/upload_session/append_v2" => {
-            sessions::append_v2(&ctx, arg, headers, body.expect("upload body"), false).await
-        }
-        "files/upload_session/append" => {
-            sessions::append_v2(&ctx, arg, headers, body.expect("upload body"), true).await
-        }
-        "files/upload_session/finish" => {
-            sessions::finish(&ctx, arg, headers, body.expect("upload body")).await
-        }
-        "files/upload_session/start_batch" => sessions::start_batch(&ctx, arg).await,
-        "files/upload_session/finish_batch_v2" => sessions::finish_batch_v2(&ctx, arg).await,
-        "files/upload_session/finish_batch" => sessions::finish_batch_v1(&ctx, arg).await,
-        "files/upload_session/finish_batch/check" => sessions::finish_batch_check(&ctx, arg).await,
-        "files/get_metadata" => files::get_metadata(&ctx, arg).await,
-        "files/list_revisions" => history::list_revisions(&ctx, arg).await,
-        "files/search_v2" => search::search(&ctx, arg).await,
-        "files/search/continue_v2" => search::search_continue(&ctx, arg).await,
-        "files/restore" => history::restore(&ctx, arg).await,
-        "files/permanently_delete" => history::permanently_delete(&ctx, arg).await,
-        "files/get_temporary_link" => history::get_temporary_link(&ctx, arg, headers).await,
-        "files/get_temporary_upload_link" => {
-            history::get_temporary_upload_link(&ctx, arg, headers).await
-        }
-        "files/copy_reference/get" => copyref::get(&ctx, arg).await,
-        "files/copy_reference/save" => copyref::save(&ctx, arg).await,
-        "files/save_url" => save_url::save_url(&ctx, arg).await,
-        "files/save_url/check_job_status" => save_url::check_job_status(&ctx, arg).await,
-        "sharing/create_shared_link_with_settings" => links::create(&ctx, arg, headers).await,
-        "sharing/list_shared_links" => links::list(&ctx, arg, headers).await,
-        "sharing/modify_shared_link_settings" => links::modify(&ctx, arg, headers).await,
-        "sharing/revoke_shared_link" => links::revoke(&ctx, arg).await,
-        "sharing/get_shared_link_metadata" => links::get_metadata(&ctx, arg, headers).await,
-        "sharing/get_shared_link_file" => links::get_file(&ctx, arg, headers).await,
-        "files/list_folder" => files::list_folder(&ctx, arg).await,
-        "files/list_folder/continue" => files::list_folder_continue(&ctx, arg).await,
-        "files/list_folder/get_latest_cursor" => files::get_latest_cursor(&ctx, arg).await,
-        "files/list_folder/longpoll" => files::longpoll(&ctx, arg).await,
-        "files/create_folder_v2" => files::create_folder(&ctx, arg, true).await,
-        "files/create_folder" => files::create_folder(&ctx, arg, false).await,
-        "files/delete_v2" => files::delete(&ctx, arg, true).await,
-        "files/delete" => files::delete(&ctx, arg, false).await,
-        "files/move_v2" => files::relocate(&ctx, arg, false, true).await,
-        "files/move" => files::relocate(&ctx, arg, false, false).await,
-        "files/copy_v2" => files::relocate(&ctx, arg, true, true).await,
-        "files/copy" => files::relocate(&ctx, arg, true, false).await,
-        "files/copy_batch_v2" => batch::relocation_batch(&ctx, arg, true).await,
-        "files/move_batch_v2" => batch::relocation_batch(&ctx, arg, false).await,
-        "files/delete_batch" => batch::delete_batch(&ctx, arg).await,
-        "files/create_folder_batch" => batch::create_folder_batch(&ctx, arg).await,
-        "files/copy_batch/check_v2"
-        | "files/move_batch/check_v2"
-        | "files/delete_batch/check"
-        | "files/create_folder_batch/check" => batch::check_job(&ctx, arg).await,
-        _ => Err(ApiError::Internal(format!("route {name} has no handler"))),
-    }
+    call(route, &ctx, arg, req.headers, body).await
 }
 
-/// Every route name, so the dispatcher can hand out `&'static str`.
-const ROUTE_NAMES: &[&str] = &[
-    "users/get_current_account",
-    "users/get_space_usage",
-    "check/user",
-    "check/app",
-    "auth/token/revoke",
-    "files/upload",
-    "files/upload_session/start",
-    "files/upload_session/append_v2",
-    "files/upload_session/append",
-    "files/upload_session/finish",
-    "files/upload_session/start_batch",
-    "files/upload_session/finish_batch_v2",
-    "files/upload_session/finish_batch",
-    "files/upload_session/finish_batch/check",
-    "files/download",
-    "files/download_zip",
-    "files/get_metadata",
-    "files/list_revisions",
-    "files/search_v2",
-    "files/search/continue_v2",
-    "files/restore",
-    "files/permanently_delete",
-    "files/get_temporary_link",
-    "files/get_temporary_upload_link",
-    "files/copy_reference/get",
-    "files/copy_reference/save",
-    "files/save_url",
-    "files/save_url/check_job_status",
-    "files/list_folder",
-    "files/list_folder/continue",
-    "files/list_folder/get_latest_cursor",
-    "files/list_folder/longpoll",
-    "sharing/create_shared_link_with_settings",
-    "sharing/list_shared_links",
-    "sharing/modify_shared_link_settings",
-    "sharing/revoke_shared_link",
-    "sharing/get_shared_link_metadata",
-    "sharing/get_shared_link_file",
-    "files/create_folder_v2",
-    "files/create_folder",
-    "files/delete_v2",
-    "files/delete",
-    "files/move_v2",
-    "files/move",
-    "files/copy_v2",
-    "files/copy",
-    "files/copy_batch_v2",
-    "files/copy_batch/check_v2",
-    "files/move_batch_v2",
-    "files/move_batch/check_v2",
-    "files/delete_batch",
-    "files/delete_batch/check",
-    "files/create_folder_batch",
-    "files/create_folder_batch/check",
-];
+/// Step 1: the HTTP method (POST, or GET for a download) and an RPC's `Content-Type`.
+fn check_request(route: Route, spec: Spec, req: Request<'_>) -> ApiResult<()> {
+    let get_allowed = spec.style == Style::Download && *req.method == Method::GET;
+    if *req.method != Method::POST && !get_allowed {
+        return Err(bad_call(
+            route,
+            &format!("method {} not allowed", req.method),
+        ));
+    }
+    if spec.style == Style::Rpc
+        && let Some(ct) = req.headers.get(header::CONTENT_TYPE)
+        && !rpc_content_type(ct.as_bytes())
+    {
+        return Err(bad_call(
+            route,
+            &format!(
+                "Bad HTTP \"Content-Type\" header: \"{}\".  Expecting one of \"application/json\", \
+                 \"application/json; charset=utf-8\", \"text/plain; charset=dropbox-cors-hack\".",
+                String::from_utf8_lossy(ct.as_bytes())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 2: who calls, as the route's table entry requires: a user's bearer token holding the
+/// route's scope (and a `Dropbox-API-Path-Root` it may use), the app's key and secret, or
+/// nobody.
+async fn authenticate(
+    state: &AppState,
+    route: Route,
+    spec: Spec,
+    req: Request<'_>,
+) -> ApiResult<Option<AuthInfo>> {
+    let scope = match spec.auth {
+        Auth::Anonymous => return Ok(None),
+        Auth::App => {
+            app_auth(state, req.headers).await?;
+            return Ok(None);
+        }
+        Auth::User { scope } => scope,
+    };
+    let raw = match req.headers.get(header::AUTHORIZATION) {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| bad_call(route, "Authorization header is not ASCII"))?
+                .to_owned(),
+        ),
+        None => req.param("authorization"),
+    };
+    let Some(raw) = raw else {
+        return Err(bad_call(
+            route,
+            "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".",
+        ));
+    };
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            bad_call(
+                route,
+                "Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <token>\".",
+            )
+        })?
+        .trim();
+    let Some(info) = state.store.authenticate(token).await? else {
+        return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
+    };
+    if info.expired {
+        return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
+    }
+    if let Some(scope) = scope
+        && !info.scopes.iter().any(|s| s == scope)
+    {
+        return Err(ApiError::Auth(
+            json!({".tag": "missing_scope", "required_scope": scope}),
+        ));
+    }
+    check_path_root(req.headers, &info)?;
+    Ok(Some(info))
+}
+
+/// A content route's argument: `Dropbox-API-Arg`, or the `arg` URL parameter.
+fn header_argument(route: Route, req: Request<'_>) -> ApiResult<Value> {
+    let raw = match req.headers.get("dropbox-api-arg") {
+        Some(v) => String::from_utf8(v.as_bytes().to_vec())
+            .map_err(|_| bad_call(route, "HTTP header \"Dropbox-API-Arg\" is not UTF-8"))?,
+        None => req.param("arg").unwrap_or_default(),
+    };
+    if raw.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&raw).map_err(|e| {
+        bad_call(
+            route,
+            &format!("HTTP header \"Dropbox-API-Arg\": could not decode input as JSON: {e}"),
+        )
+    })
+}
+
+/// Step 3: an RPC's argument, the body as JSON (an empty body is `null`).
+async fn body_argument(route: Route, body: Body) -> ApiResult<Value> {
+    let bytes = axum::body::to_bytes(body, MAX_RPC_BODY)
+        .await
+        .map_err(|e| bad_call(route, &format!("request body: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        bad_call(
+            route,
+            &format!("request body: could not decode input as JSON: {e}"),
+        )
+    })
+}
+
+/// Decodes a typed route's argument; an absent one (`null`) reads as `{}`, so a route whose
+/// fields all default can be called without a body.
+fn decode<E: Endpoint>(ctx: &Ctx, v: Value) -> ApiResult<E::Arg> {
+    let v = if v.is_null() && serde_json::from_value::<E::Arg>(Value::Null).is_err() {
+        json!({})
+    } else {
+        v
+    };
+    ctx.arg(v)
+}
+
+/// Step 4: the route's handler. The `match` has no wildcard, so a route declared in the wire
+/// contract without a handler does not compile. A typed route (`typed!`) has its argument
+/// decoded as its `Arg`, and its handler's answer must be its `Ok` or `Err`; the others still
+/// read and build JSON themselves (their table entries say `Json`).
+async fn call(
+    route: Route,
+    ctx: &Ctx,
+    arg: Value,
+    headers: &HeaderMap,
+    body: Option<Body>,
+) -> ApiResult<Response> {
+    use cubby_core::api::types::{FolderResult, MetadataResult};
+    macro_rules! typed {
+        ($ep:ident, |$a:ident| $call:expr) => {{
+            let $a = decode::<ep::$ep>(ctx, arg)?;
+            reply::<ep::$ep>($call.await)
+        }};
+    }
+    // A download's handler answers its result and the response streaming the bytes; the
+    // result goes into `Dropbox-API-Result`.
+    macro_rules! typed_download {
+        ($ep:ident, |$a:ident| $call:expr) => {{
+            let $a = decode::<ep::$ep>(ctx, arg)?;
+            match $call.await {
+                Ok((result, mut resp)) => {
+                    let v: <ep::$ep as Endpoint>::Ok = result;
+                    resp.headers_mut()
+                        .insert("dropbox-api-result", api_result_header(&to_json(&v)));
+                    Ok(resp)
+                }
+                Err(e) => reply::<ep::$ep>(Err(e)),
+            }
+        }};
+    }
+    let body = move || body.expect("a content route has a body");
+    match route {
+        Route::GetCurrentAccount => typed!(GetCurrentAccount, |_a| users::get_current_account(ctx)),
+        Route::GetSpaceUsage => typed!(GetSpaceUsage, |_a| users::get_space_usage(ctx)),
+        Route::CheckUser => typed!(CheckUser, |a| users::check(ctx, a)),
+        Route::CheckApp => typed!(CheckApp, |a| users::check(ctx, a)),
+        Route::TokenRevoke => typed!(TokenRevoke, |_a| users::revoke(ctx)),
+
+        Route::GetMetadata => typed!(GetMetadata, |a| files::get_metadata(ctx, a)),
+        Route::ListFolder => typed!(ListFolder, |a| files::list_folder(ctx, a)),
+        Route::ListFolderContinue => {
+            typed!(ListFolderContinue, |a| files::list_folder_continue(ctx, a))
+        }
+        Route::GetLatestCursor => typed!(GetLatestCursor, |a| files::get_latest_cursor(ctx, a)),
+        Route::Longpoll => typed!(Longpoll, |a| files::longpoll(ctx, a)),
+        Route::ListRevisions => typed!(ListRevisions, |a| history::list_revisions(ctx, a)),
+        Route::SearchV2 => search::search(ctx, arg).await,
+        Route::SearchContinueV2 => search::search_continue(ctx, arg).await,
+
+        Route::CreateFolderV2 => typed!(CreateFolderV2, |a| async {
+            let metadata = files::create_folder(ctx, a).await?;
+            Ok(FolderResult { metadata })
+        }),
+        Route::CreateFolder => typed!(CreateFolder, |a| files::create_folder(ctx, a)),
+        Route::DeleteV2 => typed!(DeleteV2, |a| async {
+            let metadata = files::delete(ctx, a).await?;
+            Ok(MetadataResult { metadata })
+        }),
+        Route::Delete => typed!(Delete, |a| files::delete(ctx, a)),
+        Route::MoveV2 => typed!(MoveV2, |a| async {
+            let metadata = files::relocate(ctx, a, false).await?;
+            Ok(MetadataResult { metadata })
+        }),
+        Route::Move => typed!(Move, |a| files::relocate(ctx, a, false)),
+        Route::CopyV2 => typed!(CopyV2, |a| async {
+            let metadata = files::relocate(ctx, a, true).await?;
+            Ok(MetadataResult { metadata })
+        }),
+        Route::Copy => typed!(Copy, |a| files::relocate(ctx, a, true)),
+        Route::Restore => typed!(Restore, |a| history::restore(ctx, a)),
+        Route::PermanentlyDelete => {
+            typed!(PermanentlyDelete, |a| history::permanently_delete(ctx, a))
+        }
+
+        Route::CopyBatchV2 => batch::relocation_batch(ctx, arg, true).await,
+        Route::MoveBatchV2 => batch::relocation_batch(ctx, arg, false).await,
+        Route::DeleteBatch => batch::delete_batch(ctx, arg).await,
+        Route::CreateFolderBatch => batch::create_folder_batch(ctx, arg).await,
+        Route::CopyBatchCheckV2
+        | Route::MoveBatchCheckV2
+        | Route::DeleteBatchCheck
+        | Route::CreateFolderBatchCheck => batch::check_job(ctx, arg).await,
+
+        Route::Upload => typed!(Upload, |a| transfer::upload(ctx, a, headers, body())),
+        Route::Download => typed_download!(Download, |a| transfer::download(ctx, a, headers)),
+        Route::DownloadZip => zip::download_zip(ctx, arg).await,
+        Route::UploadSessionStart => {
+            typed!(UploadSessionStart, |a| sessions::start(
+                ctx,
+                a,
+                headers,
+                body()
+            ))
+        }
+        Route::UploadSessionAppendV2 => {
+            typed!(UploadSessionAppendV2, |a| sessions::append_v2(
+                ctx,
+                a,
+                headers,
+                body()
+            ))
+        }
+        Route::UploadSessionAppend => {
+            typed!(UploadSessionAppend, |a| sessions::append_v1(
+                ctx,
+                a,
+                headers,
+                body()
+            ))
+        }
+        Route::UploadSessionFinish => {
+            typed!(UploadSessionFinish, |a| sessions::finish(
+                ctx,
+                a,
+                headers,
+                body()
+            ))
+        }
+        Route::UploadSessionStartBatch => {
+            typed!(UploadSessionStartBatch, |a| sessions::start_batch(ctx, a))
+        }
+        Route::UploadSessionFinishBatchV2 => {
+            typed!(UploadSessionFinishBatchV2, |a| sessions::finish_batch_v2(
+                ctx, a
+            ))
+        }
+        Route::UploadSessionFinishBatch => {
+            typed!(UploadSessionFinishBatch, |a| sessions::finish_batch_v1(
+                ctx, a
+            ))
+        }
+        Route::UploadSessionFinishBatchCheck => {
+            typed!(UploadSessionFinishBatchCheck, |a| {
+                sessions::finish_batch_check(ctx, a)
+            })
+        }
+
+        Route::GetTemporaryLink => {
+            typed!(GetTemporaryLink, |a| history::get_temporary_link(
+                ctx, a, headers
+            ))
+        }
+        Route::GetTemporaryUploadLink => {
+            history::get_temporary_upload_link(ctx, arg, headers).await
+        }
+        Route::CopyReferenceGet => typed!(CopyReferenceGet, |a| copyref::get(ctx, a)),
+        Route::CopyReferenceSave => typed!(CopyReferenceSave, |a| copyref::save(ctx, a)),
+        Route::SaveUrl => typed!(SaveUrl, |a| save_url::save_url(ctx, a)),
+        Route::SaveUrlCheckJobStatus => save_url::check_job_status(ctx, arg).await,
+
+        Route::CreateSharedLinkWithSettings => links::create(ctx, arg, headers).await,
+        Route::ListSharedLinks => links::list(ctx, arg, headers).await,
+        Route::ModifySharedLinkSettings => links::modify(ctx, arg, headers).await,
+        Route::RevokeSharedLink => links::revoke(ctx, arg).await,
+        Route::GetSharedLinkMetadata => links::get_metadata(ctx, arg, headers).await,
+        Route::GetSharedLinkFile => links::get_file(ctx, arg, headers).await,
+    }
+}
 
 /// Largest RPC body accepted; RPC arguments are small JSON documents.
 const MAX_RPC_BODY: usize = 4 * 1024 * 1024;

@@ -12,36 +12,31 @@ use cubby_core::path::Pattern;
 use cubby_store::jobs::JobState;
 use cubby_store::meta::{Commit, WriteMode};
 use cubby_store::sessions::MAX_FILE_SIZE;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::transfer::{ReceiveError, receive_stream};
-use crate::api::{ApiError, ApiResult, Ctx, Resolved, json_response, metadata_json, write_error};
+use crate::api::{Answer, ApiResult, Ctx, Fail, Resolved, metadata_json, write_error_json};
 use crate::fetch::{FETCH_TIMEOUT, FetchError};
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{SaveUrlError, WriteError};
+use cubby_core::api::types::{SaveUrlArg, SaveUrlStatus};
 
 type Reply = ApiResult<axum::response::Response>;
 
 /// How often a running fetch tells the database it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
-struct SaveUrlArg {
-    path: String,
-    url: String,
-}
-
-pub(crate) async fn save_url(ctx: &Ctx, arg: Value) -> Reply {
-    let a: SaveUrlArg = ctx.arg(arg)?;
-    let path_err = |w: Value| ApiError::Route(json!({".tag": "path", "path": w}));
+pub(crate) async fn save_url(ctx: &Ctx, a: SaveUrlArg) -> Answer<ep::SaveUrl> {
+    let path_err = |w: WriteError| Fail::Route(SaveUrlError::Path { path: w });
     let display = match ctx.resolve("path", &a.path, Pattern::Path).await? {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return Err(path_err(json!({".tag": "no_write_permission"}))),
-        _ => return Err(path_err(json!({".tag": "malformed_path"}))),
+        Resolved::NotFound => return Err(path_err(WriteError::NoWritePermission)),
+        _ => return Err(path_err(WriteError::MalformedPath)),
     };
     // A URL that is not http(s), or names a forbidden address outright, fails at once;
     // everything else (DNS answers, redirects) is checked as the job fetches.
     if ctx.state.fetcher.check(&a.url).is_err() {
-        return Err(ApiError::Route(json!({".tag": "invalid_url"})));
+        return Err(Fail::Route(SaveUrlError::InvalidUrl));
     }
     let store = ctx.store().clone();
     let id = store.create_job(ctx.auth().account.id).await?;
@@ -52,10 +47,7 @@ pub(crate) async fn save_url(ctx: &Ctx, arg: Value) -> Reply {
         url: a.url,
     };
     tokio::spawn(job.run());
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        &json!({".tag": "async_job_id", "async_job_id": id}),
-    ))
+    Ok(SaveUrlStatus::AsyncJobId { async_job_id: id })
 }
 
 struct Job {
@@ -136,7 +128,7 @@ impl Job {
         self.ctx.state.metrics.add_in(commit.size);
         match store.commit_file(self.ctx.ns(), commit).await {
             Ok(e) => Ok(metadata_json(&self.ctx.auth().root, &e, false)),
-            Err(e) => Err(match write_error(&e) {
+            Err(e) => Err(match write_error_json(&e) {
                 Some(w) => json!({".tag": "path", "path": w}),
                 None => {
                     tracing::error!(job = %self.id, error = %e, "save_url commit failed");

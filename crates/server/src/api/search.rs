@@ -213,7 +213,7 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
         .iter()
         .map(|(_, e)| {
             json!({
-                "metadata": {".tag": "metadata", "metadata": ctx.metadata(e, true)},
+                "metadata": {".tag": "metadata", "metadata": ctx.metadata_json(e, true)},
                 "match_type": {".tag": "filename"},
             })
         })

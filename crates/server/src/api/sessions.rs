@@ -5,65 +5,30 @@
 //! blocks a session holds, and finishing is one metadata commit over them.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use bytes::Bytes;
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{
+    PollError, SessionFinishError, SessionLookupError, SessionStartError,
+};
+use cubby_core::api::types::{
+    PollArg, SessionAppendArg, SessionCursor, SessionFinishArg, SessionFinishBatchArg,
+    SessionFinishBatchEntry, SessionFinishBatchLaunch, SessionFinishBatchResult, SessionStart,
+    SessionStartArg, SessionStartBatch, SessionStartBatchArg, Void,
+};
 use cubby_core::wire::union_tag;
 use cubby_store::OpError;
 use cubby_store::sessions::{Finish, INLINE_MAX, SessionError};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::api::history::file_metadata;
 use crate::api::transfer::{
-    CommitArg, commit_info, content_hash_arg, drain_stream, receive_body, receive_small,
+    Refused, commit_info, content_hash_arg, drain_stream, receive_body, receive_small,
 };
-use crate::api::{ApiError, ApiResult, Ctx, json_response, unexpected, write_error};
-
-type Reply = ApiResult<axum::response::Response>;
+use crate::api::{Answer, ApiError, ApiResult, Ctx, Fail, unexpected, write_error};
 
 /// Most sessions one start_batch or finish_batch may name.
 const MAX_BATCH: usize = 1_000;
-
-#[derive(Deserialize)]
-struct Cursor {
-    session_id: String,
-    offset: u64,
-}
-
-#[derive(Deserialize)]
-struct StartArg {
-    #[serde(default)]
-    close: bool,
-    #[serde(default)]
-    session_type: Value,
-    content_hash: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AppendArg {
-    cursor: Cursor,
-    #[serde(default)]
-    close: bool,
-    content_hash: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct FinishArg {
-    cursor: Cursor,
-    commit: CommitArg,
-    content_hash: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct StartBatchArg {
-    #[serde(default)]
-    session_type: Value,
-    num_sessions: u64,
-}
-
-#[derive(Deserialize)]
-struct FinishBatchArg {
-    entries: Vec<FinishArg>,
-}
 
 fn concurrent(ctx: &Ctx, v: &Value) -> ApiResult<bool> {
     if v.is_null() {
@@ -78,43 +43,84 @@ fn concurrent(ctx: &Ctx, v: &Value) -> ApiResult<bool> {
     }
 }
 
-/// The `UploadSessionLookupError` value of a session error.
-fn lookup_json(e: &SessionError) -> Value {
+/// The `UploadSessionLookupError` of a session error.
+fn lookup_error(e: SessionError) -> SessionLookupError {
+    use SessionLookupError as L;
     match e {
-        SessionError::NotFound => json!({".tag": "not_found"}),
-        SessionError::IncorrectOffset(n) => {
-            json!({".tag": "incorrect_offset", "correct_offset": n})
-        }
-        SessionError::Closed => json!({".tag": "closed"}),
-        SessionError::NotClosed => json!({".tag": "not_closed"}),
-        SessionError::TooLarge => json!({".tag": "too_large"}),
-        SessionError::ConcurrentInvalidOffset => {
-            json!({".tag": "concurrent_session_invalid_offset"})
-        }
-        SessionError::ConcurrentInvalidDataSize => {
-            json!({".tag": "concurrent_session_invalid_data_size"})
-        }
-        SessionError::ConcurrentNotClosed => json!({".tag": "concurrent_session_not_closed"}),
-        SessionError::ConcurrentMissingData => json!({".tag": "concurrent_session_missing_data"}),
+        SessionError::NotFound => L::NotFound,
+        SessionError::IncorrectOffset(n) => L::IncorrectOffset { correct_offset: n },
+        SessionError::Closed => L::Closed,
+        SessionError::NotClosed => L::NotClosed,
+        SessionError::TooLarge => L::TooLarge,
+        SessionError::ConcurrentInvalidOffset => L::ConcurrentSessionInvalidOffset,
+        SessionError::ConcurrentInvalidDataSize => L::ConcurrentSessionInvalidDataSize,
+        SessionError::ConcurrentNotClosed => L::ConcurrentSessionNotClosed,
+        SessionError::ConcurrentMissingData => L::ConcurrentSessionMissingData,
     }
 }
 
 /// The `UploadSessionFinishError` of a store error.
-fn finish_error(e: OpError) -> Result<Value, ApiError> {
+fn finish_error(e: OpError) -> Result<SessionFinishError, ApiError> {
+    use SessionFinishError as F;
     match e {
-        OpError::Session(SessionError::ConcurrentNotClosed) => {
-            Ok(json!({".tag": "concurrent_session_not_closed"}))
-        }
+        OpError::Session(SessionError::ConcurrentNotClosed) => Ok(F::ConcurrentSessionNotClosed),
         OpError::Session(SessionError::ConcurrentMissingData) => {
-            Ok(json!({".tag": "concurrent_session_missing_data"}))
+            Ok(F::ConcurrentSessionMissingData)
         }
-        OpError::Session(s) => {
-            Ok(json!({".tag": "lookup_failed", "lookup_failed": lookup_json(&s)}))
-        }
+        OpError::Session(s) => Ok(F::LookupFailed {
+            lookup_failed: lookup_error(s),
+        }),
         other => match write_error(&other) {
-            Some(w) => Ok(json!({".tag": "path", "path": w})),
+            Some(w) => Ok(F::Path { path: w }),
             None => Err(unexpected(other)),
         },
+    }
+}
+
+/// Why an append failed: the session said no, or the body was refused.
+enum AppendFailed {
+    Session(SessionError),
+    Body(Refused),
+}
+
+impl From<ApiError> for AppendFailed {
+    fn from(e: ApiError) -> Self {
+        AppendFailed::Body(Refused::Api(e))
+    }
+}
+
+impl AppendFailed {
+    /// As an `UploadSessionAppendError`.
+    fn lookup(self) -> Fail<SessionLookupError> {
+        match self {
+            AppendFailed::Session(e) => Fail::Route(lookup_error(e)),
+            AppendFailed::Body(Refused::TooLarge) => {
+                Fail::Route(SessionLookupError::PayloadTooLarge)
+            }
+            AppendFailed::Body(Refused::HashMismatch) => {
+                Fail::Route(SessionLookupError::ContentHashMismatch)
+            }
+            AppendFailed::Body(Refused::Api(e)) => Fail::Api(e),
+        }
+    }
+
+    /// As an `UploadSessionFinishError`.
+    fn finish(self) -> Fail<SessionFinishError> {
+        match self {
+            AppendFailed::Session(e) => Fail::Route(SessionFinishError::LookupFailed {
+                lookup_failed: lookup_error(e),
+            }),
+            AppendFailed::Body(r) => refused(r),
+        }
+    }
+}
+
+/// A refused body as an `UploadSessionFinishError`.
+fn refused(r: Refused) -> Fail<SessionFinishError> {
+    match r {
+        Refused::TooLarge => Fail::Route(SessionFinishError::PayloadTooLarge),
+        Refused::HashMismatch => Fail::Route(SessionFinishError::ContentHashMismatch),
+        Refused::Api(e) => Fail::Api(e),
     }
 }
 
@@ -128,7 +134,7 @@ async fn append(
     offset: u64,
     close: bool,
     content_hash: &Option<String>,
-) -> ApiResult<Result<u64, SessionError>> {
+) -> Result<u64, AppendFailed> {
     let expected = content_hash_arg(ctx, content_hash)?;
     let store = ctx.store();
     let account = ctx.auth().account.id;
@@ -136,13 +142,13 @@ async fn append(
         Ok(s) => s,
         Err(OpError::Session(e)) => {
             drain_stream(&mut body.into_data_stream(), 0).await;
-            return Ok(Err(e));
+            return Err(AppendFailed::Session(e));
         }
-        Err(e) => return Err(unexpected(e)),
+        Err(e) => return Err(unexpected(e).into()),
     };
     if !session.concurrent && (session.length != offset || session.closed) {
         drain_stream(&mut body.into_data_stream(), 0).await;
-        return Ok(Err(if session.closed {
+        return Err(AppendFailed::Session(if session.closed {
             SessionError::Closed
         } else {
             SessionError::IncorrectOffset(session.length)
@@ -156,7 +162,9 @@ async fn append(
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         _ => Bytes::new(),
     };
-    let received = receive_body(ctx, headers, body, expected.as_deref(), prefix).await?;
+    let received = receive_body(ctx, headers, body, expected.as_deref(), prefix)
+        .await
+        .map_err(AppendFailed::Body)?;
     let r = if session.concurrent {
         store
             .append_concurrent(
@@ -181,47 +189,58 @@ async fn append(
             .await
     };
     match r {
-        Ok(()) => Ok(Ok(offset + received.size)),
-        Err(OpError::Session(e)) => Ok(Err(e)),
-        Err(e) => Err(unexpected(e)),
+        Ok(()) => Ok(offset + received.size),
+        Err(OpError::Session(e)) => Err(AppendFailed::Session(e)),
+        Err(e) => Err(unexpected(e).into()),
     }
 }
 
-pub(crate) async fn start(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
-    let a: StartArg = ctx.arg(arg)?;
+pub(crate) async fn start(
+    ctx: &Ctx,
+    a: SessionStartArg,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer<ep::UploadSessionStart> {
+    use SessionStartError as E;
+    let refused = |r: Refused| match r {
+        Refused::TooLarge => Fail::Route(E::PayloadTooLarge),
+        Refused::HashMismatch => Fail::Route(E::ContentHashMismatch),
+        Refused::Api(e) => Fail::Api(e),
+    };
     let is_concurrent = concurrent(ctx, &a.session_type)?;
     let store = ctx.store();
     let account = ctx.auth().account.id;
     if is_concurrent {
         if a.close {
             drain_stream(&mut body.into_data_stream(), 0).await;
-            return Err(ApiError::Route(
-                json!({".tag": "concurrent_session_close_not_allowed"}),
-            ));
+            return Err(Fail::Route(E::ConcurrentSessionCloseNotAllowed));
         }
-        let received = receive_body(ctx, headers, body, None, Bytes::new()).await?;
+        let received = receive_body(ctx, headers, body, None, Bytes::new())
+            .await
+            .map_err(refused)?;
         if received.size > 0 {
-            return Err(ApiError::Route(
-                json!({".tag": "concurrent_session_data_not_allowed"}),
-            ));
+            return Err(Fail::Route(E::ConcurrentSessionDataNotAllowed));
         }
-        let id = store
+        let session_id = store
             .start_session(account, true)
             .await
             .map_err(unexpected)?;
-        return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
+        return Ok(SessionStart { session_id });
     }
     let expected = content_hash_arg(ctx, &a.content_hash)?;
     // A closed session of a few bytes (a small file of a batch) writes them as a small block
     // in the database, with its row: no block file (see cubby_store::sessions).
     let body = if a.close {
-        match receive_small(ctx, headers, body, expected.as_deref(), INLINE_MAX).await? {
+        match receive_small(ctx, headers, body, expected.as_deref(), INLINE_MAX)
+            .await
+            .map_err(refused)?
+        {
             Ok(data) if !data.is_empty() => {
-                let id = store
+                let session_id = store
                     .start_inline(account, data)
                     .await
                     .map_err(unexpected)?;
-                return Ok(json_response(StatusCode::OK, &json!({"session_id": id})));
+                return Ok(SessionStart { session_id });
             }
             Ok(_) => Body::empty(),
             Err(body) => body,
@@ -230,32 +249,23 @@ pub(crate) async fn start(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body
         body
     };
     // The bytes are stored first; the session row and its blocks are then one write.
-    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new()).await?;
-    let id = store
+    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new())
+        .await
+        .map_err(refused)?;
+    let session_id = store
         .start_with_data(account, &received.blocks, received.size, a.close)
         .await
         .map_err(unexpected)?;
-    Ok(json_response(StatusCode::OK, &json!({"session_id": id})))
+    Ok(SessionStart { session_id })
 }
 
 pub(crate) async fn append_v2(
     ctx: &Ctx,
-    arg: Value,
+    a: SessionAppendArg,
     headers: &HeaderMap,
     body: Body,
-    v1: bool,
-) -> Reply {
-    let a: AppendArg = if v1 {
-        let c: Cursor = ctx.arg(arg)?;
-        AppendArg {
-            cursor: c,
-            close: false,
-            content_hash: None,
-        }
-    } else {
-        ctx.arg(arg)?
-    };
-    match append(
+) -> Answer<ep::UploadSessionAppendV2> {
+    append(
         ctx,
         headers,
         body,
@@ -264,42 +274,64 @@ pub(crate) async fn append_v2(
         a.close,
         &a.content_hash,
     )
-    .await?
-    {
-        Ok(_) => Ok(json_response(StatusCode::OK, &Value::Null)),
-        Err(e) => Err(ApiError::Route(lookup_json(&e))),
-    }
+    .await
+    .map_err(AppendFailed::lookup)?;
+    Ok(Void)
 }
 
-pub(crate) async fn finish(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
-    let a: FinishArg = ctx.arg(arg)?;
+/// The older append: the cursor is the whole argument, and it cannot close the session.
+pub(crate) async fn append_v1(
+    ctx: &Ctx,
+    cursor: SessionCursor,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer<ep::UploadSessionAppend> {
+    let a = SessionAppendArg {
+        cursor,
+        close: false,
+        content_hash: None,
+    };
+    append_v2(ctx, a, headers, body).await
+}
+
+pub(crate) async fn finish(
+    ctx: &Ctx,
+    a: SessionFinishArg,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer<ep::UploadSessionFinish> {
+    use SessionFinishError as F;
     let store = ctx.store();
     let account = ctx.auth().account.id;
-    let lookup_failed = |e: &SessionError| {
-        ApiError::Route(json!({".tag": "lookup_failed", "lookup_failed": lookup_json(e)}))
+    let lookup_failed = |e: SessionError| {
+        Fail::Route(F::LookupFailed {
+            lookup_failed: lookup_error(e),
+        })
     };
     let session = match store.session(&a.cursor.session_id, account).await {
         Ok(s) => s,
         Err(OpError::Session(e)) => {
             drain_stream(&mut body.into_data_stream(), 0).await;
-            return Err(lookup_failed(&e));
+            return Err(lookup_failed(e));
         }
-        Err(e) => return Err(unexpected(e)),
+        Err(e) => return Err(unexpected(e).into()),
     };
     // Any bytes in the body are appended first (sequential sessions only).
     let length = if session.concurrent || session.closed {
         // No more data may come: an empty body finishes at the given offset.
-        let received = receive_body(ctx, headers, body, None, Bytes::new()).await?;
+        let received = receive_body(ctx, headers, body, None, Bytes::new())
+            .await
+            .map_err(refused)?;
         if received.size > 0 {
             return Err(if session.concurrent {
-                ApiError::Route(json!({".tag": "concurrent_session_data_not_allowed"}))
+                Fail::Route(F::ConcurrentSessionDataNotAllowed)
             } else {
-                lookup_failed(&SessionError::Closed)
+                lookup_failed(SessionError::Closed)
             });
         }
         a.cursor.offset
     } else {
-        match append(
+        append(
             ctx,
             headers,
             body,
@@ -308,15 +340,12 @@ pub(crate) async fn finish(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Bod
             false,
             &a.content_hash,
         )
-        .await?
-        {
-            Ok(n) => n,
-            Err(e) => return Err(lookup_failed(&e)),
-        }
+        .await
+        .map_err(AppendFailed::finish)?
     };
     let commit = match commit_info(ctx, &a.commit).await? {
         Ok(c) => c,
-        Err(w) => return Err(ApiError::Route(json!({".tag": "path", "path": w}))),
+        Err(w) => return Err(Fail::Route(F::Path { path: w })),
     };
     let entry = Finish {
         session_id: a.cursor.session_id,
@@ -328,17 +357,21 @@ pub(crate) async fn finish(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Bod
         .await
         .map_err(unexpected)?;
     match results.pop().expect("one result per entry") {
-        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
-        Err(e) => Err(ApiError::Route(finish_error(e)?)),
+        Ok(e) => Ok(file_metadata(ctx, &e)?),
+        Err(e) => Err(Fail::Route(finish_error(e)?)),
     }
 }
 
-pub(crate) async fn start_batch(ctx: &Ctx, arg: Value) -> Reply {
-    let a: StartBatchArg = ctx.arg(arg)?;
+pub(crate) async fn start_batch(
+    ctx: &Ctx,
+    a: SessionStartBatchArg,
+) -> Answer<ep::UploadSessionStartBatch> {
     if !(1..=MAX_BATCH as u64).contains(&a.num_sessions) {
-        return Err(ctx.bad_input("request body: num_sessions: must be within 1..1000"));
+        return Err(ctx
+            .bad_input("request body: num_sessions: must be within 1..1000")
+            .into());
     }
-    let ids = ctx
+    let session_ids = ctx
         .store()
         .start_sessions(
             ctx.auth().account.id,
@@ -347,16 +380,18 @@ pub(crate) async fn start_batch(ctx: &Ctx, arg: Value) -> Reply {
         )
         .await
         .map_err(unexpected)?;
-    Ok(json_response(StatusCode::OK, &json!({"session_ids": ids})))
+    Ok(SessionStartBatch { session_ids })
 }
 
 /// Commits up to 1,000 closed sessions in one transaction; returns the result entries.
-async fn finish_batch_entries(ctx: &Ctx, arg: Value) -> ApiResult<Vec<Value>> {
-    let a: FinishBatchArg = ctx.arg(arg)?;
+async fn finish_batch_entries(
+    ctx: &Ctx,
+    a: SessionFinishBatchArg,
+) -> ApiResult<SessionFinishBatchResult> {
     if a.entries.len() > MAX_BATCH {
         return Err(ctx.bad_input("request body: entries: at most 1000"));
     }
-    let mut out: Vec<Option<Value>> = vec![None; a.entries.len()];
+    let mut out: Vec<Option<SessionFinishBatchEntry>> = vec![None; a.entries.len()];
     let mut finishes = Vec::new();
     let mut positions = Vec::new();
     for (i, e) in a.entries.into_iter().enumerate() {
@@ -370,7 +405,9 @@ async fn finish_batch_entries(ctx: &Ctx, arg: Value) -> ApiResult<Vec<Value>> {
                 });
             }
             Err(w) => {
-                out[i] = Some(json!({".tag": "failure", "failure": {".tag": "path", "path": w}}))
+                out[i] = Some(SessionFinishBatchEntry::Failure {
+                    failure: SessionFinishError::Path { path: w },
+                })
             }
         }
     }
@@ -381,42 +418,41 @@ async fn finish_batch_entries(ctx: &Ctx, arg: Value) -> ApiResult<Vec<Value>> {
         .map_err(unexpected)?;
     for (i, r) in positions.into_iter().zip(results) {
         out[i] = Some(match r {
-            Ok(e) => {
-                let mut md = ctx.metadata(&e, false);
-                md[".tag"] = json!("success");
-                md
-            }
-            Err(e) => json!({".tag": "failure", "failure": finish_error(e)?}),
+            Ok(e) => SessionFinishBatchEntry::Success(file_metadata(ctx, &e)?),
+            Err(e) => SessionFinishBatchEntry::Failure {
+                failure: finish_error(e)?,
+            },
         });
     }
-    Ok(out
-        .into_iter()
-        .map(|v| v.expect("every entry answered"))
-        .collect())
+    Ok(SessionFinishBatchResult {
+        entries: out
+            .into_iter()
+            .map(|v| v.expect("every entry answered"))
+            .collect(),
+    })
 }
 
-pub(crate) async fn finish_batch_v2(ctx: &Ctx, arg: Value) -> Reply {
-    let entries = finish_batch_entries(ctx, arg).await?;
-    Ok(json_response(StatusCode::OK, &json!({"entries": entries})))
+pub(crate) async fn finish_batch_v2(
+    ctx: &Ctx,
+    a: SessionFinishBatchArg,
+) -> Answer<ep::UploadSessionFinishBatchV2> {
+    Ok(finish_batch_entries(ctx, a).await?)
 }
 
 /// The deprecated v1 route: the batch completes synchronously, reported as `complete`.
-pub(crate) async fn finish_batch_v1(ctx: &Ctx, arg: Value) -> Reply {
-    let entries = finish_batch_entries(ctx, arg).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({".tag": "complete", "entries": entries}),
+pub(crate) async fn finish_batch_v1(
+    ctx: &Ctx,
+    a: SessionFinishBatchArg,
+) -> Answer<ep::UploadSessionFinishBatch> {
+    Ok(SessionFinishBatchLaunch::Complete(
+        finish_batch_entries(ctx, a).await?,
     ))
 }
 
-#[derive(Deserialize)]
-struct PollArg {
-    #[allow(dead_code)]
-    async_job_id: String,
-}
-
 /// finish_batch never leaves a job running, so no job id is valid.
-pub(crate) async fn finish_batch_check(ctx: &Ctx, arg: Value) -> Reply {
-    let _: PollArg = ctx.arg(arg)?;
-    Err(ApiError::Route(json!({".tag": "invalid_async_job_id"})))
+pub(crate) async fn finish_batch_check(
+    _ctx: &Ctx,
+    _a: PollArg,
+) -> Answer<ep::UploadSessionFinishBatchCheck> {
+    Err(Fail::Route(PollError::InvalidAsyncJobId))
 }

@@ -14,11 +14,14 @@ use cubby_core::wire::union_tag;
 use cubby_store::Store;
 use cubby_store::meta::{Commit, WriteMode};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{DownloadError, UploadError, WriteConflictError, WriteError};
+use cubby_core::api::types::{DownloadArg, FileMetadata, UploadArg};
+
 use crate::api::{
-    ApiError, ApiResult, Ctx, Resolved, api_result_header, json_response, unexpected, write_error,
+    Answer, ApiError, ApiResult, Ctx, Fail, Resolved, api_result_header, unexpected, write_error,
 };
 
 /// Largest body of one upload request, as Dropbox limits it (150 MiB).
@@ -35,12 +38,6 @@ const MAX_DRAIN: u64 = 2 * MAX_UPLOAD_REQUEST;
 pub const READS_IN_FLIGHT: usize = 2;
 
 type Reply = ApiResult<Response>;
-
-/// What upload takes beyond `CommitInfo`.
-#[derive(Deserialize)]
-struct UploadArg {
-    content_hash: Option<String>,
-}
 
 /// Parses Stone's `WriteMode`: `"add"`, `{".tag":"overwrite"}`, `{".tag":"update","update":rev}`.
 pub(crate) fn write_mode(ctx: &Ctx, v: &Value) -> ApiResult<WriteMode> {
@@ -211,7 +208,7 @@ pub(crate) async fn receive_small(
     body: Body,
     expected: Option<&str>,
     limit: u64,
-) -> ApiResult<Result<Bytes, Body>> {
+) -> Result<Result<Bytes, Body>, Refused> {
     let limit = limit.min(BLOCK_SIZE as u64);
     if content_length(headers).is_none_or(|n| n > limit) {
         return Ok(Err(body));
@@ -222,9 +219,9 @@ pub(crate) async fn receive_small(
         let chunk = frame.map_err(|e| ApiError::BadInput(format!("request body: {e}")))?;
         if (buf.len() + chunk.len()) as u64 > limit {
             // The body is longer than it said; hyper does not let this happen.
-            return Err(ApiError::BadInput(
-                "request body: longer than Content-Length".into(),
-            ));
+            return Err(
+                ApiError::BadInput("request body: longer than Content-Length".into()).into(),
+            );
         }
         buf.extend_from_slice(&chunk);
     }
@@ -236,7 +233,7 @@ pub(crate) async fn receive_small(
             content_hash_of_blocks([&block_hash(&data)])
         };
         if got != expected {
-            return Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})));
+            return Err(Refused::HashMismatch);
         }
     }
     ctx.state.metrics.add_in(data.len() as u64);
@@ -261,21 +258,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `CommitInfo`, as upload and upload_session/finish take it.
-#[derive(Deserialize)]
-pub(crate) struct CommitArg {
-    path: String,
-    #[serde(default)]
-    mode: Value,
-    #[serde(default)]
-    autorename: bool,
-    client_modified: Option<String>,
-    #[serde(default)]
-    strict_conflict: bool,
-}
+pub(crate) type CommitArg = cubby_core::api::types::CommitInfo;
 
 /// Turns a `CommitInfo` into a commit (without blocks yet). Bad input is a 400; a path that
 /// cannot be written is returned as the `WriteError` JSON for the route's own union.
-pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Commit, Value>> {
+pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Commit, WriteError>> {
     let mode = write_mode(ctx, &a.mode)?;
     let client_modified = match &a.client_modified {
         None => None,
@@ -288,11 +275,11 @@ pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Co
     let display = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
         Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
         Resolved::Path { .. } => {
-            return Ok(Err(
-                json!({".tag": "conflict", "conflict": {".tag": "folder"}}),
-            ));
+            return Ok(Err(WriteError::Conflict {
+                conflict: WriteConflictError::Folder,
+            }));
         }
-        _ => return Ok(Err(json!({".tag": "malformed_path"}))),
+        _ => return Ok(Err(WriteError::MalformedPath)),
     };
     Ok(Ok(Commit {
         path: display,
@@ -316,64 +303,92 @@ pub(crate) fn content_hash_arg(ctx: &Ctx, h: &Option<String>) -> ApiResult<Optio
     }
 }
 
-/// Receives an upload-style body, answering the request-level errors every upload route
-/// shares (`payload_too_large`, `content_hash_mismatch`) in that route's union.
+/// Why an upload-style body was refused: the two request-level errors every upload route's
+/// union has (each route names them in its own union), or anything else.
+pub(crate) enum Refused {
+    TooLarge,
+    HashMismatch,
+    Api(ApiError),
+}
+
+/// For the routes whose error unions are still built as JSON (upload sessions): both
+/// request-level members by their tags.
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::TooLarge => ApiError::Route(json!({".tag": "payload_too_large"})),
+            Refused::HashMismatch => ApiError::Route(json!({".tag": "content_hash_mismatch"})),
+            Refused::Api(e) => e,
+        }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Api(e)
+    }
+}
+
+/// Receives an upload-style body into durable blocks.
 pub(crate) async fn receive_body(
     ctx: &Ctx,
     headers: &HeaderMap,
     body: Body,
     expected: Option<&str>,
     prefix: Bytes,
-) -> ApiResult<Received> {
+) -> Result<Received, Refused> {
     let hint = content_length(headers);
     if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
         drain_stream(&mut body.into_data_stream(), 0).await;
-        return Err(ApiError::Route(json!({".tag": "payload_too_large"})));
+        return Err(Refused::TooLarge);
     }
     match receive(ctx.store(), body, hint, expected, prefix).await {
         Ok(r) => {
             ctx.state.metrics.add_in(r.size);
             Ok(r)
         }
-        Err(ReceiveError::TooLarge(_)) => {
-            Err(ApiError::Route(json!({".tag": "payload_too_large"})))
-        }
-        Err(ReceiveError::HashMismatch) => {
-            Err(ApiError::Route(json!({".tag": "content_hash_mismatch"})))
-        }
-        Err(ReceiveError::Failed(e)) => Err(e),
+        Err(ReceiveError::TooLarge(_)) => Err(Refused::TooLarge),
+        Err(ReceiveError::HashMismatch) => Err(Refused::HashMismatch),
+        Err(ReceiveError::Failed(e)) => Err(Refused::Api(e)),
     }
 }
 
-pub(crate) async fn upload(ctx: &Ctx, arg: Value, headers: &HeaderMap, body: Body) -> Reply {
-    let a: UploadArg = ctx.arg(arg.clone())?;
-    let c: CommitArg = ctx.arg(arg)?;
-    let path_err =
-        |w: Value| ApiError::Route(json!({".tag": "path", "reason": w, "upload_session_id": ""}));
+pub(crate) async fn upload(
+    ctx: &Ctx,
+    a: UploadArg,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer<ep::Upload> {
+    let path_err = |w: WriteError| {
+        Fail::Route(UploadError::Path {
+            reason: w,
+            upload_session_id: String::new(),
+        })
+    };
     let expected = content_hash_arg(ctx, &a.content_hash)?;
-    let mut commit = match commit_info(ctx, &c).await? {
+    let mut commit = match commit_info(ctx, &a.commit).await? {
         Ok(commit) => commit,
         Err(w) => {
             drain_stream(&mut body.into_data_stream(), 0).await;
             return Err(path_err(w));
         }
     };
-    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new()).await?;
+    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new())
+        .await
+        .map_err(|e| match e {
+            Refused::TooLarge => Fail::Route(UploadError::PayloadTooLarge),
+            Refused::HashMismatch => Fail::Route(UploadError::ContentHashMismatch),
+            Refused::Api(e) => Fail::Api(e),
+        })?;
     commit.size = received.size;
     commit.blocks = received.blocks;
     match ctx.store().commit_file(ctx.ns(), commit).await {
-        Ok(e) => Ok(json_response(StatusCode::OK, &ctx.metadata(&e, false))),
+        Ok(e) => Ok(crate::api::history::file_metadata(ctx, &e)?),
         Err(e) => Err(match write_error(&e) {
             Some(w) => path_err(w),
-            None => unexpected(e),
+            None => unexpected(e).into(),
         }),
     }
-}
-
-#[derive(Deserialize)]
-struct DownloadArg {
-    path: String,
-    rev: Option<String>,
 }
 
 /// A byte range of a file, inclusive.
@@ -412,27 +427,37 @@ fn parse_range(h: Option<&HeaderValue>, size: u64) -> RangeRequest {
     RangeRequest::Part(start, end)
 }
 
-pub(crate) async fn download(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: DownloadArg = ctx.arg(arg)?;
-    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+/// `files/download`: the file's metadata (the dispatcher puts it in `Dropbox-API-Result`)
+/// and the response streaming its bytes.
+pub(crate) async fn download(
+    ctx: &Ctx,
+    a: DownloadArg,
+    headers: &HeaderMap,
+) -> Result<(FileMetadata, Response), Fail<DownloadError>> {
     // The deprecated `rev` field names a revision the way a `rev:` path does.
     let path = match &a.rev {
         Some(rev) if !cubby_core::ids::is_rev(rev) => {
-            return Err(ctx.bad_input(&format!("request body: rev: '{rev}' did not match pattern")));
+            return Err(ctx
+                .bad_input(&format!("request body: rev: '{rev}' did not match pattern"))
+                .into());
         }
         Some(rev) => format!("rev:{rev}"),
         None => a.path.clone(),
     };
-    let entry = ctx.read_file(&path).await?.map_err(path_err)?;
-    let metadata = ctx.metadata(&entry, false);
-    serve_file(
+    let entry = ctx
+        .read_file(&path)
+        .await?
+        .map_err(|l| Fail::Route(DownloadError::Path { path: l }))?;
+    let metadata = crate::api::history::file_metadata(ctx, &entry)?;
+    let resp = serve_file(
         &ctx.state,
         &entry,
-        Some(&metadata),
+        None,
         "application/octet-stream",
         headers,
     )
-    .await
+    .await?;
+    Ok((metadata, resp))
 }
 
 /// Streams a file revision, honouring `Range` and `If-None-Match`; `api_result` becomes the

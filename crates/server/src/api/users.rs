@@ -1,42 +1,49 @@
-//! Account routes: users/get_current_account, users/get_space_usage and check/user.
+//! Account routes: users/get_current_account, users/get_space_usage, check/user and
+//! check/app, and auth/token/revoke.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::types::{
+    AccountName, Allocation, EchoArg, EchoResult, FullAccount, RootInfo, SpaceUsage, Tag, Void,
+};
 
-use crate::api::{ApiResult, Ctx, json_response};
+use crate::api::{Answer, Ctx};
 
 /// The allocation reported without a quota when the disk's free space cannot be read
 /// (clients divide by the allocation, so it is never 0): 1 TiB.
 const FALLBACK_ALLOCATION: u64 = 1 << 40;
 
-type Reply = ApiResult<axum::response::Response>;
+/// Longest `query` the check routes echo, as Dropbox's spec allows.
+const MAX_ECHO_CHARS: usize = 500;
 
-pub(crate) async fn get_current_account(ctx: &Ctx) -> Reply {
+pub(crate) async fn get_current_account(ctx: &Ctx) -> Answer<ep::GetCurrentAccount> {
     let a = &ctx.auth().account;
     let ns = a.ns.to_string();
     let abbreviated: String = a.name.chars().take(2).collect::<String>().to_uppercase();
-    let body = json!({
-        "account_id": a.account_id,
-        "name": {
-            "given_name": a.name,
-            "surname": "",
-            "familiar_name": a.name,
-            "display_name": a.name,
-            "abbreviated_name": abbreviated,
+    Ok(FullAccount {
+        account_id: a.account_id.clone(),
+        name: AccountName {
+            given_name: a.name.clone(),
+            surname: String::new(),
+            familiar_name: a.name.clone(),
+            display_name: a.name.clone(),
+            abbreviated_name: abbreviated,
         },
-        "email": a.email,
-        "email_verified": true,
-        "disabled": a.disabled,
-        "locale": "en",
-        "referral_link": "",
-        "is_paired": false,
-        "account_type": {".tag": "basic"},
-        "root_info": {".tag": "user", "root_namespace_id": ns, "home_namespace_id": ns},
-    });
-    Ok(json_response(axum::http::StatusCode::OK, &body))
+        email: a.email.clone(),
+        email_verified: true,
+        disabled: a.disabled,
+        locale: "en".into(),
+        referral_link: String::new(),
+        is_paired: false,
+        account_type: Tag::new("basic"),
+        root_info: Some(RootInfo {
+            tag: "user".into(),
+            root_namespace_id: ns.clone(),
+            home_namespace_id: ns,
+        }),
+    })
 }
 
-pub(crate) async fn get_space_usage(ctx: &Ctx) -> Reply {
+pub(crate) async fn get_space_usage(ctx: &Ctx) -> Answer<ep::GetSpaceUsage> {
     let used = ctx.store().space_used(ctx.ns()).await?;
     // Without a quota an account may fill the disk: what it uses plus what is free there.
     let allocated = ctx.auth().account.quota.unwrap_or_else(|| {
@@ -44,38 +51,26 @@ pub(crate) async fn get_space_usage(ctx: &Ctx) -> Reply {
             .free_space()
             .map_or(FALLBACK_ALLOCATION, |free| used.saturating_add(free))
     });
-    let body = json!({
-        "used": used,
-        "allocation": {".tag": "individual", "allocated": allocated},
-    });
-    Ok(json_response(axum::http::StatusCode::OK, &body))
+    Ok(SpaceUsage {
+        used,
+        allocation: Allocation::Individual { allocated },
+    })
 }
 
-#[derive(Deserialize)]
-struct EchoArg {
-    #[serde(default)]
-    query: String,
-}
-
-pub(crate) async fn check_user(ctx: &Ctx, arg: Value) -> Reply {
-    let a: EchoArg = if arg.is_null() {
-        EchoArg {
-            query: String::new(),
-        }
-    } else {
-        ctx.arg(arg)?
-    };
-    if a.query.chars().count() > 500 {
-        return Err(ctx.bad_input("request body: query: longer than 500 characters"));
+/// `check/user` and `check/app`: echoes the query.
+pub(crate) async fn check(ctx: &Ctx, a: EchoArg) -> Answer<ep::CheckUser> {
+    if a.query.chars().count() > MAX_ECHO_CHARS {
+        return Err(ctx
+            .bad_input(&format!(
+                "request body: query: longer than {MAX_ECHO_CHARS} characters"
+            ))
+            .into());
     }
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        &json!({"result": a.query}),
-    ))
+    Ok(EchoResult { result: a.query })
 }
 
 /// `auth/token/revoke`: disables the calling token and the family it belongs to.
-pub(crate) async fn revoke(ctx: &Ctx) -> Reply {
+pub(crate) async fn revoke(ctx: &Ctx) -> Answer<ep::TokenRevoke> {
     ctx.store().revoke_token(ctx.auth().token_id).await?;
-    Ok(json_response(axum::http::StatusCode::OK, &Value::Null))
+    Ok(Void)
 }

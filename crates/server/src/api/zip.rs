@@ -93,7 +93,7 @@ pub(crate) async fn download_zip(ctx: &Ctx, arg: Value) -> ApiResult<Response> {
     let mut headers = HeaderMap::new();
     headers.insert(
         "dropbox-api-result",
-        api_result_header(&json!({"metadata": ctx.metadata(&folder, false)})),
+        api_result_header(&json!({"metadata": ctx.metadata_json(&folder, false)})),
     );
     headers.insert(
         header::CONTENT_TYPE,

@@ -91,7 +91,9 @@ async fn writes_past_the_quota_fail_with_insufficient_space_and_change_nothing()
             json!({"from_path": "/six.bin", "to_path": "/copy.bin"}),
         )
         .await;
-    assert_eq!(r.conflict(), "insufficient_space/");
+    // `RelocationError` has no `insufficient_space`: its member for a full account is
+    // `insufficient_quota`, which the official SDKs decode.
+    assert_eq!(r.conflict(), "insufficient_quota/");
     let session = {
         let v = c
             .content(

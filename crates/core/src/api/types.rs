@@ -1,0 +1,597 @@
+//! Dropbox's arguments and results, as Rust types both sides use: the server serializes them,
+//! the client deserializes them (from Cubby or from Dropbox: unknown fields are ignored and
+//! optional ones default).
+//!
+//! Names follow the Stone spec (`dropbox/dropbox-api-spec`), so a reader can look a type up.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Stone's `Void`: `null` on the wire. Read leniently (anything is accepted and ignored), as
+/// clients send `null`, `{}` or nothing for routes without an argument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Void;
+
+impl Serialize for Void {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for Void {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Void)
+    }
+}
+
+/// A route whose argument, result or error is not typed yet: plain JSON, built by hand where
+/// it is used. Each use in the route table is a debt, listed in the table's comments.
+pub type Json = serde_json::Value;
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+// ---- metadata ----------------------------------------------------------------------------
+
+/// `Metadata`: a file, a folder or a deleted entry (a union tagged by `.tag`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum Metadata {
+    File(FileMetadata),
+    Folder(FolderMetadata),
+    Deleted(DeletedMetadata),
+}
+
+impl Metadata {
+    pub fn name(&self) -> &str {
+        match self {
+            Metadata::File(f) => &f.name,
+            Metadata::Folder(f) => &f.name,
+            Metadata::Deleted(d) => &d.name,
+        }
+    }
+
+    pub fn path_display(&self) -> &str {
+        match self {
+            Metadata::File(f) => f.path_display.as_deref().unwrap_or(&f.name),
+            Metadata::Folder(f) => f.path_display.as_deref().unwrap_or(&f.name),
+            Metadata::Deleted(d) => d.path_display.as_deref().unwrap_or(&d.name),
+        }
+    }
+
+    pub fn path_lower(&self) -> Option<&str> {
+        match self {
+            Metadata::File(f) => f.path_lower.as_deref(),
+            Metadata::Folder(f) => f.path_lower.as_deref(),
+            Metadata::Deleted(d) => d.path_lower.as_deref(),
+        }
+    }
+}
+
+/// `FileMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct FileMetadata {
+    pub name: String,
+    pub id: String,
+    pub client_modified: String,
+    pub server_modified: String,
+    pub rev: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_lower: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_display: Option<String>,
+    #[serde(default = "yes")]
+    pub is_downloadable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// `FolderMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct FolderMetadata {
+    pub name: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_lower: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_display: Option<String>,
+}
+
+/// `DeletedMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DeletedMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_lower: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_display: Option<String>,
+}
+
+// ---- files: arguments --------------------------------------------------------------------
+
+/// `GetMetadataArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GetMetadataArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub include_deleted: bool,
+}
+
+/// `ListFolderArg`. `shared_link` (a `SharedLink`) lists a link's folder instead.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ListFolderArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recursive: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub include_deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_link: Option<SharedLinkArg>,
+}
+
+/// `SharedLink`: a link's URL and, when it has one, its password.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SharedLinkArg {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Any argument that is one `cursor`: `ListFolderContinueArg`, `SearchV2ContinueArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CursorArg {
+    pub cursor: String,
+}
+
+/// `ListFolderLongpollArg`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LongpollArg {
+    pub cursor: String,
+    /// Seconds, 30 to 480.
+    #[serde(default = "default_longpoll_timeout")]
+    pub timeout: u64,
+}
+
+fn default_longpoll_timeout() -> u64 {
+    30
+}
+
+/// `CreateFolderArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CreateFolderArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub autorename: bool,
+}
+
+/// `DeleteArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DeleteArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_rev: Option<String>,
+}
+
+/// `RelocationPath`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RelocationPath {
+    pub from_path: String,
+    pub to_path: String,
+}
+
+/// `RelocationArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RelocationArg {
+    #[serde(flatten)]
+    pub paths: RelocationPath,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub autorename: bool,
+}
+
+/// `EchoArg` of `check/user` and `check/app`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct EchoArg {
+    #[serde(default)]
+    pub query: String,
+}
+
+/// `CommitInfo`: where and how an upload becomes a file. `mode` is the union `WriteMode`
+/// (`add`, `overwrite`, `update` with a rev), read as JSON because clients send `"add"` as
+/// well as `{".tag": "add"}`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CommitInfo {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub mode: serde_json::Value,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub autorename: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mute: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict_conflict: bool,
+}
+
+/// `UploadArg`: a `CommitInfo` and, optionally, the body's `content_hash` to check.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct UploadArg {
+    #[serde(flatten)]
+    pub commit: CommitInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// `DownloadArg`. `rev` is deprecated: it names a revision as a `rev:` path does.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DownloadArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+}
+
+/// `UploadSessionCursor`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionCursor {
+    pub session_id: String,
+    pub offset: u64,
+}
+
+/// `UploadSessionStartArg`. `session_type` is the union `UploadSessionType` (`sequential` or
+/// `concurrent`), read as JSON because clients send it as a string or as a tagged object.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionStartArg {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub close: bool,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub session_type: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// `UploadSessionAppendArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionAppendArg {
+    pub cursor: SessionCursor,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub close: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// `UploadSessionFinishArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionFinishArg {
+    pub cursor: SessionCursor,
+    pub commit: CommitInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// `UploadSessionStartBatchArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionStartBatchArg {
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub session_type: serde_json::Value,
+    pub num_sessions: u64,
+}
+
+/// `UploadSessionFinishBatchArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionFinishBatchArg {
+    pub entries: Vec<SessionFinishArg>,
+}
+
+/// `UploadSessionFinishBatchResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SessionFinishBatchResult {
+    pub entries: Vec<SessionFinishBatchEntry>,
+}
+
+/// `UploadSessionFinishBatchResultEntry`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SessionFinishBatchEntry {
+    Success(FileMetadata),
+    Failure {
+        failure: crate::api::errors::SessionFinishError,
+    },
+}
+
+/// `UploadSessionFinishBatchLaunch` (and `UploadSessionFinishBatchJobStatus`): Cubby finishes
+/// a batch before it answers, so the launch is always `complete`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SessionFinishBatchLaunch {
+    AsyncJobId { async_job_id: String },
+    Complete(SessionFinishBatchResult),
+    InProgress,
+}
+
+/// Any argument that is one `async_job_id` (`PollArg`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PollArg {
+    pub async_job_id: String,
+}
+
+// ---- files: results ----------------------------------------------------------------------
+
+/// `ListFolderResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ListFolderResult {
+    pub entries: Vec<Metadata>,
+    pub cursor: String,
+    pub has_more: bool,
+}
+
+/// `ListFolderGetLatestCursorResult`, and any result that is one `cursor`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CursorResult {
+    pub cursor: String,
+}
+
+/// `ListFolderLongpollResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LongpollResult {
+    pub changes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<u64>,
+}
+
+/// `CreateFolderResult`: its `metadata` is a `FolderMetadata`, not the tagged union.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct FolderResult {
+    pub metadata: FolderMetadata,
+}
+
+/// `RelocationResult` and `DeleteResult`: one tagged `metadata` field.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct MetadataResult {
+    pub metadata: Metadata,
+}
+
+/// `EchoResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct EchoResult {
+    pub result: String,
+}
+
+/// `ListRevisionsArg`. `mode` is the union `ListRevisionsMode` (`path` or `id`), read as
+/// JSON because clients send it both as `{".tag": "id"}` and as `"id"`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ListRevisionsArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub mode: serde_json::Value,
+    #[serde(default = "default_revisions_limit")]
+    pub limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_rev: Option<String>,
+}
+
+fn default_revisions_limit() -> u32 {
+    10
+}
+
+/// `RestoreArg`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RestoreArg {
+    pub path: String,
+    pub rev: String,
+}
+
+/// Any argument that is one `path`: `DeleteArg` without a rev, `GetTemporaryLinkArg`,
+/// `GetCopyReferenceArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PathArg {
+    pub path: String,
+}
+
+/// `ListRevisionsResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ListRevisionsResult {
+    pub is_deleted: bool,
+    /// When the file was deleted, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_deleted: Option<String>,
+    pub entries: Vec<FileMetadata>,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// `UploadSessionStartResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SessionStart {
+    pub session_id: String,
+}
+
+/// `SaveCopyReferenceArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SaveCopyReferenceArg {
+    pub copy_reference: String,
+    pub path: String,
+}
+
+/// `SaveUrlArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SaveUrlArg {
+    pub path: String,
+    pub url: String,
+}
+
+/// `GetCopyReferenceResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CopyReference {
+    pub copy_reference: String,
+    pub expires: String,
+    pub metadata: Metadata,
+}
+
+/// `SaveCopyReferenceResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SavedReference {
+    pub metadata: Metadata,
+}
+
+/// `SaveUrlResult` and `SaveUrlJobStatus`, as one union.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SaveUrlStatus {
+    AsyncJobId { async_job_id: String },
+    Complete(FileMetadata),
+    InProgress,
+    Failed(serde_json::Value),
+}
+
+// ---- users -------------------------------------------------------------------------------
+
+/// `FullAccount`. The fields past `email` default, so that accounts from servers that leave
+/// them out still read.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct FullAccount {
+    pub account_id: String,
+    pub name: AccountName,
+    pub email: String,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub locale: String,
+    #[serde(default)]
+    pub referral_link: String,
+    #[serde(default)]
+    pub is_paired: bool,
+    #[serde(default)]
+    pub account_type: Tag,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_info: Option<RootInfo>,
+}
+
+/// `Name`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct AccountName {
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub surname: String,
+    #[serde(default)]
+    pub familiar_name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub abbreviated_name: String,
+}
+
+/// `RootInfo` (the `user` member: a single-namespace account).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RootInfo {
+    #[serde(rename = ".tag")]
+    pub tag: String,
+    pub root_namespace_id: String,
+    pub home_namespace_id: String,
+}
+
+/// A union member without a value (`{".tag": "basic"}`), for unions the client only shows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Tag {
+    #[serde(rename = ".tag")]
+    pub tag: String,
+}
+
+impl Tag {
+    pub fn new(tag: &str) -> Self {
+        Self {
+            tag: tag.to_owned(),
+        }
+    }
+}
+
+/// `SpaceUsage`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SpaceUsage {
+    pub used: u64,
+    pub allocation: Allocation,
+}
+
+/// `SpaceAllocation`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum Allocation {
+    Individual {
+        allocated: u64,
+    },
+    Team {
+        allocated: u64,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl Allocation {
+    pub fn allocated(&self) -> Option<u64> {
+        match self {
+            Allocation::Individual { allocated } | Allocation::Team { allocated } => {
+                Some(*allocated)
+            }
+            Allocation::Other => None,
+        }
+    }
+}
+
+// ---- search, links -----------------------------------------------------------------------
+
+/// `SearchV2Result`: the matching entries, in order.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SearchResult {
+    pub matches: Vec<SearchMatch>,
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `SearchMatchV2` (the parts the client reads).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SearchMatch {
+    pub metadata: SearchMetadata,
+}
+
+/// `MetadataV2`: a union whose only member is the metadata.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SearchMetadata {
+    pub metadata: Metadata,
+}
+
+/// `GetTemporaryLinkResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TemporaryLink {
+    pub metadata: FileMetadata,
+    pub link: String,
+}
+
+/// `GetTemporaryUploadLinkResult`, and any result that is one `link`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Link {
+    pub link: String,
+}
+
+/// `ListSharedLinksResult`; each link is `SharedLinkMetadata` (a union) as JSON.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SharedLinks {
+    pub links: Vec<serde_json::Value>,
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `UploadSessionStartBatchResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SessionStartBatch {
+    pub session_ids: Vec<String>,
+}
