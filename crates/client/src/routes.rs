@@ -13,13 +13,15 @@ use cubby_core::api::endpoint as ep;
 use serde_json::{Value, json};
 
 use crate::types::{
-    Account, CommitInfo, CopyReference, CreateFolderArg, CursorArg, DeleteArg, DownloadArg,
-    EchoArg, FileMetadata, FolderMetadata, FolderResult, GetMetadataArg, ListFolderArg,
-    ListFolderResult, ListRevisionsArg, ListRevisionsResult, LongpollResult, Metadata,
-    MetadataResult, PathArg, PollArg, RelocationArg, RelocationPath, RestoreArg,
-    SaveCopyReferenceArg, SaveUrlStatus, SavedReference, SessionAppendArg, SessionCursor,
+    Account, CommitInfo, CopyReference, CreateFolderArg, CreateFolderBatchArg, CreateFolderLaunch,
+    CreateFolderStatus, CursorArg, DeleteArg, DeleteBatchArg, DeleteLaunch, DeleteStatus,
+    DownloadArg, EchoArg, FileMetadata, FolderMetadata, FolderResult, GetMetadataArg, JobStatus,
+    Launch, ListFolderArg, ListFolderResult, ListRevisionsArg, ListRevisionsResult, LongpollResult,
+    Metadata, MetadataResult, PathArg, PollArg, RelocationArg, RelocationBatchArg,
+    RelocationLaunch, RelocationPath, RelocationStatus, RestoreArg, SaveCopyReferenceArg,
+    SaveUrlStatus, SavedReference, SearchArg, SearchOptions, SessionAppendArg, SessionCursor,
     SessionFinishArg, SessionFinishBatchArg, SessionFinishBatchLaunch, SessionStartArg,
-    SessionStartBatchArg, SpaceUsage, Void,
+    SessionStartBatchArg, SpaceUsage, TemporaryUploadLinkArg, Void, default_max_results,
 };
 pub use crate::types::{Link, SearchResult, SharedLinks, TemporaryLink};
 use crate::{Client, Result};
@@ -110,10 +112,14 @@ impl Client {
     }
 
     pub async fn search(&self, query: &str, path: Option<&str>) -> Result<SearchResult> {
-        let mut arg = json!({"query": query});
-        if let Some(p) = path {
-            arg["options"] = json!({"path": p});
-        }
+        let arg = SearchArg {
+            query: query.to_owned(),
+            options: path.map(|p| SearchOptions {
+                path: Some(p.to_owned()),
+                max_results: default_max_results(),
+                ..SearchOptions::default()
+            }),
+        };
         self.call::<ep::SearchV2>(&arg).await
     }
 
@@ -233,45 +239,65 @@ impl Client {
         .await
     }
 
-    // ---- batches: each starts a job (or finishes at once); statuses are unions ----
+    // ---- batches: each starts a job (or finishes at once); [`settle`] waits for it ----
 
     /// `(from, to)` pairs.
-    pub async fn copy_batch(&self, pairs: &[(&str, &str)], autorename: bool) -> Result<Value> {
+    pub async fn copy_batch(
+        &self,
+        pairs: &[(&str, &str)],
+        autorename: bool,
+    ) -> Result<RelocationLaunch> {
         self.call::<ep::CopyBatchV2>(&relocations(pairs, autorename))
             .await
     }
 
-    pub async fn copy_batch_check(&self, job: &str) -> Result<Value> {
+    pub async fn copy_batch_check(&self, job: &str) -> Result<RelocationStatus> {
         self.call::<ep::CopyBatchCheckV2>(&job_arg(job)).await
     }
 
-    pub async fn move_batch(&self, pairs: &[(&str, &str)], autorename: bool) -> Result<Value> {
+    pub async fn move_batch(
+        &self,
+        pairs: &[(&str, &str)],
+        autorename: bool,
+    ) -> Result<RelocationLaunch> {
         self.call::<ep::MoveBatchV2>(&relocations(pairs, autorename))
             .await
     }
 
-    pub async fn move_batch_check(&self, job: &str) -> Result<Value> {
+    pub async fn move_batch_check(&self, job: &str) -> Result<RelocationStatus> {
         self.call::<ep::MoveBatchCheckV2>(&job_arg(job)).await
     }
 
-    pub async fn delete_batch(&self, paths: &[&str]) -> Result<Value> {
-        let entries: Vec<Value> = paths.iter().map(|p| json!({"path": p})).collect();
-        self.call::<ep::DeleteBatch>(&json!({"entries": entries}))
+    pub async fn delete_batch(&self, paths: &[&str]) -> Result<DeleteLaunch> {
+        let entries = paths
+            .iter()
+            .map(|p| DeleteArg {
+                path: (*p).to_owned(),
+                parent_rev: None,
+            })
+            .collect();
+        self.call::<ep::DeleteBatch>(&DeleteBatchArg { entries })
             .await
     }
 
-    pub async fn delete_batch_check(&self, job: &str) -> Result<Value> {
+    pub async fn delete_batch_check(&self, job: &str) -> Result<DeleteStatus> {
         self.call::<ep::DeleteBatchCheck>(&job_arg(job)).await
     }
 
-    pub async fn create_folder_batch(&self, paths: &[&str], autorename: bool) -> Result<Value> {
-        self.call::<ep::CreateFolderBatch>(
-            &json!({"paths": paths, "autorename": autorename, "force_async": false}),
-        )
-        .await
+    pub async fn create_folder_batch(
+        &self,
+        paths: &[&str],
+        autorename: bool,
+    ) -> Result<CreateFolderLaunch> {
+        let arg = CreateFolderBatchArg {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            autorename,
+            force_async: false,
+        };
+        self.call::<ep::CreateFolderBatch>(&arg).await
     }
 
-    pub async fn create_folder_batch_check(&self, job: &str) -> Result<Value> {
+    pub async fn create_folder_batch_check(&self, job: &str) -> Result<CreateFolderStatus> {
         self.call::<ep::CreateFolderBatchCheck>(&job_arg(job)).await
     }
 
@@ -379,7 +405,13 @@ impl Client {
     /// A one-time link that takes a POST of the bytes of `path` (a `CommitInfo`'s path, added).
     pub async fn get_temporary_upload_link(&self, path: &str) -> Result<String> {
         let l = self
-            .call::<ep::GetTemporaryUploadLink>(&json!({"commit_info": {"path": path}}))
+            .call::<ep::GetTemporaryUploadLink>(&TemporaryUploadLinkArg {
+                commit_info: CommitInfo {
+                    path: path.to_owned(),
+                    ..CommitInfo::default()
+                },
+                duration: 14_400.0,
+            })
             .await?;
         Ok(l.link)
     }
@@ -466,7 +498,7 @@ impl Client {
     /// A folder as a ZIP archive, in memory: for small folders.
     pub async fn download_zip_bytes(&self, path: &str) -> Result<Bytes> {
         let (_, resp) = self
-            .call_download::<ep::DownloadZip>(&json!({"path": path}), None)
+            .call_download::<ep::DownloadZip>(&path_arg(path), None)
             .await?;
         Ok(resp.bytes().await?)
     }
@@ -514,16 +546,51 @@ fn relocation(from: &str, to: &str, autorename: bool) -> RelocationArg {
     }
 }
 
-fn relocations(pairs: &[(&str, &str)], autorename: bool) -> Value {
-    let entries: Vec<Value> = pairs
-        .iter()
-        .map(|(f, t)| json!({"from_path": f, "to_path": t}))
-        .collect();
-    json!({"entries": entries, "autorename": autorename})
+fn relocations(pairs: &[(&str, &str)], autorename: bool) -> RelocationBatchArg {
+    RelocationBatchArg {
+        entries: pairs
+            .iter()
+            .map(|(f, t)| RelocationPath {
+                from_path: (*f).to_owned(),
+                to_path: (*t).to_owned(),
+            })
+            .collect(),
+        autorename,
+    }
 }
 
-fn job_arg(job: &str) -> Value {
-    json!({"async_job_id": job})
+fn job_arg(job: &str) -> PollArg {
+    PollArg {
+        async_job_id: job.to_owned(),
+    }
+}
+
+/// Waits for a batch launched as a job: polls `check` (with the job's id) until the job is
+/// complete, at most `tries` times, `every` apart. A launch that completed at once is its
+/// own result.
+pub async fn settle<T, F, Fut>(
+    launch: Launch<T>,
+    check: F,
+    every: std::time::Duration,
+    tries: u32,
+) -> Result<T>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<JobStatus<T>>>,
+{
+    let job = match launch {
+        Launch::Complete(r) => return Ok(r),
+        Launch::AsyncJobId { async_job_id } => async_job_id,
+    };
+    for _ in 0..tries {
+        tokio::time::sleep(every).await;
+        if let JobStatus::Complete(r) = check(job.clone()).await? {
+            return Ok(r);
+        }
+    }
+    Err(crate::Error::Protocol(format!(
+        "job {job} did not finish after {tries} checks"
+    )))
 }
 
 fn session_type(concurrent: bool) -> Value {

@@ -441,13 +441,12 @@ impl Client {
         loop {
             let job = match status {
                 SaveUrlStatus::Complete(f) => return Ok(Ok(f)),
-                SaveUrlStatus::Failed(v) => {
-                    let why = v
-                        .get("failed")
-                        .and_then(|f| f.get(".tag"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("failed");
-                    return Ok(Err(why.to_owned()));
+                SaveUrlStatus::Failed { failed } => {
+                    let why = serde_json::to_value(&failed)
+                        .ok()
+                        .and_then(|v| v.get(".tag").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| "failed".into());
+                    return Ok(Err(why));
                 }
                 SaveUrlStatus::AsyncJobId { async_job_id } => async_job_id,
                 SaveUrlStatus::InProgress => {

@@ -3,34 +3,10 @@
 //! route, argument or result type is wrong fails here.
 
 use bytes::Bytes;
-use cubby_client::routes::ListOptions;
-use cubby_client::types::{Metadata, SaveUrlStatus};
+use cubby_client::routes::{ListOptions, settle};
+use cubby_client::types::{DeleteBatchEntry, Metadata, RelocationBatchEntry, SaveUrlStatus};
 use cubby_client::{App, Client, Hosts, Tokens};
-use serde_json::{Value, json};
-
-/// Polls a job-status route until it is no longer `in_progress`.
-async fn settle<F, Fut>(first: Value, check: F) -> Value
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = cubby_client::Result<Value>>,
-{
-    // The job id comes with the first answer only; `in_progress` answers carry none.
-    let job = first["async_job_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let mut v = first;
-    for _ in 0..100 {
-        match v[".tag"].as_str() {
-            Some("async_job_id") => {}
-            Some("in_progress") => {}
-            _ => return v,
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        v = check(job.clone()).await.unwrap();
-    }
-    panic!("the job did not finish: {v}");
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn every_typed_route_method_works_against_a_real_server() {
@@ -142,7 +118,10 @@ async fn every_typed_route_method_works_against_a_real_server() {
     assert_eq!(all.entries.len(), 4, "the folder and three files");
     let cursor = c.get_latest_cursor("/docs", false).await.unwrap();
     let hits = c.search("b1", None).await.unwrap();
-    assert_eq!(hits.matches[0].metadata.metadata.name(), "b1.txt");
+    assert_eq!(
+        hits.matches[0].metadata.metadata().map(|m| m.name()),
+        Some("b1.txt")
+    );
     assert!(c.search_continue("not-a-cursor").await.is_err());
     let (meta, bytes) = c
         .download_bytes("/docs/a.txt", Some((6, 10)))
@@ -180,28 +159,64 @@ async fn every_typed_route_method_works_against_a_real_server() {
     assert!(c.get_metadata("/docs/b0.txt", true).await.is_err());
 
     // Batches, through their check routes.
+    let wait = std::time::Duration::from_millis(50);
     let copies = c
         .copy_batch(&[("/docs/b1.txt", "/x/b1.txt")], false)
         .await
         .unwrap();
-    let copies = settle(copies, |j| async move { c.copy_batch_check(&j).await }).await;
-    assert_eq!(copies[".tag"], "complete", "{copies}");
+    let copies = settle(
+        copies,
+        |j| async move { c.copy_batch_check(&j).await },
+        wait,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        copies.entries[..],
+        [RelocationBatchEntry::Success { .. }]
+    ));
     let moves = c
         .move_batch(&[("/x/b1.txt", "/y/b1.txt")], false)
         .await
         .unwrap();
-    let moves = settle(moves, |j| async move { c.move_batch_check(&j).await }).await;
-    assert_eq!(moves[".tag"], "complete", "{moves}");
+    let moves = settle(
+        moves,
+        |j| async move { c.move_batch_check(&j).await },
+        wait,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        moves.entries[..],
+        [RelocationBatchEntry::Success { .. }]
+    ));
     let folders = c.create_folder_batch(&["/f1", "/f2"], false).await.unwrap();
     let folders = settle(
         folders,
         |j| async move { c.create_folder_batch_check(&j).await },
+        wait,
+        100,
     )
-    .await;
-    assert_eq!(folders[".tag"], "complete", "{folders}");
+    .await
+    .unwrap();
+    assert_eq!(folders.entries.len(), 2);
     let deletes = c.delete_batch(&["/f1", "/f2"]).await.unwrap();
-    let deletes = settle(deletes, |j| async move { c.delete_batch_check(&j).await }).await;
-    assert_eq!(deletes[".tag"], "complete", "{deletes}");
+    let deletes = settle(
+        deletes,
+        |j| async move { c.delete_batch_check(&j).await },
+        wait,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(
+        deletes
+            .entries
+            .iter()
+            .all(|e| matches!(e, DeleteBatchEntry::Success { .. }))
+    );
 
     // Links, references.
     let temp = c.get_temporary_link("/docs/a.txt").await.unwrap();

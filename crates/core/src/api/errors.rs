@@ -3,6 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The body of every error answer with a JSON shape (409 route errors, 401, 422, 429):
+/// `error_summary` for people and logs (clients must not parse it), `error` for programs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ErrorBody<E> {
+    pub error_summary: String,
+    pub error: E,
+}
+
 /// `LookupError`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = ".tag", rename_all = "snake_case")]
@@ -298,6 +306,83 @@ pub enum PollError {
     InternalError,
     #[serde(other)]
     Other,
+}
+
+/// `RelocationBatchErrorEntry`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum RelocationBatchErrorEntry {
+    RelocationError {
+        relocation_error: RelocationError,
+    },
+    InternalError,
+    TooManyWriteOperations,
+    #[serde(other)]
+    Other,
+}
+
+/// `SearchError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SearchError {
+    Path {
+        path: LookupError,
+    },
+    InvalidArgument {
+        #[serde(default)]
+        invalid_argument: Option<String>,
+    },
+    InternalError,
+    #[serde(other)]
+    Other,
+}
+
+/// `DownloadZipError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum DownloadZipError {
+    Path {
+        path: LookupError,
+    },
+    TooLarge,
+    TooManyFiles,
+    #[serde(other)]
+    Other,
+}
+
+/// `AuthError`: why a request's credentials were refused (401).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum AuthError {
+    InvalidAccessToken,
+    ExpiredAccessToken,
+    /// `TokenScopeError`: the token lacks the route's scope.
+    MissingScope {
+        required_scope: String,
+    },
+    UserSuspended,
+    RouteAccessDenied,
+    #[serde(other)]
+    Other,
+}
+
+/// `PathRootError` (422): a `Dropbox-API-Path-Root` the caller may not use.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum PathRootError {
+    InvalidRoot {
+        invalid_root: crate::api::types::RootInfo,
+    },
+    NoPermission,
+    #[serde(other)]
+    Other,
+}
+
+/// `RateLimitError` (429): why, and how many seconds to wait.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct RateLimitError {
+    pub reason: crate::api::types::Tag,
+    pub retry_after: u64,
 }
 
 /// A route whose error union has no members (Stone's `Void` error): never sent.

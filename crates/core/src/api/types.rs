@@ -321,6 +321,120 @@ pub struct PollArg {
     pub async_job_id: String,
 }
 
+// ---- batches: arguments, launches, job statuses ------------------------------------------
+
+/// `RelocationBatchArgBase` (copy_batch_v2, move_batch_v2).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RelocationBatchArg {
+    pub entries: Vec<RelocationPath>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub autorename: bool,
+}
+
+/// `DeleteBatchArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DeleteBatchArg {
+    pub entries: Vec<DeleteArg>,
+}
+
+/// `CreateFolderBatchArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CreateFolderBatchArg {
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub autorename: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_async: bool,
+}
+
+/// A batch's result: one entry per argument entry, in order (`RelocationBatchV2Result`,
+/// `DeleteBatchResult`, `CreateFolderBatchResult`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct BatchResult<E> {
+    pub entries: Vec<E>,
+}
+
+/// A batch's launch: a job to poll, or the result at once (`RelocationBatchV2Launch`,
+/// `DeleteBatchLaunch`, `CreateFolderBatchLaunch`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum Launch<T> {
+    AsyncJobId { async_job_id: String },
+    Complete(T),
+}
+
+/// A batch job's status (`RelocationBatchV2JobStatus`, `DeleteBatchJobStatus`,
+/// `CreateFolderBatchJobStatus`). Cubby reports a job that failed as a whole with the
+/// check's `internal_error`, so no `failed` member is sent.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum JobStatus<T> {
+    InProgress,
+    Complete(T),
+}
+
+/// `RelocationBatchResultEntry`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum RelocationBatchEntry {
+    Success {
+        success: Metadata,
+    },
+    Failure {
+        failure: crate::api::errors::RelocationBatchErrorEntry,
+    },
+}
+
+/// `DeleteBatchResultEntry` (its success is `DeleteBatchResultData`, a struct).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum DeleteBatchEntry {
+    Success {
+        metadata: Metadata,
+    },
+    Failure {
+        failure: crate::api::errors::DeleteError,
+    },
+}
+
+/// `CreateFolderBatchResultEntry`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum CreateFolderBatchEntry {
+    Success {
+        metadata: FolderMetadata,
+    },
+    Failure {
+        failure: crate::api::errors::CreateFolderError,
+    },
+}
+
+/// The launch and status types of each batch route.
+pub type RelocationLaunch = Launch<BatchResult<RelocationBatchEntry>>;
+pub type RelocationStatus = JobStatus<BatchResult<RelocationBatchEntry>>;
+pub type DeleteLaunch = Launch<BatchResult<DeleteBatchEntry>>;
+pub type DeleteStatus = JobStatus<BatchResult<DeleteBatchEntry>>;
+pub type CreateFolderLaunch = Launch<BatchResult<CreateFolderBatchEntry>>;
+pub type CreateFolderStatus = JobStatus<BatchResult<CreateFolderBatchEntry>>;
+
+/// `GetTemporaryUploadLinkArg`. `duration` is in seconds, 60 to 14,400.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TemporaryUploadLinkArg {
+    pub commit_info: CommitInfo,
+    #[serde(default = "default_upload_link_duration")]
+    pub duration: f64,
+}
+
+fn default_upload_link_duration() -> f64 {
+    14_400.0
+}
+
+/// `DownloadZipResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct DownloadZipResult {
+    pub metadata: FolderMetadata,
+}
+
 // ---- files: results ----------------------------------------------------------------------
 
 /// `ListFolderResult`.
@@ -444,10 +558,14 @@ pub struct SavedReference {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = ".tag", rename_all = "snake_case")]
 pub enum SaveUrlStatus {
-    AsyncJobId { async_job_id: String },
+    AsyncJobId {
+        async_job_id: String,
+    },
     Complete(FileMetadata),
     InProgress,
-    Failed(serde_json::Value),
+    Failed {
+        failed: crate::api::errors::SaveUrlError,
+    },
 }
 
 // ---- users -------------------------------------------------------------------------------
@@ -490,7 +608,7 @@ pub struct AccountName {
 }
 
 /// `RootInfo` (the `user` member: a single-namespace account).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct RootInfo {
     #[serde(rename = ".tag")]
     pub tag: String,
@@ -547,6 +665,37 @@ impl Allocation {
 
 // ---- search, links -----------------------------------------------------------------------
 
+/// `SearchOptions`. The unions (`order_by`, `file_status`, `file_categories`) are read as
+/// JSON because clients send them as strings or as tagged objects.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SearchOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default = "default_max_results")]
+    pub max_results: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_status: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_extensions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_categories: Option<Vec<serde_json::Value>>,
+}
+
+/// The `max_results` of a search that names none.
+pub fn default_max_results() -> u64 {
+    100
+}
+
+/// `SearchV2Arg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SearchArg {
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<SearchOptions>,
+}
+
 /// `SearchV2Result`: the matching entries, in order.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct SearchResult {
@@ -556,16 +705,34 @@ pub struct SearchResult {
     pub cursor: Option<String>,
 }
 
-/// `SearchMatchV2` (the parts the client reads).
+/// `SearchMatchV2`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct SearchMatch {
-    pub metadata: SearchMetadata,
+    pub metadata: MetadataV2,
+    /// `SearchMatchTypeV2`: Cubby matches file names only (`filename`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_type: Option<Tag>,
 }
 
-/// `MetadataV2`: a union whose only member is the metadata.
+/// `MetadataV2`: a union whose one known member is the metadata.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct SearchMetadata {
-    pub metadata: Metadata,
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum MetadataV2 {
+    Metadata {
+        metadata: Metadata,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl MetadataV2 {
+    /// The metadata, if the member is one this code knows.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        match self {
+            MetadataV2::Metadata { metadata } => Some(metadata),
+            MetadataV2::Other => None,
+        }
+    }
 }
 
 /// `GetTemporaryLinkResult`.

@@ -5,47 +5,25 @@
 //! works through the entries, and the result is written to the `jobs` table, so the job
 //! outlives its request and any server answers a check.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{CreateFolderError, PollError, RelocationBatchErrorEntry};
+use cubby_core::api::types::{
+    BatchResult, CreateFolderBatchArg, CreateFolderBatchEntry, DeleteBatchArg, DeleteBatchEntry,
+    JobStatus, Launch, PollArg, RelocationBatchArg, RelocationBatchEntry,
+};
+use cubby_core::api::{Endpoint, errors::NoError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::api::files::{create_folder_one, delete_one, relocate_one};
-use crate::api::{ApiError, ApiResult, Ctx, json_response, metadata_json, to_json};
-use cubby_core::api::types::{DeleteArg, RelocationPath};
+use crate::api::{Answer, ApiResult, Ctx, Fail};
 use cubby_store::jobs::JobState;
-
-type Reply = ApiResult<axum::response::Response>;
 
 /// Most entries of a copy, move or delete batch, as in the spec.
 const MAX_ENTRIES: usize = 1_000;
 
 /// Most paths of a create_folder batch, as in the spec.
 const MAX_FOLDERS: usize = 10_000;
-
-#[derive(Deserialize)]
-struct RelocationBatchArg {
-    entries: Vec<RelocationPath>,
-    #[serde(default)]
-    autorename: bool,
-}
-
-#[derive(Deserialize)]
-struct DeleteBatchArg {
-    entries: Vec<DeleteArg>,
-}
-
-#[derive(Deserialize)]
-struct CreateFolderBatchArg {
-    paths: Vec<String>,
-    #[serde(default)]
-    autorename: bool,
-    #[serde(default)]
-    force_async: bool,
-}
-
-#[derive(Deserialize)]
-struct PollArg {
-    async_job_id: String,
-}
 
 fn check_len(ctx: &Ctx, n: usize, max: usize) -> ApiResult<()> {
     if n == 0 || n > max {
@@ -57,10 +35,11 @@ fn check_len(ctx: &Ctx, n: usize, max: usize) -> ApiResult<()> {
 }
 
 /// Starts a job that runs `work` and stores its entries; answers `async_job_id`.
-async fn launch<F, Fut>(ctx: &Ctx, work: F) -> Reply
+async fn launch<E, F, Fut>(ctx: &Ctx, work: F) -> Result<Launch<BatchResult<E>>, Fail<NoError>>
 where
+    E: Serialize,
     F: FnOnce(Ctx) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ApiResult<Vec<Value>>> + Send,
+    Fut: std::future::Future<Output = ApiResult<Vec<E>>> + Send,
 {
     let store = ctx.store().clone();
     let id = store.create_job(ctx.auth().account.id).await?;
@@ -68,7 +47,9 @@ where
     let job_id = id.clone();
     tokio::spawn(async move {
         let state = match work(job_ctx).await {
-            Ok(entries) => JobState::Complete(json!({"entries": entries}).to_string()),
+            Ok(entries) => JobState::Complete(
+                serde_json::to_string(&BatchResult { entries }).expect("wire types serialize"),
+            ),
             Err(e) => {
                 tracing::error!(job = %job_id, error = ?e, "batch job failed");
                 JobState::Failed(String::new())
@@ -78,56 +59,52 @@ where
             tracing::error!(job = %job_id, error = %e, "recording a job's result failed");
         }
     });
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        &json!({".tag": "async_job_id", "async_job_id": id}),
-    ))
+    Ok(Launch::AsyncJobId { async_job_id: id })
 }
 
-/// Answers a check: `in_progress`, or `complete` with the stored entries flattened in.
-pub(crate) async fn check_job(ctx: &Ctx, arg: Value) -> Reply {
-    poll(ctx, arg, |_| {
-        Err(ApiError::Route(json!({".tag": "internal_error"})))
-    })
-    .await
-}
-
-/// Answers a job check: `in_progress`, `complete` with the stored result flattened in, an
-/// unknown id as `invalid_async_job_id`, and a failed job as `failed` says (it gets the
-/// stored error, empty for a job whose server stopped refreshing it).
-pub(crate) async fn poll(
-    ctx: &Ctx,
-    arg: Value,
-    failed: impl FnOnce(&str) -> ApiResult<Value>,
-) -> Reply {
-    let a: PollArg = ctx.arg(arg)?;
-    let body = match ctx
-        .store()
-        .job(&a.async_job_id, ctx.auth().account.id)
+/// The state of the caller's job `id`; an unknown id is `invalid_async_job_id`.
+pub(crate) async fn job_state(ctx: &Ctx, id: &str) -> Result<JobState, Fail<PollError>> {
+    ctx.store()
+        .job(id, ctx.auth().account.id)
         .await?
-    {
-        None => return Err(ApiError::Route(json!({".tag": "invalid_async_job_id"}))),
-        Some(JobState::InProgress) => json!({".tag": "in_progress"}),
-        Some(JobState::Complete(result)) => {
-            let mut v: Value =
-                serde_json::from_str(&result).map_err(|e| ApiError::Internal(e.to_string()))?;
-            v[".tag"] = json!("complete");
-            v
-        }
-        Some(JobState::Failed(result)) => failed(&result)?,
-    };
-    Ok(json_response(axum::http::StatusCode::OK, &body))
+        .ok_or(Fail::Route(PollError::InvalidAsyncJobId))
 }
 
-pub(crate) async fn relocation_batch(ctx: &Ctx, arg: Value, copy: bool) -> Reply {
-    let a: RelocationBatchArg = ctx.arg(arg)?;
+/// Answers a batch check: `in_progress`, or `complete` with the stored entries. A job that
+/// failed as a whole is `internal_error`; an unknown id, or the id of another kind of job, is
+/// `invalid_async_job_id`.
+pub(crate) async fn check_job<P, E>(ctx: &Ctx, a: PollArg) -> Answer<P>
+where
+    P: Endpoint<Ok = JobStatus<BatchResult<E>>, Err = PollError>,
+    E: DeserializeOwned,
+{
+    match job_state(ctx, &a.async_job_id).await? {
+        JobState::InProgress => Ok(JobStatus::InProgress),
+        JobState::Complete(result) => serde_json::from_str(&result)
+            .map(JobStatus::Complete)
+            .map_err(|_| Fail::Route(PollError::InvalidAsyncJobId)),
+        JobState::Failed(_) => Err(Fail::Route(PollError::InternalError)),
+    }
+}
+
+pub(crate) async fn relocation_batch(
+    ctx: &Ctx,
+    a: RelocationBatchArg,
+    copy: bool,
+) -> Answer<ep::CopyBatchV2> {
     check_len(ctx, a.entries.len(), MAX_ENTRIES)?;
     launch(ctx, move |ctx| async move {
         let mut out = Vec::with_capacity(a.entries.len());
         for p in &a.entries {
             out.push(match relocate_one(&ctx, p, copy, a.autorename).await? {
-                Ok(e) => json!({".tag": "success", "success": to_json(&ctx.metadata(&e))}),
-                Err(err) => json!({".tag": "failure", "failure": {".tag": "relocation_error", "relocation_error": to_json(&err)}}),
+                Ok(e) => RelocationBatchEntry::Success {
+                    success: ctx.metadata(&e),
+                },
+                Err(err) => RelocationBatchEntry::Failure {
+                    failure: RelocationBatchErrorEntry::RelocationError {
+                        relocation_error: err,
+                    },
+                },
             });
         }
         Ok(out)
@@ -135,15 +112,16 @@ pub(crate) async fn relocation_batch(ctx: &Ctx, arg: Value, copy: bool) -> Reply
     .await
 }
 
-pub(crate) async fn delete_batch(ctx: &Ctx, arg: Value) -> Reply {
-    let a: DeleteBatchArg = ctx.arg(arg)?;
+pub(crate) async fn delete_batch(ctx: &Ctx, a: DeleteBatchArg) -> Answer<ep::DeleteBatch> {
     check_len(ctx, a.entries.len(), MAX_ENTRIES)?;
     launch(ctx, move |ctx| async move {
         let mut out = Vec::with_capacity(a.entries.len());
         for d in &a.entries {
             out.push(match delete_one(&ctx, d).await? {
-                Ok(e) => json!({".tag": "success", "metadata": to_json(&ctx.metadata(&e))}),
-                Err(err) => json!({".tag": "failure", "failure": to_json(&err)}),
+                Ok(e) => DeleteBatchEntry::Success {
+                    metadata: ctx.metadata(&e),
+                },
+                Err(failure) => DeleteBatchEntry::Failure { failure },
             });
         }
         Ok(out)
@@ -151,21 +129,29 @@ pub(crate) async fn delete_batch(ctx: &Ctx, arg: Value) -> Reply {
     .await
 }
 
-async fn create_folders(ctx: Ctx, paths: Vec<String>, autorename: bool) -> ApiResult<Vec<Value>> {
+async fn create_folders(
+    ctx: Ctx,
+    paths: Vec<String>,
+    autorename: bool,
+) -> ApiResult<Vec<CreateFolderBatchEntry>> {
     let mut out = Vec::with_capacity(paths.len());
     for p in &paths {
         out.push(match create_folder_one(&ctx, p, autorename).await? {
-            Ok(e) => {
-                json!({".tag": "success", "metadata": metadata_json(&ctx.auth().root, &e, false)})
-            }
-            Err(w) => json!({".tag": "failure", "failure": {".tag": "path", "path": to_json(&w)}}),
+            Ok(e) => CreateFolderBatchEntry::Success {
+                metadata: crate::api::files::folder_metadata(&ctx, &e)?,
+            },
+            Err(w) => CreateFolderBatchEntry::Failure {
+                failure: CreateFolderError::Path { path: w },
+            },
         });
     }
     Ok(out)
 }
 
-pub(crate) async fn create_folder_batch(ctx: &Ctx, arg: Value) -> Reply {
-    let a: CreateFolderBatchArg = ctx.arg(arg)?;
+pub(crate) async fn create_folder_batch(
+    ctx: &Ctx,
+    a: CreateFolderBatchArg,
+) -> Answer<ep::CreateFolderBatch> {
     check_len(ctx, a.paths.len(), MAX_FOLDERS)?;
     // Duplicates (compared case-insensitively) count once.
     let mut seen = std::collections::HashSet::new();
@@ -179,8 +165,5 @@ pub(crate) async fn create_folder_batch(ctx: &Ctx, arg: Value) -> Reply {
         return launch(ctx, move |ctx| create_folders(ctx, paths, autorename)).await;
     }
     let entries = create_folders(ctx.clone(), paths, a.autorename).await?;
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        &json!({".tag": "complete", "entries": entries}),
-    ))
+    Ok(Launch::Complete(BatchResult { entries }))
 }

@@ -9,8 +9,9 @@ use cubby_core::api::errors::{
     PathLookupError, RelocationError, WriteConflictError, WriteError,
 };
 use cubby_core::api::types::{
-    CreateFolderArg, CursorArg, CursorResult, DeleteArg, GetMetadataArg, ListFolderArg,
-    ListFolderResult, LongpollArg, LongpollResult, Metadata, RelocationArg, RelocationPath,
+    CreateFolderArg, CursorArg, CursorResult, DeleteArg, FolderMetadata, GetMetadataArg,
+    ListFolderArg, ListFolderResult, LongpollArg, LongpollResult, Metadata, RelocationArg,
+    RelocationPath,
 };
 use cubby_core::cursor::{self, Cursor, Position};
 use cubby_core::path::{Pattern, is_within, lower, name_of};
@@ -340,15 +341,20 @@ pub(crate) async fn create_folder_one(
     }
 }
 
+/// The `FolderMetadata` of a folder's entry.
+pub(crate) fn folder_metadata(ctx: &Ctx, e: &Entry) -> ApiResult<FolderMetadata> {
+    match ctx.metadata(e) {
+        Metadata::Folder(f) => Ok(f),
+        other => Err(crate::api::ApiError::Internal(format!(
+            "expected a folder, found {other:?}"
+        ))),
+    }
+}
+
 /// `files/create_folder` (and, wrapped, `create_folder_v2`).
 pub(crate) async fn create_folder(ctx: &Ctx, a: CreateFolderArg) -> Answer<ep::CreateFolder> {
     match create_folder_one(ctx, &a.path, a.autorename).await? {
-        Ok(e) => match ctx.metadata(&e) {
-            Metadata::Folder(f) => Ok(f),
-            other => Err(
-                crate::api::ApiError::Internal(format!("create_folder made a {other:?}")).into(),
-            ),
-        },
+        Ok(e) => Ok(folder_metadata(ctx, &e)?),
         Err(w) => Err(Fail::Route(CreateFolderError::Path { path: w })),
     }
 }

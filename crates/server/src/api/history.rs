@@ -10,25 +10,22 @@ use cubby_core::path::{Pattern, is_within, name_of};
 use cubby_store::history::RevisionsOf;
 use cubby_store::{Kind, OpError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
 use crate::api::percent_encode;
 use crate::api::transfer::serve_file;
 use crate::api::{
-    Answer, ApiError, ApiResult, Ctx, Fail, Resolved, json_response, lookup_error, unexpected,
-    write_error,
+    Answer, ApiError, ApiResult, Ctx, Fail, Resolved, lookup_error, unexpected, write_error,
 };
 use cubby_core::api::endpoint as ep;
 use cubby_core::api::errors::{
     DeleteError, ListRevisionsError, LookupError, RestoreError, TemporaryLinkError,
 };
 use cubby_core::api::types::{
-    FileMetadata, ListRevisionsArg, ListRevisionsResult, Metadata, PathArg, RestoreArg,
-    TemporaryLink, Void,
+    FileMetadata, Link, ListRevisionsArg, ListRevisionsResult, Metadata, PathArg, RestoreArg,
+    TemporaryLink, TemporaryUploadLinkArg, Void,
 };
-
-type Reply = ApiResult<Response>;
 
 /// How long a temporary link serves its file, as on Dropbox.
 pub const TEMPORARY_LINK_SECS: i64 = 4 * 3600;
@@ -293,17 +290,6 @@ pub(crate) fn mime_type(name: &str) -> &'static str {
 /// Shortest and longest lifetime of an upload link, in seconds, as in the spec.
 const UPLOAD_LINK_SECS: std::ops::RangeInclusive<f64> = 60.0..=14_400.0;
 
-#[derive(Deserialize)]
-struct UploadLinkArg {
-    commit_info: crate::api::transfer::CommitArg,
-    #[serde(default = "default_duration")]
-    duration: f64,
-}
-
-fn default_duration() -> f64 {
-    14_400.0
-}
-
 /// The commit an upload link will make, resolved when the link is made.
 #[derive(Serialize, Deserialize)]
 struct LinkCommit {
@@ -315,11 +301,18 @@ struct LinkCommit {
     client_modified: Option<i64>,
 }
 
-pub(crate) async fn get_temporary_upload_link(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
+/// `files/get_temporary_upload_link`. A path that cannot be written is bad input, as the
+/// route's error union has no member for it.
+pub(crate) async fn get_temporary_upload_link(
+    ctx: &Ctx,
+    a: TemporaryUploadLinkArg,
+    headers: &HeaderMap,
+) -> Answer<ep::GetTemporaryUploadLink> {
     use cubby_store::meta::WriteMode;
-    let a: UploadLinkArg = ctx.arg(arg)?;
     if !UPLOAD_LINK_SECS.contains(&a.duration) {
-        return Err(ctx.bad_input("request body: duration: must be within 60..14400"));
+        return Err(ctx
+            .bad_input("request body: duration: must be within 60..14400")
+            .into());
     }
     let commit = match crate::api::transfer::commit_info(ctx, &a.commit_info).await? {
         Ok(c) => c,
@@ -327,7 +320,8 @@ pub(crate) async fn get_temporary_upload_link(ctx: &Ctx, arg: Value, headers: &H
             return Err(ApiError::BadInput(format!(
                 "commit_info.path: {}",
                 crate::api::to_json(&w)
-            )));
+            ))
+            .into());
         }
     };
     let (mode, update_rev) = match commit.mode {
@@ -349,10 +343,9 @@ pub(crate) async fn get_temporary_upload_link(ctx: &Ctx, arg: Value, headers: &H
         .store()
         .create_upload_link(ctx.ns(), &json, expires)
         .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"link": format!("{}/apitul/1/{id}", base_url(headers))}),
-    ))
+    Ok(Link {
+        link: format!("{}/apitul/1/{id}", base_url(headers)),
+    })
 }
 
 /// `POST /apitul/1/{id}`: a one-time upload with the commit the link was made for.

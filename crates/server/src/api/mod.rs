@@ -26,8 +26,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use cubby_core::api::endpoint as ep;
-use cubby_core::api::errors::{LookupError, WriteConflictError, WriteError};
-use cubby_core::api::types::{DeletedMetadata, FileMetadata, FolderMetadata, Metadata};
+use cubby_core::api::errors::{
+    AuthError, ErrorBody, LookupError, PathRootError, RateLimitError, WriteConflictError,
+    WriteError,
+};
+use cubby_core::api::types::{
+    DeletedMetadata, FileMetadata, FolderMetadata, Metadata, RootInfo, Tag,
+};
 use cubby_core::api::{Auth, Endpoint, Route, Spec, Style};
 use cubby_core::path::{self as cpath, PathArg, PathError, Pattern, is_within, lower};
 use cubby_core::wire::{error_summary, header_safe_json};
@@ -129,11 +134,11 @@ pub enum ApiError {
     /// 400, plain text.
     BadInput(String),
     /// 401, `auth.AuthError`.
-    Auth(Value),
+    Auth(AuthError),
     /// 409, the route's error union.
     Route(Value),
     /// 422, `common.PathRootError`.
-    PathRoot(Value),
+    PathRoot(PathRootError),
     /// 429, `auth.RateLimitError`, with `Retry-After`.
     RateLimited {
         reason: &'static str,
@@ -151,11 +156,18 @@ impl From<cubby_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let tagged = |status: StatusCode, err: Value| {
-            let dots = ".".repeat((cubby_store::random_bytes::<1>()[0] % 4) as usize);
-            let body =
-                json!({"error_summary": format!("{}{dots}", error_summary(&err)), "error": err});
-            json_response(status, &body)
+        // Dropbox appends a random number of dots to `error_summary`, so that clients do not
+        // parse it; so does Cubby.
+        let dots = || ".".repeat((cubby_store::random_bytes::<1>()[0] % 4) as usize);
+        let tagged = |status: StatusCode, error: Value| {
+            let error_summary = format!("{}{}", error_summary(&error), dots());
+            json_response(
+                status,
+                &ErrorBody {
+                    error_summary,
+                    error,
+                },
+            )
         };
         match self {
             ApiError::BadInput(msg) => (
@@ -164,17 +176,21 @@ impl IntoResponse for ApiError {
                 msg,
             )
                 .into_response(),
-            ApiError::Auth(e) => tagged(StatusCode::UNAUTHORIZED, e),
+            ApiError::Auth(e) => tagged(StatusCode::UNAUTHORIZED, to_json(&e)),
             ApiError::Route(e) => tagged(StatusCode::CONFLICT, e),
-            ApiError::PathRoot(e) => tagged(StatusCode::UNPROCESSABLE_ENTITY, e),
+            ApiError::PathRoot(e) => tagged(StatusCode::UNPROCESSABLE_ENTITY, to_json(&e)),
             ApiError::RateLimited {
                 reason,
                 retry_after,
             } => {
-                let body = json!({
-                    "error_summary": format!("{reason}/"),
-                    "error": {"reason": {".tag": reason}, "retry_after": retry_after},
-                });
+                // `RateLimitError` is a struct, so its summary is its reason's tag.
+                let body = ErrorBody {
+                    error_summary: format!("{reason}/"),
+                    error: RateLimitError {
+                        reason: Tag::new(reason),
+                        retry_after,
+                    },
+                };
                 let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, &body);
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -351,11 +367,6 @@ impl Ctx {
     pub fn metadata(&self, e: &Entry) -> Metadata {
         metadata(&self.auth().root, e)
     }
-
-    /// [`metadata_json`] relative to the caller's root.
-    pub fn metadata_json(&self, e: &Entry, tagged: bool) -> Value {
-        metadata_json(&self.auth().root, e, tagged)
-    }
 }
 
 /// Metadata of an entry relative to `root` (a display path).
@@ -460,11 +471,6 @@ pub(crate) fn write_error(e: &OpError) -> Option<WriteError> {
         OpError::InsufficientSpace => WriteError::InsufficientSpace,
         _ => return None,
     })
-}
-
-/// The `WriteError` of a store error as JSON, for routes whose errors are still built as JSON.
-pub(crate) fn write_error_json(e: &OpError) -> Option<Value> {
-    write_error(e).map(|w| to_json(&w))
 }
 
 /// Seconds a client is asked to wait when the writer is saturated.
@@ -710,17 +716,17 @@ async fn authenticate(
         })?
         .trim();
     let Some(info) = state.store.authenticate(token).await? else {
-        return Err(ApiError::Auth(json!({".tag": "invalid_access_token"})));
+        return Err(ApiError::Auth(AuthError::InvalidAccessToken));
     };
     if info.expired {
-        return Err(ApiError::Auth(json!({".tag": "expired_access_token"})));
+        return Err(ApiError::Auth(AuthError::ExpiredAccessToken));
     }
     if let Some(scope) = scope
         && !info.scopes.iter().any(|s| s == scope)
     {
-        return Err(ApiError::Auth(
-            json!({".tag": "missing_scope", "required_scope": scope}),
-        ));
+        return Err(ApiError::Auth(AuthError::MissingScope {
+            required_scope: scope.to_owned(),
+        }));
     }
     check_path_root(req.headers, &info)?;
     Ok(Some(info))
@@ -821,8 +827,8 @@ async fn call(
         Route::GetLatestCursor => typed!(GetLatestCursor, |a| files::get_latest_cursor(ctx, a)),
         Route::Longpoll => typed!(Longpoll, |a| files::longpoll(ctx, a)),
         Route::ListRevisions => typed!(ListRevisions, |a| history::list_revisions(ctx, a)),
-        Route::SearchV2 => search::search(ctx, arg).await,
-        Route::SearchContinueV2 => search::search_continue(ctx, arg).await,
+        Route::SearchV2 => typed!(SearchV2, |a| search::search(ctx, a)),
+        Route::SearchContinueV2 => typed!(SearchContinueV2, |a| search::search_continue(ctx, a)),
 
         Route::CreateFolderV2 => typed!(CreateFolderV2, |a| async {
             let metadata = files::create_folder(ctx, a).await?;
@@ -849,18 +855,37 @@ async fn call(
             typed!(PermanentlyDelete, |a| history::permanently_delete(ctx, a))
         }
 
-        Route::CopyBatchV2 => batch::relocation_batch(ctx, arg, true).await,
-        Route::MoveBatchV2 => batch::relocation_batch(ctx, arg, false).await,
-        Route::DeleteBatch => batch::delete_batch(ctx, arg).await,
-        Route::CreateFolderBatch => batch::create_folder_batch(ctx, arg).await,
-        Route::CopyBatchCheckV2
-        | Route::MoveBatchCheckV2
-        | Route::DeleteBatchCheck
-        | Route::CreateFolderBatchCheck => batch::check_job(ctx, arg).await,
+        Route::CopyBatchV2 => typed!(CopyBatchV2, |a| batch::relocation_batch(ctx, a, true)),
+        Route::MoveBatchV2 => typed!(MoveBatchV2, |a| batch::relocation_batch(ctx, a, false)),
+        Route::DeleteBatch => typed!(DeleteBatch, |a| batch::delete_batch(ctx, a)),
+        Route::CreateFolderBatch => {
+            typed!(CreateFolderBatch, |a| batch::create_folder_batch(ctx, a))
+        }
+        Route::CopyBatchCheckV2 => {
+            typed!(CopyBatchCheckV2, |a| batch::check_job::<
+                ep::CopyBatchCheckV2,
+                _,
+            >(ctx, a))
+        }
+        Route::MoveBatchCheckV2 => {
+            typed!(MoveBatchCheckV2, |a| batch::check_job::<
+                ep::MoveBatchCheckV2,
+                _,
+            >(ctx, a))
+        }
+        Route::DeleteBatchCheck => {
+            typed!(DeleteBatchCheck, |a| batch::check_job::<
+                ep::DeleteBatchCheck,
+                _,
+            >(ctx, a))
+        }
+        Route::CreateFolderBatchCheck => typed!(CreateFolderBatchCheck, |a| {
+            batch::check_job::<ep::CreateFolderBatchCheck, _>(ctx, a)
+        }),
 
         Route::Upload => typed!(Upload, |a| transfer::upload(ctx, a, headers, body())),
         Route::Download => typed_download!(Download, |a| transfer::download(ctx, a, headers)),
-        Route::DownloadZip => zip::download_zip(ctx, arg).await,
+        Route::DownloadZip => typed_download!(DownloadZip, |a| zip::download_zip(ctx, a)),
         Route::UploadSessionStart => {
             typed!(UploadSessionStart, |a| sessions::start(
                 ctx,
@@ -917,13 +942,17 @@ async fn call(
                 ctx, a, headers
             ))
         }
-        Route::GetTemporaryUploadLink => {
-            history::get_temporary_upload_link(ctx, arg, headers).await
-        }
+        Route::GetTemporaryUploadLink => typed!(GetTemporaryUploadLink, |a| {
+            history::get_temporary_upload_link(ctx, a, headers)
+        }),
         Route::CopyReferenceGet => typed!(CopyReferenceGet, |a| copyref::get(ctx, a)),
         Route::CopyReferenceSave => typed!(CopyReferenceSave, |a| copyref::save(ctx, a)),
         Route::SaveUrl => typed!(SaveUrl, |a| save_url::save_url(ctx, a)),
-        Route::SaveUrlCheckJobStatus => save_url::check_job_status(ctx, arg).await,
+        Route::SaveUrlCheckJobStatus => {
+            typed!(SaveUrlCheckJobStatus, |a| save_url::check_job_status(
+                ctx, a
+            ))
+        }
 
         Route::CreateSharedLinkWithSettings => links::create(ctx, arg, headers).await,
         Route::ListSharedLinks => links::list(ctx, arg, headers).await,
@@ -959,7 +988,7 @@ async fn app_auth(state: &AppState, headers: &HeaderMap) -> ApiResult<cubby_stor
         .store
         .authenticate_app(key, secret)
         .await?
-        .ok_or_else(|| ApiError::Auth(json!({".tag": "invalid_access_token"})))
+        .ok_or(ApiError::Auth(AuthError::InvalidAccessToken))
 }
 
 /// Applies `Dropbox-API-Path-Root`: a single-user namespace only allows its own root.
@@ -971,18 +1000,22 @@ fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
         ApiError::BadInput(format!("Dropbox-API-Path-Root: could not decode JSON: {e}"))
     })?;
     let ns = info.account.ns.to_string();
-    let root_info = json!({".tag": "user", "root_namespace_id": ns, "home_namespace_id": ns});
+    let root_info = RootInfo {
+        tag: "user".into(),
+        root_namespace_id: ns.clone(),
+        home_namespace_id: ns.clone(),
+    };
     match cubby_core::wire::union_tag(&v) {
         Some(("home", _)) => Ok(()),
         Some(("root", Some(o))) => match o.get("root").and_then(Value::as_str) {
             Some(r) if r == ns => Ok(()),
-            _ => Err(ApiError::PathRoot(
-                json!({".tag": "invalid_root", "invalid_root": root_info}),
-            )),
+            _ => Err(ApiError::PathRoot(PathRootError::InvalidRoot {
+                invalid_root: root_info,
+            })),
         },
         Some(("namespace_id", Some(o))) => match o.get("namespace_id").and_then(Value::as_str) {
             Some(r) if r == ns => Ok(()),
-            _ => Err(ApiError::PathRoot(json!({".tag": "no_permission"}))),
+            _ => Err(ApiError::PathRoot(PathRootError::NoPermission)),
         },
         _ => Err(ApiError::BadInput(
             "Dropbox-API-Path-Root: unknown path root".into(),

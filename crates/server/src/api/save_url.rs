@@ -8,20 +8,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{SaveUrlError, WriteError};
+use cubby_core::api::types::{FileMetadata, Metadata, PollArg, SaveUrlArg, SaveUrlStatus};
 use cubby_core::path::Pattern;
 use cubby_store::jobs::JobState;
 use cubby_store::meta::{Commit, WriteMode};
 use cubby_store::sessions::MAX_FILE_SIZE;
-use serde_json::{Value, json};
 
 use crate::api::transfer::{ReceiveError, receive_stream};
-use crate::api::{Answer, ApiResult, Ctx, Fail, Resolved, metadata_json, write_error_json};
+use crate::api::{Answer, ApiError, Ctx, Fail, Resolved, metadata, to_json, write_error};
 use crate::fetch::{FETCH_TIMEOUT, FetchError};
-use cubby_core::api::endpoint as ep;
-use cubby_core::api::errors::{SaveUrlError, WriteError};
-use cubby_core::api::types::{SaveUrlArg, SaveUrlStatus};
-
-type Reply = ApiResult<axum::response::Response>;
 
 /// How often a running fetch tells the database it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -72,8 +69,8 @@ impl Job {
             })
         };
         let state = match self.fetch_and_commit().await {
-            Ok(metadata) => JobState::Complete(metadata.to_string()),
-            Err(error) => JobState::Failed(error.to_string()),
+            Ok(metadata) => JobState::Complete(to_json(&metadata).to_string()),
+            Err(error) => JobState::Failed(to_json(&error).to_string()),
         };
         heartbeat.abort();
         if let Err(e) = store.finish_job(&self.id, &state).await {
@@ -82,8 +79,8 @@ impl Job {
     }
 
     /// Fetches into blocks and commits; the error is a `SaveUrlError`.
-    async fn fetch_and_commit(&self) -> Result<Value, Value> {
-        let failed = || json!({".tag": "download_failed"});
+    async fn fetch_and_commit(&self) -> Result<FileMetadata, SaveUrlError> {
+        let failed = || SaveUrlError::DownloadFailed;
         let store = self.ctx.store();
         let fetched = tokio::time::timeout(FETCH_TIMEOUT, async {
             let resp = self.ctx.state.fetcher.open(&self.url).await?;
@@ -127,9 +124,15 @@ impl Job {
         };
         self.ctx.state.metrics.add_in(commit.size);
         match store.commit_file(self.ctx.ns(), commit).await {
-            Ok(e) => Ok(metadata_json(&self.ctx.auth().root, &e, false)),
-            Err(e) => Err(match write_error_json(&e) {
-                Some(w) => json!({".tag": "path", "path": w}),
+            Ok(e) => match metadata(&self.ctx.auth().root, &e) {
+                Metadata::File(f) => Ok(f),
+                other => {
+                    tracing::error!(job = %self.id, ?other, "save_url committed a non-file");
+                    Err(failed())
+                }
+            },
+            Err(e) => Err(match write_error(&e) {
+                Some(w) => SaveUrlError::Path { path: w },
                 None => {
                     tracing::error!(job = %self.id, error = %e, "save_url commit failed");
                     failed()
@@ -139,12 +142,17 @@ impl Job {
     }
 }
 
-pub(crate) async fn check_job_status(ctx: &Ctx, arg: Value) -> Reply {
-    // An empty result is a job whose server stopped refreshing it.
-    super::batch::poll(ctx, arg, |result| {
-        let error = serde_json::from_str::<Value>(result)
-            .unwrap_or_else(|_| json!({".tag": "download_failed"}));
-        Ok(json!({".tag": "failed", "failed": error}))
-    })
-    .await
+pub(crate) async fn check_job_status(ctx: &Ctx, a: PollArg) -> Answer<ep::SaveUrlCheckJobStatus> {
+    let corrupt =
+        |e: serde_json::Error| ApiError::Internal(format!("a save_url job's result: {e}"));
+    match super::batch::job_state(ctx, &a.async_job_id).await? {
+        JobState::InProgress => Ok(SaveUrlStatus::InProgress),
+        JobState::Complete(result) => Ok(SaveUrlStatus::Complete(
+            serde_json::from_str(&result).map_err(corrupt)?,
+        )),
+        // An empty result is a job whose server stopped refreshing it.
+        JobState::Failed(result) => Ok(SaveUrlStatus::Failed {
+            failed: serde_json::from_str(&result).unwrap_or(SaveUrlError::DownloadFailed),
+        }),
+    }
 }

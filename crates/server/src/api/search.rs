@@ -5,14 +5,17 @@
 //! treats the last token as a prefix. The store narrows candidates with the longest token;
 //! ranking, filters and paging happen here. Pages continue through a sealed cursor.
 
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{LookupError, SearchError};
+use cubby_core::api::types::{
+    CursorArg, MetadataV2, SearchArg, SearchMatch, SearchOptions, SearchResult, Tag,
+    default_max_results,
+};
 use cubby_core::path::{Pattern, lower, name_of};
 use cubby_store::{Entry, Kind};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::api::{ApiError, ApiResult, Ctx, Resolved, json_response};
-
-type Reply = ApiResult<axum::response::Response>;
+use crate::api::{Answer, Ctx, Fail, Resolved};
 
 /// Most matches a search reports over all its pages, as on Dropbox.
 const MAX_MATCHES: usize = 10_000;
@@ -20,39 +23,12 @@ const MAX_MATCHES: usize = 10_000;
 /// The kind tag of sealed search cursors.
 const CURSOR_KIND: &str = "s1";
 
-#[derive(Clone, Deserialize, Serialize, Default)]
-struct Options {
-    path: Option<String>,
-    #[serde(default = "default_max")]
-    max_results: u64,
-    order_by: Option<Value>,
-    file_status: Option<Value>,
-    file_extensions: Option<Vec<String>>,
-    file_categories: Option<Vec<Value>>,
-}
-
-fn default_max() -> u64 {
-    100
-}
-
-#[derive(Deserialize)]
-struct SearchArg {
-    query: String,
-    #[serde(default)]
-    options: Option<Options>,
-}
-
-#[derive(Deserialize)]
-struct ContinueArg {
-    cursor: String,
-}
-
 /// Where a search stands, sealed into its cursor.
 #[derive(Serialize, Deserialize)]
 struct SearchCursor {
     account: i64,
     query: String,
-    options: Options,
+    options: SearchOptions,
     offset: usize,
 }
 
@@ -72,40 +48,40 @@ fn category_extensions(category: &str) -> &'static [&'static str] {
     }
 }
 
-pub(crate) async fn search(ctx: &Ctx, arg: Value) -> Reply {
-    let a: SearchArg = ctx.arg(arg)?;
+pub(crate) async fn search(ctx: &Ctx, a: SearchArg) -> Answer<ep::SearchV2> {
     if a.query.chars().count() > 1000 {
-        return Err(ctx.bad_input("request body: query: longer than 1000 characters"));
+        return Err(ctx
+            .bad_input("request body: query: longer than 1000 characters")
+            .into());
     }
     let cursor = SearchCursor {
         account: ctx.auth().account.id,
         query: a.query,
-        options: a.options.unwrap_or(Options {
-            max_results: default_max(),
-            ..Options::default()
+        options: a.options.unwrap_or(SearchOptions {
+            max_results: default_max_results(),
+            ..SearchOptions::default()
         }),
         offset: 0,
     };
     page(ctx, cursor).await
 }
 
-pub(crate) async fn search_continue(ctx: &Ctx, arg: Value) -> Reply {
-    let a: ContinueArg = ctx.arg(arg)?;
+pub(crate) async fn search_continue(ctx: &Ctx, a: CursorArg) -> Answer<ep::SearchContinueV2> {
     let c: SearchCursor =
         cubby_core::cursor::open(ctx.store().cursor_key(), CURSOR_KIND, &a.cursor)
             .filter(|c: &SearchCursor| c.account == ctx.auth().account.id)
-            .ok_or_else(|| {
-                ApiError::Route(
-                    json!({".tag": "invalid_argument", "invalid_argument": "invalid cursor"}),
-                )
-            })?;
+            .ok_or(Fail::Route(SearchError::InvalidArgument {
+                invalid_argument: Some("invalid cursor".into()),
+            }))?;
     page(ctx, c).await
 }
 
-async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
+async fn page(ctx: &Ctx, mut c: SearchCursor) -> Answer<ep::SearchV2> {
     let o = &c.options;
     if !(1..=1000).contains(&o.max_results) {
-        return Err(ctx.bad_input("request body: options.max_results: must be within 1..1000"));
+        return Err(ctx
+            .bad_input("request body: options.max_results: must be within 1..1000")
+            .into());
     }
     let deleted = match o
         .file_status
@@ -115,9 +91,9 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
         None | Some(("active", _)) => false,
         Some(("deleted", _)) => true,
         _ => {
-            return Err(
-                ctx.bad_input("request body: options.file_status: expected 'active' or 'deleted'")
-            );
+            return Err(ctx
+                .bad_input("request body: options.file_status: expected 'active' or 'deleted'")
+                .into());
         }
     };
     let by_time = matches!(
@@ -126,21 +102,21 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
             .and_then(|v| cubby_core::wire::union_tag(v)),
         Some(("last_modified_time", _))
     );
-    let path_err = |l: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": l}}));
+    let path_err = |l: LookupError| Fail::Route(SearchError::Path { path: l });
     let scope = match &o.path {
         None => ctx.root_lower(),
         Some(p) => match ctx.resolve("options.path", p, Pattern::PathROrId).await? {
             Resolved::Path { lower, .. } => lower,
-            Resolved::Malformed => return Err(path_err("malformed_path")),
-            _ => return Err(path_err("not_found")),
+            Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
+            _ => return Err(path_err(LookupError::NotFound)),
         },
     };
     // The scope must be an existing folder (the namespace root always is).
     if !scope.is_empty() {
         match ctx.store().entry(ctx.ns(), &scope).await? {
             Some(e) if e.kind == Kind::Folder => {}
-            Some(e) if e.kind == Kind::File => return Err(path_err("not_folder")),
-            _ => return Err(path_err("not_found")),
+            Some(e) if e.kind == Kind::File => return Err(path_err(LookupError::NotFolder)),
+            _ => return Err(path_err(LookupError::NotFound)),
         }
     }
     let tokens: Vec<String> = lower(&c.query)
@@ -148,9 +124,9 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
         .map(str::to_owned)
         .collect();
     let Some(needle) = tokens.iter().max_by_key(|t| t.len()).cloned() else {
-        return Err(ApiError::Route(
-            json!({".tag": "invalid_argument", "invalid_argument": "empty query"}),
-        ));
+        return Err(Fail::Route(SearchError::InvalidArgument {
+            invalid_argument: Some("empty query".into()),
+        }));
     };
     let mut extensions: Vec<String> = o
         .file_extensions
@@ -209,24 +185,21 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Reply {
     hits.truncate(MAX_MATCHES);
     let max = o.max_results as usize;
     let end = (c.offset + max).min(hits.len());
-    let matches: Vec<Value> = hits[c.offset.min(end)..end]
+    let matches: Vec<SearchMatch> = hits[c.offset.min(end)..end]
         .iter()
-        .map(|(_, e)| {
-            json!({
-                "metadata": {".tag": "metadata", "metadata": ctx.metadata_json(e, true)},
-                "match_type": {".tag": "filename"},
-            })
+        .map(|(_, e)| SearchMatch {
+            metadata: MetadataV2::Metadata {
+                metadata: ctx.metadata(e),
+            },
+            match_type: Some(Tag::new("filename")),
         })
         .collect();
     let has_more = end < hits.len();
     c.offset = end;
-    let mut body = json!({"matches": matches, "has_more": has_more});
-    if has_more {
-        body["cursor"] = json!(cubby_core::cursor::seal(
-            ctx.store().cursor_key(),
-            CURSOR_KIND,
-            &c
-        ));
-    }
-    Ok(json_response(axum::http::StatusCode::OK, &body))
+    Ok(SearchResult {
+        matches,
+        has_more,
+        cursor: has_more
+            .then(|| cubby_core::cursor::seal(ctx.store().cursor_key(), CURSOR_KIND, &c)),
+    })
 }

@@ -10,13 +10,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
+use cubby_core::api::errors::{DownloadZipError, LookupError};
+use cubby_core::api::types::{DownloadZipResult, PathArg};
 use cubby_core::path::Pattern;
 use cubby_store::{Entry, Kind};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::api::files::folder_metadata;
 use crate::api::transfer::block_pieces;
-use crate::api::{ApiError, ApiResult, Ctx, Resolved, api_result_header};
+use crate::api::{Ctx, Fail, Resolved};
 
 /// Limits of one archive, as Dropbox states them.
 const MAX_ENTRIES: usize = 10_000;
@@ -26,26 +27,25 @@ const MAX_FILE: u64 = 4 * 1_000_000_000;
 /// Listing page size while collecting the entries.
 const PAGE: u32 = 1_000;
 
-#[derive(Deserialize)]
-struct DownloadZipArg {
-    path: String,
-}
-
-pub(crate) async fn download_zip(ctx: &Ctx, arg: Value) -> ApiResult<Response> {
-    let a: DownloadZipArg = ctx.arg(arg)?;
-    let path_err = |l: Value| ApiError::Route(json!({".tag": "path", "path": l}));
+/// `files/download_zip`: the folder's metadata (for `Dropbox-API-Result`) and the response
+/// streaming the archive.
+pub(crate) async fn download_zip(
+    ctx: &Ctx,
+    a: PathArg,
+) -> Result<(DownloadZipResult, Response), Fail<DownloadZipError>> {
+    let path_err = |l: LookupError| Fail::Route(DownloadZipError::Path { path: l });
     let store = ctx.store().clone();
     let folder = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
         Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
-        Resolved::Revision(_) => return Err(path_err(json!({".tag": "not_folder"}))),
-        Resolved::Malformed => return Err(path_err(json!({".tag": "malformed_path"}))),
-        Resolved::NotFolder => return Err(path_err(json!({".tag": "not_folder"}))),
+        Resolved::Revision(_) => return Err(path_err(LookupError::NotFolder)),
+        Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
+        Resolved::NotFolder => return Err(path_err(LookupError::NotFolder)),
         Resolved::NotFound => None,
     };
     let folder = match folder {
         Some(e) if e.kind == Kind::Folder => e,
-        Some(e) if e.kind == Kind::File => return Err(path_err(json!({".tag": "not_folder"}))),
-        _ => return Err(path_err(json!({".tag": "not_found"}))),
+        Some(e) if e.kind == Kind::File => return Err(path_err(LookupError::NotFolder)),
+        _ => return Err(path_err(LookupError::NotFound)),
     };
     // Collect the entries (bounded by MAX_ENTRIES) and check the limits before any byte goes out.
     let mut entries = vec![folder.clone()];
@@ -60,13 +60,13 @@ pub(crate) async fn download_zip(ctx: &Ctx, arg: Value) -> ApiResult<Response> {
             after = e.path_lower.clone();
             if e.kind == Kind::File {
                 if e.size >= MAX_FILE {
-                    return Err(ApiError::Route(json!({".tag": "too_large"})));
+                    return Err(Fail::Route(DownloadZipError::TooLarge));
                 }
                 total += e.size;
             }
             entries.push(e);
             if entries.len() >= MAX_ENTRIES {
-                return Err(ApiError::Route(json!({".tag": "too_many_files"})));
+                return Err(Fail::Route(DownloadZipError::TooManyFiles));
             }
         }
         if done {
@@ -74,7 +74,7 @@ pub(crate) async fn download_zip(ctx: &Ctx, arg: Value) -> ApiResult<Response> {
         }
     }
     if total > MAX_TOTAL {
-        return Err(ApiError::Route(json!({".tag": "too_large"})));
+        return Err(Fail::Route(DownloadZipError::TooLarge));
     }
     // Names inside the archive start at the folder itself.
     let base_chars = cubby_core::path::parent_of(&folder.path_display)
@@ -90,16 +90,16 @@ pub(crate) async fn download_zip(ctx: &Ctx, arg: Value) -> ApiResult<Response> {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
+    let result = DownloadZipResult {
+        metadata: folder_metadata(ctx, &folder)?,
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "dropbox-api-result",
-        api_result_header(&json!({"metadata": ctx.metadata_json(&folder, false)})),
-    );
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    Ok((StatusCode::OK, headers, Body::from_stream(stream)).into_response())
+    let resp = (StatusCode::OK, headers, Body::from_stream(stream)).into_response();
+    Ok((result, resp))
 }
 
 struct Written {
