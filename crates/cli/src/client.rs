@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use cubby_client::routes::ListOptions;
 use cubby_client::transfer::{UploadOptions, WriteMode};
-use cubby_client::types::{Metadata, SaveUrlStatus};
+use cubby_client::types::{Metadata, SaveUrlStatus, SharedLinkSettings};
 use cubby_client::{App, Client, ErrorKind, Hosts, Tokens};
 use serde_json::{Value, json};
 
@@ -741,14 +741,12 @@ async fn relocate(a: TwoPaths, copy: bool) -> Result<()> {
 
 async fn link(a: LinkArgs) -> Result<()> {
     let s = Session::open(&a.common)?;
-    let mut settings = json!({});
-    if let Some(p) = &a.password {
-        settings["requested_visibility"] = json!("password");
-        settings["link_password"] = json!(p);
-    }
-    if let Some(t) = &a.expires {
-        settings["expires"] = json!(t);
-    }
+    let settings = SharedLinkSettings {
+        requested_visibility: a.password.as_ref().map(|_| json!("password")),
+        link_password: a.password.clone(),
+        expires: a.expires.clone(),
+        ..SharedLinkSettings::default()
+    };
     let r = s
         .client
         .create_shared_link(&remote_path(&a.path), settings)
@@ -776,8 +774,8 @@ async fn link(a: LinkArgs) -> Result<()> {
                 .ok_or_else(|| anyhow!("the server said a link exists but lists none"))?
         }
     };
-    let url = link["url"].as_str().unwrap_or_default().to_owned();
-    s.print(&link, || url);
+    let url = link.common().url.clone();
+    s.print(&serde_json::to_value(&link)?, || url);
     Ok(())
 }
 

@@ -14,14 +14,16 @@ use serde_json::{Value, json};
 
 use crate::types::{
     Account, CommitInfo, CopyReference, CreateFolderArg, CreateFolderBatchArg, CreateFolderLaunch,
-    CreateFolderStatus, CursorArg, DeleteArg, DeleteBatchArg, DeleteLaunch, DeleteStatus,
-    DownloadArg, EchoArg, FileMetadata, FolderMetadata, FolderResult, GetMetadataArg, JobStatus,
-    Launch, ListFolderArg, ListFolderResult, ListRevisionsArg, ListRevisionsResult, LongpollResult,
-    Metadata, MetadataResult, PathArg, PollArg, RelocationArg, RelocationBatchArg,
-    RelocationLaunch, RelocationPath, RelocationStatus, RestoreArg, SaveCopyReferenceArg,
-    SaveUrlStatus, SavedReference, SearchArg, SearchOptions, SessionAppendArg, SessionCursor,
-    SessionFinishArg, SessionFinishBatchArg, SessionFinishBatchLaunch, SessionStartArg,
-    SessionStartBatchArg, SpaceUsage, TemporaryUploadLinkArg, Void, default_max_results,
+    CreateFolderStatus, CreateSharedLinkArg, CursorArg, DeleteArg, DeleteBatchArg, DeleteLaunch,
+    DeleteStatus, DownloadArg, EchoArg, FileMetadata, FolderMetadata, FolderResult, GetMetadataArg,
+    JobStatus, Launch, ListFolderArg, ListFolderResult, ListRevisionsArg, ListRevisionsResult,
+    ListSharedLinksArg, LongpollResult, Metadata, MetadataResult, ModifySharedLinkArg, PathArg,
+    PollArg, RelocationArg, RelocationBatchArg, RelocationLaunch, RelocationPath, RelocationStatus,
+    RestoreArg, SaveCopyReferenceArg, SaveUrlStatus, SavedReference, SearchArg, SearchOptions,
+    SessionAppendArg, SessionCursor, SessionFinishArg, SessionFinishBatchArg,
+    SessionFinishBatchLaunch, SessionStartArg, SessionStartBatchArg, SharedLinkMetadata,
+    SharedLinkReadArg, SharedLinkSettings, SpaceUsage, TemporaryUploadLinkArg, UrlArg, Void,
+    default_max_results,
 };
 pub use crate::types::{Link, SearchResult, SharedLinks, TemporaryLink};
 use crate::{Client, Result};
@@ -432,10 +434,17 @@ impl Client {
         self.call::<ep::SaveUrlCheckJobStatus>(&job_arg(job)).await
     }
 
-    /// Creates a shared link; `settings` is `SharedLinkSettings` (`{}` for the defaults).
-    pub async fn create_shared_link(&self, path: &str, settings: Value) -> Result<Value> {
-        self.call::<ep::CreateSharedLinkWithSettings>(&json!({"path": path, "settings": settings}))
-            .await
+    /// Creates a shared link (`SharedLinkSettings::default()` for the defaults).
+    pub async fn create_shared_link(
+        &self,
+        path: &str,
+        settings: SharedLinkSettings,
+    ) -> Result<SharedLinkMetadata> {
+        let arg = CreateSharedLinkArg {
+            path: path.to_owned(),
+            settings: Some(settings),
+        };
+        self.call::<ep::CreateSharedLinkWithSettings>(&arg).await
     }
 
     /// The caller's links, or those of `path` (with `direct_only`, not its parents' links).
@@ -444,11 +453,11 @@ impl Client {
         path: Option<&str>,
         direct_only: bool,
     ) -> Result<SharedLinks> {
-        let mut arg = json!({});
-        if let Some(p) = path {
-            arg["path"] = json!(p);
-            arg["direct_only"] = json!(direct_only);
-        }
+        let arg = ListSharedLinksArg {
+            path: path.map(str::to_owned),
+            cursor: None,
+            direct_only: path.is_some() && direct_only,
+        };
         self.call::<ep::ListSharedLinks>(&arg).await
     }
 
@@ -456,22 +465,33 @@ impl Client {
         &self,
         url: &str,
         password: Option<&str>,
-    ) -> Result<Value> {
-        let mut arg = json!({"url": url});
-        if let Some(p) = password {
-            arg["link_password"] = json!(p);
-        }
+    ) -> Result<SharedLinkMetadata> {
+        let arg = SharedLinkReadArg {
+            url: url.to_owned(),
+            path: None,
+            link_password: password.map(str::to_owned),
+        };
         self.call::<ep::GetSharedLinkMetadata>(&arg).await
     }
 
-    pub async fn modify_shared_link(&self, url: &str, settings: Value) -> Result<Value> {
-        self.call::<ep::ModifySharedLinkSettings>(&json!({"url": url, "settings": settings}))
-            .await
+    pub async fn modify_shared_link(
+        &self,
+        url: &str,
+        settings: SharedLinkSettings,
+    ) -> Result<SharedLinkMetadata> {
+        let arg = ModifySharedLinkArg {
+            url: url.to_owned(),
+            settings,
+            remove_expiration: false,
+        };
+        self.call::<ep::ModifySharedLinkSettings>(&arg).await
     }
 
     pub async fn revoke_shared_link(&self, url: &str) -> Result<()> {
-        self.call::<ep::RevokeSharedLink>(&json!({"url": url}))
-            .await?;
+        self.call::<ep::RevokeSharedLink>(&UrlArg {
+            url: url.to_owned(),
+        })
+        .await?;
         Ok(())
     }
 
@@ -508,11 +528,12 @@ impl Client {
         &self,
         url: &str,
         path: Option<&str>,
-    ) -> Result<(Value, Bytes)> {
-        let mut arg = json!({"url": url});
-        if let Some(p) = path {
-            arg["path"] = json!(p);
-        }
+    ) -> Result<(SharedLinkMetadata, Bytes)> {
+        let arg = SharedLinkReadArg {
+            url: url.to_owned(),
+            path: path.map(str::to_owned),
+            link_password: None,
+        };
         let (meta, resp) = self
             .call_download::<ep::GetSharedLinkFile>(&arg, None)
             .await?;

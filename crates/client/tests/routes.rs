@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use cubby_client::routes::{ListOptions, settle};
-use cubby_client::types::{DeleteBatchEntry, Metadata, RelocationBatchEntry, SaveUrlStatus};
+use cubby_client::types::{
+    DeleteBatchEntry, Metadata, RelocationBatchEntry, SaveUrlStatus, SharedLinkSettings,
+};
 use cubby_client::{App, Client, Hosts, Tokens};
 use serde_json::json;
 
@@ -244,10 +246,10 @@ async fn every_typed_route_method_works_against_a_real_server() {
         .unwrap();
     assert_eq!(saved.metadata.path_display(), "/docs/ref.txt");
     let link = c
-        .create_shared_link("/docs/a.txt", json!({}))
+        .create_shared_link("/docs/a.txt", SharedLinkSettings::default())
         .await
         .unwrap();
-    let link_url = link["url"].as_str().unwrap().to_owned();
+    let link_url = link.common().url.clone();
     assert_eq!(
         c.list_shared_links(Some("/docs/a.txt"), false)
             .await
@@ -257,16 +259,24 @@ async fn every_typed_route_method_works_against_a_real_server() {
         1
     );
     assert_eq!(
-        c.get_shared_link_metadata(&link_url, None).await.unwrap()["name"],
+        c.get_shared_link_metadata(&link_url, None)
+            .await
+            .unwrap()
+            .common()
+            .name,
         "a.txt"
     );
     let (_, bytes) = c.get_shared_link_file(&link_url, None).await.unwrap();
     assert_eq!(&bytes[..], b"hello world");
-    let modified = c
-        .modify_shared_link(&link_url, json!({"expires": "2099-01-01T00:00:00Z"}))
-        .await
-        .unwrap();
-    assert_eq!(modified["expires"], "2099-01-01T00:00:00Z");
+    let settings = SharedLinkSettings {
+        expires: Some("2099-01-01T00:00:00Z".into()),
+        ..SharedLinkSettings::default()
+    };
+    let modified = c.modify_shared_link(&link_url, settings).await.unwrap();
+    assert_eq!(
+        modified.common().expires.as_deref(),
+        Some("2099-01-01T00:00:00Z")
+    );
     c.revoke_shared_link(&link_url).await.unwrap();
     assert!(
         c.list_shared_links(None, false)

@@ -385,6 +385,79 @@ pub struct RateLimitError {
     pub retry_after: u64,
 }
 
+/// `SharedLinkSettingsError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum LinkSettingsError {
+    InvalidSettings,
+    NotAuthorized,
+    #[serde(other)]
+    Other,
+}
+
+/// `SharedLinkAlreadyExistsMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum LinkExists {
+    Metadata {
+        metadata: crate::api::types::SharedLinkMetadata,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// `CreateSharedLinkWithSettingsError`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum CreateSharedLinkError {
+    Path {
+        path: LookupError,
+    },
+    EmailNotVerified,
+    /// The link exists; its metadata comes along when its settings are the ones asked for.
+    SharedLinkAlreadyExists {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared_link_already_exists: Option<LinkExists>,
+    },
+    SettingsError {
+        settings_error: LinkSettingsError,
+    },
+    AccessDenied,
+    #[serde(other)]
+    Other,
+}
+
+/// `ListSharedLinksError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum ListSharedLinksError {
+    Path {
+        path: LookupError,
+    },
+    Reset,
+    #[serde(other)]
+    Other,
+}
+
+/// `SharedLinkError`, and the members `ModifySharedLinkSettingsError`,
+/// `RevokeSharedLinkError` and `GetSharedLinkFileError` add to it: one type, as each of
+/// those extends it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SharedLinkError {
+    SharedLinkNotFound,
+    SharedLinkAccessDenied,
+    UnsupportedLinkType,
+    SharedLinkMalformed,
+    SharedLinkIsDirectory,
+    SettingsError {
+        settings_error: LinkSettingsError,
+    },
+    EmailNotVerified,
+    #[serde(other)]
+    Other,
+}
+
 /// A route whose error union has no members (Stone's `Void` error): never sent.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = ".tag", rename_all = "snake_case")]

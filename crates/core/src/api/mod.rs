@@ -261,18 +261,18 @@ routes! {
     // ---- shared links
     CreateSharedLinkWithSettings = "sharing/create_shared_link_with_settings", Rpc, Api,
         user("sharing.write"),
-        Json => Json, Json;
+        CreateSharedLinkArg => SharedLinkMetadata, CreateSharedLinkError;
     ListSharedLinks = "sharing/list_shared_links", Rpc, Api, user("sharing.read"),
-        Json => SharedLinks, Json;
+        ListSharedLinksArg => SharedLinks, ListSharedLinksError;
     ModifySharedLinkSettings = "sharing/modify_shared_link_settings", Rpc, Api,
         user("sharing.write"),
-        Json => Json, Json;
+        ModifySharedLinkArg => SharedLinkMetadata, SharedLinkError;
     RevokeSharedLink = "sharing/revoke_shared_link", Rpc, Api, user("sharing.write"),
-        Json => Void, Json;
+        UrlArg => Void, SharedLinkError;
     GetSharedLinkMetadata = "sharing/get_shared_link_metadata", Rpc, Api, user("sharing.read"),
-        Json => Json, Json;
+        SharedLinkReadArg => SharedLinkMetadata, SharedLinkError;
     GetSharedLinkFile = "sharing/get_shared_link_file", Download, Content, user("sharing.read"),
-        Json => Json, Json;
+        SharedLinkReadArg => SharedLinkMetadata, SharedLinkError;
 }
 
 #[cfg(test)]

@@ -748,17 +748,203 @@ pub struct Link {
     pub link: String,
 }
 
-/// `ListSharedLinksResult`; each link is `SharedLinkMetadata` (a union) as JSON.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct SharedLinks {
-    pub links: Vec<serde_json::Value>,
-    pub has_more: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-}
-
 /// `UploadSessionStartBatchResult`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct SessionStartBatch {
     pub session_ids: Vec<String>,
+}
+
+// ---- shared links ------------------------------------------------------------------------
+
+/// `SharedLinkSettings`. Unknown fields are refused, as Dropbox does. The unions
+/// (`audience`, `access`, `requested_visibility`) are read as JSON because clients send them
+/// as strings or as tagged objects.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedLinkSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_password: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_visibility: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_download: Option<bool>,
+}
+
+impl SharedLinkSettings {
+    /// Whether no setting is given.
+    pub fn is_empty(&self) -> bool {
+        self.require_password.is_none()
+            && self.link_password.is_none()
+            && self.expires.is_none()
+            && self.audience.is_none()
+            && self.access.is_none()
+            && self.requested_visibility.is_none()
+            && self.allow_download.is_none()
+    }
+}
+
+/// `CreateSharedLinkWithSettingsArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct CreateSharedLinkArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SharedLinkSettings>,
+}
+
+/// `ListSharedLinksArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ListSharedLinksArg {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub direct_only: bool,
+}
+
+/// `ModifySharedLinkSettingsArgs`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ModifySharedLinkArg {
+    pub url: String,
+    pub settings: SharedLinkSettings,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remove_expiration: bool,
+}
+
+/// `RevokeSharedLinkArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct UrlArg {
+    pub url: String,
+}
+
+/// `GetSharedLinkMetadataArg` and `GetSharedLinkFileArg`: a link, and a path inside a
+/// linked folder.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SharedLinkReadArg {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_password: Option<String>,
+}
+
+/// `SharedLinkMetadata`: a linked file or folder as anyone with the link sees it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum SharedLinkMetadata {
+    File(FileLinkMetadata),
+    Folder(LinkCommon),
+}
+
+impl SharedLinkMetadata {
+    pub fn common(&self) -> &LinkCommon {
+        match self {
+            SharedLinkMetadata::File(f) => &f.common,
+            SharedLinkMetadata::Folder(f) => f,
+        }
+    }
+}
+
+/// What every `SharedLinkMetadata` member has. `id` and `path_lower` are shown only to the
+/// link's owner.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LinkCommon {
+    pub url: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_lower: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub link_permissions: LinkPermissions,
+}
+
+/// `FileLinkMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct FileLinkMetadata {
+    #[serde(flatten)]
+    pub common: LinkCommon,
+    pub client_modified: String,
+    pub server_modified: String,
+    pub rev: String,
+    pub size: u64,
+}
+
+/// `LinkPermissions`: what a link grants, and what the caller may change about it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct LinkPermissions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_visibility: Option<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_visibility: Option<Tag>,
+    pub can_revoke: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_failure_reason: Option<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_audience: Option<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_access_level: Option<Tag>,
+    #[serde(default)]
+    pub visibility_policies: Vec<VisibilityPolicy>,
+    #[serde(default)]
+    pub can_set_expiry: bool,
+    #[serde(default)]
+    pub can_remove_expiry: bool,
+    #[serde(default)]
+    pub allow_download: bool,
+    #[serde(default)]
+    pub can_allow_download: bool,
+    #[serde(default)]
+    pub can_disallow_download: bool,
+    #[serde(default)]
+    pub allow_comments: bool,
+    #[serde(default)]
+    pub team_restricts_comments: bool,
+    #[serde(default)]
+    pub audience_options: Vec<AudienceOption>,
+    #[serde(default)]
+    pub can_set_password: bool,
+    #[serde(default)]
+    pub can_remove_password: bool,
+    #[serde(default)]
+    pub require_password: bool,
+    #[serde(default)]
+    pub can_use_extended_sharing_controls: bool,
+}
+
+/// `VisibilityPolicy`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct VisibilityPolicy {
+    pub policy: Tag,
+    pub resolved_policy: Tag,
+    pub allowed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disallowed_reason: Option<Tag>,
+}
+
+/// `LinkAudienceOption`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct AudienceOption {
+    pub audience: Tag,
+    pub allowed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disallowed_reason: Option<Tag>,
+}
+
+/// `ListSharedLinksResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SharedLinks {
+    pub links: Vec<SharedLinkMetadata>,
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }

@@ -18,8 +18,7 @@ use cubby_core::path::{Pattern, is_within, lower, name_of};
 use cubby_store::{Entry, Kind, OpError};
 
 use crate::api::{
-    Answer, ApiResult, Ctx, Fail, Resolved, lookup_error, metadata, to_json, unexpected,
-    write_error,
+    Answer, ApiResult, Ctx, Fail, Resolved, lookup_error, metadata, unexpected, write_error,
 };
 
 /// Page size of list_folder when the caller gives no limit.
@@ -122,11 +121,7 @@ pub(crate) async fn list_folder(ctx: &Ctx, a: ListFolderArg) -> Answer<ep::ListF
                 ))
                 .into());
         }
-        let listing =
-            crate::api::links::list_folder(ctx, to_json(link), &a.path, a.recursive, a.limit)
-                .await?;
-        return Ok(serde_json::from_value(listing)
-            .map_err(|e| crate::api::ApiError::Internal(format!("a link listing: {e}")))?);
+        return crate::api::links::list_folder(ctx, link, &a.path, a.recursive, a.limit).await;
     }
     let cursor = listing_cursor(ctx, &a, false).await?;
     Ok(page(ctx, cursor).await?)
@@ -146,9 +141,7 @@ pub(crate) async fn list_folder_continue(
     if a.cursor
         .starts_with(&format!("{}.", crate::api::links::LINK_LISTING_KIND))
     {
-        let listing = crate::api::links::list_folder_continue(ctx, &a.cursor).await?;
-        return Ok(serde_json::from_value(listing)
-            .map_err(|e| crate::api::ApiError::Internal(format!("a link listing: {e}")))?);
+        return crate::api::links::list_folder_continue(ctx, &a.cursor).await;
     }
     let reset = || Fail::Route(ListFolderContinueError::Reset);
     let c = cursor::decode(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;

@@ -406,6 +406,8 @@ pub(crate) async fn serve_upload_link(
     match state.store.commit_file(ns, commit).await {
         Ok(e) => {
             state.metrics.add_in(e.size);
+            // The upload link's own answer, outside the API's routes: one field, as Dropbox
+            // sends it.
             crate::api::json_response(StatusCode::OK, &json!({"content-hash": e.content_hash}))
         }
         Err(_) => (StatusCode::CONFLICT, "the upload failed").into_response(),

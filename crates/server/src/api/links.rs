@@ -10,22 +10,28 @@
 //!   for everyone but the owner, and shows another account's paths and ids to nobody;
 //! - a `url` argument is parsed strictly; a token is looked up only by its digest.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
+use cubby_core::api::endpoint as ep;
+use cubby_core::api::errors::{
+    CreateSharedLinkError, LinkExists, LinkSettingsError, ListFolderContinueError,
+    ListSharedLinksError, LookupError, PathLookupError, SharedLinkError,
+};
+use cubby_core::api::types::{
+    AudienceOption, CreateSharedLinkArg, FileLinkMetadata, LinkCommon, LinkPermissions,
+    ListFolderResult, ListSharedLinksArg, Metadata, ModifySharedLinkArg, SharedLinkArg,
+    SharedLinkMetadata, SharedLinkReadArg, SharedLinkSettings, SharedLinks, Tag, UrlArg,
+    VisibilityPolicy, Void,
+};
 use cubby_core::path::{self as cpath, Pattern, RelPath, is_within, lower};
 use cubby_store::links::{Audience, Created, LinkChanges, NewLink, SharedLink};
 use cubby_store::{Entry, Kind, Store};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::api::history::base_url;
 use crate::api::transfer::serve_file;
-use crate::api::{
-    ApiError, ApiResult, Ctx, Resolved, json_response, metadata_json, percent_encode,
-};
-
-type Reply = ApiResult<Response>;
+use crate::api::{Answer, ApiResult, Ctx, Fail, Resolved, metadata, percent_encode};
 
 /// Links per page of `list_shared_links`.
 const LIST_PAGE: u32 = 200;
@@ -130,115 +136,104 @@ impl Viewer<'_> {
 }
 
 /// `SharedLinkMetadata` of `item` (the linked item, or an item inside a linked folder).
-fn link_metadata(url: &str, link: &SharedLink, item: &Entry, viewer: &Viewer) -> Value {
+fn link_metadata(
+    url: &str,
+    link: &SharedLink,
+    item: &Entry,
+    viewer: &Viewer,
+) -> SharedLinkMetadata {
     let owner = viewer.owns(link);
-    let mut m = Map::new();
-    m.insert(
-        ".tag".into(),
-        json!(if item.kind == Kind::File {
-            "file"
-        } else {
-            "folder"
-        }),
-    );
-    m.insert("url".into(), json!(url));
-    m.insert("name".into(), json!(item.name()));
     // Paths and ids are the owner's, and only inside the root the caller sees.
-    if owner && is_within(&item.path_lower, &lower(viewer.root)) {
-        let own = metadata_json(viewer.root, item, false);
-        m.insert("id".into(), own["id"].clone());
-        m.insert("path_lower".into(), own["path_lower"].clone());
-    }
-    if let Some(e) = link.expires {
-        m.insert("expires".into(), json!(cubby_core::time::format(e)));
-    }
-    m.insert("link_permissions".into(), permissions(link, owner));
+    let (id, path_lower) = if owner && is_within(&item.path_lower, &lower(viewer.root)) {
+        match metadata(viewer.root, item) {
+            Metadata::File(f) => (Some(f.id), f.path_lower),
+            Metadata::Folder(f) => (Some(f.id), f.path_lower),
+            Metadata::Deleted(d) => (None, d.path_lower),
+        }
+    } else {
+        (None, None)
+    };
+    let common = LinkCommon {
+        url: url.to_owned(),
+        name: item.name().to_owned(),
+        id,
+        path_lower,
+        expires: link.expires.map(cubby_core::time::format),
+        link_permissions: permissions(link, owner),
+    };
     if item.kind == Kind::File {
-        m.insert(
-            "client_modified".into(),
-            json!(cubby_core::time::format(item.client_modified)),
-        );
-        m.insert(
-            "server_modified".into(),
-            json!(cubby_core::time::format(item.server_modified)),
-        );
-        m.insert("rev".into(), json!(item.rev));
-        m.insert("size".into(), json!(item.size));
+        SharedLinkMetadata::File(FileLinkMetadata {
+            common,
+            client_modified: cubby_core::time::format(item.client_modified),
+            server_modified: cubby_core::time::format(item.server_modified),
+            rev: item.rev.clone().unwrap_or_default(),
+            size: item.size,
+        })
+    } else {
+        SharedLinkMetadata::Folder(common)
     }
-    Value::Object(m)
 }
 
 /// `LinkPermissions`: what the link grants and what the caller may change.
-fn permissions(link: &SharedLink, owner: bool) -> Value {
+fn permissions(link: &SharedLink, owner: bool) -> LinkPermissions {
     let password = link.password_hash.is_some();
     let (resolved, audience) = match (link.audience, password) {
         (Audience::NoOne, _) => ("no_one", "no_one"),
         (Audience::Public, true) => ("password", "public"),
         (Audience::Public, false) => ("public", "public"),
     };
-    let mut p = json!({
-        "resolved_visibility": {".tag": resolved},
-        "can_revoke": owner,
-        "effective_audience": {".tag": audience},
-        "link_access_level": {".tag": "viewer"},
-        "visibility_policies": [
-            {"policy": {".tag": "public"}, "resolved_policy": {".tag": "public"}, "allowed": owner},
-            {"policy": {".tag": "password"}, "resolved_policy": {".tag": "password"}, "allowed": owner},
-            {"policy": {".tag": "team_only"}, "resolved_policy": {".tag": "team_only"}, "allowed": false,
-             "disallowed_reason": {".tag": "user_not_on_team"}},
+    let not_on_team = || Some(Tag::new("user_not_on_team"));
+    let policy = |name: &str, allowed: bool| VisibilityPolicy {
+        policy: Tag::new(name),
+        resolved_policy: Tag::new(name),
+        allowed,
+        disallowed_reason: None,
+    };
+    let option = |name: &str, allowed: bool| AudienceOption {
+        audience: Tag::new(name),
+        allowed,
+        disallowed_reason: None,
+    };
+    LinkPermissions {
+        resolved_visibility: Some(Tag::new(resolved)),
+        requested_visibility: (link.audience == Audience::Public)
+            .then(|| Tag::new(if password { "password" } else { "public" })),
+        can_revoke: owner,
+        revoke_failure_reason: (!owner).then(|| Tag::new("owner_only")),
+        effective_audience: Some(Tag::new(audience)),
+        link_access_level: Some(Tag::new("viewer")),
+        visibility_policies: vec![
+            policy("public", owner),
+            policy("password", owner),
+            VisibilityPolicy {
+                disallowed_reason: not_on_team(),
+                ..policy("team_only", false)
+            },
         ],
-        "can_set_expiry": owner,
-        "can_remove_expiry": owner,
-        "allow_download": link.allow_download,
-        "can_allow_download": owner,
-        "can_disallow_download": owner,
-        "allow_comments": false,
-        "team_restricts_comments": false,
-        "audience_options": [
-            {"audience": {".tag": "public"}, "allowed": owner},
-            {"audience": {".tag": "team"}, "allowed": false, "disallowed_reason": {".tag": "user_not_on_team"}},
-            {"audience": {".tag": "no_one"}, "allowed": owner},
+        can_set_expiry: owner,
+        can_remove_expiry: owner,
+        allow_download: link.allow_download,
+        can_allow_download: owner,
+        can_disallow_download: owner,
+        allow_comments: false,
+        team_restricts_comments: false,
+        audience_options: vec![
+            option("public", owner),
+            AudienceOption {
+                disallowed_reason: not_on_team(),
+                ..option("team", false)
+            },
+            option("no_one", owner),
         ],
-        "can_set_password": owner,
-        "can_remove_password": owner,
-        "require_password": password,
-        "can_use_extended_sharing_controls": owner,
-    });
-    if link.audience == Audience::Public {
-        p["requested_visibility"] = json!({".tag": if password { "password" } else { "public" }});
+        can_set_password: owner,
+        can_remove_password: owner,
+        require_password: password,
+        can_use_extended_sharing_controls: owner,
     }
-    if !owner {
-        p["revoke_failure_reason"] = json!({".tag": "owner_only"});
-    }
-    p
 }
 
 // ---------------------------------------------------------------------------------------
 // Settings.
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct SettingsArg {
-    require_password: Option<bool>,
-    link_password: Option<String>,
-    expires: Option<String>,
-    audience: Option<Value>,
-    access: Option<Value>,
-    requested_visibility: Option<Value>,
-    allow_download: Option<bool>,
-}
-
-impl SettingsArg {
-    fn is_empty(&self) -> bool {
-        self.require_password.is_none()
-            && self.link_password.is_none()
-            && self.expires.is_none()
-            && self.audience.is_none()
-            && self.access.is_none()
-            && self.requested_visibility.is_none()
-            && self.allow_download.is_none()
-    }
-}
 
 /// Requested settings, checked; `password` is `Some(None)` to remove one, and
 /// `wants_password` says the link must end up with one.
@@ -250,14 +245,15 @@ struct Settings {
     allow_download: Option<bool>,
 }
 
-/// Why settings were refused: a `SharedLinkSettingsError` tag, or a 400.
+/// Why settings were refused: a `SharedLinkSettingsError`, or a 400.
 enum SettingsError {
-    Tag(&'static str),
+    Refused(LinkSettingsError),
     BadInput(String),
 }
 
-fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
-    let invalid = SettingsError::Tag("invalid_settings");
+fn parse_settings(s: &SharedLinkSettings) -> Result<Settings, SettingsError> {
+    let invalid = SettingsError::Refused(LinkSettingsError::InvalidSettings);
+    let not_authorized = || SettingsError::Refused(LinkSettingsError::NotAuthorized);
     let mut audience = None;
     let mut wants_password = s.require_password == Some(true);
     // The deprecated visibility puts public and password on one scale: asking for public
@@ -273,7 +269,7 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
                 audience = Some(Audience::Public);
                 wants_password = true;
             }
-            Some("team_only") => return Err(SettingsError::Tag("not_authorized")),
+            Some("team_only") => return Err(not_authorized()),
             _ => {
                 return Err(SettingsError::BadInput(
                     "settings.requested_visibility: unknown visibility".into(),
@@ -289,7 +285,7 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
                 audience = Some(Audience::Public);
                 wants_password = true;
             }
-            Some("team" | "members") => return Err(SettingsError::Tag("not_authorized")),
+            Some("team" | "members") => return Err(not_authorized()),
             Some(_) => return Err(invalid),
             None => {
                 return Err(SettingsError::BadInput(
@@ -301,7 +297,7 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
     if let Some(v) = &s.access {
         match cubby_core::wire::union_tag(v).map(|t| t.0) {
             Some("viewer" | "default" | "max") => {}
-            Some("editor") => return Err(SettingsError::Tag("not_authorized")),
+            Some("editor") => return Err(not_authorized()),
             Some(_) => return Err(invalid),
             None => {
                 return Err(SettingsError::BadInput(
@@ -350,54 +346,68 @@ fn parse_settings(s: &SettingsArg) -> Result<Settings, SettingsError> {
     })
 }
 
-fn settings_error(ctx: &Ctx, e: SettingsError) -> ApiError {
+/// A settings refusal in a route's own union (`settings_error` is a member of each), or a
+/// 400.
+fn settings_error<E>(
+    ctx: &Ctx,
+    e: SettingsError,
+    wrap: impl FnOnce(LinkSettingsError) -> E,
+) -> Fail<E> {
     match e {
-        SettingsError::Tag(t) => {
-            ApiError::Route(json!({".tag": "settings_error", "settings_error": {".tag": t}}))
-        }
-        SettingsError::BadInput(m) => ctx.bad_input(&format!("request body: {m}")),
+        SettingsError::Refused(r) => Fail::Route(wrap(r)),
+        SettingsError::BadInput(m) => ctx.bad_input(&format!("request body: {m}")).into(),
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Routes.
 
-#[derive(Deserialize)]
-struct CreateArg {
-    path: String,
-    settings: Option<SettingsArg>,
+/// Why the item at a `path` argument cannot be linked or listed.
+enum NoItem {
+    Lookup(LookupError),
+    /// A `rev:` path where a live item is needed.
+    AccessDenied,
 }
 
-/// The live item at a `path` argument, or the route's `path` error (`LookupError`); a `rev:`
-/// path stands for its file's current entry where `allow_rev`, and is `access_denied` otherwise.
-async fn live_entry(ctx: &Ctx, path: &str, allow_rev: bool) -> Result<Entry, ApiError> {
-    let path_err = |t: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": t}}));
+/// The live item at a `path` argument; a `rev:` path stands for its file's current entry
+/// where `allow_rev`, and is refused otherwise.
+async fn live_entry(ctx: &Ctx, path: &str, allow_rev: bool) -> ApiResult<Result<Entry, NoItem>> {
     let store = ctx.store();
     let entry = match ctx.resolve("path", path, Pattern::ReadPath).await? {
         Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
         Resolved::Revision(e) if allow_rev => store.entry(ctx.ns(), &e.path_lower).await?,
-        Resolved::Revision(_) => return Err(ApiError::Route(json!({".tag": "access_denied"}))),
-        Resolved::Malformed => return Err(path_err("malformed_path")),
-        Resolved::NotFolder => return Err(path_err("not_folder")),
+        Resolved::Revision(_) => return Ok(Err(NoItem::AccessDenied)),
+        Resolved::Malformed => return Ok(Err(NoItem::Lookup(LookupError::MalformedPath))),
+        Resolved::NotFolder => return Ok(Err(NoItem::Lookup(LookupError::NotFolder))),
         Resolved::NotFound => None,
     };
-    match entry {
+    Ok(match entry {
         Some(e) if e.kind != Kind::Deleted => Ok(e),
-        _ => Err(path_err("not_found")),
-    }
+        _ => Err(NoItem::Lookup(LookupError::NotFound)),
+    })
 }
 
-pub(crate) async fn create(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: CreateArg = ctx.arg(arg)?;
-    let path_err = |t: &str| ApiError::Route(json!({".tag": "path", "path": {".tag": t}}));
+pub(crate) async fn create(
+    ctx: &Ctx,
+    a: CreateSharedLinkArg,
+    headers: &HeaderMap,
+) -> Answer<ep::CreateSharedLinkWithSettings> {
+    use CreateSharedLinkError as E;
+    let wrap = |settings_error| E::SettingsError { settings_error };
     let requested = a.settings.unwrap_or_default();
-    let settings = parse_settings(&requested).map_err(|e| settings_error(ctx, e))?;
-    let entry = live_entry(ctx, &a.path, false).await?;
+    let settings = parse_settings(&requested).map_err(|e| settings_error(ctx, e, wrap))?;
+    let entry = match live_entry(ctx, &a.path, false).await? {
+        Ok(e) => e,
+        Err(NoItem::Lookup(l)) => return Err(Fail::Route(E::Path { path: l })),
+        Err(NoItem::AccessDenied) => return Err(Fail::Route(E::AccessDenied)),
+    };
     let Some(file_id) = entry.id.clone() else {
-        return Err(path_err("not_found"));
+        return Err(Fail::Route(E::Path {
+            path: LookupError::NotFound,
+        }));
     };
     if settings.wants_password && !matches!(settings.password, Some(Some(_))) {
-        return Err(settings_error(ctx, SettingsError::Tag("invalid_settings")));
+        return Err(Fail::Route(wrap(LinkSettingsError::InvalidSettings)));
     }
     let new = NewLink {
         audience: settings.audience.unwrap_or(Audience::Public),
@@ -411,22 +421,22 @@ pub(crate) async fn create(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply 
         .create_shared_link(ctx.ns(), ctx.auth().account.id, &file_id, new)
         .await?
     {
-        Created::New(link) => Ok(json_response(
-            StatusCode::OK,
-            &link_metadata(&link_url(headers, &link, &entry), &link, &entry, &viewer),
+        Created::New(link) => Ok(link_metadata(
+            &link_url(headers, &link, &entry),
+            &link,
+            &entry,
+            &viewer,
         )),
         Created::Exists(link) => {
             // Dropbox returns the existing link's metadata unless the request asked for
             // settings the existing link may not have.
             let compatible = requested.is_empty() || same_settings(&link, &settings);
-            let err = if compatible {
-                let meta = link_metadata(&link_url(headers, &link, &entry), &link, &entry, &viewer);
-                json!({".tag": "shared_link_already_exists",
-                       "shared_link_already_exists": {".tag": "metadata", "metadata": meta}})
-            } else {
-                json!({".tag": "shared_link_already_exists"})
-            };
-            Err(ApiError::Route(err))
+            let existing = compatible.then(|| LinkExists::Metadata {
+                metadata: link_metadata(&link_url(headers, &link, &entry), &link, &entry, &viewer),
+            });
+            Err(Fail::Route(E::SharedLinkAlreadyExists {
+                shared_link_already_exists: existing,
+            }))
         }
     }
 }
@@ -442,14 +452,6 @@ fn same_settings(link: &SharedLink, s: &Settings) -> bool {
         && s.allow_download.is_none_or(|d| d == link.allow_download)
 }
 
-#[derive(Deserialize)]
-struct ListArg {
-    path: Option<String>,
-    cursor: Option<String>,
-    #[serde(default)]
-    direct_only: bool,
-}
-
 /// Where a `list_shared_links` page continues.
 #[derive(Serialize, Deserialize)]
 struct ListCursor {
@@ -459,8 +461,11 @@ struct ListCursor {
     after: i64,
 }
 
-pub(crate) async fn list(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: ListArg = ctx.arg(arg)?;
+pub(crate) async fn list(
+    ctx: &Ctx,
+    a: ListSharedLinksArg,
+    headers: &HeaderMap,
+) -> Answer<ep::ListSharedLinks> {
     let viewer = Viewer::of(ctx);
     let root_lower = ctx.root_lower();
     let store = ctx.store();
@@ -468,7 +473,17 @@ pub(crate) async fn list(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
     let mut cursor_out = None;
     let mut has_more = false;
     if let Some(path) = &a.path {
-        let entry = live_entry(ctx, path, true).await?;
+        let entry = match live_entry(ctx, path, true).await? {
+            Ok(e) => e,
+            Err(NoItem::Lookup(l)) => {
+                return Err(Fail::Route(ListSharedLinksError::Path { path: l }));
+            }
+            Err(NoItem::AccessDenied) => {
+                return Err(Fail::Route(ListSharedLinksError::Path {
+                    path: LookupError::NotFound,
+                }));
+            }
+        };
         // The item itself, and (unless direct_only) every folder above it inside the root.
         let mut paths = vec![entry.path_lower.clone()];
         if !a.direct_only {
@@ -499,7 +514,7 @@ pub(crate) async fn list(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
                 {
                     c.after
                 }
-                _ => return Err(ApiError::Route(json!({".tag": "reset"}))),
+                _ => return Err(Fail::Route(ListSharedLinksError::Reset)),
             },
         };
         let page = store
@@ -536,26 +551,25 @@ pub(crate) async fn list(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
             ));
         }
     }
-    let mut body = json!({"links": out, "has_more": has_more});
-    if let Some(c) = cursor_out {
-        body["cursor"] = json!(c);
-    }
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(SharedLinks {
+        links: out,
+        has_more,
+        cursor: cursor_out,
+    })
 }
 
 /// A link the caller manages: it must exist, be the caller's, and lie under its root.
+/// `malformed` is what a URL that is no link at all answers.
 async fn own_link(
     ctx: &Ctx,
     url: &str,
-    malformed_tag: &'static str,
-) -> ApiResult<(SharedLink, Entry)> {
-    let not_found = || ApiError::Route(json!({".tag": "shared_link_not_found"}));
+    malformed: SharedLinkError,
+) -> Result<(SharedLink, Entry), Fail<SharedLinkError>> {
+    let not_found = || Fail::Route(SharedLinkError::SharedLinkNotFound);
     let token = match parse_link_url(url) {
         LinkUrl::Token(t) => t,
-        LinkUrl::OtherType => {
-            return Err(ApiError::Route(json!({".tag": "unsupported_link_type"})));
-        }
-        LinkUrl::Malformed => return Err(ApiError::Route(json!({".tag": malformed_tag}))),
+        LinkUrl::OtherType => return Err(Fail::Route(SharedLinkError::UnsupportedLinkType)),
+        LinkUrl::Malformed => return Err(Fail::Route(malformed)),
     };
     let Some(link) = ctx.store().shared_link_by_token(&token).await? else {
         return Err(not_found());
@@ -565,34 +579,29 @@ async fn own_link(
     };
     let viewer = Viewer::of(ctx);
     if !viewer.owns(&link) || !is_within(&item.path_lower, &ctx.root_lower()) {
-        return Err(ApiError::Route(
-            json!({".tag": "shared_link_access_denied"}),
-        ));
+        return Err(Fail::Route(SharedLinkError::SharedLinkAccessDenied));
     }
     Ok((link, item))
 }
 
-#[derive(Deserialize)]
-struct ModifyArg {
-    url: String,
-    settings: SettingsArg,
-    #[serde(default)]
-    remove_expiration: bool,
-}
-
-pub(crate) async fn modify(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: ModifyArg = ctx.arg(arg)?;
-    let (link, item) = own_link(ctx, &a.url, "shared_link_not_found").await?;
+pub(crate) async fn modify(
+    ctx: &Ctx,
+    a: ModifySharedLinkArg,
+    headers: &HeaderMap,
+) -> Answer<ep::ModifySharedLinkSettings> {
+    let wrap = |settings_error| SharedLinkError::SettingsError { settings_error };
+    let invalid = || Fail::Route(wrap(LinkSettingsError::InvalidSettings));
+    let (link, item) = own_link(ctx, &a.url, SharedLinkError::SharedLinkNotFound).await?;
     if a.settings.is_empty() && !a.remove_expiration {
-        return Err(settings_error(ctx, SettingsError::Tag("invalid_settings")));
+        return Err(invalid());
     }
-    let s = parse_settings(&a.settings).map_err(|e| settings_error(ctx, e))?;
+    let s = parse_settings(&a.settings).map_err(|e| settings_error(ctx, e, wrap))?;
     if a.remove_expiration && s.expires.is_some() {
-        return Err(settings_error(ctx, SettingsError::Tag("invalid_settings")));
+        return Err(invalid());
     }
     // Asking for a password keeps the current one; a link without one needs it given.
     if s.wants_password && s.password.is_none() && link.password_hash.is_none() {
-        return Err(settings_error(ctx, SettingsError::Tag("invalid_settings")));
+        return Err(invalid());
     }
     let changes = LinkChanges {
         audience: s.audience,
@@ -605,36 +614,20 @@ pub(crate) async fn modify(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply 
         allow_download: s.allow_download,
     };
     let Some(link) = ctx.store().modify_shared_link(link.id, changes).await? else {
-        return Err(ApiError::Route(json!({".tag": "shared_link_not_found"})));
+        return Err(Fail::Route(SharedLinkError::SharedLinkNotFound));
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &link_metadata(
-            &link_url(headers, &link, &item),
-            &link,
-            &item,
-            &Viewer::of(ctx),
-        ),
+    Ok(link_metadata(
+        &link_url(headers, &link, &item),
+        &link,
+        &item,
+        &Viewer::of(ctx),
     ))
 }
 
-#[derive(Deserialize)]
-struct RevokeArg {
-    url: String,
-}
-
-pub(crate) async fn revoke(ctx: &Ctx, arg: Value) -> Reply {
-    let a: RevokeArg = ctx.arg(arg)?;
-    let (link, _) = own_link(ctx, &a.url, "shared_link_malformed").await?;
+pub(crate) async fn revoke(ctx: &Ctx, a: UrlArg) -> Answer<ep::RevokeSharedLink> {
+    let (link, _) = own_link(ctx, &a.url, SharedLinkError::SharedLinkMalformed).await?;
     ctx.store().revoke_shared_link(link.id).await?;
-    Ok(json_response(StatusCode::OK, &Value::Null))
-}
-
-#[derive(Deserialize)]
-struct GetArg {
-    url: String,
-    path: Option<String>,
-    link_password: Option<String>,
+    Ok(Void)
 }
 
 /// Why reading through a link failed.
@@ -705,72 +698,74 @@ pub(crate) async fn item_at(
 }
 
 /// The link and item a `get_shared_link_*` call reads, after its checks.
-async fn read_through(ctx: &Ctx, a: &GetArg) -> ApiResult<(SharedLink, Entry, Entry)> {
-    let tag = |t: &str| ApiError::Route(json!({".tag": t}));
+async fn read_through(
+    ctx: &Ctx,
+    a: &SharedLinkReadArg,
+) -> Result<(SharedLink, Entry, Entry), Fail<SharedLinkError>> {
+    use SharedLinkError as E;
     let token = match parse_link_url(&a.url) {
         LinkUrl::Token(t) => t,
-        LinkUrl::OtherType => return Err(tag("unsupported_link_type")),
-        LinkUrl::Malformed => return Err(tag("shared_link_not_found")),
+        LinkUrl::OtherType => return Err(Fail::Route(E::UnsupportedLinkType)),
+        LinkUrl::Malformed => return Err(Fail::Route(E::SharedLinkNotFound)),
     };
     if let Some(p) = &a.path
         && !p.starts_with('/')
     {
-        return Err(ctx.bad_input(&format!("request body: path: '{p}' did not match pattern")));
+        return Err(ctx
+            .bad_input(&format!("request body: path: '{p}' did not match pattern"))
+            .into());
     }
     let store = ctx.store();
     let Some(link) = store.shared_link_by_token(&token).await? else {
-        return Err(tag("shared_link_not_found"));
+        return Err(Fail::Route(E::SharedLinkNotFound));
     };
     let owner = Viewer::of(ctx).owns(&link);
     match check_access(&ctx.state, &link, owner, a.link_password.as_deref()).await {
         Ok(()) => {}
-        Err(Denied::NotFound) => return Err(tag("shared_link_not_found")),
-        Err(Denied::AccessDenied) => return Err(tag("shared_link_access_denied")),
+        Err(Denied::NotFound) => return Err(Fail::Route(E::SharedLinkNotFound)),
+        Err(Denied::AccessDenied) => return Err(Fail::Route(E::SharedLinkAccessDenied)),
     }
     let Some(top) = item_at(store, &link, None).await? else {
-        return Err(tag("shared_link_not_found"));
+        return Err(Fail::Route(E::SharedLinkNotFound));
     };
     let Some(item) = item_at(store, &link, a.path.as_deref()).await? else {
-        return Err(tag("shared_link_not_found"));
+        return Err(Fail::Route(E::SharedLinkNotFound));
     };
     Ok((link, top, item))
 }
 
-pub(crate) async fn get_metadata(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: GetArg = ctx.arg(arg)?;
+pub(crate) async fn get_metadata(
+    ctx: &Ctx,
+    a: SharedLinkReadArg,
+    headers: &HeaderMap,
+) -> Answer<ep::GetSharedLinkMetadata> {
     let (link, top, item) = read_through(ctx, &a).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &link_metadata(
-            &link_url(headers, &link, &top),
-            &link,
-            &item,
-            &Viewer::of(ctx),
-        ),
+    Ok(link_metadata(
+        &link_url(headers, &link, &top),
+        &link,
+        &item,
+        &Viewer::of(ctx),
     ))
 }
 
-pub(crate) async fn get_file(ctx: &Ctx, arg: Value, headers: &HeaderMap) -> Reply {
-    let a: GetArg = ctx.arg(arg)?;
+/// `sharing/get_shared_link_file`: the link's metadata (for `Dropbox-API-Result`) and the
+/// response streaming the file.
+pub(crate) async fn get_file(
+    ctx: &Ctx,
+    a: SharedLinkReadArg,
+    headers: &HeaderMap,
+) -> Result<(SharedLinkMetadata, Response), Fail<SharedLinkError>> {
     let (link, top, item) = read_through(ctx, &a).await?;
     if item.kind != Kind::File {
-        return Err(ApiError::Route(json!({".tag": "shared_link_is_directory"})));
+        return Err(Fail::Route(SharedLinkError::SharedLinkIsDirectory));
     }
     let viewer = Viewer::of(ctx);
     if !link.allow_download && !viewer.owns(&link) {
-        return Err(ApiError::Route(
-            json!({".tag": "shared_link_access_denied"}),
-        ));
+        return Err(Fail::Route(SharedLinkError::SharedLinkAccessDenied));
     }
     let meta = link_metadata(&link_url(headers, &link, &top), &link, &item, &viewer);
-    serve_file(
-        &ctx.state,
-        &item,
-        Some(&meta),
-        "application/octet-stream",
-        headers,
-    )
-    .await
+    let resp = serve_file(&ctx.state, &item, None, "application/octet-stream", headers).await?;
+    Ok((meta, resp))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,34 +782,32 @@ pub(crate) struct LinkListing {
     limit: u32,
 }
 
-#[derive(Deserialize)]
-pub(crate) struct SharedLinkArg {
-    url: String,
-    password: Option<String>,
-}
-
 /// `files/list_folder` with `shared_link`: lists the folder at `path` (relative to the
 /// link's folder; `""` is the folder itself), non-recursively. Every failure to reach the
 /// folder is `path/not_found`, so a listing never tells whether a link exists.
 pub(crate) async fn list_folder(
     ctx: &Ctx,
-    shared_link: Value,
+    sl: &SharedLinkArg,
     path: &str,
     recursive: bool,
     limit: Option<u32>,
-) -> ApiResult<Value> {
-    let sl: SharedLinkArg = ctx.arg(shared_link)?;
+) -> Answer<ep::ListFolder> {
     if recursive {
-        return Err(ctx.bad_input(
-            "request body: recursive: a listing through a shared link cannot be recursive",
-        ));
+        return Err(ctx
+            .bad_input(
+                "request body: recursive: a listing through a shared link cannot be recursive",
+            )
+            .into());
     }
     if !path.is_empty() && !path.starts_with('/') {
-        return Err(ctx.bad_input(&format!(
-            "request body: path: '{path}' is not a path relative to the link"
-        )));
+        return Err(ctx
+            .bad_input(&format!(
+                "request body: path: '{path}' is not a path relative to the link"
+            ))
+            .into());
     }
-    let not_found = || ApiError::Route(json!({".tag": "path", "path": {".tag": "not_found"}}));
+    let lookup = |l: LookupError| Fail::Route(PathLookupError::Path { path: l });
+    let not_found = || lookup(LookupError::NotFound);
     let store = ctx.store();
     let LinkUrl::Token(token) = parse_link_url(&sl.url) else {
         return Err(not_found());
@@ -831,11 +824,7 @@ pub(crate) async fn list_folder(
     }
     let folder = match item_at(store, &link, Some(path)).await? {
         Some(e) if e.kind == Kind::Folder => e,
-        Some(_) => {
-            return Err(ApiError::Route(
-                json!({".tag": "path", "path": {".tag": "not_folder"}}),
-            ));
-        }
+        Some(_) => return Err(lookup(LookupError::NotFolder)),
         None => return Err(not_found()),
     };
     let state = LinkListing {
@@ -845,12 +834,15 @@ pub(crate) async fn list_folder(
         after: String::new(),
         limit: limit.unwrap_or(LINK_LISTING_PAGE),
     };
-    link_listing_page(ctx, &link, state).await
+    Ok(link_listing_page(ctx, &link, state).await?)
 }
 
 /// `files/list_folder/continue` with a cursor of a listing through a link.
-pub(crate) async fn list_folder_continue(ctx: &Ctx, cursor: &str) -> ApiResult<Value> {
-    let reset = || ApiError::Route(json!({".tag": "reset"}));
+pub(crate) async fn list_folder_continue(
+    ctx: &Ctx,
+    cursor: &str,
+) -> Answer<ep::ListFolderContinue> {
+    let reset = || Fail::Route(ListFolderContinueError::Reset);
     let store = ctx.store();
     let state: LinkListing =
         cubby_core::cursor::open(store.cursor_key(), LINK_LISTING_KIND, cursor)
@@ -863,7 +855,7 @@ pub(crate) async fn list_folder_continue(ctx: &Ctx, cursor: &str) -> ApiResult<V
     if link.expired() && !Viewer::of(ctx).owns(&link) {
         return Err(reset());
     }
-    link_listing_page(ctx, &link, state).await
+    Ok(link_listing_page(ctx, &link, state).await?)
 }
 
 /// Ties a listing cursor to one link and password: revoking the link or changing its
@@ -880,7 +872,7 @@ async fn link_listing_page(
     ctx: &Ctx,
     link: &SharedLink,
     mut state: LinkListing,
-) -> ApiResult<Value> {
+) -> ApiResult<ListFolderResult> {
     let store = ctx.store();
     let mut rows = store
         .list(
@@ -897,17 +889,22 @@ async fn link_listing_page(
     if let Some(last) = rows.last() {
         state.after = last.path_lower.clone();
     }
-    let entries: Vec<Value> = rows.iter().map(link_entry).collect();
+    let entries = rows.iter().map(link_entry).collect();
     let cursor = cubby_core::cursor::seal(store.cursor_key(), LINK_LISTING_KIND, &state);
-    Ok(json!({"entries": entries, "cursor": cursor, "has_more": has_more}))
+    Ok(ListFolderResult {
+        entries,
+        cursor,
+        has_more,
+    })
 }
 
 /// An entry listed through a link: its metadata without the owner's paths.
-fn link_entry(e: &Entry) -> Value {
-    let mut v = metadata_json("", e, true);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("path_lower");
-        o.remove("path_display");
+fn link_entry(e: &Entry) -> Metadata {
+    let mut m = metadata("", e);
+    match &mut m {
+        Metadata::File(f) => (f.path_lower, f.path_display) = (None, None),
+        Metadata::Folder(f) => (f.path_lower, f.path_display) = (None, None),
+        Metadata::Deleted(d) => (d.path_lower, d.path_display) = (None, None),
     }
-    v
+    m
 }

@@ -408,21 +408,6 @@ pub(crate) fn metadata(root: &str, e: &Entry) -> Metadata {
     }
 }
 
-/// Metadata JSON of an entry relative to `root`, with its `.tag` when `tagged` (the union
-/// `Metadata`) or without (a `FileMetadata` or `FolderMetadata` field). For the routes whose
-/// results are still built as JSON.
-pub(crate) fn metadata_json(root: &str, e: &Entry, tagged: bool) -> Value {
-    let md = metadata(root, e);
-    if tagged {
-        return to_json(&md);
-    }
-    match &md {
-        Metadata::File(f) => to_json(f),
-        Metadata::Folder(f) => to_json(f),
-        Metadata::Deleted(d) => to_json(d),
-    }
-}
-
 /// The outcome of resolving a path argument.
 pub(crate) enum Resolved {
     /// A full namespace path (display form; it may or may not exist).
@@ -954,12 +939,24 @@ async fn call(
             ))
         }
 
-        Route::CreateSharedLinkWithSettings => links::create(ctx, arg, headers).await,
-        Route::ListSharedLinks => links::list(ctx, arg, headers).await,
-        Route::ModifySharedLinkSettings => links::modify(ctx, arg, headers).await,
-        Route::RevokeSharedLink => links::revoke(ctx, arg).await,
-        Route::GetSharedLinkMetadata => links::get_metadata(ctx, arg, headers).await,
-        Route::GetSharedLinkFile => links::get_file(ctx, arg, headers).await,
+        Route::CreateSharedLinkWithSettings => {
+            typed!(CreateSharedLinkWithSettings, |a| links::create(
+                ctx, a, headers
+            ))
+        }
+        Route::ListSharedLinks => typed!(ListSharedLinks, |a| links::list(ctx, a, headers)),
+        Route::ModifySharedLinkSettings => {
+            typed!(ModifySharedLinkSettings, |a| links::modify(ctx, a, headers))
+        }
+        Route::RevokeSharedLink => typed!(RevokeSharedLink, |a| links::revoke(ctx, a)),
+        Route::GetSharedLinkMetadata => {
+            typed!(GetSharedLinkMetadata, |a| links::get_metadata(
+                ctx, a, headers
+            ))
+        }
+        Route::GetSharedLinkFile => {
+            typed_download!(GetSharedLinkFile, |a| links::get_file(ctx, a, headers))
+        }
     }
 }
 

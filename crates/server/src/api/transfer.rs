@@ -14,7 +14,7 @@ use cubby_core::wire::union_tag;
 use cubby_store::Store;
 use cubby_store::meta::{Commit, WriteMode};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use cubby_core::api::endpoint as ep;
 use cubby_core::api::errors::{DownloadError, UploadError, WriteConflictError, WriteError};
@@ -309,18 +309,6 @@ pub(crate) enum Refused {
     TooLarge,
     HashMismatch,
     Api(ApiError),
-}
-
-/// For the routes whose error unions are still built as JSON (upload sessions): both
-/// request-level members by their tags.
-impl From<Refused> for ApiError {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::TooLarge => ApiError::Route(json!({".tag": "payload_too_large"})),
-            Refused::HashMismatch => ApiError::Route(json!({".tag": "content_hash_mismatch"})),
-            Refused::Api(e) => e,
-        }
-    }
 }
 
 impl From<ApiError> for Refused {
