@@ -12,12 +12,12 @@ use cubby_core::hash::BlockHash;
 use cubby_core::ids;
 use cubby_core::path::name_of;
 
-use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx};
 use crate::meta::{
     Entry, Kind, MAX_RELOCATION_ENTRIES, NewItem, OpError, SUBTREE, SubtreeRow, WriteTx,
     blob_to_blocks, descendant_range, first, subtree_row,
 };
+use crate::tokens::token_hash;
 use crate::{Store, StoreError, now, random_bytes};
 
 /// How long a reference stays valid. Dropbox sets `expires` "far enough in the future so that

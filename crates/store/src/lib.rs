@@ -10,7 +10,8 @@
 //! - [`meta`]: accounts, apps, tokens, the namespace tree, revisions and the journal.
 //! - [`notify::Notifier`]: wakes longpoll waiters after a namespace commits.
 
-pub mod auth;
+pub mod accounts;
+pub mod apps;
 pub mod blocks;
 pub mod copyref;
 mod db;
@@ -22,20 +23,41 @@ pub mod links;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
+mod passwords;
 mod refs;
 pub mod retention;
 mod schema;
 pub mod sessions;
 mod small;
+pub mod stats;
+pub mod tokens;
+pub mod web_sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use auth::{
-    AccessType, Account, App, AuthInfo, CodeRequest, GrantError, Issued, NewApp, Stats,
-    TokenAccess, WebSession,
-};
+pub use accounts::Account;
+pub use apps::{AccessType, App, NewApp};
 pub use meta::{Entry, Kind, OpError, WriteConflict};
+pub use stats::Stats;
+pub use tokens::{AuthInfo, CodeRequest, GrantError, Issued, TokenAccess};
+pub use web_sessions::WebSession;
+
+/// The accounts, apps, tokens and web sessions under the path they had before they were split
+/// into [`accounts`], [`apps`], [`tokens`], [`web_sessions`] and [`stats`]: other crates name
+/// some of them as `cubby_store::auth::…`.
+pub mod auth {
+    pub use crate::accounts::Account;
+    pub use crate::apps::{
+        ALL_SCOPES, AccessType, App, NewApp, redirect_uri_matches, valid_redirect_uri,
+    };
+    pub use crate::stats::Stats;
+    pub use crate::tokens::{
+        ACCESS_TOKEN_SECS, AUTH_CACHE_SECS, AuthInfo, CODE_SECS, CodeRequest, GrantError, Issued,
+        TokenAccess,
+    };
+    pub use crate::web_sessions::{WEB_SESSION_SECS, WebSession};
+}
 
 /// A failure of the storage itself (database or blocks), as opposed to a refused operation.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +109,7 @@ pub struct Store {
     /// The key shared-link tokens and unlock cookies are derived with.
     pub(crate) link_key: Arc<Vec<u8>>,
     /// Access tokens this server looked up in the last few seconds.
-    pub(crate) auth_cache: Arc<auth::AuthCache>,
+    pub(crate) auth_cache: Arc<tokens::AuthCache>,
     /// Blocks found missing, and found corrupt, by reads since the process started.
     pub bad_blocks: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     data_dir: PathBuf,

@@ -11,8 +11,8 @@
 
 use cubby_core::ids;
 
-use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx, placeholders};
+use crate::tokens::token_hash;
 use crate::{Store, StoreError, now, random_bytes};
 
 /// The label of link tokens derived with the link key.
@@ -146,7 +146,7 @@ impl Store {
             return Ok(Created::Exists(existing));
         }
         let password_hash = match settings.password {
-            Some(p) => Some(crate::auth::hash_password_blocking(p).await?),
+            Some(p) => Some(crate::passwords::hash_password_blocking(p).await?),
             None => None,
         };
         let nonce: [u8; 32] = random_bytes();
@@ -289,7 +289,7 @@ impl Store {
         changes: LinkChanges,
     ) -> Result<Option<SharedLink>, StoreError> {
         let password = match changes.password {
-            Some(Some(p)) => Some(Some(crate::auth::hash_password_blocking(p).await?)),
+            Some(Some(p)) => Some(Some(crate::passwords::hash_password_blocking(p).await?)),
             Some(None) => Some(None),
             None => None,
         };
@@ -344,7 +344,7 @@ impl Store {
     pub async fn check_link_password(&self, link: &SharedLink, password: &str) -> bool {
         match &link.password_hash {
             None => true,
-            Some(hash) => crate::auth::verify_password_blocking(password, hash).await,
+            Some(hash) => crate::passwords::verify_password_blocking(password, hash).await,
         }
     }
 }
