@@ -1,6 +1,6 @@
 //! User accounts: creation, look-up, sign-in checks, passwords, disabling and quotas.
 //!
-//! Passwords are kept as Argon2id hashes ([`crate::passwords`]). Disabling an account or
+//! Passwords are kept as Argon2id hashes (`passwords.rs`). Disabling an account or
 //! changing its quota makes every server look its cached access tokens up again (see
 //! [`crate::tokens`]).
 

@@ -2,13 +2,21 @@
 //!
 //! [`Store`] is the one interface the HTTP layer sees. Behind it, metadata lives in SQLite
 //! (WAL mode, a single writer connection beside a pool of readers) or PostgreSQL, and blocks
-//! live on local disk or in an S3-compatible bucket under their SHA-256. The store knows nothing of HTTP; its errors are domain errors
-//! ([`OpError`]) that the server maps to Dropbox's unions.
+//! live on local disk or in an S3-compatible bucket under their SHA-256. The store knows
+//! nothing of HTTP; its errors are domain errors ([`OpError`]) that the server maps to
+//! Dropbox's unions.
 //!
 //! Brief overview:
 //! - [`blocks::BlockStore`]: immutable 4 MiB blocks, durable before metadata refers to them.
-//! - [`meta`]: accounts, apps, tokens, the namespace tree, revisions and the journal.
+//! - [`meta`]: the namespace tree, revisions and the journal.
+//! - [`accounts`], [`apps`], [`tokens`], [`web_sessions`]: users, registered OAuth apps, the
+//!   tokens and codes they are issued, and browser sign-ins.
 //! - [`notify::Notifier`]: wakes longpoll waiters after a namespace commits.
+//!
+//! Security Invariant: no secret is stored in the clear. Tokens, codes, refresh tokens and
+//! web session ids are 256-bit random strings kept as SHA-256 digests (a lookup by digest
+//! reveals nothing through timing); app secrets are SHA-256 digests compared in constant
+//! time; passwords are Argon2id hashes.
 
 pub mod accounts;
 pub mod apps;

@@ -1,4 +1,5 @@
-//! Metadata: accounts, apps, tokens, the namespace tree, revisions and the change journal.
+//! Namespace metadata: the tree of entries, revisions, the change journal and space used,
+//! the write transaction every change goes through, and the domain errors ([`OpError`]).
 //!
 //! Every write runs in one transaction that first serializes the namespace's writers
 //! (SQLite's write lock, or a PostgreSQL row lock on the namespace), takes the namespace's
