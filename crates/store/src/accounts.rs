@@ -71,7 +71,7 @@ impl Store {
         let password = password.to_owned();
         let hash = blocking(move || hash_password(&password)).await?;
         let mut tx = self.db.begin(None).await?;
-        let exists: Option<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT id FROM accounts WHERE lower(name) = lower($1)")
+        let exists: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM accounts WHERE lower(name) = lower($1)")
             .bind(name)
             .fetch_optional(&mut *c)
             .await?);
@@ -79,7 +79,7 @@ impl Store {
             return Err(OpError::Invalid(format!("user '{name}' already exists")));
         }
         let account_id = ids::account_id(random_bytes());
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             let ns: i64 = sqlx::query_scalar("INSERT INTO namespaces (created) VALUES ($1) RETURNING id")
                 .bind(now())
                 .fetch_one(&mut *c)
@@ -110,7 +110,7 @@ impl Store {
 
     /// Looks up a user by row id.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let sql = sqlx::AssertSqlSafe(format!("{ACCOUNT_COLUMNS} WHERE id = $1"));
             let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
             Ok(row.map(|r| account_from_row(&r)).transpose()?)
@@ -122,7 +122,7 @@ impl Store {
         clause: &str,
         value: &str,
     ) -> Result<Option<Account>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let sql = sqlx::AssertSqlSafe(format!("{ACCOUNT_COLUMNS} {clause}"));
             let row = sqlx::query(sql).bind(value).fetch_optional(c).await?;
             Ok(row.map(|r| account_from_row(&r)).transpose()?)
@@ -131,7 +131,7 @@ impl Store {
 
     /// Every account, by name.
     pub async fn users(&self) -> Result<Vec<Account>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let sql = sqlx::AssertSqlSafe(format!("{ACCOUNT_COLUMNS} ORDER BY lower(name)"));
             let rows = sqlx::query(sql).fetch_all(c).await?;
             Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
@@ -143,13 +143,13 @@ impl Store {
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), OpError> {
         let account = self.user(name).await?;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
+        on_tx!(&mut tx, |c| sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
             .bind(i64::from(disabled))
             .bind(account.id)
             .execute(&mut *c)
             .await?.rows_affected());
         if disabled {
-            on_tx!(&mut tx, c => sqlx::query("DELETE FROM web_sessions WHERE account = $1")
+            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM web_sessions WHERE account = $1")
                 .bind(account.id)
                 .execute(&mut *c)
                 .await?.rows_affected());
@@ -163,7 +163,7 @@ impl Store {
     pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), OpError> {
         let account = self.user(name).await?;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE accounts SET quota = $1 WHERE id = $2")
+        on_tx!(&mut tx, |c| sqlx::query("UPDATE accounts SET quota = $1 WHERE id = $2")
             .bind(quota.map(|q| q as i64))
             .bind(account.id)
             .execute(&mut *c)
@@ -180,7 +180,7 @@ impl Store {
         let password = password.to_owned();
         let hash = blocking(move || hash_password(&password)).await?;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
                 .bind(&hash)
                 .bind(account.id)
@@ -202,7 +202,7 @@ impl Store {
         login: &str,
         password: &str,
     ) -> Result<Option<Account>, StoreError> {
-        let row: Option<(Account, Option<String>)> = on_db!(&self.db, c => {
+        let row: Option<(Account, Option<String>)> = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT id, account_id, name, email, disabled, ns, quota, password_hash FROM accounts \
                  WHERE lower(name) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1",

@@ -231,7 +231,7 @@ impl Store {
             new.scopes
         };
         let mut tx = self.db.begin(None).await?;
-        let clash: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        let clash: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
             "SELECT app_key FROM apps WHERE app_key = $1 OR lower(name) = lower($2)",
         )
         .bind(&key)
@@ -246,7 +246,7 @@ impl Store {
             }));
         }
         let uris = serde_json::to_string(&new.redirect_uris).expect("strings serialize");
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO apps (app_key, secret_hash, name, access_type, scopes, redirect_uris, public_client, owner, created) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -268,7 +268,7 @@ impl Store {
 
     /// An app by key.
     pub async fn app(&self, key: &str) -> Result<Option<App>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let sql = sqlx::AssertSqlSafe(format!("{APP_COLUMNS} WHERE app_key = $1"));
             let row = sqlx::query(sql).bind(key).fetch_optional(c).await?;
             Ok(row.map(|r| app_from_row(&r)).transpose()?)
@@ -277,7 +277,7 @@ impl Store {
 
     /// Apps registered by one user, or every app when `owner` is `None`.
     pub async fn apps(&self, owner: Option<i64>) -> Result<Vec<App>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = match owner {
                 Some(o) => {
                     let sql = sqlx::AssertSqlSafe(format!("{APP_COLUMNS} WHERE owner = $1 ORDER BY id"));
@@ -299,7 +299,7 @@ impl Store {
         key: &str,
         secret: &str,
     ) -> Result<Option<App>, StoreError> {
-        let stored: Option<Option<String>> = on_db!(&self.db, c => sqlx::query_scalar(
+        let stored: Option<Option<String>> = on_db!(&self.db, |c| sqlx::query_scalar(
             "SELECT secret_hash FROM apps WHERE app_key = $1",
         )
         .bind(key)
@@ -324,7 +324,7 @@ impl Store {
     pub async fn reset_app_secret(&self, key: &str, owner: i64) -> Result<String, OpError> {
         let secret = ids::password(random_bytes());
         let mut tx = self.db.begin(None).await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
+        let n = on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE apps SET secret_hash = $1 WHERE app_key = $2 AND owner = $3 AND public_client = 0",
         )
         .bind(secret_hash(&secret))

@@ -75,7 +75,7 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("a copy reference needs a live item".into()))?;
         let expires = now() + COPY_REF_SECS;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO copy_refs (ref_hash, ns, account, file_id, revision, created, expires) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -99,7 +99,7 @@ impl Store {
         dest_ns: u64,
         dest: &str,
     ) -> Result<Entry, SaveRefError> {
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT r.ns, r.file_id, r.revision, r.expires, a.disabled FROM copy_refs r \
                  JOIN accounts a ON a.id = r.account WHERE r.ref_hash = $1",
@@ -144,7 +144,7 @@ impl Store {
         &self,
         revision: i64,
     ) -> Result<Option<(u64, i64, Vec<BlockHash>)>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE id = $1")
                 .bind(revision)
                 .fetch_optional(c)
@@ -161,7 +161,7 @@ impl Store {
     /// current content; at most [`MAX_RELOCATION_ENTRIES`] items.
     async fn subtree(&self, ns: u64, top: &Entry) -> Result<Items, SaveRefError> {
         let (lo, hi) = descendant_range(&top.path_lower);
-        let rows = on_db!(&self.db, c => {
+        let rows = on_db!(&self.db, |c| {
             let rows = sqlx::query(SUBTREE)
             .bind(ns as i64)
             .bind(&lo)

@@ -22,7 +22,7 @@ impl Store {
     pub async fn create_job(&self, account: i64) -> Result<String, StoreError> {
         let id = format!("dbjid:{}", cubby_core::ids::token("", random_bytes()));
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO jobs (id, account, status, created, updated) VALUES ($1, $2, 'in_progress', $3, $3)",
         )
         .bind(&id)
@@ -39,7 +39,7 @@ impl Store {
     /// Tells other servers a job is still being worked on.
     pub async fn touch_job(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE jobs SET updated = $1 WHERE id = $2 AND status = 'in_progress'")
+        on_tx!(&mut tx, |c| sqlx::query("UPDATE jobs SET updated = $1 WHERE id = $2 AND status = 'in_progress'")
             .bind(now())
             .bind(id)
             .execute(&mut *c)
@@ -56,7 +56,7 @@ impl Store {
             JobState::Failed(r) => ("failed", Some(r.as_str())),
         };
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE jobs SET status = $1, result = $2, updated = $3 WHERE id = $4")
+        on_tx!(&mut tx, |c| sqlx::query("UPDATE jobs SET status = $1, result = $2, updated = $3 WHERE id = $4")
             .bind(status)
             .bind(result)
             .bind(now())
@@ -71,7 +71,7 @@ impl Store {
     /// A job of this account; `None` if unknown. A job left in progress by a server that
     /// went away is reported failed.
     pub async fn job(&self, id: &str, account: i64) -> Result<Option<JobState>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query("SELECT status, result, updated FROM jobs WHERE id = $1 AND account = $2")
                 .bind(id)
                 .bind(account)
@@ -109,7 +109,7 @@ impl Store {
     ) -> Result<String, StoreError> {
         let id = cubby_core::ids::token("", random_bytes());
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO upload_links (id, ns, commit_json, expires) VALUES ($1, $2, $3, $4)",
         )
         .bind(&id)
@@ -126,7 +126,7 @@ impl Store {
     /// Takes an upload link for use: exactly one caller ever gets `Ready`.
     pub async fn consume_upload_link(&self, id: &str) -> Result<UploadLink, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let taken = on_tx!(&mut tx, c => sqlx::query(
+        let taken = on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE upload_links SET used = 1 WHERE id = $1 AND used = 0 AND expires > $2",
         )
         .bind(id)
@@ -134,7 +134,7 @@ impl Store {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        let row = on_tx!(&mut tx, c => {
+        let row = on_tx!(&mut tx, |c| {
             let row = sqlx::query("SELECT ns, commit_json FROM upload_links WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *c)

@@ -153,7 +153,7 @@ impl Store {
         let token = self.link_token(&nonce);
         let mut tx = self.db.begin(None).await?;
         // Of two racing creations one inserts; the other finds its link below.
-        let inserted = on_tx!(&mut tx, c => sqlx::query(
+        let inserted = on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO shared_links (token_hash, nonce, ns, account, file_id, audience, \
              password_hash, expires, allow_download, created) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -191,7 +191,7 @@ impl Store {
         file_id: &str,
     ) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.account = $1 AND l.file_id = $2");
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account)
                 .bind(file_id)
@@ -207,7 +207,7 @@ impl Store {
         token: &str,
     ) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.token_hash = $1");
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(token_hash(token))
                 .fetch_optional(c)
@@ -219,7 +219,7 @@ impl Store {
     /// The link with row id `id`, if it still exists.
     pub async fn shared_link_by_id(&self, id: i64) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.id = $1");
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await?;
             Ok(row.map(|r| self.link_from_row(&r)).transpose()?)
         })
@@ -238,7 +238,7 @@ impl Store {
             "{LINK_ITEM_COLUMNS} WHERE l.account = $1 AND l.ns = $2 AND l.id > $3 \
              ORDER BY l.id LIMIT $4"
         );
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account)
                 .bind(ns as i64)
@@ -269,7 +269,7 @@ impl Store {
              ORDER BY l.id",
             placeholders(3, paths.len())
         );
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(account).bind(ns as i64);
             for p in paths {
                 q = q.bind(p);
@@ -294,7 +294,7 @@ impl Store {
             None => None,
         };
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             if let Some(a) = changes.audience {
                 sqlx::query("UPDATE shared_links SET audience = $1 WHERE id = $2")
                     .bind(a.to_db())
@@ -331,7 +331,7 @@ impl Store {
     /// Deletes link `id`; its URL answers not found from then on.
     pub async fn revoke_shared_link(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM shared_links WHERE id = $1")
+        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM shared_links WHERE id = $1")
             .bind(id)
             .execute(&mut *c)
             .await?

@@ -21,7 +21,7 @@ pub struct Stats {
 impl Store {
     /// Logical against physical size (a full listing of the blocks: an operator command).
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        let (accounts, version_bytes) = on_db!(&self.db, c => {
+        let (accounts, version_bytes) = on_db!(&self.db, |c| {
             let rows = sqlx::query(
                 "SELECT a.name, n.used, a.quota FROM accounts a JOIN namespaces n ON n.id = a.ns ORDER BY lower(a.name)",
             )

@@ -269,7 +269,7 @@ impl Store {
         let mut tx = self.db.begin(None).await?;
         let parent: Option<i64> = match &refresh {
             None => None,
-            Some(r) => Some(on_tx!(&mut tx, c => sqlx::query_scalar(
+            Some(r) => Some(on_tx!(&mut tx, |c| sqlx::query_scalar(
                 "INSERT INTO tokens (token_hash, kind, account, app, scopes, pkce, created) \
                  VALUES ($1, 'refresh', $2, $3, $4, $5, $6) RETURNING id",
             )
@@ -313,7 +313,7 @@ impl Store {
         parent: Option<i64>,
         expires_in: Option<i64>,
     ) -> Result<i64, StoreError> {
-        Ok(on_tx!(tx, c => sqlx::query_scalar(
+        Ok(on_tx!(tx, |c| sqlx::query_scalar(
             "INSERT INTO tokens (token_hash, kind, account, app, scopes, parent, expires, created) \
              VALUES ($1, 'access', $2, $3, $4, $5, $6, $7) RETURNING id",
         )
@@ -337,7 +337,7 @@ impl Store {
         if let Some(info) = self.auth_cache.get(&key, epoch) {
             return Ok(Some(info));
         }
-        let found = on_db!(&self.db, c => {
+        let found = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
                         a.id, a.account_id, a.name, a.email, a.disabled, a.ns, a.quota, \
@@ -376,7 +376,7 @@ impl Store {
     /// token minted from that refresh token (`auth/token/revoke`).
     pub async fn revoke_token(&self, token_id: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             let parent: Option<i64> = sqlx::query_scalar("SELECT parent FROM tokens WHERE id = $1")
                 .bind(token_id)
                 .fetch_optional(&mut *c)
@@ -395,7 +395,7 @@ impl Store {
     /// Scopes a user already granted an app (for `include_granted_scopes` and to skip the
     /// consent page when nothing new is asked).
     pub async fn granted_scopes(&self, account: i64, app: i64) -> Result<Vec<String>, StoreError> {
-        let s: Option<String> = on_db!(&self.db, c => sqlx::query_scalar(
+        let s: Option<String> = on_db!(&self.db, |c| sqlx::query_scalar(
             "SELECT scopes FROM grants WHERE account = $1 AND app = $2",
         )
         .bind(account)
@@ -419,7 +419,7 @@ impl Store {
             }
         }
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO grants (account, app, scopes, updated) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (account, app) DO UPDATE SET scopes = excluded.scopes, updated = excluded.updated",
         )
@@ -438,7 +438,7 @@ impl Store {
         self.record_grant(req.account, req.app, &req.scopes).await?;
         let code = random_token("cbc1.");
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM oauth_codes WHERE expires < $1")
                 .bind(now() - CODE_SECS)
                 .execute(&mut *c)
@@ -477,7 +477,7 @@ impl Store {
         verifier: Option<&str>,
     ) -> Result<Issued, GrantError> {
         let hash = token_hash(code);
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT app, account, scopes, redirect_uri, challenge, challenge_method, access_type, \
                  expires, used, token FROM oauth_codes WHERE code_hash = $1",
@@ -518,7 +518,7 @@ impl Store {
         }
         // Claim the code before anything else, so two racing exchanges cannot both win.
         let mut tx = self.db.begin(None).await?;
-        let claimed = on_tx!(&mut tx, c => sqlx::query("UPDATE oauth_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
+        let claimed = on_tx!(&mut tx, |c| sqlx::query("UPDATE oauth_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
             .bind(&hash)
             .execute(&mut *c)
             .await?.rows_affected());
@@ -577,7 +577,7 @@ impl Store {
                 .unwrap_or(&issued.access_token),
         );
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE oauth_codes SET token = (SELECT id FROM tokens WHERE token_hash = $1) WHERE code_hash = $2",
         )
         .bind(&issued_hash)
@@ -597,7 +597,7 @@ impl Store {
         client_authenticated: bool,
         scopes: Option<Vec<String>>,
     ) -> Result<Issued, GrantError> {
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT id, account, app, scopes, revoked, pkce FROM tokens \
                  WHERE token_hash = $1 AND kind = 'refresh'",

@@ -28,7 +28,7 @@ impl Store {
         let id = random_token("cbs1.");
         let csrf = ids::token("", random_bytes());
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM web_sessions WHERE expires < $1")
                 .bind(now())
                 .execute(&mut *c)
@@ -47,7 +47,7 @@ impl Store {
 
     /// The signed-in browser a cookie names, if the session is live and the user enabled.
     pub async fn web_session(&self, cookie: &str) -> Result<Option<WebSession>, StoreError> {
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query("SELECT account, csrf FROM web_sessions WHERE id_hash = $1 AND expires > $2")
                 .bind(token_hash(cookie))
                 .bind(now())
@@ -69,7 +69,7 @@ impl Store {
     /// Signs a browser out.
     pub async fn end_web_session(&self, cookie: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
             .bind(token_hash(cookie))
             .execute(&mut *c)
             .await?.rows_affected());
