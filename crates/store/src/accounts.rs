@@ -71,19 +71,22 @@ impl Store {
         let password = password.to_owned();
         let hash = blocking(move || hash_password(&password)).await?;
         let mut tx = self.db.begin(None).await?;
-        let exists: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM accounts WHERE lower(name) = lower($1)")
-            .bind(name)
-            .fetch_optional(&mut *c)
-            .await?);
+        let exists: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE lower(name) = lower($1)"
+        )
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await?);
         if exists.is_some() {
             return Err(OpError::Invalid(format!("user '{name}' already exists")));
         }
         let account_id = ids::account_id(random_bytes());
         on_tx!(&mut tx, |c| {
-            let ns: i64 = sqlx::query_scalar("INSERT INTO namespaces (created) VALUES ($1) RETURNING id")
-                .bind(now())
-                .fetch_one(&mut *c)
-                .await?;
+            let ns: i64 =
+                sqlx::query_scalar("INSERT INTO namespaces (created) VALUES ($1) RETURNING id")
+                    .bind(now())
+                    .fetch_one(&mut *c)
+                    .await?;
             sqlx::query(
                 "INSERT INTO accounts (account_id, name, email, password_hash, ns, created) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -134,7 +137,10 @@ impl Store {
         on_db!(&self.db, |c| {
             let sql = sqlx::AssertSqlSafe(format!("{ACCOUNT_COLUMNS} ORDER BY lower(name)"));
             let rows = sqlx::query(sql).fetch_all(c).await?;
-            Ok(rows.iter().map(account_from_row).collect::<Result<_, _>>()?)
+            Ok(rows
+                .iter()
+                .map(account_from_row)
+                .collect::<Result<_, _>>()?)
         })
     }
 
@@ -143,16 +149,22 @@ impl Store {
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), OpError> {
         let account = self.user(name).await?;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
-            .bind(i64::from(disabled))
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE accounts SET disabled = $1 WHERE id = $2"
+        )
+        .bind(i64::from(disabled))
+        .bind(account.id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        if disabled {
+            on_tx!(&mut tx, |c| sqlx::query(
+                "DELETE FROM web_sessions WHERE account = $1"
+            )
             .bind(account.id)
             .execute(&mut *c)
-            .await?.rows_affected());
-        if disabled {
-            on_tx!(&mut tx, |c| sqlx::query("DELETE FROM web_sessions WHERE account = $1")
-                .bind(account.id)
-                .execute(&mut *c)
-                .await?.rows_affected());
+            .await?
+            .rows_affected());
         }
         self.commit_auth_change(tx).await?;
         Ok(())
@@ -163,11 +175,14 @@ impl Store {
     pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), OpError> {
         let account = self.user(name).await?;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query("UPDATE accounts SET quota = $1 WHERE id = $2")
-            .bind(quota.map(|q| q as i64))
-            .bind(account.id)
-            .execute(&mut *c)
-            .await?.rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE accounts SET quota = $1 WHERE id = $2"
+        )
+        .bind(quota.map(|q| q as i64))
+        .bind(account.id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         // Tokens carry the account's quota (users/get_space_usage shows it).
         self.commit_auth_change(tx).await?;
         Ok(())
@@ -204,8 +219,9 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         let row: Option<(Account, Option<String>)> = on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT id, account_id, name, email, disabled, ns, quota, password_hash FROM accounts \
-                 WHERE lower(name) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1",
+                "SELECT id, account_id, name, email, disabled, ns, quota, password_hash \
+                 FROM accounts WHERE lower(name) = lower($1) OR lower(email) = lower($1) \
+                 ORDER BY id LIMIT 1",
             )
             .bind(login)
             .fetch_optional(c)

@@ -246,21 +246,24 @@ impl Store {
             }));
         }
         let uris = serde_json::to_string(&new.redirect_uris).expect("strings serialize");
-        on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO apps (app_key, secret_hash, name, access_type, scopes, redirect_uris, public_client, owner, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&key)
-        .bind(secret.as_deref().map(secret_hash))
-        .bind(&new.name)
-        .bind(new.access.as_str())
-        .bind(scopes.join(" "))
-        .bind(&uris)
-        .bind(i64::from(new.public_client))
-        .bind(new.owner)
-        .bind(now())
-        .execute(&mut *c)
-        .await?.rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO apps (app_key, secret_hash, name, access_type, scopes, redirect_uris, \
+                 public_client, owner, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&key)
+            .bind(secret.as_deref().map(secret_hash))
+            .bind(&new.name)
+            .bind(new.access.as_str())
+            .bind(scopes.join(" "))
+            .bind(&uris)
+            .bind(i64::from(new.public_client))
+            .bind(new.owner)
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         let app = self.app(&key).await?.ok_or(OpError::NoSuchApp)?;
         Ok((app, secret))
@@ -280,7 +283,8 @@ impl Store {
         on_db!(&self.db, |c| {
             let rows = match owner {
                 Some(o) => {
-                    let sql = sqlx::AssertSqlSafe(format!("{APP_COLUMNS} WHERE owner = $1 ORDER BY id"));
+                    let sql =
+                        sqlx::AssertSqlSafe(format!("{APP_COLUMNS} WHERE owner = $1 ORDER BY id"));
                     sqlx::query(sql).bind(o).fetch_all(c).await?
                 }
                 None => {
@@ -324,14 +328,18 @@ impl Store {
     pub async fn reset_app_secret(&self, key: &str, owner: i64) -> Result<String, OpError> {
         let secret = ids::password(random_bytes());
         let mut tx = self.db.begin(None).await?;
-        let n = on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE apps SET secret_hash = $1 WHERE app_key = $2 AND owner = $3 AND public_client = 0",
-        )
-        .bind(secret_hash(&secret))
-        .bind(key)
-        .bind(owner)
-        .execute(&mut *c)
-        .await?.rows_affected());
+        let n = on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE apps SET secret_hash = $1 WHERE app_key = $2 AND owner = $3 \
+                 AND public_client = 0",
+            )
+            .bind(secret_hash(&secret))
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         if n == 0 {
             return Err(OpError::NoSuchApp);
         }

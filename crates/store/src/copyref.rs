@@ -83,11 +83,16 @@ impl Store {
         .bind(ns as i64)
         .bind(account)
         .bind(&file_id)
-        .bind(if entry.kind == Kind::File { entry.revision } else { None })
+        .bind(if entry.kind == Kind::File {
+            entry.revision
+        } else {
+            None
+        })
         .bind(now())
         .bind(expires)
         .execute(&mut *c)
-        .await?.rows_affected());
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok((reference, expires))
     }
@@ -108,7 +113,13 @@ impl Store {
             .fetch_optional(c)
             .await?;
             row.map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.int("ns")? as u64, r.text("file_id")?, r.opt_int("revision")?, r.int("expires")?, r.int("disabled")? != 0))
+                Ok((
+                    r.int("ns")? as u64,
+                    r.text("file_id")?,
+                    r.opt_int("revision")?,
+                    r.int("expires")?,
+                    r.int("disabled")? != 0,
+                ))
             })
             .transpose()?
         });
@@ -145,13 +156,18 @@ impl Store {
         revision: i64,
     ) -> Result<Option<(u64, i64, Vec<BlockHash>)>, StoreError> {
         on_db!(&self.db, |c| {
-            let row = sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE id = $1")
-                .bind(revision)
-                .fetch_optional(c)
-                .await?;
+            let row =
+                sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE id = $1")
+                    .bind(revision)
+                    .fetch_optional(c)
+                    .await?;
             Ok(row
                 .map(|r| -> Result<_, sqlx::Error> {
-                    Ok((r.int("size")? as u64, r.int("client_modified")?, blob_to_blocks(&r.bytes("blocks")?)))
+                    Ok((
+                        r.int("size")? as u64,
+                        r.int("client_modified")?,
+                        blob_to_blocks(&r.bytes("blocks")?),
+                    ))
                 })
                 .transpose()?)
         })
@@ -163,13 +179,15 @@ impl Store {
         let (lo, hi) = descendant_range(&top.path_lower);
         let rows = on_db!(&self.db, |c| {
             let rows = sqlx::query(SUBTREE)
-            .bind(ns as i64)
-            .bind(&lo)
-            .bind(&hi)
-            .bind(MAX_RELOCATION_ENTRIES)
-            .fetch_all(c)
-            .await?;
-            rows.iter().map(subtree_row).collect::<Result<Vec<_>, _>>()?
+                .bind(ns as i64)
+                .bind(&lo)
+                .bind(&hi)
+                .bind(MAX_RELOCATION_ENTRIES)
+                .fetch_all(c)
+                .await?;
+            rows.iter()
+                .map(subtree_row)
+                .collect::<Result<Vec<_>, _>>()?
         });
         if rows.len() as i64 + 1 > MAX_RELOCATION_ENTRIES {
             return Err(SaveRefError::TooManyFiles);

@@ -233,7 +233,10 @@ impl Db {
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        on_db!(self, |c| sqlx::query("SELECT 1").execute(c).await.map(|_| ())?);
+        on_db!(self, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 

@@ -347,7 +347,10 @@ impl Store {
                 placeholders(4, part.len())
             );
             n += on_tx!(&mut tx, |c| {
-                let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(to).bind(now).bind(from);
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql))
+                    .bind(to)
+                    .bind(now)
+                    .bind(from);
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
@@ -412,7 +415,12 @@ impl Store {
     /// Runs a statement with two integer parameters in a transaction of its own.
     async fn exec_plain(&self, sql: &'static str, a: i64, b: i64) -> Result<u64, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let n = on_tx!(&mut tx, |c| sqlx::query(sql).bind(a).bind(b).execute(&mut *c).await?.rows_affected());
+        let n = on_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(a)
+            .bind(b)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
         tx.commit(None).await?;
         Ok(n)
     }
@@ -420,13 +428,16 @@ impl Store {
     /// Takes the collection lease if it is free or expired.
     async fn take_lease(&self, holder: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('gc_lease', $1) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(lease_value("", 0))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('gc_lease', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(lease_value("", 0))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         let current = self.read_lease().await?;
         if lease_expiry(&current) >= now && !holder_is_gone(lease_holder(&current)) {
@@ -577,9 +588,11 @@ impl Store {
     /// every referenced block and checks its hash (otherwise only its presence).
     pub async fn fsck(&self, repair: bool, verify_content: bool) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
-        let rows: i64 = on_db!(&self.db, |c| sqlx::query_scalar("SELECT COUNT(*) FROM blocks")
-            .fetch_one(c)
-            .await?);
+        let rows: i64 = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blocks"
+        )
+        .fetch_one(c)
+        .await?);
         // Hash ranges by first byte: 1, 2, 4, … passes, each holding its counts in memory.
         let mut passes = 1u32;
         while i64::from(passes) * FSCK_COUNTS_PER_PASS < rows && passes < 256 {
@@ -754,18 +767,20 @@ impl Store {
         let now = now();
         let mut tx = self.db.begin(None).await?;
         for (h, delta) in fixes {
-            on_tx!(&mut tx, |c| sqlx::query(
-                "INSERT INTO blocks (hash, refs) VALUES ($1, $2) ON CONFLICT (hash) DO UPDATE \
-                 SET refs = CASE WHEN blocks.refs + excluded.refs > 0 THEN blocks.refs + excluded.refs ELSE 0 END, \
-                 zero_since = CASE WHEN blocks.refs + excluded.refs > 0 THEN NULL ELSE $3 END \
-                 WHERE blocks.refs >= 0",
-            )
-            .bind(h.to_vec())
-            .bind(*delta)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                    "INSERT INTO blocks (hash, refs) VALUES ($1, $2) ON CONFLICT (hash) DO UPDATE \
+                     SET refs = CASE WHEN blocks.refs + excluded.refs > 0 THEN blocks.refs + \
+                     excluded.refs ELSE 0 END, zero_since = CASE WHEN blocks.refs + excluded.refs \
+                     > 0 THEN NULL ELSE $3 END WHERE blocks.refs >= 0",
+                )
+                .bind(h.to_vec())
+                .bind(*delta)
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+            });
         }
         for (h, n) in unclaim {
             on_tx!(&mut tx, |c| sqlx::query(

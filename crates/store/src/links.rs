@@ -220,7 +220,10 @@ impl Store {
     pub async fn shared_link_by_id(&self, id: i64) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.id = $1");
         on_db!(&self.db, |c| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
             Ok(row.map(|r| self.link_from_row(&r)).transpose()?)
         })
     }
@@ -270,7 +273,9 @@ impl Store {
             placeholders(3, paths.len())
         );
         on_db!(&self.db, |c| {
-            let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(account).bind(ns as i64);
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql))
+                .bind(account)
+                .bind(ns as i64);
             for p in paths {
                 q = q.bind(p);
             }
@@ -331,11 +336,13 @@ impl Store {
     /// Deletes link `id`; its URL answers not found from then on.
     pub async fn revoke_shared_link(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM shared_links WHERE id = $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM shared_links WHERE id = $1"
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(())
     }

@@ -76,28 +76,32 @@ impl Store {
         refs.apply(&mut tx, now, &self.gone)
             .await
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM jobs WHERE updated < $1")
-            .bind(now - JOB_KEEP_SECS.max(JOB_STALE_SECS))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM upload_links WHERE expires < $1 OR used = 1")
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM jobs WHERE updated < $1"
+        )
+        .bind(now - JOB_KEEP_SECS.max(JOB_STALE_SECS))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM upload_links WHERE expires < $1 OR used = 1"
+        )
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(out)
     }
 
     /// Counts revisions of a namespace (for tests and reports).
     pub async fn revision_count(&self, ns: u64) -> Result<i64, StoreError> {
-        Ok(
-            on_db!(&self.db, |c| sqlx::query_scalar("SELECT COUNT(*) FROM revisions WHERE ns = $1")
-            .bind(ns as i64)
-            .fetch_one(c)
-            .await?),
+        Ok(on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM revisions WHERE ns = $1"
         )
+        .bind(ns as i64)
+        .fetch_one(c)
+        .await?))
     }
 
     /// Runs [`Store::prune`] every [`PRUNE_INTERVAL`] until the process ends.

@@ -160,8 +160,8 @@ impl Store {
             Box::pin(async move {
                 tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, |c| sqlx::query(
-                    "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, tail_len, created, expires) \
-                     VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, \
+                     tail_len, created, expires) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&row_id)
                 .bind(account)
@@ -279,7 +279,8 @@ impl Store {
                 refs.add(tail.as_slice());
                 tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, |c| sqlx::query(
-                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 WHERE id = $5",
+                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 \
+                     WHERE id = $5",
                 )
                 .bind(new_length as i64)
                 .bind(tail.map(|h| h.to_vec()))
@@ -333,12 +334,14 @@ impl Store {
                 }
                 tx.refs(refs).await?;
                 if close {
-                    on_tx!(&mut tx.tx, |c| sqlx::query("UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2")
-                        .bind((offset + len) as i64)
-                        .bind(id)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected());
+                    on_tx!(&mut tx.tx, |c| sqlx::query(
+                        "UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2"
+                    )
+                    .bind((offset + len) as i64)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected());
                 }
                 Ok(())
             })
@@ -605,7 +608,9 @@ async fn load_many(
                 q = q.bind(id);
             }
             let rows = q.fetch_all(&mut *c).await?;
-            rows.iter().map(session_from_row).collect::<Result<_, _>>()?
+            rows.iter()
+                .map(session_from_row)
+                .collect::<Result<_, _>>()?
         });
         out.extend(rows.into_iter().map(|l| (l.3.id.clone(), l)));
     }
@@ -630,7 +635,9 @@ async fn blocks_of_many(
             }
             let rows = q.fetch_all(&mut *c).await?;
             rows.iter()
-                .map(|r| Ok::<_, sqlx::Error>((r.text("session")?, r.int("idx")?, r.bytes("hash")?)))
+                .map(|r| {
+                    Ok::<_, sqlx::Error>((r.text("session")?, r.int("idx")?, r.bytes("hash")?))
+                })
                 .collect::<Result<_, _>>()?
         });
         for (session, idx, hash) in rows {

@@ -23,17 +23,25 @@ impl Store {
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         let (accounts, version_bytes) = on_db!(&self.db, |c| {
             let rows = sqlx::query(
-                "SELECT a.name, n.used, a.quota FROM accounts a JOIN namespaces n ON n.id = a.ns ORDER BY lower(a.name)",
+                "SELECT a.name, n.used, a.quota FROM accounts a JOIN namespaces n ON n.id = a.ns \
+                 ORDER BY lower(a.name)",
             )
             .fetch_all(c)
             .await?;
             let accounts = rows
                 .iter()
-                .map(|r| Ok::<_, sqlx::Error>((r.text("name")?, r.int("used")? as u64, r.opt_int("quota")?.map(|q| q as u64))))
+                .map(|r| {
+                    Ok::<_, sqlx::Error>((
+                        r.text("name")?,
+                        r.int("used")? as u64,
+                        r.opt_int("quota")?.map(|q| q as u64),
+                    ))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            let versions: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM revisions")
-                .fetch_one(c)
-                .await?;
+            let versions: i64 =
+                sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM revisions")
+                    .fetch_one(c)
+                    .await?;
             (accounts, versions as u64)
         });
         let (blocks, physical_bytes) = self.blocks.usage().await?;

@@ -419,16 +419,20 @@ impl Store {
             }
         }
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO grants (account, app, scopes, updated) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account, app) DO UPDATE SET scopes = excluded.scopes, updated = excluded.updated",
-        )
-        .bind(account)
-        .bind(app)
-        .bind(all.join(" "))
-        .bind(now())
-        .execute(&mut *c)
-        .await?.rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO grants (account, app, scopes, updated) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account, app) DO UPDATE SET scopes = excluded.scopes, updated = \
+                 excluded.updated",
+            )
+            .bind(account)
+            .bind(app)
+            .bind(all.join(" "))
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         Ok(())
     }
@@ -444,8 +448,9 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
             sqlx::query(
-                "INSERT INTO oauth_codes (code_hash, app, account, scopes, redirect_uri, challenge, \
-                 challenge_method, access_type, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO oauth_codes (code_hash, app, account, scopes, redirect_uri, \
+                 challenge, challenge_method, access_type, expires) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9)",
             )
             .bind(token_hash(&code))
             .bind(req.app)
@@ -479,8 +484,8 @@ impl Store {
         let hash = token_hash(code);
         let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT app, account, scopes, redirect_uri, challenge, challenge_method, access_type, \
-                 expires, used, token FROM oauth_codes WHERE code_hash = $1",
+                "SELECT app, account, scopes, redirect_uri, challenge, challenge_method, \
+                 access_type, expires, used, token FROM oauth_codes WHERE code_hash = $1",
             )
             .bind(&hash)
             .fetch_optional(c)
@@ -518,10 +523,13 @@ impl Store {
         }
         // Claim the code before anything else, so two racing exchanges cannot both win.
         let mut tx = self.db.begin(None).await?;
-        let claimed = on_tx!(&mut tx, |c| sqlx::query("UPDATE oauth_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
-            .bind(&hash)
-            .execute(&mut *c)
-            .await?.rows_affected());
+        let claimed = on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE oauth_codes SET used = 1 WHERE code_hash = $1 AND used = 0"
+        )
+        .bind(&hash)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         if claimed != 1 {
             return Err(GrantError::InvalidGrant("code has already been used"));
@@ -577,13 +585,17 @@ impl Store {
                 .unwrap_or(&issued.access_token),
         );
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE oauth_codes SET token = (SELECT id FROM tokens WHERE token_hash = $1) WHERE code_hash = $2",
-        )
-        .bind(&issued_hash)
-        .bind(&hash)
-        .execute(&mut *c)
-        .await?.rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE oauth_codes SET token = (SELECT id FROM tokens WHERE token_hash = $1) \
+                 WHERE code_hash = $2",
+            )
+            .bind(&issued_hash)
+            .bind(&hash)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         Ok(issued)
     }

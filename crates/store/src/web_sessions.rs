@@ -33,13 +33,16 @@ impl Store {
                 .bind(now())
                 .execute(&mut *c)
                 .await?;
-            sqlx::query("INSERT INTO web_sessions (id_hash, account, csrf, expires) VALUES ($1, $2, $3, $4)")
-                .bind(token_hash(&id))
-                .bind(account)
-                .bind(&csrf)
-                .bind(now() + WEB_SESSION_SECS)
-                .execute(&mut *c)
-                .await?;
+            sqlx::query(
+                "INSERT INTO web_sessions (id_hash, account, csrf, expires) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash(&id))
+            .bind(account)
+            .bind(&csrf)
+            .bind(now() + WEB_SESSION_SECS)
+            .execute(&mut *c)
+            .await?;
         });
         tx.commit(None).await?;
         Ok(id)
@@ -48,11 +51,13 @@ impl Store {
     /// The signed-in browser a cookie names, if the session is live and the user enabled.
     pub async fn web_session(&self, cookie: &str) -> Result<Option<WebSession>, StoreError> {
         let row = on_db!(&self.db, |c| {
-            let row = sqlx::query("SELECT account, csrf FROM web_sessions WHERE id_hash = $1 AND expires > $2")
-                .bind(token_hash(cookie))
-                .bind(now())
-                .fetch_optional(c)
-                .await?;
+            let row = sqlx::query(
+                "SELECT account, csrf FROM web_sessions WHERE id_hash = $1 AND expires > $2",
+            )
+            .bind(token_hash(cookie))
+            .bind(now())
+            .fetch_optional(c)
+            .await?;
             row.map(|r| -> Result<_, sqlx::Error> { Ok((r.int("account")?, r.text("csrf")?)) })
                 .transpose()?
         });
@@ -69,10 +74,13 @@ impl Store {
     /// Signs a browser out.
     pub async fn end_web_session(&self, cookie: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, |c| sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
-            .bind(token_hash(cookie))
-            .execute(&mut *c)
-            .await?.rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM web_sessions WHERE id_hash = $1"
+        )
+        .bind(token_hash(cookie))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(())
     }
