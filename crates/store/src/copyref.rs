@@ -12,12 +12,12 @@ use cubby_core::hash::BlockHash;
 use cubby_core::ids;
 use cubby_core::path::name_of;
 
-use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx};
 use crate::meta::{
     Entry, Kind, MAX_RELOCATION_ENTRIES, NewItem, OpError, SUBTREE, SubtreeRow, WriteTx,
     blob_to_blocks, descendant_range, first, subtree_row,
 };
+use crate::tokens::token_hash;
 use crate::{Store, StoreError, now, random_bytes};
 
 /// How long a reference stays valid. Dropbox sets `expires` "far enough in the future so that
@@ -75,7 +75,7 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("a copy reference needs a live item".into()))?;
         let expires = now() + COPY_REF_SECS;
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO copy_refs (ref_hash, ns, account, file_id, revision, created, expires) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -83,11 +83,16 @@ impl Store {
         .bind(ns as i64)
         .bind(account)
         .bind(&file_id)
-        .bind(if entry.kind == Kind::File { entry.revision } else { None })
+        .bind(if entry.kind == Kind::File {
+            entry.revision
+        } else {
+            None
+        })
         .bind(now())
         .bind(expires)
         .execute(&mut *c)
-        .await?.rows_affected());
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok((reference, expires))
     }
@@ -99,7 +104,7 @@ impl Store {
         dest_ns: u64,
         dest: &str,
     ) -> Result<Entry, SaveRefError> {
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT r.ns, r.file_id, r.revision, r.expires, a.disabled FROM copy_refs r \
                  JOIN accounts a ON a.id = r.account WHERE r.ref_hash = $1",
@@ -108,7 +113,13 @@ impl Store {
             .fetch_optional(c)
             .await?;
             row.map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.int("ns")? as u64, r.text("file_id")?, r.opt_int("revision")?, r.int("expires")?, r.int("disabled")? != 0))
+                Ok((
+                    r.int("ns")? as u64,
+                    r.text("file_id")?,
+                    r.opt_int("revision")?,
+                    r.int("expires")?,
+                    r.int("disabled")? != 0,
+                ))
             })
             .transpose()?
         });
@@ -144,14 +155,19 @@ impl Store {
         &self,
         revision: i64,
     ) -> Result<Option<(u64, i64, Vec<BlockHash>)>, StoreError> {
-        on_db!(&self.db, c => {
-            let row = sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE id = $1")
-                .bind(revision)
-                .fetch_optional(c)
-                .await?;
+        on_db!(&self.db, |c| {
+            let row =
+                sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE id = $1")
+                    .bind(revision)
+                    .fetch_optional(c)
+                    .await?;
             Ok(row
                 .map(|r| -> Result<_, sqlx::Error> {
-                    Ok((r.int("size")? as u64, r.int("client_modified")?, blob_to_blocks(&r.bytes("blocks")?)))
+                    Ok((
+                        r.int("size")? as u64,
+                        r.int("client_modified")?,
+                        blob_to_blocks(&r.bytes("blocks")?),
+                    ))
                 })
                 .transpose()?)
         })
@@ -161,15 +177,17 @@ impl Store {
     /// current content; at most [`MAX_RELOCATION_ENTRIES`] items.
     async fn subtree(&self, ns: u64, top: &Entry) -> Result<Items, SaveRefError> {
         let (lo, hi) = descendant_range(&top.path_lower);
-        let rows = on_db!(&self.db, c => {
+        let rows = on_db!(&self.db, |c| {
             let rows = sqlx::query(SUBTREE)
-            .bind(ns as i64)
-            .bind(&lo)
-            .bind(&hi)
-            .bind(MAX_RELOCATION_ENTRIES)
-            .fetch_all(c)
-            .await?;
-            rows.iter().map(subtree_row).collect::<Result<Vec<_>, _>>()?
+                .bind(ns as i64)
+                .bind(&lo)
+                .bind(&hi)
+                .bind(MAX_RELOCATION_ENTRIES)
+                .fetch_all(c)
+                .await?;
+            rows.iter()
+                .map(subtree_row)
+                .collect::<Result<Vec<_>, _>>()?
         });
         if rows.len() as i64 + 1 > MAX_RELOCATION_ENTRIES {
             return Err(SaveRefError::TooManyFiles);

@@ -116,9 +116,12 @@ impl Drop for SqliteTx {
     }
 }
 
-/// Runs `$body` with `$c` bound to a read executor of the active back-end.
+/// Runs `$body` with `$c` bound to a read executor of the active back-end:
+/// `on_db!(&self.db, |c| body)`. The closure form is only syntax (it lets rustfmt format the
+/// body): `body` is expanded once per back-end, in place, so `?` and `.await` in it act on
+/// the enclosing function.
 macro_rules! on_db {
-    ($db:expr, $c:ident => $body:expr) => {
+    ($db:expr, |$c:ident| $body:expr) => {
         match $db {
             crate::db::Db::Sqlite { reader: $c, .. } => $body,
             crate::db::Db::Postgres { pool: $c } => $body,
@@ -126,9 +129,10 @@ macro_rules! on_db {
     };
 }
 
-/// Runs `$body` with `$c` bound to the connection of a write transaction.
+/// Runs `$body` with `$c` bound to the connection of a write transaction:
+/// `on_tx!(&mut tx, |c| body)`, expanded as [`on_db!`] is.
 macro_rules! on_tx {
-    ($tx:expr, $c:ident => $body:expr) => {
+    ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
             crate::db::Tx::Sqlite(t) => {
                 let $c = &mut **t;
@@ -229,7 +233,10 @@ impl Db {
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        on_db!(self, c => sqlx::query("SELECT 1").execute(c).await.map(|_| ())?);
+        on_db!(self, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
@@ -370,7 +377,7 @@ impl Tx {
             }
             sql.push(' ');
             sql.push_str(tail);
-            affected += on_tx!(self, c => {
+            affected += on_tx!(self, |c| {
                 let mut q = sqlx::query(sql_for(&c, sql));
                 for v in chunk.into_iter().flatten() {
                     q = match v {

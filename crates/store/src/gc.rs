@@ -303,7 +303,7 @@ impl Store {
                 "SELECT hash FROM blocks WHERE refs = $1 AND hash IN ({})",
                 placeholders(2, part.len())
             );
-            let found: Vec<Vec<u8>> = on_tx!(&mut tx, c => {
+            let found: Vec<Vec<u8>> = on_tx!(&mut tx, |c| {
                 let mut q = sqlx::query(crate::db::sql_for(&c, update))
                     .bind(CLAIMED)
                     .bind(now)
@@ -346,8 +346,11 @@ impl Store {
                 "UPDATE blocks SET refs = $1, zero_since = $2 WHERE refs = $3 AND hash IN ({})",
                 placeholders(4, part.len())
             );
-            n += on_tx!(&mut tx, c => {
-                let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(to).bind(now).bind(from);
+            n += on_tx!(&mut tx, |c| {
+                let mut q = sqlx::query(crate::db::sql_for(&c, sql))
+                    .bind(to)
+                    .bind(now)
+                    .bind(from);
                 for h in part {
                     q = q.bind(h.to_vec());
                 }
@@ -394,7 +397,7 @@ impl Store {
                 "SELECT hash, refs, zero_since FROM blocks WHERE hash IN ({})",
                 placeholders(1, part.len())
             );
-            on_db!(&self.db, c => {
+            on_db!(&self.db, |c| {
                 let mut q = sqlx::query(crate::db::sql_for(&c, sql));
                 for h in part {
                     q = q.bind(h.to_vec());
@@ -412,7 +415,12 @@ impl Store {
     /// Runs a statement with two integer parameters in a transaction of its own.
     async fn exec_plain(&self, sql: &'static str, a: i64, b: i64) -> Result<u64, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(sql).bind(a).bind(b).execute(&mut *c).await?.rows_affected());
+        let n = on_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(a)
+            .bind(b)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
         tx.commit(None).await?;
         Ok(n)
     }
@@ -420,13 +428,16 @@ impl Store {
     /// Takes the collection lease if it is free or expired.
     async fn take_lease(&self, holder: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('gc_lease', $1) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(lease_value("", 0))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('gc_lease', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(lease_value("", 0))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         let current = self.read_lease().await?;
         if lease_expiry(&current) >= now && !holder_is_gone(lease_holder(&current)) {
@@ -440,7 +451,7 @@ impl Store {
     /// object's deletion and the row's mark left them, and the walk of the objects never meets
     /// them again. Run under the lease, so no collection's claims are in progress.
     async fn finish_orphaned_deletions(&self, now: i64) -> Result<(), StoreError> {
-        let claimed: Vec<Vec<u8>> = on_db!(&self.db, c => sqlx::query_scalar(
+        let claimed: Vec<Vec<u8>> = on_db!(&self.db, |c| sqlx::query_scalar(
             "SELECT hash FROM blocks WHERE refs = $1",
         )
         .bind(CLAIMED)
@@ -530,7 +541,7 @@ impl Store {
 
     async fn read_lease(&self) -> Result<Vec<u8>, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let v: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        let v: Vec<u8> = on_tx!(&mut tx, |c| sqlx::query_scalar(
             "SELECT value FROM settings WHERE key = 'gc_lease'",
         )
         .fetch_one(&mut *c)
@@ -544,7 +555,7 @@ impl Store {
     /// waits for the winner's commit, then finds the value changed and touches nothing.
     async fn swap_lease(&self, expected: &[u8], new: Vec<u8>) -> Result<bool, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
+        let n = on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE settings SET value = $1 WHERE key = 'gc_lease' AND value = $2",
         )
         .bind(new)
@@ -577,9 +588,11 @@ impl Store {
     /// every referenced block and checks its hash (otherwise only its presence).
     pub async fn fsck(&self, repair: bool, verify_content: bool) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
-        let rows: i64 = on_db!(&self.db, c => sqlx::query_scalar("SELECT COUNT(*) FROM blocks")
-            .fetch_one(c)
-            .await?);
+        let rows: i64 = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blocks"
+        )
+        .fetch_one(c)
+        .await?);
         // Hash ranges by first byte: 1, 2, 4, … passes, each holding its counts in memory.
         let mut passes = 1u32;
         while i64::from(passes) * FSCK_COUNTS_PER_PASS < rows && passes < 256 {
@@ -754,21 +767,23 @@ impl Store {
         let now = now();
         let mut tx = self.db.begin(None).await?;
         for (h, delta) in fixes {
-            on_tx!(&mut tx, c => sqlx::query(
-                "INSERT INTO blocks (hash, refs) VALUES ($1, $2) ON CONFLICT (hash) DO UPDATE \
-                 SET refs = CASE WHEN blocks.refs + excluded.refs > 0 THEN blocks.refs + excluded.refs ELSE 0 END, \
-                 zero_since = CASE WHEN blocks.refs + excluded.refs > 0 THEN NULL ELSE $3 END \
-                 WHERE blocks.refs >= 0",
-            )
-            .bind(h.to_vec())
-            .bind(*delta)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                    "INSERT INTO blocks (hash, refs) VALUES ($1, $2) ON CONFLICT (hash) DO UPDATE \
+                     SET refs = CASE WHEN blocks.refs + excluded.refs > 0 THEN blocks.refs + \
+                     excluded.refs ELSE 0 END, zero_since = CASE WHEN blocks.refs + excluded.refs \
+                     > 0 THEN NULL ELSE $3 END WHERE blocks.refs >= 0",
+                )
+                .bind(h.to_vec())
+                .bind(*delta)
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+            });
         }
         for (h, n) in unclaim {
-            on_tx!(&mut tx, c => sqlx::query(
+            on_tx!(&mut tx, |c| sqlx::query(
                 "UPDATE blocks SET refs = $1, zero_since = NULL WHERE hash = $2 AND refs < 0",
             )
             .bind(*n)
@@ -783,7 +798,7 @@ impl Store {
 
     /// Every block's reference count, in hash order (for tests and the GC benchmark).
     pub async fn block_refs(&self) -> Result<Vec<(BlockHash, i64)>, StoreError> {
-        let rows: Vec<(Vec<u8>, i64)> = on_db!(&self.db, c => sqlx::query_as(
+        let rows: Vec<(Vec<u8>, i64)> = on_db!(&self.db, |c| sqlx::query_as(
             "SELECT hash, refs FROM blocks ORDER BY hash",
         )
         .fetch_all(c)
@@ -886,7 +901,7 @@ mod tests {
     /// Makes a small block and the session that wrote it look a long time old and expired.
     async fn age(store: &Store, h: &BlockHash) {
         let mut tx = store.db.begin(None).await.unwrap();
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             sqlx::query("UPDATE small_blocks SET created = 0 WHERE hash = $1")
                 .bind(h.to_vec())
                 .execute(&mut *c)

@@ -200,7 +200,7 @@ async fn write_inserts(
 }
 
 async fn statement(tx: &mut crate::db::Tx, sql: &'static str) -> Result<(), sqlx::Error> {
-    on_tx!(tx, c => sqlx::query(sql).execute(&mut *c).await.map(|_| ()))
+    on_tx!(tx, |c| sqlx::query(sql).execute(&mut *c).await.map(|_| ()))
 }
 
 async fn writer(db: Db, notifier: Arc<Notifier>, gone: Gone, mut rx: mpsc::Receiver<Job>) {
@@ -361,7 +361,7 @@ mod tests {
     }
 
     async fn has(store: &Store, key: &str) -> bool {
-        crate::db::on_db!(&store.db, c => sqlx::query_scalar::<_, i64>(
+        crate::db::on_db!(&store.db, |c| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM settings WHERE key = $1",
         )
         .bind(key)

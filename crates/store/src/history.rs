@@ -31,7 +31,7 @@ impl Store {
             RevisionsOf::Path(p) => (revisions_sql(true), p),
             RevisionsOf::Id(id) => (revisions_sql(false), id),
         };
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(ns as i64)
                 .bind(key)
@@ -45,7 +45,7 @@ impl Store {
 
     /// One revision by its row, if it still exists.
     pub async fn revision(&self, ns: u64, revision: i64) -> Result<Option<Entry>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let sql = format!("{REVISION_COLS}WHERE ns = $1 AND id = $2");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(ns as i64)
@@ -90,14 +90,20 @@ fn revisions_sql(by_path: bool) -> String {
 
 async fn restore_op(tx: &mut WriteTx, path: String, rev: String) -> Result<Entry, OpError> {
     let ns = tx.ns as i64;
-    let found = on_tx!(&mut tx.tx, c => {
-        let row = sqlx::query("SELECT size, client_modified, blocks FROM revisions WHERE ns = $1 AND rev = $2")
-            .bind(ns)
-            .bind(&rev)
-            .fetch_optional(&mut *c)
-            .await?;
+    let found = on_tx!(&mut tx.tx, |c| {
+        let row = sqlx::query(
+            "SELECT size, client_modified, blocks FROM revisions WHERE ns = $1 AND rev = $2",
+        )
+        .bind(ns)
+        .bind(&rev)
+        .fetch_optional(&mut *c)
+        .await?;
         match row {
-            Some(r) => Some((r.int("size")? as u64, r.int("client_modified")?, r.bytes("blocks")?)),
+            Some(r) => Some((
+                r.int("size")? as u64,
+                r.int("client_modified")?,
+                r.bytes("blocks")?,
+            )),
             None => None,
         }
     });
@@ -122,23 +128,27 @@ async fn restore_op(tx: &mut WriteTx, path: String, rev: String) -> Result<Entry
 async fn purge_op(tx: &mut WriteTx, path_lower: String) -> Result<(), OpError> {
     let ns = tx.ns as i64;
     let (lo, hi) = (format!("{path_lower}/"), format!("{path_lower}0"));
-    let lists: Vec<Vec<u8>> = on_tx!(&mut tx.tx, c => sqlx::query_scalar(
-        "SELECT blocks FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 AND path_lower < $4))",
-    )
-    .bind(ns)
-    .bind(&path_lower)
-    .bind(&lo)
-    .bind(&hi)
-    .fetch_all(&mut *c)
-    .await?);
+    let lists: Vec<Vec<u8>> = on_tx!(&mut tx.tx, |c| {
+        sqlx::query_scalar(
+            "SELECT blocks FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 \
+             AND path_lower < $4))",
+        )
+        .bind(ns)
+        .bind(&path_lower)
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_all(&mut *c)
+        .await?
+    });
     let mut refs = crate::refs::RefDelta::default();
     for blob in &lists {
         refs.sub_blob(blob);
     }
     tx.refs(refs).await?;
-    on_tx!(&mut tx.tx, c => {
+    on_tx!(&mut tx.tx, |c| {
         sqlx::query(
-            "DELETE FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 AND path_lower < $4))",
+            "DELETE FROM revisions WHERE ns = $1 AND (path_lower = $2 OR (path_lower >= $3 \
+             AND path_lower < $4))",
         )
         .bind(ns)
         .bind(&path_lower)
@@ -147,7 +157,8 @@ async fn purge_op(tx: &mut WriteTx, path_lower: String) -> Result<(), OpError> {
         .execute(&mut *c)
         .await?;
         sqlx::query(
-            "DELETE FROM entries WHERE ns = $1 AND kind = 2 AND (path_lower = $2 OR (path_lower >= $3 AND path_lower < $4))",
+            "DELETE FROM entries WHERE ns = $1 AND kind = 2 AND (path_lower = $2 \
+             OR (path_lower >= $3 AND path_lower < $4))",
         )
         .bind(ns)
         .bind(&path_lower)
@@ -187,12 +198,12 @@ impl Store {
             (format!("{scope_lower}/"), format!("{scope_lower}0"))
         };
         let kinds: (i64, i64) = if deleted { (2, 2) } else { (0, 1) };
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = sqlx::query(
-                "SELECT path_lower, path_display, kind, file_id, rev, revision, size, content_hash, \
-                        client_modified, server_modified FROM entries \
-                 WHERE ns = $1 AND path_lower > $2 AND path_lower < $3 AND kind >= $4 AND kind <= $5 \
-                   AND path_lower LIKE $6 ESCAPE '\\' ORDER BY path_lower LIMIT $7",
+                "SELECT path_lower, path_display, kind, file_id, rev, revision, size, \
+                        content_hash, client_modified, server_modified FROM entries \
+                 WHERE ns = $1 AND path_lower > $2 AND path_lower < $3 AND kind >= $4 \
+                   AND kind <= $5 AND path_lower LIKE $6 ESCAPE '\\' ORDER BY path_lower LIMIT $7",
             )
             .bind(ns as i64)
             .bind(lo)

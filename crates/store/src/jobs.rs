@@ -22,15 +22,18 @@ impl Store {
     pub async fn create_job(&self, account: i64) -> Result<String, StoreError> {
         let id = format!("dbjid:{}", cubby_core::ids::token("", random_bytes()));
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO jobs (id, account, status, created, updated) VALUES ($1, $2, 'in_progress', $3, $3)",
-        )
-        .bind(&id)
-        .bind(account)
-        .bind(now())
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO jobs (id, account, status, created, updated) \
+                 VALUES ($1, $2, 'in_progress', $3, $3)",
+            )
+            .bind(&id)
+            .bind(account)
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         tx.commit(None).await?;
         Ok(id)
     }
@@ -39,12 +42,14 @@ impl Store {
     /// Tells other servers a job is still being worked on.
     pub async fn touch_job(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE jobs SET updated = $1 WHERE id = $2 AND status = 'in_progress'")
-            .bind(now())
-            .bind(id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE jobs SET updated = $1 WHERE id = $2 AND status = 'in_progress'"
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(())
     }
@@ -56,14 +61,16 @@ impl Store {
             JobState::Failed(r) => ("failed", Some(r.as_str())),
         };
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("UPDATE jobs SET status = $1, result = $2, updated = $3 WHERE id = $4")
-            .bind(status)
-            .bind(result)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE jobs SET status = $1, result = $2, updated = $3 WHERE id = $4"
+        )
+        .bind(status)
+        .bind(result)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(())
     }
@@ -71,12 +78,14 @@ impl Store {
     /// A job of this account; `None` if unknown. A job left in progress by a server that
     /// went away is reported failed.
     pub async fn job(&self, id: &str, account: i64) -> Result<Option<JobState>, StoreError> {
-        on_db!(&self.db, c => {
-            let row = sqlx::query("SELECT status, result, updated FROM jobs WHERE id = $1 AND account = $2")
-                .bind(id)
-                .bind(account)
-                .fetch_optional(c)
-                .await?;
+        on_db!(&self.db, |c| {
+            let row = sqlx::query(
+                "SELECT status, result, updated FROM jobs WHERE id = $1 AND account = $2",
+            )
+            .bind(id)
+            .bind(account)
+            .fetch_optional(c)
+            .await?;
             let Some(r) = row else { return Ok(None) };
             let result = r.opt_text("result")?.unwrap_or_default();
             Ok(Some(match r.text("status")?.as_str() {
@@ -109,7 +118,7 @@ impl Store {
     ) -> Result<String, StoreError> {
         let id = cubby_core::ids::token("", random_bytes());
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query(
+        on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO upload_links (id, ns, commit_json, expires) VALUES ($1, $2, $3, $4)",
         )
         .bind(&id)
@@ -126,7 +135,7 @@ impl Store {
     /// Takes an upload link for use: exactly one caller ever gets `Ready`.
     pub async fn consume_upload_link(&self, id: &str) -> Result<UploadLink, StoreError> {
         let mut tx = self.db.begin(None).await?;
-        let taken = on_tx!(&mut tx, c => sqlx::query(
+        let taken = on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE upload_links SET used = 1 WHERE id = $1 AND used = 0 AND expires > $2",
         )
         .bind(id)
@@ -134,12 +143,13 @@ impl Store {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        let row = on_tx!(&mut tx, c => {
+        let row = on_tx!(&mut tx, |c| {
             let row = sqlx::query("SELECT ns, commit_json FROM upload_links WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *c)
                 .await?;
-            row.map(|r| Ok::<_, sqlx::Error>((r.int("ns")? as u64, r.text("commit_json")?))).transpose()?
+            row.map(|r| Ok::<_, sqlx::Error>((r.int("ns")? as u64, r.text("commit_json")?)))
+                .transpose()?
         });
         tx.commit(None).await?;
         Ok(match row {

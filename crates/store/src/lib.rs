@@ -2,15 +2,24 @@
 //!
 //! [`Store`] is the one interface the HTTP layer sees. Behind it, metadata lives in SQLite
 //! (WAL mode, a single writer connection beside a pool of readers) or PostgreSQL, and blocks
-//! live on local disk or in an S3-compatible bucket under their SHA-256. The store knows nothing of HTTP; its errors are domain errors
-//! ([`OpError`]) that the server maps to Dropbox's unions.
+//! live on local disk or in an S3-compatible bucket under their SHA-256. The store knows
+//! nothing of HTTP; its errors are domain errors ([`OpError`]) that the server maps to
+//! Dropbox's unions.
 //!
 //! Brief overview:
 //! - [`blocks::BlockStore`]: immutable 4 MiB blocks, durable before metadata refers to them.
-//! - [`meta`]: accounts, apps, tokens, the namespace tree, revisions and the journal.
+//! - [`meta`]: the namespace tree, revisions and the journal.
+//! - [`accounts`], [`apps`], [`tokens`], [`web_sessions`]: users, registered OAuth apps, the
+//!   tokens and codes they are issued, and browser sign-ins.
 //! - [`notify::Notifier`]: wakes longpoll waiters after a namespace commits.
+//!
+//! Security Invariant: no secret is stored in the clear. Tokens, codes, refresh tokens and
+//! web session ids are 256-bit random strings kept as SHA-256 digests (a lookup by digest
+//! reveals nothing through timing); app secrets are SHA-256 digests compared in constant
+//! time; passwords are Argon2id hashes.
 
-pub mod auth;
+pub mod accounts;
+pub mod apps;
 pub mod blocks;
 pub mod copyref;
 mod db;
@@ -22,20 +31,41 @@ pub mod links;
 pub mod meta;
 pub mod migrate;
 pub mod notify;
+mod passwords;
 mod refs;
 pub mod retention;
 mod schema;
 pub mod sessions;
 mod small;
+pub mod stats;
+pub mod tokens;
+pub mod web_sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use auth::{
-    AccessType, Account, App, AuthInfo, CodeRequest, GrantError, Issued, NewApp, Stats,
-    TokenAccess, WebSession,
-};
+pub use accounts::Account;
+pub use apps::{AccessType, App, NewApp};
 pub use meta::{Entry, Kind, OpError, WriteConflict};
+pub use stats::Stats;
+pub use tokens::{AuthInfo, CodeRequest, GrantError, Issued, TokenAccess};
+pub use web_sessions::WebSession;
+
+/// The accounts, apps, tokens and web sessions under the path they had before they were split
+/// into [`accounts`], [`apps`], [`tokens`], [`web_sessions`] and [`stats`]: other crates name
+/// some of them as `cubby_store::auth::…`.
+pub mod auth {
+    pub use crate::accounts::Account;
+    pub use crate::apps::{
+        ALL_SCOPES, AccessType, App, NewApp, redirect_uri_matches, valid_redirect_uri,
+    };
+    pub use crate::stats::Stats;
+    pub use crate::tokens::{
+        ACCESS_TOKEN_SECS, AUTH_CACHE_SECS, AuthInfo, CODE_SECS, CodeRequest, GrantError, Issued,
+        TokenAccess,
+    };
+    pub use crate::web_sessions::{WEB_SESSION_SECS, WebSession};
+}
 
 /// A failure of the storage itself (database or blocks), as opposed to a refused operation.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +117,7 @@ pub struct Store {
     /// The key shared-link tokens and unlock cookies are derived with.
     pub(crate) link_key: Arc<Vec<u8>>,
     /// Access tokens this server looked up in the last few seconds.
-    pub(crate) auth_cache: Arc<auth::AuthCache>,
+    pub(crate) auth_cache: Arc<tokens::AuthCache>,
     /// Blocks found missing, and found corrupt, by reads since the process started.
     pub bad_blocks: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     data_dir: PathBuf,

@@ -11,8 +11,8 @@
 
 use cubby_core::ids;
 
-use crate::auth::token_hash;
 use crate::db::{RowExt, on_db, on_tx, placeholders};
+use crate::tokens::token_hash;
 use crate::{Store, StoreError, now, random_bytes};
 
 /// The label of link tokens derived with the link key.
@@ -146,14 +146,14 @@ impl Store {
             return Ok(Created::Exists(existing));
         }
         let password_hash = match settings.password {
-            Some(p) => Some(crate::auth::hash_password_blocking(p).await?),
+            Some(p) => Some(crate::passwords::hash_password_blocking(p).await?),
             None => None,
         };
         let nonce: [u8; 32] = random_bytes();
         let token = self.link_token(&nonce);
         let mut tx = self.db.begin(None).await?;
         // Of two racing creations one inserts; the other finds its link below.
-        let inserted = on_tx!(&mut tx, c => sqlx::query(
+        let inserted = on_tx!(&mut tx, |c| sqlx::query(
             "INSERT INTO shared_links (token_hash, nonce, ns, account, file_id, audience, \
              password_hash, expires, allow_download, created) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -191,7 +191,7 @@ impl Store {
         file_id: &str,
     ) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.account = $1 AND l.file_id = $2");
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account)
                 .bind(file_id)
@@ -207,7 +207,7 @@ impl Store {
         token: &str,
     ) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.token_hash = $1");
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(token_hash(token))
                 .fetch_optional(c)
@@ -219,8 +219,11 @@ impl Store {
     /// The link with row id `id`, if it still exists.
     pub async fn shared_link_by_id(&self, id: i64) -> Result<Option<SharedLink>, StoreError> {
         let sql = format!("{LINK_COLUMNS} WHERE l.id = $1");
-        on_db!(&self.db, c => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await?;
+        on_db!(&self.db, |c| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
             Ok(row.map(|r| self.link_from_row(&r)).transpose()?)
         })
     }
@@ -238,7 +241,7 @@ impl Store {
             "{LINK_ITEM_COLUMNS} WHERE l.account = $1 AND l.ns = $2 AND l.id > $3 \
              ORDER BY l.id LIMIT $4"
         );
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account)
                 .bind(ns as i64)
@@ -269,8 +272,10 @@ impl Store {
              ORDER BY l.id",
             placeholders(3, paths.len())
         );
-        on_db!(&self.db, c => {
-            let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(account).bind(ns as i64);
+        on_db!(&self.db, |c| {
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql))
+                .bind(account)
+                .bind(ns as i64);
             for p in paths {
                 q = q.bind(p);
             }
@@ -289,12 +294,12 @@ impl Store {
         changes: LinkChanges,
     ) -> Result<Option<SharedLink>, StoreError> {
         let password = match changes.password {
-            Some(Some(p)) => Some(Some(crate::auth::hash_password_blocking(p).await?)),
+            Some(Some(p)) => Some(Some(crate::passwords::hash_password_blocking(p).await?)),
             Some(None) => Some(None),
             None => None,
         };
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => {
+        on_tx!(&mut tx, |c| {
             if let Some(a) = changes.audience {
                 sqlx::query("UPDATE shared_links SET audience = $1 WHERE id = $2")
                     .bind(a.to_db())
@@ -331,11 +336,13 @@ impl Store {
     /// Deletes link `id`; its URL answers not found from then on.
     pub async fn revoke_shared_link(&self, id: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin(None).await?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM shared_links WHERE id = $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM shared_links WHERE id = $1"
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(())
     }
@@ -344,7 +351,7 @@ impl Store {
     pub async fn check_link_password(&self, link: &SharedLink, password: &str) -> bool {
         match &link.password_hash {
             None => true,
-            Some(hash) => crate::auth::verify_password_blocking(password, hash).await,
+            Some(hash) => crate::passwords::verify_password_blocking(password, hash).await,
         }
     }
 }

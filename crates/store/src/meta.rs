@@ -1,4 +1,5 @@
-//! Metadata: accounts, apps, tokens, the namespace tree, revisions and the change journal.
+//! Namespace metadata: the tree of entries, revisions, the change journal and space used,
+//! the write transaction every change goes through, and the domain errors ([`OpError`]).
 //!
 //! Every write runs in one transaction that first serializes the namespace's writers
 //! (SQLite's write lock, or a PostgreSQL row lock on the namespace), takes the namespace's
@@ -266,10 +267,12 @@ impl Store {
             )
             .await?;
         let mut tx = self.db.begin(None).await?;
-        let value: Vec<u8> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&mut *c)
-            .await?);
+        let value: Vec<u8> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_one(&mut *c)
+        .await?);
         tx.commit(None).await?;
         Ok(value)
     }
@@ -322,7 +325,7 @@ impl Store {
         let mut out = std::collections::HashMap::with_capacity(paths.len());
         for chunk in paths.chunks(500) {
             let sql = format!("{AT}({})", crate::db::placeholders(2, chunk.len()));
-            let found: Vec<Entry> = on_db!(&self.db, c => {
+            let found: Vec<Entry> = on_db!(&self.db, |c| {
                 let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(ns as i64);
                 for p in chunk {
                     q = q.bind(*p);
@@ -341,19 +344,23 @@ impl Store {
         ns: u64,
         key: &str,
     ) -> Result<Option<Entry>, StoreError> {
-        on_db!(&self.db, c => {
-            let row = sqlx::query(sql).bind(ns as i64).bind(key).fetch_optional(c).await?;
+        on_db!(&self.db, |c| {
+            let row = sqlx::query(sql)
+                .bind(ns as i64)
+                .bind(key)
+                .fetch_optional(c)
+                .await?;
             Ok(row.map(|r| Entry::from_row(&r)).transpose()?)
         })
     }
 
     /// A file revision by rev, as an entry at the path it was written to.
     pub async fn revision_by_rev(&self, ns: u64, rev: &str) -> Result<Option<Entry>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, id AS revision, \
-                        size, content_hash, client_modified, server_modified FROM revisions \
-                 WHERE ns = $1 AND rev = $2",
+                "SELECT path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, id AS \
+                        revision, size, content_hash, client_modified, server_modified \
+                 FROM revisions WHERE ns = $1 AND rev = $2",
             )
             .bind(ns as i64)
             .bind(rev)
@@ -365,10 +372,12 @@ impl Store {
 
     /// The block list of a revision.
     pub async fn revision_blocks(&self, revision: i64) -> Result<Vec<BlockHash>, StoreError> {
-        let blob: Vec<u8> = on_db!(&self.db, c => sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = $1")
-            .bind(revision)
-            .fetch_one(c)
-            .await?);
+        let blob: Vec<u8> = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT blocks FROM revisions WHERE id = $1"
+        )
+        .bind(revision)
+        .fetch_one(c)
+        .await?);
         Ok(blob_to_blocks(&blob))
     }
 
@@ -385,7 +394,7 @@ impl Store {
     ) -> Result<Vec<Entry>, StoreError> {
         let max_kind: i64 = if include_deleted { 3 } else { 2 };
         let (ns, limit) = (ns as i64, limit as i64);
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = if !recursive {
                 sqlx::query(LIST_CHILDREN)
                     .bind(ns)
@@ -405,7 +414,11 @@ impl Store {
                     .await?
             } else {
                 let (lo, hi) = descendant_range(folder_lower);
-                let lo = if after > lo.as_str() { after.to_owned() } else { lo };
+                let lo = if after > lo.as_str() {
+                    after.to_owned()
+                } else {
+                    lo
+                };
                 sqlx::query(LIST_RANGE)
                     .bind(ns)
                     .bind(lo)
@@ -421,10 +434,12 @@ impl Store {
 
     /// The journal head of a namespace: the last sequence assigned.
     pub async fn head(&self, ns: u64) -> Result<u64, StoreError> {
-        let seq: i64 = on_db!(&self.db, c => sqlx::query_scalar("SELECT seq FROM namespaces WHERE id = $1")
-            .bind(ns as i64)
-            .fetch_one(c)
-            .await?);
+        let seq: i64 = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT seq FROM namespaces WHERE id = $1"
+        )
+        .bind(ns as i64)
+        .fetch_one(c)
+        .await?);
         Ok(seq as u64)
     }
 
@@ -436,10 +451,11 @@ impl Store {
         idx: u32,
         limit: u32,
     ) -> Result<Vec<Change>, StoreError> {
-        on_db!(&self.db, c => {
+        on_db!(&self.db, |c| {
             let rows = sqlx::query(
                 "SELECT seq, idx, path_lower, parent_lower FROM journal \
-                 WHERE ns = $1 AND (seq > $2 OR (seq = $2 AND idx > $3)) ORDER BY seq, idx LIMIT $4",
+                 WHERE ns = $1 AND (seq > $2 OR (seq = $2 AND idx > $3)) ORDER BY seq, idx \
+                 LIMIT $4",
             )
             .bind(ns as i64)
             .bind(seq as i64)
@@ -462,7 +478,7 @@ impl Store {
 
     /// Bytes used by live files of a namespace.
     pub async fn space_used(&self, ns: u64) -> Result<u64, StoreError> {
-        let used: i64 = on_db!(&self.db, c => sqlx::query_scalar(
+        let used: i64 = on_db!(&self.db, |c| sqlx::query_scalar(
             "SELECT used FROM namespaces WHERE id = $1",
         )
         .bind(ns as i64)
@@ -534,7 +550,10 @@ pub(crate) struct Mark {
 
 impl WriteTx {
     async fn plain(&mut self, sql: &'static str) -> Result<(), OpError> {
-        on_tx!(&mut self.tx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
+        on_tx!(&mut self.tx, |c| sqlx::query(sql)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -672,13 +691,15 @@ impl WriteTx {
         // Every rev of this operation starts with its sequence, so one range read finds the
         // new rows' ids (the order of RETURNING rows is not guaranteed).
         let (lo, hi) = (format!("{seq:09x}"), format!("{:09x}", seq + 1));
-        let ids = on_tx!(&mut self.tx, c => {
-            let rows = sqlx::query("SELECT id, rev FROM revisions WHERE ns = $1 AND rev >= $2 AND rev < $3")
-                .bind(ns)
-                .bind(&lo)
-                .bind(&hi)
-                .fetch_all(&mut *c)
-                .await?;
+        let ids = on_tx!(&mut self.tx, |c| {
+            let rows = sqlx::query(
+                "SELECT id, rev FROM revisions WHERE ns = $1 AND rev >= $2 AND rev < $3",
+            )
+            .bind(ns)
+            .bind(&lo)
+            .bind(&hi)
+            .fetch_all(&mut *c)
+            .await?;
             rows.iter()
                 .map(|r| Ok((r.text("rev")?, r.int("id")?)))
                 .collect::<Result<_, sqlx::Error>>()?
@@ -698,7 +719,7 @@ impl WriteTx {
         let seq = self.seq().await?;
         let ns = self.ns as i64;
         let (lo, hi) = descendant_range(top_lower);
-        let moved: Vec<(Entry, Vec<BlockHash>)> = on_tx!(&mut self.tx, c => {
+        let moved: Vec<(Entry, Vec<BlockHash>)> = on_tx!(&mut self.tx, |c| {
             let rows = sqlx::query(MOVED_FILES)
                 .bind(ns)
                 .bind(top_lower)
@@ -748,7 +769,7 @@ impl WriteTx {
         let mut out = std::collections::HashMap::with_capacity(paths.len());
         for chunk in paths.chunks(500) {
             let sql = format!("{LIVE_IN}({})", crate::db::placeholders(2, chunk.len()));
-            let found: Vec<Entry> = on_tx!(&mut self.tx, c => {
+            let found: Vec<Entry> = on_tx!(&mut self.tx, |c| {
                 let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(ns);
                 for p in chunk {
                     q = q.bind(p);
@@ -765,12 +786,15 @@ impl WriteTx {
     /// find (so a caller can choose a path before writing anything).
     pub(crate) async fn fits(&mut self, added: u64) -> Result<bool, OpError> {
         let ns = self.ns as i64;
-        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, c => sqlx::query_as(
-            "SELECT n.used, (SELECT quota FROM accounts WHERE ns = n.id LIMIT 1) FROM namespaces n WHERE n.id = $1",
-        )
-        .bind(ns)
-        .fetch_one(&mut *c)
-        .await?);
+        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, |c| {
+            sqlx::query_as(
+                "SELECT n.used, (SELECT quota FROM accounts WHERE ns = n.id LIMIT 1) \
+                 FROM namespaces n WHERE n.id = $1",
+            )
+            .bind(ns)
+            .fetch_one(&mut *c)
+            .await?
+        });
         Ok(quota.is_none_or(|q| used.saturating_add(added as i64) <= q))
     }
 
@@ -781,12 +805,14 @@ impl WriteTx {
             return Ok(());
         }
         let ns = self.ns as i64;
-        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, c => {
-            let used: i64 = sqlx::query_scalar("UPDATE namespaces SET used = used + $1 WHERE id = $2 RETURNING used")
-                .bind(delta)
-                .bind(ns)
-                .fetch_one(&mut *c)
-                .await?;
+        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, |c| {
+            let used: i64 = sqlx::query_scalar(
+                "UPDATE namespaces SET used = used + $1 WHERE id = $2 RETURNING used",
+            )
+            .bind(delta)
+            .bind(ns)
+            .fetch_one(&mut *c)
+            .await?;
             let quota: Option<i64> = if delta > 0 {
                 sqlx::query_scalar("SELECT quota FROM accounts WHERE ns = $1")
                     .bind(ns)
@@ -806,7 +832,7 @@ impl WriteTx {
 
     async fn entry(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
         let ns = self.ns as i64;
-        on_tx!(&mut self.tx, c => {
+        on_tx!(&mut self.tx, |c| {
             let row = sqlx::query(ENTRY_BY_PATH)
                 .bind(ns)
                 .bind(path_lower)
@@ -828,7 +854,7 @@ impl WriteTx {
             return Ok(s);
         }
         let ns = self.ns as i64;
-        let s: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
+        let s: i64 = on_tx!(&mut self.tx, |c| sqlx::query_scalar(
             "UPDATE namespaces SET seq = seq + 1 WHERE id = $1 RETURNING seq",
         )
         .bind(ns)
@@ -841,16 +867,20 @@ impl WriteTx {
     pub(crate) async fn journal(&mut self, path_lower: &str) -> Result<(), OpError> {
         let seq = self.seq().await? as i64;
         let (ns, idx) = (self.ns as i64, self.idx as i64);
-        on_tx!(&mut self.tx, c => sqlx::query(
-            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(ns)
-        .bind(seq)
-        .bind(idx)
-        .bind(path_lower)
-        .bind(parent_of(path_lower))
-        .execute(&mut *c)
-        .await?.rows_affected());
+        on_tx!(&mut self.tx, |c| {
+            sqlx::query(
+                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(ns)
+            .bind(seq)
+            .bind(idx)
+            .bind(path_lower)
+            .bind(parent_of(path_lower))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         self.idx += 1;
         Ok(())
     }
@@ -863,19 +893,22 @@ impl WriteTx {
         let seq = self.seq().await? as i64;
         let (ns, idx) = (self.ns as i64, self.idx as i64);
         let (lo, hi) = descendant_range(folder_lower);
-        let inserted = on_tx!(&mut self.tx, c => sqlx::query(
-            "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
-             SELECT ns, $1, $2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, parent_lower \
-             FROM entries WHERE ns = $3 AND path_lower >= $4 AND path_lower < $5 AND kind < 2",
-        )
-        .bind(seq)
-        .bind(idx)
-        .bind(ns)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        let inserted = on_tx!(&mut self.tx, |c| {
+            sqlx::query(
+                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) \
+                 SELECT ns, $1, $2 + ROW_NUMBER() OVER (ORDER BY path_lower) - 1, path_lower, \
+                 parent_lower FROM entries WHERE ns = $3 AND path_lower >= $4 AND path_lower < $5 \
+                 AND kind < 2",
+            )
+            .bind(seq)
+            .bind(idx)
+            .bind(ns)
+            .bind(&lo)
+            .bind(&hi)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
         self.idx += inserted as u32;
         Ok(())
     }
@@ -883,7 +916,7 @@ impl WriteTx {
     /// Runs a statement whose parameters are the namespace then `args`.
     async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, OpError> {
         let ns = self.ns as i64;
-        let n = on_tx!(&mut self.tx, c => {
+        let n = on_tx!(&mut self.tx, |c| {
             let mut q = sqlx::query(sql).bind(ns);
             for a in args {
                 q = match a {
@@ -958,22 +991,25 @@ impl WriteTx {
         let mut refs = crate::refs::RefDelta::default();
         refs.add(blocks);
         self.refs(refs).await?;
-        let revision: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
-            "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, content_hash, \
-             client_modified, server_modified, blocks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(ns)
-        .bind(&rev)
-        .bind(&id)
-        .bind(&path_lower)
-        .bind(display)
-        .bind(size as i64)
-        .bind(&content_hash)
-        .bind(client_modified)
-        .bind(now)
-        .bind(blocks_to_blob(blocks))
-        .fetch_one(&mut *c)
-        .await?);
+        let revision: i64 = on_tx!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
+                 content_hash, client_modified, server_modified, blocks) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(ns)
+            .bind(&rev)
+            .bind(&id)
+            .bind(&path_lower)
+            .bind(display)
+            .bind(size as i64)
+            .bind(&content_hash)
+            .bind(client_modified)
+            .bind(now)
+            .bind(blocks_to_blob(blocks))
+            .fetch_one(&mut *c)
+            .await?
+        });
         let e = Entry {
             kind: Kind::File,
             path_lower,
@@ -1281,7 +1317,7 @@ async fn delete_op(
         let freed: i64 = if e.kind == Kind::Folder {
             let (lo, hi) = descendant_range(path_lower);
             let ns = tx.ns as i64;
-            on_tx!(&mut tx.tx, c => sqlx::query_scalar(
+            on_tx!(&mut tx.tx, |c| sqlx::query_scalar(
                 "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries \
                  WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind = 0",
             )
@@ -1340,14 +1376,17 @@ async fn relocate_op(
         if src.kind == Kind::Folder {
             let (lo, hi) = descendant_range(from_lower);
             let nsi = ns as i64;
-            let n: i64 = on_tx!(&mut tx.tx, c => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM entries WHERE ns = $1 AND path_lower >= $2 AND path_lower < $3 AND kind < 2",
-            )
-            .bind(nsi)
-            .bind(&lo)
-            .bind(&hi)
-            .fetch_one(&mut *c)
-            .await?);
+            let n: i64 = on_tx!(&mut tx.tx, |c| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM entries WHERE ns = $1 AND path_lower >= $2 \
+                     AND path_lower < $3 AND kind < 2",
+                )
+                .bind(nsi)
+                .bind(&lo)
+                .bind(&hi)
+                .fetch_one(&mut *c)
+                .await?
+            });
             if n + 1 > MAX_RELOCATION_ENTRIES {
                 return Err(OpError::TooManyFiles);
             }
@@ -1390,19 +1429,23 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
         tx.journal(&src.path_lower).await?;
     }
     let ns = tx.ns as i64;
-    on_tx!(&mut tx.tx, c => sqlx::query(
-        "UPDATE entries SET path_lower = $1, parent_lower = $2, path_display = $3 WHERE ns = $4 AND path_lower = $5",
-    )
-    .bind(&dest_lower)
-    .bind(parent_of(&dest_lower))
-    .bind(display)
-    .bind(ns)
-    .bind(&src.path_lower)
-    .execute(&mut *c)
-    .await?.rows_affected());
+    on_tx!(&mut tx.tx, |c| {
+        sqlx::query(
+            "UPDATE entries SET path_lower = $1, parent_lower = $2, path_display = $3 \
+             WHERE ns = $4 AND path_lower = $5",
+        )
+        .bind(&dest_lower)
+        .bind(parent_of(&dest_lower))
+        .bind(display)
+        .bind(ns)
+        .bind(&src.path_lower)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    });
     tx.journal(&dest_lower).await?;
     if src.kind == Kind::Folder {
-        on_tx!(&mut tx.tx, c => {
+        on_tx!(&mut tx.tx, |c| {
             // Rewrite the prefix of every descendant; `substr` and `length` both count characters.
             sqlx::query(
                 "UPDATE entries SET \
@@ -1438,15 +1481,17 @@ async fn copy_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
     let mut items = vec![copy_item(tx, src, display.to_owned()).await?];
     if src.kind == Kind::Folder {
         let (lo, hi) = descendant_range(&src.path_lower);
-        let rows = on_tx!(&mut tx.tx, c => {
+        let rows = on_tx!(&mut tx.tx, |c| {
             let rows = sqlx::query(SUBTREE)
-            .bind(ns)
-            .bind(lo)
-            .bind(hi)
-            .bind(MAX_RELOCATION_ENTRIES)
-            .fetch_all(&mut *c)
-            .await?;
-            rows.iter().map(subtree_row).collect::<Result<Vec<_>, _>>()?
+                .bind(ns)
+                .bind(lo)
+                .bind(hi)
+                .bind(MAX_RELOCATION_ENTRIES)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter()
+                .map(subtree_row)
+                .collect::<Result<Vec<_>, _>>()?
         });
         let prefix_chars = src.path_display.chars().count();
         items.extend(rows.into_iter().map(|(path, file)| {
@@ -1510,10 +1555,12 @@ async fn copy_item(tx: &mut WriteTx, e: &Entry, display: String) -> Result<NewIt
     let revision = e
         .revision
         .ok_or_else(|| OpError::Invalid("file without revision".into()))?;
-    let blob: Vec<u8> = on_tx!(&mut tx.tx, c => sqlx::query_scalar("SELECT blocks FROM revisions WHERE id = $1")
-        .bind(revision)
-        .fetch_one(&mut *c)
-        .await?);
+    let blob: Vec<u8> = on_tx!(&mut tx.tx, |c| sqlx::query_scalar(
+        "SELECT blocks FROM revisions WHERE id = $1"
+    )
+    .bind(revision)
+    .fetch_one(&mut *c)
+    .await?);
     Ok(NewItem::File {
         display,
         size: e.size,

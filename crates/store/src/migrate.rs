@@ -242,7 +242,11 @@ async fn write_batch(
 
 async fn count(db: &Db, table: &str) -> Result<i64, StoreError> {
     let sql = format!("SELECT COUNT(*) FROM {table}");
-    Ok(on_db!(db, c => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(c).await?))
+    Ok(on_db!(db, |c| sqlx::query_scalar::<_, i64>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .fetch_one(c)
+    .await?))
 }
 
 impl Store {
@@ -263,7 +267,10 @@ impl Store {
         for t in ["settings", "apps"] {
             let sql = format!("DELETE FROM {t}");
             let mut tx = target.db.begin(None).await?;
-            on_tx!(&mut tx, c => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await?.rows_affected());
+            on_tx!(&mut tx, |c| sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
             tx.commit(None).await?;
         }
         let mut report = MigrationReport::default();
@@ -273,7 +280,7 @@ impl Store {
             let select = format!("SELECT {} FROM {table}", names.join(", "));
             let per = batch_rows(table);
             let mut batch = Vec::with_capacity(per);
-            on_db!(&self.db, c => {
+            on_db!(&self.db, |c| {
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch(c);
                 while let Some(row) = rows.next().await {
                     batch.push(decode(&row?, cols)?);

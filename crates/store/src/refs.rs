@@ -94,7 +94,7 @@ impl RefDelta {
                      WHERE refs > 0 AND hash IN ({})",
                     placeholders(3, chunk.len())
                 );
-                on_tx!(tx, c => {
+                on_tx!(tx, |c| {
                     let mut q = sqlx::query(crate::db::sql_for(&c, sql)).bind(n).bind(now);
                     for h in chunk {
                         q = q.bind(h.to_vec());
@@ -115,7 +115,7 @@ async fn claimed_among(tx: &mut Tx, hashes: &[BlockHash]) -> Result<Vec<BlockHas
             "SELECT hash FROM blocks WHERE refs < 0 AND hash IN ({})",
             placeholders(1, chunk.len())
         );
-        let found: Vec<Vec<u8>> = on_tx!(tx, c => {
+        let found: Vec<Vec<u8>> = on_tx!(tx, |c| {
             let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql));
             for h in chunk {
                 q = q.bind(h.to_vec());

@@ -36,7 +36,7 @@ impl Store {
         let mut refs = RefDelta::default();
         if let Some(days) = retention_days {
             let cutoff = now - i64::from(days) * 86_400;
-            let pruned: Vec<Vec<u8>> = on_tx!(&mut tx, c => sqlx::query_scalar(
+            let pruned: Vec<Vec<u8>> = on_tx!(&mut tx, |c| sqlx::query_scalar(
                 "DELETE FROM revisions WHERE server_modified < $1 \
                  AND id NOT IN (SELECT revision FROM entries WHERE revision IS NOT NULL) \
                  RETURNING blocks",
@@ -48,7 +48,7 @@ impl Store {
             for blob in &pruned {
                 refs.sub_blob(blob);
             }
-            out.tombstones = on_tx!(&mut tx, c => sqlx::query(
+            out.tombstones = on_tx!(&mut tx, |c| sqlx::query(
                 "DELETE FROM entries WHERE kind = 2 AND COALESCE(server_modified, 0) < $1",
             )
             .bind(cutoff)
@@ -56,14 +56,14 @@ impl Store {
             .await?
             .rows_affected());
         }
-        let session_blocks: Vec<Vec<u8>> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        let session_blocks: Vec<Vec<u8>> = on_tx!(&mut tx, |c| sqlx::query_scalar(
             "DELETE FROM upload_session_blocks WHERE session IN \
              (SELECT id FROM upload_sessions WHERE expires < $1 OR finished = 1) RETURNING hash",
         )
         .bind(now)
         .fetch_all(&mut *c)
         .await?);
-        let tails: Vec<Option<Vec<u8>>> = on_tx!(&mut tx, c => sqlx::query_scalar(
+        let tails: Vec<Option<Vec<u8>>> = on_tx!(&mut tx, |c| sqlx::query_scalar(
             "DELETE FROM upload_sessions WHERE expires < $1 OR finished = 1 RETURNING tail",
         )
         .bind(now)
@@ -76,28 +76,32 @@ impl Store {
         refs.apply(&mut tx, now, &self.gone)
             .await
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM jobs WHERE updated < $1")
-            .bind(now - JOB_KEEP_SECS.max(JOB_STALE_SECS))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM upload_links WHERE expires < $1 OR used = 1")
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM jobs WHERE updated < $1"
+        )
+        .bind(now - JOB_KEEP_SECS.max(JOB_STALE_SECS))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM upload_links WHERE expires < $1 OR used = 1"
+        )
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
         tx.commit(None).await?;
         Ok(out)
     }
 
     /// Counts revisions of a namespace (for tests and reports).
     pub async fn revision_count(&self, ns: u64) -> Result<i64, StoreError> {
-        Ok(
-            on_db!(&self.db, c => sqlx::query_scalar("SELECT COUNT(*) FROM revisions WHERE ns = $1")
-            .bind(ns as i64)
-            .fetch_one(c)
-            .await?),
+        Ok(on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM revisions WHERE ns = $1"
         )
+        .bind(ns as i64)
+        .fetch_one(c)
+        .await?))
     }
 
     /// Runs [`Store::prune`] every [`PRUNE_INTERVAL`] until the process ends.

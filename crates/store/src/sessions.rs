@@ -159,9 +159,9 @@ impl Store {
         self.write_plain(move |tx| {
             Box::pin(async move {
                 tx.refs(refs).await?;
-                on_tx!(&mut tx.tx, c => sqlx::query(
-                    "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, tail_len, created, expires) \
-                     VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
+                on_tx!(&mut tx.tx, |c| sqlx::query(
+                    "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, \
+                     tail_len, created, expires) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&row_id)
                 .bind(account)
@@ -226,7 +226,7 @@ impl Store {
     /// it again in their transaction), so looking one up never waits for the writer.
     pub async fn session(&self, id: &str, account: i64) -> Result<Session, OpError> {
         let sql = format!("{SESSION_COLUMNS} WHERE id = $1");
-        let row = on_db!(&self.db, c => {
+        let row = on_db!(&self.db, |c| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
                 .fetch_optional(c)
@@ -278,8 +278,9 @@ impl Store {
                 }
                 refs.add(tail.as_slice());
                 tx.refs(refs).await?;
-                on_tx!(&mut tx.tx, c => sqlx::query(
-                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 WHERE id = $5",
+                on_tx!(&mut tx.tx, |c| sqlx::query(
+                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 \
+                     WHERE id = $5",
                 )
                 .bind(new_length as i64)
                 .bind(tail.map(|h| h.to_vec()))
@@ -333,12 +334,14 @@ impl Store {
                 }
                 tx.refs(refs).await?;
                 if close {
-                    on_tx!(&mut tx.tx, c => sqlx::query("UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2")
-                        .bind((offset + len) as i64)
-                        .bind(id)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected());
+                    on_tx!(&mut tx.tx, |c| sqlx::query(
+                        "UPDATE upload_sessions SET length = $1, closed = 1 WHERE id = $2"
+                    )
+                    .bind((offset + len) as i64)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected());
                 }
                 Ok(())
             })
@@ -380,7 +383,7 @@ impl Store {
                         "UPDATE upload_sessions SET finished = 1 WHERE id IN ({})",
                         placeholders(1, chunk.len())
                     );
-                    on_tx!(&mut tx.tx, c => {
+                    on_tx!(&mut tx.tx, |c| {
                         let mut q = sqlx::query(crate::db::sql_for(&c, sql));
                         for id in chunk {
                             q = q.bind(id);
@@ -599,13 +602,15 @@ async fn load_many(
             "{SESSION_COLUMNS} WHERE id IN ({})",
             placeholders(1, chunk.len())
         );
-        let rows: Vec<Loaded> = on_tx!(tx, c => {
+        let rows: Vec<Loaded> = on_tx!(tx, |c| {
             let mut q = sqlx::query(crate::db::sql_for(&c, sql));
             for id in chunk {
                 q = q.bind(id);
             }
             let rows = q.fetch_all(&mut *c).await?;
-            rows.iter().map(session_from_row).collect::<Result<_, _>>()?
+            rows.iter()
+                .map(session_from_row)
+                .collect::<Result<_, _>>()?
         });
         out.extend(rows.into_iter().map(|l| (l.3.id.clone(), l)));
     }
@@ -623,14 +628,16 @@ async fn blocks_of_many(
             "SELECT session, idx, hash FROM upload_session_blocks WHERE session IN ({}) ORDER BY session, idx",
             placeholders(1, chunk.len())
         );
-        let rows: Vec<(String, i64, Vec<u8>)> = on_tx!(tx, c => {
+        let rows: Vec<(String, i64, Vec<u8>)> = on_tx!(tx, |c| {
             let mut q = sqlx::query(crate::db::sql_for(&c, sql));
             for id in chunk {
                 q = q.bind(id);
             }
             let rows = q.fetch_all(&mut *c).await?;
             rows.iter()
-                .map(|r| Ok::<_, sqlx::Error>((r.text("session")?, r.int("idx")?, r.bytes("hash")?)))
+                .map(|r| {
+                    Ok::<_, sqlx::Error>((r.text("session")?, r.int("idx")?, r.bytes("hash")?))
+                })
                 .collect::<Result<_, _>>()?
         });
         for (session, idx, hash) in rows {
@@ -722,7 +729,7 @@ async fn put_block(
     size: u64,
     refs: &mut RefDelta,
 ) -> Result<(), OpError> {
-    let replaced: Option<Vec<u8>> = on_tx!(tx, c => sqlx::query_scalar(
+    let replaced: Option<Vec<u8>> = on_tx!(tx, |c| sqlx::query_scalar(
         "SELECT hash FROM upload_session_blocks WHERE session = $1 AND idx = $2",
     )
     .bind(id)
@@ -733,7 +740,7 @@ async fn put_block(
         refs.sub_blob(&old);
     }
     refs.add(std::slice::from_ref(hash));
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, |c| sqlx::query(
         "INSERT INTO upload_session_blocks (session, idx, hash, size) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (session, idx) DO UPDATE SET hash = excluded.hash, size = excluded.size",
     )
@@ -749,7 +756,7 @@ async fn put_block(
 
 async fn load(tx: &mut crate::db::Tx, id: &str, account: i64) -> Result<Session, OpError> {
     let sql = format!("{SESSION_COLUMNS} WHERE id = $1");
-    let row = on_tx!(tx, c => {
+    let row = on_tx!(tx, |c| {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&mut *c)

@@ -60,7 +60,7 @@ pub(crate) async fn small_present(
             "SELECT hash FROM small_blocks WHERE hash IN ({})",
             placeholders(1, part.len())
         );
-        let found: Vec<Vec<u8>> = on_tx!(tx, c => {
+        let found: Vec<Vec<u8>> = on_tx!(tx, |c| {
             let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql));
             for h in part {
                 q = q.bind(h.to_vec());
@@ -79,12 +79,12 @@ pub(crate) async fn small_present(
 impl Store {
     /// The bytes of a small block, if it is one.
     async fn small_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            on_db!(&self.db, c => sqlx::query_scalar("SELECT data FROM small_blocks WHERE hash = $1")
-            .bind(hash.to_vec())
-            .fetch_optional(c)
-            .await?),
+        Ok(on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT data FROM small_blocks WHERE hash = $1"
         )
+        .bind(hash.to_vec())
+        .fetch_optional(c)
+        .await?))
     }
 
     /// Reads `len` bytes of a block from `offset`, wherever the block is kept, after checking
@@ -170,16 +170,18 @@ impl Store {
         if self.blocks.contains(hash).await? {
             return Ok(true);
         }
-        let n: i64 = on_db!(&self.db, c => sqlx::query_scalar("SELECT COUNT(*) FROM small_blocks WHERE hash = $1")
-            .bind(hash.to_vec())
-            .fetch_one(c)
-            .await?);
+        let n: i64 = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM small_blocks WHERE hash = $1"
+        )
+        .bind(hash.to_vec())
+        .fetch_one(c)
+        .await?);
         Ok(n > 0)
     }
 
     /// How many small blocks are stored, and their bytes.
     pub(crate) async fn small_usage(&self) -> Result<(usize, u64), StoreError> {
-        let (n, bytes): (i64, i64) = on_db!(&self.db, c => sqlx::query_as(
+        let (n, bytes): (i64, i64) = on_db!(&self.db, |c| sqlx::query_as(
             "SELECT COUNT(*), CAST(COALESCE(SUM(length(data)), 0) AS BIGINT) FROM small_blocks",
         )
         .fetch_one(c)
@@ -194,16 +196,19 @@ impl Store {
         n: usize,
     ) -> Result<Vec<Stored>, StoreError> {
         let after = after.map(|h| h.to_vec()).unwrap_or_default();
-        let rows = on_db!(&self.db, c => sqlx::query(
-            "SELECT hash, created, CAST(length(data) AS BIGINT) AS size FROM small_blocks WHERE hash > $1 ORDER BY hash LIMIT $2",
-        )
-        .bind(after)
-        .bind(n as i64)
-        .fetch_all(c)
-        .await?
-        .iter()
-        .map(|r| Ok((r.bytes("hash")?, r.int("created")?, r.int("size")?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        let rows = on_db!(&self.db, |c| {
+            sqlx::query(
+                "SELECT hash, created, CAST(length(data) AS BIGINT) AS size FROM small_blocks \
+                 WHERE hash > $1 ORDER BY hash LIMIT $2",
+            )
+            .bind(after)
+            .bind(n as i64)
+            .fetch_all(c)
+            .await?
+            .iter()
+            .map(|r| Ok((r.bytes("hash")?, r.int("created")?, r.int("size")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
         Ok(rows
             .into_iter()
             .filter_map(|(h, created, size)| {
@@ -232,7 +237,7 @@ impl Store {
                 placeholders(2, part.len())
             );
             let mut tx = self.db.begin(None).await?;
-            let gone: Vec<Vec<u8>> = on_tx!(&mut tx, c => {
+            let gone: Vec<Vec<u8>> = on_tx!(&mut tx, |c| {
                 let mut q = sqlx::query_scalar(crate::db::sql_for(&c, sql)).bind(cutoff);
                 for h in part {
                     q = q.bind(h.to_vec());
