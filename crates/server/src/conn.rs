@@ -115,7 +115,7 @@ pub fn fd_budget() -> usize {
         && cur < max
     {
         limit.current = Some(max);
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit.current = Some(cur);
         }
     }
