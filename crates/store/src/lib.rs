@@ -51,22 +51,6 @@ pub use stats::Stats;
 pub use tokens::{AuthInfo, CodeRequest, GrantError, Issued, TokenAccess};
 pub use web_sessions::WebSession;
 
-/// The accounts, apps, tokens and web sessions under the path they had before they were split
-/// into [`accounts`], [`apps`], [`tokens`], [`web_sessions`] and [`stats`]: other crates name
-/// some of them as `cubby_store::auth::…`.
-pub mod auth {
-    pub use crate::accounts::Account;
-    pub use crate::apps::{
-        ALL_SCOPES, AccessType, App, NewApp, redirect_uri_matches, valid_redirect_uri,
-    };
-    pub use crate::stats::Stats;
-    pub use crate::tokens::{
-        ACCESS_TOKEN_SECS, AUTH_CACHE_SECS, AuthInfo, CODE_SECS, CodeRequest, GrantError, Issued,
-        TokenAccess,
-    };
-    pub use crate::web_sessions::{WEB_SESSION_SECS, WebSession};
-}
-
 /// A failure of the storage itself (database or blocks), as opposed to a refused operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

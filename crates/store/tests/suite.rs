@@ -811,7 +811,7 @@ async fn cached_tokens_follow_revocations_through_this_and_other_stores() {
         let bound = if name == "postgres+s3" {
             Duration::from_secs(2)
         } else {
-            Duration::from_secs(cubby_store::auth::AUTH_CACHE_SECS + 1)
+            Duration::from_secs(cubby_store::tokens::AUTH_CACHE_SECS + 1)
         };
         while a.authenticate(&token).await.unwrap().is_some() {
             assert!(

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use cubby_store::auth::ALL_SCOPES;
+use cubby_store::apps::ALL_SCOPES;
 use cubby_store::{AccessType, App, NewApp, OpError, TokenAccess, WebSession};
 
 use super::{Form, check_csrf, error_page, esc, hidden, internal, page, require_session};

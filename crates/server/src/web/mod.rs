@@ -396,7 +396,7 @@ async fn login_submit(
             &headers,
             SESSION_COOKIE,
             &id,
-            cubby_store::auth::WEB_SESSION_SECS,
+            cubby_store::web_sessions::WEB_SESSION_SECS,
         ),
     );
     h.append(

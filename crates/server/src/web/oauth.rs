@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
-use cubby_store::auth::ALL_SCOPES;
+use cubby_store::apps::ALL_SCOPES;
 use cubby_store::{AccessType, App, CodeRequest, GrantError, Issued, TokenAccess, WebSession};
 use serde_json::{Value, json};
 
@@ -121,7 +121,7 @@ async fn validate(state: &AppState, form: &Form) -> Result<AuthzRequest, Refusal
         && !app
             .redirect_uris
             .iter()
-            .any(|r| cubby_store::auth::redirect_uri_matches(r, uri))
+            .any(|r| cubby_store::apps::redirect_uri_matches(r, uri))
     {
         return Err(Refusal::Page(format!(
             "The redirect URI '{uri}' is not registered for the app '{}'.",
@@ -748,6 +748,6 @@ mod tests {
 
     #[test]
     fn access_token_lifetime_is_dropboxs() {
-        assert_eq!(cubby_store::auth::ACCESS_TOKEN_SECS, 14_400);
+        assert_eq!(cubby_store::tokens::ACCESS_TOKEN_SECS, 14_400);
     }
 }
