@@ -21,7 +21,7 @@ pub mod fs;
 mod observe;
 pub mod remote;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 pub mod state;
 pub mod watch;
 mod work;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cubby_client::routes::ListOptions;
 use cubby_client::transfer::{Quiet, SINGLE_REQUEST_MAX, UploadOptions, WriteMode};
-use cubby_client::types::{FileMetadata, Metadata};
+use cubby_client::types::{FileMetadata, ListFolderResult, Metadata};
 use cubby_client::{Client, ErrorKind};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -24,6 +24,8 @@ pub struct Entry {
     pub folder: bool,
     pub rev: Option<String>,
     pub content_hash: Option<String>,
+    /// A file's size in bytes (0 for a folder).
+    pub size: u64,
 }
 
 /// One change of the server's feed.
@@ -49,6 +51,34 @@ pub enum Mode {
     Add,
     /// Only over this revision.
     Update(String),
+}
+
+/// How [`RemoteApi::upload_as`] commits a file (`cubby backup`'s uploads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    pub mode: Mode,
+    /// On a conflict, take a free name beside the path instead of failing.
+    pub autorename: bool,
+    /// The file's modification time (Unix seconds), shown as its `client_modified`.
+    pub client_modified: Option<i64>,
+}
+
+/// One saved revision of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revision {
+    pub rev: String,
+    pub content_hash: Option<String>,
+    pub size: u64,
+    /// When the server saved it (Unix seconds).
+    pub server_modified: i64,
+}
+
+/// A file's history, newest first as the server gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revisions {
+    pub entries: Vec<Revision>,
+    /// When the file was deleted, if it is deleted now.
+    pub deleted_at: Option<i64>,
 }
 
 /// Why a remote call failed, as the engine must react to it.
@@ -119,6 +149,30 @@ pub trait RemoteApi: Send + Sync {
         path: &str,
         rev: Option<&str>,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send;
+    /// The first page of the recursive feed, like `list(None)`, but the root folder is made
+    /// only if `create_root` (a missing root is then [`RemoteError::Changed`]), and with
+    /// `include_deleted` the feed names deleted entries too ([`Change::Deleted`]).
+    fn list_from_start(
+        &self,
+        create_root: bool,
+        include_deleted: bool,
+    ) -> impl Future<Output = Result<Page, RemoteError>> + Send;
+    /// Uploads the local file `source` to `path`, committed as `put` says.
+    fn upload_as(
+        &self,
+        path: &str,
+        put: &Put,
+        source: &Path,
+    ) -> impl Future<Output = Result<Entry, RemoteError>> + Send;
+    /// What is at `path` now (`None`: nothing).
+    fn get(&self, path: &str) -> impl Future<Output = Result<Option<Entry>, RemoteError>> + Send;
+    /// The saved revisions of the file at `path` (at most `limit`), deleted or not; `None` if
+    /// there never was a file there.
+    fn revisions(
+        &self,
+        path: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Option<Revisions>, RemoteError>> + Send;
 }
 
 /// Files up to this size go through `upload_batch`; larger ones through their own session.
@@ -174,6 +228,7 @@ impl ClientRemote {
                 folder: true,
                 rev: None,
                 content_hash: None,
+                size: 0,
             },
             Metadata::Deleted(_) => return None,
         })
@@ -205,6 +260,7 @@ fn file_entry(f: &FileMetadata, path: String) -> Entry {
         folder: false,
         rev: Some(f.rev.clone()),
         content_hash: f.content_hash.clone(),
+        size: f.size,
     }
 }
 
@@ -245,27 +301,16 @@ fn mode_of(mode: &Mode) -> UploadOptions {
     }
 }
 
-impl RemoteApi for ClientRemote {
-    async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
-        let result = match cursor {
-            Some(cursor) => self.client.list_folder_continue(cursor).await,
-            None => {
-                if !self.root.is_empty() {
-                    match self.client.create_folder(&self.root, false).await {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == ErrorKind::Conflict => {}
-                        Err(e) => return Err(classify(e)),
-                    }
-                }
-                let opts = ListOptions {
-                    recursive: true,
-                    limit: Some(2000),
-                    ..ListOptions::default()
-                };
-                self.client.list_folder(&self.root, &opts).await
-            }
-        }
-        .map_err(classify)?;
+fn put_of(put: &Put) -> UploadOptions {
+    UploadOptions {
+        autorename: put.autorename,
+        client_modified: put.client_modified.map(cubby_core::time::format),
+        ..mode_of(&put.mode)
+    }
+}
+
+impl ClientRemote {
+    fn page(&self, result: ListFolderResult) -> Page {
         let changes = result
             .entries
             .iter()
@@ -274,11 +319,100 @@ impl RemoteApi for ClientRemote {
                 _ => self.entry(meta).map(Change::Put),
             })
             .collect();
-        Ok(Page {
+        Page {
             changes,
             cursor: result.cursor,
             has_more: result.has_more,
-        })
+        }
+    }
+}
+
+impl RemoteApi for ClientRemote {
+    async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
+        match cursor {
+            Some(cursor) => {
+                let result = self
+                    .client
+                    .list_folder_continue(cursor)
+                    .await
+                    .map_err(classify)?;
+                Ok(self.page(result))
+            }
+            None => self.list_from_start(true, false).await,
+        }
+    }
+
+    async fn list_from_start(
+        &self,
+        create_root: bool,
+        include_deleted: bool,
+    ) -> Result<Page, RemoteError> {
+        if create_root && !self.root.is_empty() {
+            match self.client.create_folder(&self.root, false).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Conflict => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        let opts = ListOptions {
+            recursive: true,
+            include_deleted,
+            limit: Some(2000),
+        };
+        let result = self
+            .client
+            .list_folder(&self.root, &opts)
+            .await
+            .map_err(classify)?;
+        Ok(self.page(result))
+    }
+
+    async fn upload_as(&self, path: &str, put: &Put, source: &Path) -> Result<Entry, RemoteError> {
+        let meta = self
+            .client
+            .upload_file(
+                source,
+                &self.full(path),
+                &put_of(put),
+                self.resume_dir.as_deref(),
+                &Quiet,
+            )
+            .await
+            .map_err(classify)?;
+        self.file(&meta)
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
+        match self.client.get_metadata(&self.full(path), false).await {
+            Ok(meta) => Ok(self.entry(&meta)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn revisions(&self, path: &str, limit: u32) -> Result<Option<Revisions>, RemoteError> {
+        let r = match self.client.list_revisions(&self.full(path), limit).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(classify(e)),
+        };
+        Ok(Some(Revisions {
+            entries: r
+                .entries
+                .iter()
+                .map(|f| Revision {
+                    rev: f.rev.clone(),
+                    content_hash: f.content_hash.clone(),
+                    size: f.size,
+                    server_modified: cubby_core::time::parse(&f.server_modified)
+                        .unwrap_or(i64::MIN),
+                })
+                .collect(),
+            deleted_at: r
+                .server_deleted
+                .as_deref()
+                .and_then(cubby_core::time::parse),
+        }))
     }
 
     async fn wait(&self, cursor: &str, timeout: u64) -> Result<bool, RemoteError> {
