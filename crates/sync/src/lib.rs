@@ -10,6 +10,8 @@
 //!   `cubby_core::sync`'s planner.
 
 pub mod backup;
+#[cfg(test)]
+mod backup_sim;
 pub mod engine;
 pub mod ignore;
 pub mod index;

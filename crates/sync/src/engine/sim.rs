@@ -102,6 +102,8 @@ struct FsInner {
     /// Edits made by "the user" while a file is read (hashed, stat'ed, uploaded): (rng,
     /// probability per read). Only the backup simulation sets it.
     read_chaos: Option<(Rng, f64)>,
+    /// The names user edits pick from.
+    names: &'static [&'static str],
 }
 
 /// An in-memory, case-sensitive disk.
@@ -123,10 +125,17 @@ impl FakeFs {
                 tick: 1,
                 chaos: None,
                 read_chaos: None,
+                names: NAMES,
             })),
             ledger,
             seed,
         }
+    }
+
+    /// The names user edits pick from (the backup simulation avoids names equal but for
+    /// case, see `backup_sim`).
+    pub(crate) fn set_names(&self, names: &'static [&'static str]) {
+        self.inner.lock().unwrap().names = names;
     }
 
     pub(crate) fn set_read_chaos(&self, chaos: Option<(Rng, f64)>) {
@@ -143,12 +152,6 @@ impl FakeFs {
             user_edit_fs(&mut inner, &mut rng, &self.ledger, self.seed);
         }
         inner.read_chaos = Some((rng, p));
-    }
-
-    /// The content of a file, if one is at `p`.
-    pub(crate) fn read(&self, p: &str) -> Option<Vec<u8>> {
-        let inner = self.inner.lock().unwrap();
-        inner.entries.get(p).filter(|e| !e.dir).map(|e| e.data.to_vec())
     }
 
     fn set_chaos(&self, chaos: Option<(Rng, f64)>) {
@@ -255,7 +258,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
     match rng.below(10) {
         0..=2 => {
             let dir = rng.pick(&folders).cloned().unwrap_or_default();
-            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            let p = format!("{dir}/{}", rng.pick(inner.names).unwrap());
             if free_local(inner, &p) {
                 let data = ledger.lock().unwrap().blob(seed);
                 let inode = inner.next_inode;
@@ -273,7 +276,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
         }
         3 => {
             let dir = rng.pick(&folders).cloned().unwrap_or_default();
-            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            let p = format!("{dir}/{}", rng.pick(inner.names).unwrap());
             if free_local(inner, &p) {
                 let inode = inner.next_inode;
                 inner.next_inode += 1;
@@ -324,7 +327,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
             // Rename or move a file or folder (its inode goes with it).
             if let Some(p) = rng.pick(&all).cloned() {
                 let dir = rng.pick(&folders).cloned().unwrap_or_default();
-                let to = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+                let to = format!("{dir}/{}", rng.pick(inner.names).unwrap());
                 if free_local(inner, &to) && !under(&to, &p) {
                     let moving: Vec<String> = inner
                         .entries
@@ -520,6 +523,8 @@ pub(crate) struct ServerInner {
     /// backup simulation sets it.
     crash: Option<(Rng, f64)>,
     pub(crate) crashed: bool,
+    /// Calls left before a crash (a scenario's crash at a chosen call).
+    crash_countdown: Option<u32>,
     /// File contents the client was told are current at their path by `get` (a backup
     /// acknowledges the server's copy after a conflict).
     pub(crate) acked: BTreeSet<Vec<u8>>,
@@ -698,6 +703,16 @@ impl ServerInner {
         }
     }
 
+    /// The client crashes right after its `n`th call from now is applied.
+    pub(crate) fn crash_after(&mut self, n: u32) {
+        self.crash_countdown = Some(n);
+    }
+
+    /// The revision of a file.
+    pub(crate) fn entry_rev(&self, id: &str) -> String {
+        self.nodes[id].rev.clone().unwrap_or_default()
+    }
+
     /// Every file's content now, by path.
     pub(crate) fn files(&self) -> BTreeMap<String, Arc<Vec<u8>>> {
         self.nodes
@@ -842,6 +857,7 @@ impl FakeServer {
                 next: 0,
                 crash: None,
                 crashed: false,
+                crash_countdown: None,
                 acked: BTreeSet::new(),
                 faults: None,
                 chaos: None,
@@ -870,6 +886,7 @@ impl FakeServer {
         let mut inner = self.inner.lock().unwrap();
         inner.crash = crash;
         inner.crashed = false;
+        inner.crash_countdown = None;
     }
 
     pub(crate) fn crashed(&self) -> bool {
@@ -927,6 +944,10 @@ impl FakeServer {
             }
             None => {
                 let result = f(&mut inner);
+                if let Some(n) = inner.crash_countdown {
+                    inner.crash_countdown = Some(n.saturating_sub(1));
+                    inner.crashed |= n <= 1;
+                }
                 if let Some((mut rng, p)) = inner.crash.take() {
                     if rng.chance(p) {
                         inner.crashed = true;
