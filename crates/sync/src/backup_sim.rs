@@ -144,7 +144,11 @@ async fn run_backup(
         }
     });
     count(&RUNS, 1);
-    let outcome = futures_util::future::select(run, crash).await;
+    // The crash is looked at first: a run never goes on once it crashed.
+    let outcome = match futures_util::future::select(crash, run).await {
+        Either::Left((_, _)) => Either::Right(((), ())),
+        Either::Right((report, _)) => Either::Left((report, ())),
+    };
     if verbose() {
         for line in log.0.lock().unwrap().iter() {
             eprintln!("    {line}");

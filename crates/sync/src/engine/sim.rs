@@ -918,6 +918,10 @@ impl FakeServer {
         f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>,
     ) -> Result<T, RemoteError> {
         let mut inner = self.inner.lock().unwrap();
+        if inner.crashed {
+            // The client is gone: nothing it sends arrives.
+            return Err(RemoteError::Transient("the client crashed".into()));
+        }
         if chaos && let Some((mut rng, p)) = inner.chaos.take() {
             if rng.chance(p) {
                 user_edit_server(&mut inner, &mut rng, &self.ledger, self.seed);
@@ -1009,7 +1013,7 @@ impl RemoteApi for FakeRemote {
     async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
         match cursor {
             None => self.list_from_start(true, false).await,
-            Some(c) => self.server.call(|s| {
+            Some(c) => self.answer(self.server.call(|s| {
                 let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
                 let to = (from + PAGE).min(s.journal.len());
                 Ok(Page {
@@ -1020,7 +1024,8 @@ impl RemoteApi for FakeRemote {
                     cursor: to.to_string(),
                     has_more: to < s.journal.len(),
                 })
-            }),
+            }))
+            .await,
         }
     }
 
@@ -1182,7 +1187,7 @@ impl RemoteApi for FakeRemote {
 
     async fn get(&self, p: &str) -> Result<Option<Entry>, RemoteError> {
         let full = self.full(p);
-        self.server.call(|s| {
+        let result = self.server.call(|s| {
             let Some(id) = s.lookup(&full) else {
                 return Ok(None);
             };
@@ -1192,7 +1197,8 @@ impl RemoteApi for FakeRemote {
                 s.acked.insert(data);
             }
             Ok(self.rel_entry(s.entry(&id)))
-        })
+        });
+        self.answer(result).await
     }
 
     async fn revisions(&self, p: &str, _limit: u32) -> Result<Option<Revisions>, RemoteError> {
