@@ -752,7 +752,8 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
             Err(RemoteError::Changed(_)) => {
                 // Someone changed the server's copy since our last backup: keep both.
                 let (parent, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
-                let copy_path = format!("{parent}/{}", cubby_core::naming::conflicted_copy(name, 1));
+                let copy_path =
+                    format!("{parent}/{}", cubby_core::naming::conflicted_copy(name, 1));
                 let copy_put = Put {
                     mode: Mode::Add,
                     autorename: true,

@@ -248,7 +248,10 @@ fn check_nothing_lost(
     if lost.is_empty() {
         Ok(())
     } else {
-        Err(format!("lost on the server: {lost:?}\nserver {:#?}", names(&inner.files())))
+        Err(format!(
+            "lost on the server: {lost:?}\nserver {:#?}",
+            names(&inner.files())
+        ))
     }
 }
 
@@ -289,7 +292,10 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
     for step in 0..steps {
         if verbose() {
             eprintln!("step {step}: disk {:?}", disk.snapshot());
-            eprintln!("  server {:?}", names(&server.inner.lock().unwrap().files()));
+            eprintln!(
+                "  server {:?}",
+                names(&server.inner.lock().unwrap().files())
+            );
         }
         match rng.below(6) {
             0 | 1 => {
@@ -322,7 +328,14 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
                 }
                 let outcome = run_backup(&server, &disk, &index, &opts).await;
                 if verbose() {
-                    eprintln!("  -> {:?}", outcome.as_ref().map(|r| r.as_ref().map(|r| (r.uploaded, &r.errors, &r.conflicts))));
+                    eprintln!(
+                        "  -> {:?}",
+                        outcome.as_ref().map(|r| r.as_ref().map(|r| (
+                            r.uploaded,
+                            &r.errors,
+                            &r.conflicts
+                        )))
+                    );
                 }
                 server.set_faults(None, None);
                 server.set_crash(None);
@@ -334,7 +347,8 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
                 }
             }
         }
-        check_nothing_lost(&server, &ledger, &others).map_err(|e| format!("after step {step}: {e}"))?;
+        check_nothing_lost(&server, &ledger, &others)
+            .map_err(|e| format!("after step {step}: {e}"))?;
     }
     // A run without faults backs up everything there is.
     let report = run_backup(&server, &disk, &index, &Options::default())
@@ -404,8 +418,10 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
     let after = busy.snapshot();
     check_kept(&before, &after)?;
     for (rel, data) in &want {
-        let blocked_locally = before.get(rel).is_some()
-            || before.iter().any(|(p, d)| d.is_some() && path::is_within(rel, p) && p != rel);
+        let blocked_locally = before.contains_key(rel)
+            || before
+                .iter()
+                .any(|(p, d)| d.is_some() && path::is_within(rel, p) && p != rel);
         if !blocked_locally && after.get(rel) != Some(&Some(data.clone())) {
             return Err(format!(
                 "restore into a used folder: {rel} not restored ({:?})",
@@ -569,7 +585,11 @@ fn a_server_edit_is_never_overwritten_both_copies_are_kept() {
         );
         // The next run leaves both alone.
         let r = w.backup().await;
-        assert_eq!((r.uploaded, r.unchanged, r.conflicts.len()), (0, 1, 0), "{r:?}");
+        assert_eq!(
+            (r.uploaded, r.unchanged, r.conflicts.len()),
+            (0, 1, 0),
+            "{r:?}"
+        );
         let _ = &w.ledger;
     });
 }
@@ -582,19 +602,32 @@ fn a_crash_between_upload_and_index_row_uploads_nothing_twice() {
         w.disk.put("/b", Some(b"bravo"));
         // The listing of DEST is call 1; the crash comes right after the first upload.
         w.server.inner.lock().unwrap().crash_after(2);
-        let crashed = run_backup(&w.server, &w.disk, &w.index, &Options {
-            parallel: 1,
-            ..Options::default()
-        })
+        let crashed = run_backup(
+            &w.server,
+            &w.disk,
+            &w.index,
+            &Options {
+                parallel: 1,
+                ..Options::default()
+            },
+        )
         .await;
         assert!(crashed.is_none(), "the run crashed");
         w.server.set_crash(None);
-        assert_eq!(w.server_file("/B/a").unwrap(), b"alpha", "uploaded before the crash");
+        assert_eq!(
+            w.server_file("/B/a").unwrap(),
+            b"alpha",
+            "uploaded before the crash"
+        );
         w.index.close().await;
         w.index = Index::open(&w.index_path).await.unwrap();
         let r = w.backup().await;
         // The upload without an index row is recognised by its content, not sent again.
-        assert_eq!((r.already_there, r.uploaded, r.conflicts.len()), (1, 1, 0), "{r:?}");
+        assert_eq!(
+            (r.already_there, r.uploaded, r.conflicts.len()),
+            (1, 1, 0),
+            "{r:?}"
+        );
         assert_eq!(w.server_files().len(), 2, "{:?}", w.server_files().keys());
         let r = w.backup().await;
         assert_eq!((r.unchanged, r.uploaded), (2, 0), "{r:?}");
@@ -670,7 +703,9 @@ fn a_file_changing_while_read_is_reported_and_sent_again_next_run() {
             .unwrap();
         assert_eq!(r.uploaded, 1, "{r:?}");
         assert!(
-            r.errors.iter().any(|e| e.contains("changed while being backed up")),
+            r.errors
+                .iter()
+                .any(|e| e.contains("changed while being backed up")),
             "{r:?}"
         );
         assert!(!r.complete());
@@ -692,7 +727,8 @@ fn a_failing_server_stops_the_run_and_the_next_run_catches_up() {
     runtime().block_on(async {
         let w = World::new().await;
         for i in 0..5 {
-            w.disk.put(&format!("/f{i}"), Some(format!("file {i}").as_bytes()));
+            w.disk
+                .put(&format!("/f{i}"), Some(format!("file {i}").as_bytes()));
         }
         // Every request fails (a 429 or 5xx once the client's retries ran out).
         w.server.set_faults(Some((Rng(3), 1.0)), None);
@@ -702,7 +738,9 @@ fn a_failing_server_stops_the_run_and_the_next_run_catches_up() {
         assert!(
             matches!(
                 failed,
-                Err(backup::Error::Remote(crate::engine::RemoteError::Transient(_)))
+                Err(backup::Error::Remote(
+                    crate::engine::RemoteError::Transient(_)
+                ))
             ),
             "{failed:?}"
         );

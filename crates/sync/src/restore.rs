@@ -148,10 +148,7 @@ pub async fn restore_with<F: LocalFs, R: RemoteApi>(
                 (Change::Put(e), Some(_)) if e.folder => {}
                 (Change::Put(e), None) => wanted.push(Wanted {
                     path: e.path.clone(),
-                    rev: e
-                        .rev
-                        .clone()
-                        .map(|r| (r, e.content_hash.clone(), e.size)),
+                    rev: e.rev.clone().map(|r| (r, e.content_hash.clone(), e.size)),
                 }),
                 (Change::Put(Entry { path, .. }) | Change::Deleted(path), Some(_)) => {
                     wanted.push(Wanted {

@@ -640,3 +640,50 @@ impl ClientRemote {
 pub fn batchable(size: u64) -> bool {
     size <= BATCH_MAX_SIZE.min(SINGLE_REQUEST_MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(summary: &str) -> cubby_client::Error {
+        cubby_client::Error::Api {
+            summary: summary.into(),
+            error: Value::Null,
+        }
+    }
+
+    /// How the server's refusals reach the engine, the backup and the follow loop: a busy or
+    /// failing server (429, 5xx once the client's retries ran out) is retried later, a lost
+    /// race is observed again, a spent cursor lists afresh, a refused item is reported.
+    #[test]
+    fn refusals_are_sorted_by_what_to_do_about_them() {
+        for status in [429, 500, 503] {
+            let e = cubby_client::Error::Unavailable {
+                status,
+                body: "busy".into(),
+            };
+            assert!(matches!(classify(e), RemoteError::Transient(_)), "{status}");
+        }
+        assert!(matches!(
+            classify(api("too_many_write_operations/")),
+            RemoteError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(api("path/conflict/file/")),
+            RemoteError::Changed(_)
+        ));
+        assert!(matches!(
+            classify(api("path/not_found/")),
+            RemoteError::Changed(_)
+        ));
+        assert_eq!(classify(api("reset/")), RemoteError::Reset);
+        assert!(matches!(
+            classify(api("path/disallowed_name/")),
+            RemoteError::Refused(_)
+        ));
+        assert!(matches!(
+            classify(cubby_client::Error::Auth("expired_access_token/".into())),
+            RemoteError::Fatal(_)
+        ));
+    }
+}
