@@ -175,6 +175,12 @@ impl FakeFs {
         user_edit_fs(&mut inner, rng, &self.ledger, self.seed);
     }
 
+    /// Deletes a file or folder with what it holds, as a user would, outside any pass.
+    pub(crate) fn remove(&self, p: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.entries.retain(|q, _| !under(q, p));
+    }
+
     /// Writes a file (or, with `None`, makes a folder) as a user would, outside any pass.
     pub(crate) fn put(&self, p: &str, data: Option<&[u8]>) {
         let mut inner = self.inner.lock().unwrap();
@@ -525,6 +531,9 @@ pub(crate) struct ServerInner {
     pub(crate) crashed: bool,
     /// Calls left before a crash (a scenario's crash at a chosen call).
     crash_countdown: Option<u32>,
+    /// A longpoll without changes waits for ever instead of answering at once (the follow
+    /// loop's tests, to see its timers).
+    pub(crate) quiet_longpoll: bool,
     /// File contents the client was told are current at their path by `get` (a backup
     /// acknowledges the server's copy after a conflict).
     pub(crate) acked: BTreeSet<Vec<u8>>,
@@ -635,7 +644,12 @@ impl ServerInner {
         Some(id)
     }
 
-    pub(crate) fn write(&mut self, p: &str, mode: &Mode, data: Arc<Vec<u8>>) -> Result<Entry, RemoteError> {
+    pub(crate) fn write(
+        &mut self,
+        p: &str,
+        mode: &Mode,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Entry, RemoteError> {
         match (self.lookup(p), mode) {
             (Some(id), _) if self.nodes[&id].dir => Err(RemoteError::Changed("a folder".into())),
             (Some(id), Mode::Add) => {
@@ -858,6 +872,7 @@ impl FakeServer {
                 crash: None,
                 crashed: false,
                 crash_countdown: None,
+                quiet_longpoll: false,
                 acked: BTreeSet::new(),
                 faults: None,
                 chaos: None,
@@ -985,7 +1000,8 @@ impl FakeRemote {
         let rest = path::lower(p)
             .strip_prefix(&path::lower(&self.root))?
             .to_owned();
-        rest.starts_with('/').then(|| p[self.root.len()..].to_owned())
+        rest.starts_with('/')
+            .then(|| p[self.root.len()..].to_owned())
     }
 
     fn rel_entry(&self, mut e: Entry) -> Option<Entry> {
@@ -1013,19 +1029,21 @@ impl RemoteApi for FakeRemote {
     async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
         match cursor {
             None => self.list_from_start(true, false).await,
-            Some(c) => self.answer(self.server.call(|s| {
-                let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
-                let to = (from + PAGE).min(s.journal.len());
-                Ok(Page {
-                    changes: s.journal[from.min(to)..to]
-                        .iter()
-                        .filter_map(|c| self.rel_change(c))
-                        .collect(),
-                    cursor: to.to_string(),
-                    has_more: to < s.journal.len(),
-                })
-            }))
-            .await,
+            Some(c) => {
+                self.answer(self.server.call(|s| {
+                    let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
+                    let to = (from + PAGE).min(s.journal.len());
+                    Ok(Page {
+                        changes: s.journal[from.min(to)..to]
+                            .iter()
+                            .filter_map(|c| self.rel_change(c))
+                            .collect(),
+                        cursor: to.to_string(),
+                        has_more: to < s.journal.len(),
+                    })
+                }))
+                .await
+            }
         }
     }
 
@@ -1073,7 +1091,15 @@ impl RemoteApi for FakeRemote {
 
     async fn wait(&self, cursor: &str, _timeout: u64) -> Result<bool, RemoteError> {
         let from: usize = cursor.parse().unwrap_or(0);
-        Ok(self.server.inner.lock().unwrap().journal.len() > from)
+        let (changed, quiet) = {
+            let inner = self.server.inner.lock().unwrap();
+            (inner.journal.len() > from, inner.quiet_longpoll)
+        };
+        if !changed && quiet {
+            // A longpoll that never times out: only a timer of the caller ends the wait.
+            std::future::pending::<()>().await;
+        }
+        Ok(changed)
     }
 
     async fn create_folder(&self, p: &str) -> Result<Entry, RemoteError> {
