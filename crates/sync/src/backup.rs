@@ -727,7 +727,19 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
             client_modified: Some(self.seen.mtime_ns.div_euclid(1_000_000_000)),
         };
         let source = self.fs.source(&self.path);
-        match self.remote.upload_as(&self.path, &put, &source).await {
+        let mut sent = self.remote.upload_as(&self.path, &put, &source).await;
+        for _ in 0..2 {
+            match &sent {
+                // The file changed while the upload read it (the client refuses to send a
+                // file whose length moved): send what it holds now; the check below then
+                // reports that the version sent is not the one listed.
+                Err(RemoteError::Refused(_)) if !self.unchanged().await => {
+                    sent = self.remote.upload_as(&self.path, &put, &source).await;
+                }
+                _ => break,
+            }
+        }
+        match sent {
             Ok(entry) => {
                 // The row records what the server now holds (its rev, and its hash: the file
                 // is read again to be sent), so the next run updates that revision instead of
