@@ -243,9 +243,10 @@ where
                 continue;
             }
             report.scanned += 1;
+            // A row with a hash but no revision is a version kept as a conflicted copy.
             let unchanged = rows.get(&rel).is_some_and(|r| {
                 !r.is_dir
-                    && r.rev.is_some()
+                    && (r.rev.is_some() || r.hash.is_some())
                     && r.size == e.size
                     && r.mtime_ns == e.mtime_ns
                     && r.inode == e.inode
@@ -777,9 +778,13 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
                     .await
                     .map_err(|e| format!("conflict, and the conflicted copy failed: {e}"))?;
                 // Remember the server's current revision, so the next run does not make
-                // another copy of the same unchanged file.
+                // another copy of the same unchanged file, and our next change updates the
+                // copy the server kept. Only if it is this very path: a name that differs but
+                // for case is another local file's backup (a case-sensitive source), which
+                // an update would replace; without a revision the row still marks this
+                // version as kept, and a later change goes as another conflicted copy.
                 let rev = match self.remote.get(&self.path).await {
-                    Ok(Some(e)) if !e.folder => e.rev,
+                    Ok(Some(e)) if !e.folder && e.path == self.path => e.rev,
                     _ => None,
                 };
                 Ok(Outcome::Conflict {
