@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use cubby_sync::backup::{self, Log, Options};
 use cubby_sync::index::Index;
 
-use crate::client::{BackupArgs, RestoreBackupArgs, Session, api, exit, fail, human};
+use crate::client::{BackupArgs, RestoreBackupArgs, Session, exit, fail, human};
 
 /// Log lines to a file (with a timestamp) and, with `--verbose` logging, to tracing.
 struct FileLog {
@@ -173,7 +173,8 @@ pub async fn restore(a: RestoreBackupArgs) -> Result<()> {
         ),
     };
     let remote = crate::client::remote_path(&a.remote);
-    let r = cubby_sync::restore::restore(&session.client, &remote, &a.local, at)
+    let client = Arc::new(session.client);
+    let r = cubby_sync::restore::restore(&client, &remote, &a.local, at)
         .await
         .map_err(engine)?;
     if session.json {
@@ -202,8 +203,17 @@ pub async fn restore(a: RestoreBackupArgs) -> Result<()> {
 
 /// Maps an engine error to an exit code.
 fn engine(e: cubby_sync::backup::Error) -> anyhow::Error {
+    use cubby_sync::engine::RemoteError;
     match e {
-        cubby_sync::backup::Error::Api(e) => api(e),
+        cubby_sync::backup::Error::Remote(e) => match e {
+            RemoteError::Transient(why) => fail(exit::TRANSIENT, why),
+            RemoteError::Fatal(why) => fail(
+                exit::AUTH,
+                format!("{why} (sign in again with `cubby login`)"),
+            ),
+            RemoteError::Changed(why) | RemoteError::Refused(why) => fail(exit::FAILURE, why),
+            RemoteError::Reset => fail(exit::FAILURE, e.to_string()),
+        },
         cubby_sync::backup::Error::MassDelete { .. } => fail(exit::CONFLICT, e.to_string()),
         other => fail(exit::FAILURE, other.to_string()),
     }

@@ -190,11 +190,7 @@ async fn import_one(s: &Session, probe: &reqwest::Client, url: &str, path: &str)
             return Outcome::Skipped;
         }
         // Another size: replace it (the old version stays in the file's history).
-        if let Err(e) = s
-            .client
-            .rpc::<_, Value>("files/delete_v2", &json!({"path": path}))
-            .await
-        {
+        if let Err(e) = s.client.delete(path, Some(&f.rev)).await {
             return Outcome::Failed(format!("cannot replace {path}: {e}"));
         }
     }

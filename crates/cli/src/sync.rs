@@ -1,5 +1,5 @@
-//! `cubby sync`: wiring of the `cubby-sync` engine (its state file, the watcher and longpoll
-//! loop, the summary lines and the exit status).
+//! `cubby sync`: wiring of the `cubby-sync` engine (its state file, the terminal side of the
+//! follow loop, the summary lines, the mass-deletion question and the exit status).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use clap::Args;
 use cubby_core::sync::plan::Op;
 use cubby_sync::engine::watch::{Wake, Watcher};
 use cubby_sync::engine::{
-    ClientRemote, Direction, Engine, Error, Options, RealFs, RemoteApi, RemoteError, Report,
-    SystemClock,
+    ClientRemote, Direction, Engine, Error, Options, RealFs, RemoteError, Report, SystemClock,
 };
+use cubby_sync::follow::{self, Outside, Show, Signal};
 use serde_json::json;
 
 use crate::client::{Common, Session, exit, fail};
@@ -182,8 +182,6 @@ async fn record(engine: &RealEngine, report: Result<Report, Error>) -> Result<Re
     }
 }
 
-/// Runs until SIGINT or SIGTERM: a pass after each local change (watcher), remote change
-/// (longpoll) or, as a safety net, every ten minutes.
 /// Asks, in continuous mode, whether a held-back mass deletion should be applied.
 fn ask_about(held: &cubby_core::sync::plan::Summary, stdin_open: bool) {
     let how = if stdin_open {
@@ -197,6 +195,79 @@ fn ask_about(held: &cubby_core::sync::plan::Summary, stdin_open: bool) {
     );
 }
 
+/// The terminal side of the follow loop: the watcher, stdin's answers, SIGINT and SIGTERM.
+struct Terminal {
+    watcher: Option<Watcher>,
+    answers: tokio::sync::mpsc::Receiver<String>,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Outside for Terminal {
+    async fn next(&mut self, answers: bool) -> Signal {
+        let local = async {
+            match self.watcher.as_mut() {
+                Some(w) => match w.next().await {
+                    Some(Wake::Error(why)) => Signal::WatcherError(why),
+                    Some(_) => Signal::LocalChange,
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = local => signal,
+            line = self.answers.recv(), if answers => match line {
+                Some(line) => Signal::Answer(line),
+                None => Signal::AnswersClosed,
+            },
+            _ = tokio::signal::ctrl_c() => Signal::Stop,
+            _ = self.term.recv() => Signal::Stop,
+        }
+    }
+
+    async fn stopped(&mut self) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+/// What the follow loop prints.
+struct Printed {
+    json: bool,
+}
+
+impl Show for Printed {
+    fn passed(&mut self, report: &Report) {
+        print_report(report, self.json, false);
+    }
+
+    fn held(&mut self, held: &cubby_core::sync::plan::Summary, answers: bool) {
+        if !self.json {
+            ask_about(held, answers);
+        }
+    }
+
+    fn retrying(&mut self, error: &Error, _wait: Duration) {
+        eprintln!("cubby sync: {error}; trying again");
+    }
+
+    fn answered(&mut self, apply: bool) {
+        if apply {
+            println!("applying the held-back deletions");
+        } else {
+            println!("the deletions stay held back");
+        }
+    }
+
+    fn watcher_error(&mut self, why: &str) {
+        eprintln!("cubby sync: {why}");
+    }
+}
+
+/// Runs until SIGINT or SIGTERM: a pass after each local change (watcher), remote change
+/// (longpoll) or, as a safety net, periodically (see `cubby_sync::follow`).
 async fn run(
     engine: &mut RealEngine,
     local: &std::path::Path,
@@ -204,23 +275,18 @@ async fn run(
     force: bool,
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut watcher = match Watcher::start(local, Duration::from_millis(100)) {
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let watcher = match Watcher::start(local, follow::DEBOUNCE) {
         Ok(w) => Some(w),
         Err(why) => {
             eprintln!("cubby sync: {why}");
             None
         }
     };
-    let rescan = if watcher.is_some() {
-        Duration::from_secs(600)
-    } else {
-        Duration::from_secs(30)
-    };
     // Answers to the mass-deletion question, read on a thread of their own (a pending read
     // must not keep the process from exiting): from a terminal, or from a pipe; none come
     // once stdin is closed (a service).
-    let (answer, mut answers) = tokio::sync::mpsc::channel::<String>(4);
+    let (answer, answers) = tokio::sync::mpsc::channel::<String>(4);
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             let Ok(line) = line else { break };
@@ -229,84 +295,15 @@ async fn run(
             }
         }
     });
-    let mut stdin_open = true;
-    let mut asking = false;
-    let mut force_next = false;
-    let mut failures = 0u32;
-    loop {
-        engine.set_force(force || force_next);
-        let outcome = engine.pass().await;
-        engine.set_force(force);
-        force_next = false;
-        match record(engine, outcome).await {
-            Ok(report) => {
-                failures = 0;
-                print_report(&report, json, false);
-                match report.held {
-                    Some(h) if !asking => {
-                        asking = true;
-                        if !json {
-                            ask_about(&h, stdin_open);
-                        }
-                    }
-                    Some(_) => {}
-                    None => asking = false,
-                }
-            }
-            Err(e) => {
-                let transient = e
-                    .downcast_ref::<crate::client::Failure>()
-                    .is_some_and(|f| f.code == exit::TRANSIENT);
-                if !transient {
-                    return Err(e);
-                }
-                failures += 1;
-                eprintln!("cubby sync: {e}; trying again");
-                let wait = Duration::from_secs((1u64 << failures.min(6)).min(60));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => continue,
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
-                    _ = term.recv() => return Ok(()),
-                }
-            }
-        }
-        let cursor = engine.cursor().map(str::to_owned);
-        let longpoll = async {
-            match &cursor {
-                Some(c) => match engine.remote().wait(c, 30).await {
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
-                },
-                None => std::future::pending().await,
-            }
-        };
-        let local_change = async {
-            match watcher.as_mut() {
-                Some(w) => match w.next().await {
-                    Some(Wake::Error(why)) => eprintln!("cubby sync: {why}"),
-                    Some(_) => {}
-                    None => std::future::pending().await,
-                },
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = longpoll => {}
-            _ = local_change => {}
-            line = answers.recv(), if asking && stdin_open => match line {
-                Some(line) if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") => {
-                    println!("applying the held-back deletions");
-                    force_next = true;
-                    asking = false;
-                }
-                Some(_) => println!("the deletions stay held back"),
-                None => stdin_open = false,
-            },
-            _ = tokio::time::sleep(rescan) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-        }
-    }
+    let watching = watcher.is_some();
+    let mut outside = Terminal {
+        watcher,
+        answers,
+        term,
+    };
+    follow::follow(engine, &mut outside, &mut Printed { json }, force, watching)
+        .await
+        .map_err(engine_error)
 }
 
 fn print_report(r: &Report, json: bool, always: bool) {

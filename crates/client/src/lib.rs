@@ -305,7 +305,11 @@ impl Client {
     }
 
     /// An RPC route (`/2/{route}` on the API host) with a JSON argument and result.
-    pub async fn rpc<A: Serialize, R: DeserializeOwned>(&self, route: &str, arg: &A) -> Result<R> {
+    pub(crate) async fn rpc<A: Serialize, R: DeserializeOwned>(
+        &self,
+        route: &str,
+        arg: &A,
+    ) -> Result<R> {
         let arg = serde_json::to_value(arg).map_err(|e| Error::Protocol(e.to_string()))?;
         let url = format!("{}/2/{route}", self.hosts.api);
         let resp = self.send(&url, None, Body::Json(arg), None).await?;

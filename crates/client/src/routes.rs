@@ -21,9 +21,9 @@ use crate::types::{
     PollArg, RelocationArg, RelocationBatchArg, RelocationLaunch, RelocationPath, RelocationStatus,
     RestoreArg, SaveCopyReferenceArg, SaveUrlStatus, SavedReference, SearchArg, SearchOptions,
     SessionAppendArg, SessionCursor, SessionFinishArg, SessionFinishBatchArg,
-    SessionFinishBatchLaunch, SessionStartArg, SessionStartBatchArg, SharedLinkMetadata,
-    SharedLinkReadArg, SharedLinkSettings, SpaceUsage, TemporaryUploadLinkArg, UrlArg, Void,
-    default_max_results,
+    SessionFinishBatchLaunch, SessionFinishBatchResult, SessionStartArg, SessionStartBatchArg,
+    SharedLinkMetadata, SharedLinkReadArg, SharedLinkSettings, SpaceUsage, TemporaryUploadLinkArg,
+    UrlArg, Void, default_max_results,
 };
 pub use crate::types::{Link, SearchResult, SharedLinks, TemporaryLink};
 use crate::{Client, Result};
@@ -357,37 +357,38 @@ impl Client {
         Ok(())
     }
 
-    /// Finishes a session as a file; `commit` is a `CommitInfo` (`{"path": …, "mode": …}`).
+    /// Finishes a session as a file (`UploadOptions::commit_info` makes a `CommitInfo`).
     pub async fn session_finish(
         &self,
         session: &str,
         offset: u64,
-        commit: Value,
+        commit: CommitInfo,
     ) -> Result<FileMetadata> {
         let arg = SessionFinishArg {
             cursor: cursor(session, offset),
-            commit: commit_of(commit)?,
+            commit,
             content_hash: None,
         };
         self.call_upload::<ep::UploadSessionFinish>(&arg, Bytes::new())
             .await
     }
 
-    /// Commits up to 1,000 closed sessions (`(session, offset, CommitInfo)`); the result's
-    /// `entries` are `UploadSessionFinishBatchResultEntry` unions, as JSON.
-    pub async fn session_finish_batch(&self, entries: &[(&str, u64, Value)]) -> Result<Value> {
-        let r = self
-            .call::<ep::UploadSessionFinishBatchV2>(&finish_entries(entries)?)
-            .await?;
-        serde_json::to_value(r).map_err(|e| crate::Error::Protocol(e.to_string()))
+    /// Commits up to 1,000 closed sessions (`(session, offset, CommitInfo)`), in one
+    /// transaction; one result entry per session, in order.
+    pub async fn session_finish_batch(
+        &self,
+        entries: &[(&str, u64, CommitInfo)],
+    ) -> Result<SessionFinishBatchResult> {
+        self.call::<ep::UploadSessionFinishBatchV2>(&finish_entries(entries))
+            .await
     }
 
     /// The older batch finish: an async job (poll with [`Self::session_finish_batch_check`]).
     pub async fn session_finish_batch_v1(
         &self,
-        entries: &[(&str, u64, Value)],
+        entries: &[(&str, u64, CommitInfo)],
     ) -> Result<SessionFinishBatchLaunch> {
-        self.call::<ep::UploadSessionFinishBatch>(&finish_entries(entries)?)
+        self.call::<ep::UploadSessionFinishBatch>(&finish_entries(entries))
             .await
     }
 
@@ -629,23 +630,16 @@ fn cursor(session: &str, offset: u64) -> SessionCursor {
     }
 }
 
-/// A `CommitInfo` given as JSON (as the sync engine builds them).
-fn commit_of(commit: Value) -> Result<CommitInfo> {
-    serde_json::from_value(commit).map_err(|e| crate::Error::Protocol(format!("CommitInfo: {e}")))
-}
-
-fn finish_entries(entries: &[(&str, u64, Value)]) -> Result<SessionFinishBatchArg> {
+fn finish_entries(entries: &[(&str, u64, CommitInfo)]) -> SessionFinishBatchArg {
     let entries = entries
         .iter()
-        .map(|(s, o, c)| {
-            Ok(SessionFinishArg {
-                cursor: cursor(s, *o),
-                commit: commit_of(c.clone())?,
-                content_hash: None,
-            })
+        .map(|(s, o, c)| SessionFinishArg {
+            cursor: cursor(s, *o),
+            commit: c.clone(),
+            content_hash: None,
         })
-        .collect::<Result<_>>()?;
-    Ok(SessionFinishBatchArg { entries })
+        .collect();
+    SessionFinishBatchArg { entries }
 }
 
 #[cfg(test)]

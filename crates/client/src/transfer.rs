@@ -93,11 +93,6 @@ impl UploadOptions {
             strict_conflict: self.strict_conflict,
         }
     }
-
-    /// The `CommitInfo` of an upload to `path` as JSON (what `finish_batch_v2` entries carry).
-    pub fn commit(&self, path: &str) -> Value {
-        serde_json::to_value(self.commit_info(path)).expect("CommitInfo serializes")
-    }
 }
 
 /// Told how a transfer advances.

@@ -4,11 +4,12 @@
 
 use bytes::Bytes;
 use cubby_client::routes::{ListOptions, settle};
+use cubby_client::transfer::UploadOptions;
 use cubby_client::types::{
-    DeleteBatchEntry, Metadata, RelocationBatchEntry, SaveUrlStatus, SharedLinkSettings,
+    DeleteBatchEntry, Metadata, RelocationBatchEntry, SaveUrlStatus, SessionFinishBatchEntry,
+    SharedLinkSettings,
 };
 use cubby_client::{App, Client, Hosts, Tokens};
-use serde_json::json;
 
 #[tokio::test]
 async fn every_typed_route_method_works_against_a_real_server() {
@@ -81,7 +82,7 @@ async fn every_typed_route_method_works_against_a_real_server() {
         .await
         .unwrap();
     let f = c
-        .session_finish(&id, 11, json!({"path": "/docs/a.txt", "mode": "add"}))
+        .session_finish(&id, 11, UploadOptions::default().commit_info("/docs/a.txt"))
         .await
         .unwrap();
     assert_eq!(f.size, 11);
@@ -94,13 +95,24 @@ async fn every_typed_route_method_works_against_a_real_server() {
     }
     let batch = c
         .session_finish_batch(&[
-            (&ids[0], 6, json!({"path": "/docs/b0.txt"})),
-            (&ids[1], 6, json!({"path": "/docs/b1.txt"})),
+            (
+                &ids[0],
+                6,
+                UploadOptions::default().commit_info("/docs/b0.txt"),
+            ),
+            (
+                &ids[1],
+                6,
+                UploadOptions::default().commit_info("/docs/b1.txt"),
+            ),
         ])
         .await
         .unwrap();
-    assert_eq!(batch["entries"].as_array().unwrap().len(), 2, "{batch}");
-    assert_eq!(batch["entries"][1][".tag"], "success", "{batch}");
+    assert_eq!(batch.entries.len(), 2, "{batch:?}");
+    assert!(
+        matches!(batch.entries[1], SessionFinishBatchEntry::Success(_)),
+        "{batch:?}"
+    );
 
     // Metadata, listing, cursors, search, downloads.
     assert!(matches!(

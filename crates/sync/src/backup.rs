@@ -21,15 +21,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cubby_client::transfer::{Quiet, SINGLE_REQUEST_MAX, UploadOptions, WriteMode};
-use cubby_client::types::{ListFolderResult, Metadata};
-use cubby_client::{Client, ErrorKind};
-use cubby_core::hash::ContentHasher;
+use cubby_client::Client;
 use cubby_core::path::lower;
 use serde::Serialize;
-use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::engine::fs::{LocalFs, RealFs, Stat};
+use crate::engine::remote::{Change, ClientRemote, Entry, Mode, Page, Put, RemoteApi, RemoteError};
 use crate::ignore::Ignore;
 use crate::index::{self, Index, LocalRow, RemoteRow};
 
@@ -110,7 +108,7 @@ pub trait Log: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
-    Api(#[from] cubby_client::Error),
+    Remote(#[from] RemoteError),
     #[error("index: {0}")]
     Index(#[from] sqlx::Error),
     #[error("{0}")]
@@ -120,23 +118,6 @@ pub enum Error {
          check the source, or pass --force"
     )]
     MassDelete { count: u64, total: u64, share: f64 },
-}
-
-/// One entry of a local folder, from `lstat`.
-#[derive(Clone, Debug)]
-pub(crate) struct Seen {
-    name: String,
-    pub(crate) kind: EntryKind,
-    size: u64,
-    mtime_ns: i64,
-    inode: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EntryKind {
-    File,
-    Dir,
-    Special,
 }
 
 /// What happened to one file.
@@ -175,6 +156,16 @@ pub(crate) fn remote_of(dest: &str, rel: &str) -> String {
     }
 }
 
+/// The seams' form of a backup-relative path (`a/b` → `/a/b`, `""` → `""`): the path on
+/// the local side below SRC, and on the server below DEST.
+pub(crate) fn seam_path(rel: &str) -> String {
+    if rel.is_empty() {
+        String::new()
+    } else {
+        format!("/{rel}")
+    }
+}
+
 /// Runs one backup of `src` into `dest` (a remote folder path, "" for the root).
 pub async fn backup(
     client: &Arc<Client>,
@@ -184,18 +175,42 @@ pub async fn backup(
     opts: &Options,
     log: &dyn Log,
 ) -> Result<Report, Error> {
+    let fs = Arc::new(RealFs::read_only(src));
+    let remote = Arc::new(ClientRemote::new(
+        client.clone(),
+        dest,
+        opts.resume_dir.clone(),
+    ));
+    run(fs, remote, index, dest, opts, log).await
+}
+
+/// Runs one backup over the sync engine's seams: `fs` is SRC (only read), `remote` is the
+/// server below DEST (`dest` is its display path, the index's keys are under it).
+pub async fn run<F, R>(
+    fs: Arc<F>,
+    remote: Arc<R>,
+    index: &Index,
+    dest: &str,
+    opts: &Options,
+    log: &dyn Log,
+) -> Result<Report, Error>
+where
+    F: LocalFs + 'static,
+    R: RemoteApi + 'static,
+{
     let mut report = Report {
         dry_run: opts.dry_run,
         ..Report::default()
     };
-    refresh_remote(client, index, dest, opts.dry_run).await?;
-    let mut walker = Walker::new(src, &opts.excludes);
+    refresh_remote(&*remote, index, dest, opts.dry_run).await?;
+    let mut walker = Walker::new(&*fs, &opts.excludes);
     let mut deletions: Vec<String> = Vec::new();
     let mut pending: JoinSet<(String, Outcome)> = JoinSet::new();
-    while let Some(folder) = walker.next().await {
+    while let Some(folder) = walker.next() {
         let Folder {
             dir,
             entries,
+            special,
             problems,
         } = match folder {
             Ok(f) => f,
@@ -209,39 +224,37 @@ pub async fn backup(
             log.line(&format!("error {p}"));
             report.errors.push(p);
         }
+        for rel in special {
+            report.special_skipped += 1;
+            log.line(&format!(
+                "skip {rel}: a symbolic link or special file, not followed"
+            ));
+        }
         let rows = index.local_children(&dir).await?;
         let mut present = std::collections::HashSet::with_capacity(entries.len());
         let mut changed = Vec::new();
         let mut new_dirs = Vec::new();
         for (rel, e) in entries {
             present.insert(rel.clone());
-            match e.kind {
-                EntryKind::Special => {
-                    report.special_skipped += 1;
-                    log.line(&format!(
-                        "skip {rel}: a symbolic link or special file, not followed"
-                    ));
+            if e.is_dir {
+                if !rows.get(&rel).is_some_and(|r| r.is_dir) {
+                    new_dirs.push(rel);
                 }
-                EntryKind::Dir => {
-                    if !rows.get(&rel).is_some_and(|r| r.is_dir) {
-                        new_dirs.push(rel);
-                    }
-                }
-                EntryKind::File => {
-                    report.scanned += 1;
-                    let unchanged = rows.get(&rel).is_some_and(|r| {
-                        !r.is_dir
-                            && r.rev.is_some()
-                            && r.size == e.size
-                            && r.mtime_ns == e.mtime_ns
-                            && r.inode == e.inode
-                    });
-                    if unchanged {
-                        report.unchanged += 1;
-                    } else {
-                        changed.push((rel, e));
-                    }
-                }
+                continue;
+            }
+            report.scanned += 1;
+            // A row with a hash but no revision is a version kept as a conflicted copy.
+            let unchanged = rows.get(&rel).is_some_and(|r| {
+                !r.is_dir
+                    && (r.rev.is_some() || r.hash.is_some())
+                    && r.size == e.size
+                    && r.mtime_ns == e.mtime_ns
+                    && r.inode == e.inode
+            });
+            if unchanged {
+                report.unchanged += 1;
+            } else {
+                changed.push((rel, e));
             }
         }
         if opts.mirror {
@@ -251,7 +264,7 @@ pub async fn backup(
                 }
             }
         }
-        create_folders(client, index, dest, &new_dirs, opts, &mut report, log).await?;
+        create_folders(&*remote, index, dest, &new_dirs, opts, &mut report, log).await?;
         if changed.is_empty() {
             continue;
         }
@@ -259,22 +272,22 @@ pub async fn backup(
             .iter()
             .map(|(rel, _)| lower(&remote_of(dest, rel)))
             .collect();
-        let remote = index.remote_rows(&keys).await?;
+        let on_server = index.remote_rows(&keys).await?;
         for ((rel, seen), key) in changed.into_iter().zip(keys) {
             while pending.len() >= opts.parallel.max(1) {
                 let done = pending.join_next().await.expect("a pending upload");
                 record(index, done.expect("upload task"), &mut report, log).await?;
             }
             let job = FileJob {
-                client: client.clone(),
-                abs: src.join(&rel),
-                remote_path: remote_of(dest, &rel),
+                fs: fs.clone(),
+                remote: remote.clone(),
+                path: seam_path(&rel),
+                dest: dest.to_owned(),
                 old: rows.get(&rel).cloned(),
-                on_server: remote.get(&key).cloned(),
+                on_server: on_server.get(&key).cloned(),
                 seen,
                 rel,
                 dry_run: opts.dry_run,
-                resume_dir: opts.resume_dir.clone(),
             };
             pending.spawn(async move { (job.rel.clone(), job.run().await) });
         }
@@ -284,14 +297,14 @@ pub async fn backup(
     }
     report.excluded = walker.excluded;
     if opts.mirror && !deletions.is_empty() {
-        mirror_deletions(client, index, dest, deletions, opts, &mut report, log).await?;
+        mirror_deletions(&*remote, index, dest, deletions, opts, &mut report, log).await?;
     }
     Ok(report)
 }
 
 /// Creates new local folders on the server (so empty ones are kept too).
-async fn create_folders(
-    client: &Client,
+async fn create_folders<R: RemoteApi>(
+    remote: &R,
     index: &Index,
     dest: &str,
     dirs: &[String],
@@ -303,29 +316,21 @@ async fn create_folders(
         return Ok(());
     }
     let keys: Vec<String> = dirs.iter().map(|d| lower(&remote_of(dest, d))).collect();
-    let remote = index.remote_rows(&keys).await?;
+    let on_server = index.remote_rows(&keys).await?;
     let mut tx = index.begin().await?;
     for (rel, key) in dirs.iter().zip(keys) {
-        if !remote.get(&key).is_some_and(|r| r.is_dir) {
+        if !on_server.get(&key).is_some_and(|r| r.is_dir) {
             if opts.dry_run {
                 log.line(&format!("would create folder {rel}"));
                 report.folders_created += 1;
                 continue;
             }
-            let r: Result<Value, _> = client
-                .rpc(
-                    "files/create_folder_v2",
-                    &json!({"path": remote_of(dest, rel)}),
-                )
-                .await;
-            match r {
+            // A folder already there is taken as it is; a file there is an error.
+            match remote.create_folder(&seam_path(rel)).await {
                 Ok(_) => {
                     report.folders_created += 1;
                     log.line(&format!("folder {rel}"));
                 }
-                Err(e)
-                    if e.summary()
-                        .is_some_and(|s| s.starts_with("path/conflict/folder")) => {}
                 Err(e) => {
                     let what = format!("{rel}: cannot create the folder: {e}");
                     log.line(&format!("error {what}"));
@@ -410,8 +415,8 @@ async fn record(
 }
 
 /// Deletes on the server what was deleted locally, behind the mass-deletion guard.
-async fn mirror_deletions(
-    client: &Client,
+async fn mirror_deletions<R: RemoteApi>(
+    remote: &R,
     index: &Index,
     dest: &str,
     deletions: Vec<String>,
@@ -443,18 +448,12 @@ async fn mirror_deletions(
             report.deleted += 1;
             continue;
         }
-        let r: Result<Value, _> = client
-            .rpc("files/delete_v2", &json!({"path": remote_of(dest, &rel)}))
-            .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                let what = format!("{rel}: cannot delete on the server: {e}");
-                log.line(&format!("error {what}"));
-                report.errors.push(what);
-                continue;
-            }
+        // Without a revision: what is already gone counts as deleted.
+        if let Err(e) = remote.delete(&seam_path(&rel), None).await {
+            let what = format!("{rel}: cannot delete on the server: {e}");
+            log.line(&format!("error {what}"));
+            report.errors.push(what);
+            continue;
         }
         log.line(&format!("delete {rel}"));
         report.deleted += 1;
@@ -467,8 +466,8 @@ async fn mirror_deletions(
 }
 
 /// Brings the index's copy of the server's DEST up to date from the change feed.
-pub(crate) async fn refresh_remote(
-    client: &Client,
+pub(crate) async fn refresh_remote<R: RemoteApi>(
+    remote: &R,
     index: &Index,
     dest: &str,
     dry_run: bool,
@@ -479,23 +478,21 @@ pub(crate) async fn refresh_remote(
     } else {
         None
     };
-    let mut page: ListFolderResult = match cursor {
-        Some(c) => match client.list_folder_continue(&c).await {
+    let mut page = match cursor {
+        Some(c) => match remote.list(Some(&c)).await {
             Ok(p) => p,
             // A cursor the server no longer honours: read everything again.
-            Err(e) if e.summary().is_some_and(|s| s.starts_with("reset")) => {
-                list_all(client, index, dest, dry_run).await?
-            }
+            Err(RemoteError::Reset) => list_all(remote, index, dry_run).await?,
             Err(e) => return Err(e.into()),
         },
-        None => list_all(client, index, dest, dry_run).await?,
+        None => list_all(remote, index, dry_run).await?,
     };
     loop {
-        apply_page(index, &page).await?;
+        apply_page(index, dest, &page).await?;
         if !page.has_more {
             break;
         }
-        page = client.list_folder_continue(&page.cursor).await?;
+        page = remote.list(Some(&page.cursor)).await?;
     }
     if !dry_run {
         index.set_meta("cursor", &page.cursor).await?;
@@ -504,56 +501,31 @@ pub(crate) async fn refresh_remote(
     Ok(())
 }
 
-/// The first page of a full listing of DEST (created first if missing), after clearing the
-/// index's remote rows.
-async fn list_all(
-    client: &Client,
-    index: &Index,
-    dest: &str,
-    dry_run: bool,
-) -> Result<ListFolderResult, Error> {
+/// The first page of a full listing of DEST (created first if missing, unless this is a dry
+/// run), after clearing the index's remote rows.
+async fn list_all<R: RemoteApi>(remote: &R, index: &Index, dry_run: bool) -> Result<Page, Error> {
     let mut tx = index.begin().await?;
     index::clear_remote(&mut tx).await?;
     tx.commit().await?;
-    let arg = json!({"path": dest, "recursive": true, "limit": 2000});
-    match client.rpc("files/list_folder", &arg).await {
-        Ok(p) => Ok(p),
-        Err(e) if !dry_run && e.kind() == ErrorKind::NotFound && !dest.is_empty() => {
-            let _: Value = client
-                .rpc("files/create_folder_v2", &json!({"path": dest}))
-                .await?;
-            Ok(client.rpc("files/list_folder", &arg).await?)
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(remote.list_from_start(!dry_run, false).await?)
 }
 
-async fn apply_page(index: &Index, page: &ListFolderResult) -> Result<(), Error> {
+async fn apply_page(index: &Index, dest: &str, page: &Page) -> Result<(), Error> {
     let mut tx = index.begin().await?;
-    for m in &page.entries {
-        let Some(key) = m.path_lower().map(str::to_owned) else {
-            continue;
-        };
-        match m {
-            Metadata::File(f) => {
+    for change in &page.changes {
+        match change {
+            Change::Put(e) => {
                 let row = RemoteRow {
-                    is_dir: false,
-                    rev: Some(f.rev.clone()),
-                    hash: f.content_hash.clone(),
-                    size: f.size,
+                    is_dir: e.folder,
+                    rev: e.rev.clone(),
+                    hash: e.content_hash.clone(),
+                    size: e.size,
                 };
-                index::put_remote(&mut tx, &key, &row).await?;
+                index::put_remote(&mut tx, &lower(&format!("{dest}{}", e.path)), &row).await?;
             }
-            Metadata::Folder(_) => {
-                let row = RemoteRow {
-                    is_dir: true,
-                    rev: None,
-                    hash: None,
-                    size: 0,
-                };
-                index::put_remote(&mut tx, &key, &row).await?;
+            Change::Deleted(p) => {
+                index::delete_remote(&mut tx, &lower(&format!("{dest}{p}"))).await?
             }
-            Metadata::Deleted(_) => index::delete_remote(&mut tx, &key).await?,
         }
     }
     tx.commit().await?;
@@ -561,37 +533,36 @@ async fn apply_page(index: &Index, page: &ListFolderResult) -> Result<(), Error>
 }
 
 /// One folder of a walk: its relative path, its entries that are not excluded (relative
-/// path and `lstat`), and the entries that could not be read.
+/// path and `lstat`), the symbolic links and special files met (relative paths), and the
+/// entries that could not be read.
 pub(crate) struct Folder {
     pub dir: String,
-    pub entries: Vec<(String, Seen)>,
+    pub entries: Vec<(String, Stat)>,
+    pub special: Vec<String>,
     pub problems: Vec<String>,
 }
 
-/// Walks a local tree one folder at a time (depth first), applying `--exclude` patterns and
-/// the `.cubbyignore` files it meets; it never follows symbolic links.
-pub(crate) struct Walker {
-    src: PathBuf,
+/// Walks a local tree one folder at a time (depth first) through [`LocalFs::list`] (the
+/// sync engine's listing: it never follows symbolic links and leaves out the client's own
+/// files), applying `--exclude` patterns and the `.cubbyignore` files it meets.
+pub(crate) struct Walker<'a, F: LocalFs> {
+    fs: &'a F,
     stack: Vec<String>,
     ignore: Ignore,
-    /// The client's own files inside `src` (see [`crate::own`]), left out whatever the
-    /// patterns say.
-    own: Vec<String>,
     /// Entries left out by a pattern.
     pub excluded: u64,
 }
 
-impl Walker {
-    pub fn new(src: &Path, excludes: &[String]) -> Self {
+impl<'a, F: LocalFs> Walker<'a, F> {
+    pub fn new(fs: &'a F, excludes: &[String]) -> Self {
         let mut ignore = Ignore::default();
         for pattern in excludes {
             ignore.add_lines("", pattern);
         }
         Self {
-            src: src.to_owned(),
+            fs,
             stack: vec![String::new()],
             ignore,
-            own: crate::own::inside(src, &crate::own::paths()),
             excluded: 0,
         }
     }
@@ -601,116 +572,103 @@ impl Walker {
     }
 
     /// The next folder, or an error naming a folder that could not be read.
-    pub async fn next(&mut self) -> Option<Result<Folder, String>> {
+    pub fn next(&mut self) -> Option<Result<Folder, String>> {
         let dir = self.stack.pop()?;
-        let abs = if dir.is_empty() {
-            self.src.clone()
-        } else {
-            self.src.join(&dir)
-        };
-        let (seen, ignore_text, problems) = match scan_dir(abs.clone()).await {
-            Ok(r) => r,
+        let listing = match self.fs.list(&seam_path(&dir)) {
+            Ok(l) => l,
             Err(e) => {
+                let abs = self.fs.source(&seam_path(&dir));
+                let why = e.to_string();
+                // The real disk names the folder in its error already.
+                let why = why
+                    .strip_prefix(&format!("{}: ", abs.display()))
+                    .unwrap_or(&why);
                 return Some(Err(format!(
-                    "{}: cannot read the folder: {e}",
+                    "{}: cannot read the folder: {why}",
                     abs.display()
                 )));
             }
         };
-        if let Some(text) = ignore_text {
-            self.ignore.add_lines(&dir, &text);
+        if let Some(text) = &listing.ignore {
+            self.ignore.add_lines(&dir, text);
         }
-        let mut entries = Vec::with_capacity(seen.len());
-        let mut subdirs = Vec::new();
-        for e in seen {
-            let rel = if dir.is_empty() {
-                e.name.clone()
+        let rel_of = |name: &str| {
+            if dir.is_empty() {
+                name.to_owned()
             } else {
-                format!("{dir}/{}", e.name)
-            };
-            if self.own.contains(&rel) {
-                continue;
+                format!("{dir}/{name}")
             }
-            if self.ignore.is_excluded(&rel, e.kind == EntryKind::Dir) {
+        };
+        let problems = listing
+            .problems
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", self.fs.source(p).display()))
+            .collect();
+        let special = listing
+            .special
+            .iter()
+            .map(|p| p.trim_start_matches('/').to_owned())
+            .collect();
+        let mut entries = Vec::with_capacity(listing.entries.len());
+        let mut subdirs = Vec::new();
+        for (name, stat) in listing.entries {
+            let rel = rel_of(&name);
+            if self.ignore.is_excluded(&rel, stat.is_dir) {
                 self.excluded += 1;
                 continue;
             }
-            if e.kind == EntryKind::Dir {
+            if stat.is_dir {
                 subdirs.push(rel.clone());
             }
-            entries.push((rel, e));
+            entries.push((rel, stat));
         }
         // Reversed, so folders are visited in name order.
         self.stack.extend(subdirs.into_iter().rev());
         Some(Ok(Folder {
             dir,
             entries,
+            special,
             problems,
         }))
     }
 }
 
-/// Reads one folder: its entries (sorted by name), the text of its ignore file, and the
-/// entries that could not be read.
-async fn scan_dir(abs: PathBuf) -> std::io::Result<(Vec<Seen>, Option<String>, Vec<String>)> {
-    tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::MetadataExt;
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        for e in std::fs::read_dir(&abs)? {
-            let e = e?;
-            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-                problems.push(format!(
-                    "{}: the name is not UTF-8, skipped",
-                    e.path().display()
-                ));
-                continue;
-            };
-            let meta = match std::fs::symlink_metadata(e.path()) {
-                Ok(m) => m,
-                Err(err) => {
-                    problems.push(format!("{}: {err}", e.path().display()));
-                    continue;
-                }
-            };
-            let ft = meta.file_type();
-            let kind = if ft.is_dir() {
-                EntryKind::Dir
-            } else if ft.is_file() {
-                EntryKind::File
-            } else {
-                EntryKind::Special
-            };
-            out.push(Seen {
-                name,
-                kind,
-                size: meta.len(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                inode: meta.ino(),
-            });
+/// Runs a blocking file system call: on a thread of the blocking pool where the runtime has
+/// several, in place on a single-threaded runtime (the simulation, whose disk is memory).
+pub(crate) async fn blocking<F, T>(fs: &Arc<F>, f: impl FnOnce(&F) -> T + Send + 'static) -> T
+where
+    F: LocalFs + 'static,
+    T: Send + 'static,
+{
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => f(fs),
+        _ => {
+            let fs = fs.clone();
+            tokio::task::spawn_blocking(move || f(&fs))
+                .await
+                .expect("a blocking file system call panicked")
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        let ignore = std::fs::read_to_string(abs.join(IGNORE_FILE)).ok();
-        Ok((out, ignore, problems))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    }
 }
+
+/// Why a file is not backed up when the disk reports it changed while it was read.
+const CHANGED_WHILE_READ: &str = "changed while being read; it will be backed up next time";
 
 /// One file to back up.
-struct FileJob {
-    client: Arc<Client>,
-    abs: PathBuf,
+struct FileJob<F, R> {
+    fs: Arc<F>,
+    remote: Arc<R>,
     rel: String,
-    remote_path: String,
+    /// `/rel`: the file's path on both seams.
+    path: String,
+    dest: String,
     old: Option<LocalRow>,
     on_server: Option<RemoteRow>,
-    seen: Seen,
+    seen: Stat,
     dry_run: bool,
-    resume_dir: Option<PathBuf>,
 }
 
-impl FileJob {
+impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
     async fn run(self) -> Outcome {
         match self.try_run().await {
             Ok(o) => o,
@@ -718,25 +676,24 @@ impl FileJob {
         }
     }
 
+    /// The server's display path of an entry below DEST.
+    fn display(&self, e: &Entry) -> String {
+        format!("{}{}", self.dest, e.path)
+    }
+
     async fn try_run(&self) -> Result<Outcome, String> {
-        // Hash first: if the server holds the same content, nothing is sent.
-        let small = self.seen.size <= SINGLE_REQUEST_MAX;
-        let (hash, data) = if small {
-            let data = tokio::fs::read(&self.abs)
-                .await
-                .map_err(|e| format!("cannot read: {e}"))?;
-            let mut h = ContentHasher::new();
-            h.update(&data);
-            (h.finish(), Some(bytes::Bytes::from(data)))
-        } else {
-            (
-                hash_file(&self.abs)
-                    .await
-                    .map_err(|e| format!("cannot read: {e}"))?,
-                None,
-            )
+        // Hash first (the engine's hash path): if the server holds the same content, nothing
+        // is sent.
+        let path = self.path.clone();
+        let hashed = blocking(&self.fs, move |fs| fs.hash(&path)).await;
+        let hash = match hashed {
+            Ok((hash, stat)) if self.same_as_seen(&stat) => hash,
+            Ok(_) => return Err(CHANGED_WHILE_READ.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(CHANGED_WHILE_READ.into());
+            }
+            Err(e) => return Err(format!("cannot read: {e}")),
         };
-        self.check_unchanged().await?;
         let row = |rev: Option<String>| LocalRow {
             path: self.rel.clone(),
             is_dir: false,
@@ -756,125 +713,99 @@ impl FileJob {
         }
         if self.dry_run {
             return Ok(Outcome::WouldUpload {
-                path: self.remote_path.clone(),
+                path: remote_of(&self.dest, &self.rel),
                 bytes: self.seen.size,
             });
         }
+        // Never blindly: over the revision this backup last saw, or only where nothing is.
         let mode = match self.old.as_ref().and_then(|o| o.rev.clone()) {
-            Some(rev) => WriteMode::Update(rev),
-            None => WriteMode::Add,
+            Some(rev) => Mode::Update(rev),
+            None => Mode::Add,
         };
-        let opts = UploadOptions {
+        let put = Put {
             mode,
-            client_modified: Some(cubby_core::time::format(
-                self.seen.mtime_ns.div_euclid(1_000_000_000),
-            )),
-            ..UploadOptions::default()
+            autorename: false,
+            client_modified: Some(self.seen.mtime_ns.div_euclid(1_000_000_000)),
         };
-        match self.upload(&opts, &self.remote_path, data.clone()).await {
-            Ok(meta) => {
-                // The row records what the server now holds (its rev, and its hash: a large
-                // file is read again to be sent), so the next run updates that revision
-                // instead of taking our own upload for someone else's edit.
+        let source = self.fs.source(&self.path);
+        let mut sent = self.remote.upload_as(&self.path, &put, &source).await;
+        for _ in 0..2 {
+            match &sent {
+                // The file changed while the upload read it (the client refuses to send a
+                // file whose length moved): send what it holds now; the check below then
+                // reports that the version sent is not the one listed.
+                Err(RemoteError::Refused(_)) if !self.unchanged().await => {
+                    sent = self.remote.upload_as(&self.path, &put, &source).await;
+                }
+                _ => break,
+            }
+        }
+        match sent {
+            Ok(entry) => {
+                // The row records what the server now holds (its rev, and its hash: the file
+                // is read again to be sent), so the next run updates that revision instead of
+                // taking our own upload for someone else's edit.
                 let row = LocalRow {
-                    hash: meta.content_hash.clone().or(Some(hash.clone())),
-                    ..row(Some(meta.rev))
+                    hash: entry.content_hash.clone().or(Some(hash.clone())),
+                    ..row(entry.rev.clone())
                 };
-                let path = meta
-                    .path_display
-                    .unwrap_or_else(|| self.remote_path.clone());
+                let path = self.display(&entry);
                 let bytes = self.seen.size;
-                Ok(match self.check_unchanged().await {
-                    Ok(()) => Outcome::Uploaded { row, bytes, path },
+                Ok(if self.unchanged().await {
+                    Outcome::Uploaded { row, bytes, path }
+                } else {
                     // The row keeps the stat of the version read, so the next run reads the
                     // file again and sends what changed.
-                    Err(_) => Outcome::UploadedThenChanged { row, bytes, path },
+                    Outcome::UploadedThenChanged { row, bytes, path }
                 })
             }
-            Err(e) if e.kind() == ErrorKind::Conflict => {
+            Err(RemoteError::Changed(_)) if !self.unchanged().await => {
+                Err(CHANGED_WHILE_READ.into())
+            }
+            Err(RemoteError::Changed(_)) => {
                 // Someone changed the server's copy since our last backup: keep both.
-                let (parent, name) = self
-                    .remote_path
-                    .rsplit_once('/')
-                    .unwrap_or(("", self.remote_path.as_str()));
+                let (parent, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
                 let copy_path =
                     format!("{parent}/{}", cubby_core::naming::conflicted_copy(name, 1));
-                let copy_opts = UploadOptions {
-                    mode: WriteMode::Add,
+                let copy_put = Put {
+                    mode: Mode::Add,
                     autorename: true,
-                    ..opts.clone()
+                    ..put
                 };
                 let copy = self
-                    .upload(&copy_opts, &copy_path, data)
+                    .remote
+                    .upload_as(&copy_path, &copy_put, &source)
                     .await
                     .map_err(|e| format!("conflict, and the conflicted copy failed: {e}"))?;
                 // Remember the server's current revision, so the next run does not make
-                // another copy of the same unchanged file.
-                let current: Option<Metadata> = self
-                    .client
-                    .rpc("files/get_metadata", &json!({"path": self.remote_path}))
-                    .await
-                    .ok();
-                let rev = match current {
-                    Some(Metadata::File(f)) => Some(f.rev),
+                // another copy of the same unchanged file, and our next change updates the
+                // copy the server kept. Only if it is this very path: a name that differs but
+                // for case is another local file's backup (a case-sensitive source), which
+                // an update would replace; without a revision the row still marks this
+                // version as kept, and a later change goes as another conflicted copy.
+                let rev = match self.remote.get(&self.path).await {
+                    Ok(Some(e)) if !e.folder && e.path == self.path => e.rev,
                     _ => None,
                 };
                 Ok(Outcome::Conflict {
                     row: row(rev),
-                    copy: copy.path_display.unwrap_or(copy_path),
+                    copy: self.display(&copy),
                 })
             }
             Err(e) => Err(e.to_string()),
         }
     }
 
-    async fn upload(
-        &self,
-        opts: &UploadOptions,
-        path: &str,
-        data: Option<bytes::Bytes>,
-    ) -> Result<cubby_client::types::FileMetadata, cubby_client::Error> {
-        match data {
-            Some(d) => self.client.upload_bytes(d, path, opts).await,
-            None => {
-                self.client
-                    .upload_file(&self.abs, path, opts, self.resume_dir.as_deref(), &Quiet)
-                    .await
-            }
-        }
+    fn same_as_seen(&self, stat: &Stat) -> bool {
+        stat.size == self.seen.size && stat.mtime_ns == self.seen.mtime_ns
     }
 
-    /// Fails if the file changed since it was listed (it is then tried again next run).
-    async fn check_unchanged(&self) -> Result<(), String> {
-        use std::os::unix::fs::MetadataExt;
-        let m = tokio::fs::symlink_metadata(&self.abs)
-            .await
-            .map_err(|e| format!("vanished while being backed up: {e}"))?;
-        let mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-        if m.len() != self.seen.size || mtime_ns != self.seen.mtime_ns {
-            return Err("changed while being read; it will be backed up next time".into());
-        }
-        Ok(())
+    /// Whether the file is still as it was listed (else it is tried again next run).
+    async fn unchanged(&self) -> bool {
+        let path = self.path.clone();
+        matches!(
+            blocking(&self.fs, move |fs| fs.stat(&path)).await,
+            Ok(Some(stat)) if self.same_as_seen(&stat)
+        )
     }
-}
-
-/// The content hash of a file, read in 4 MiB blocks off the async threads.
-pub(crate) async fn hash_file(path: &Path) -> std::io::Result<String> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut h = ContentHasher::new();
-        let mut buf = vec![0u8; 4 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        Ok(h.finish())
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }

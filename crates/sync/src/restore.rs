@@ -1,17 +1,17 @@
 //! `cubby backup --verify` and `cubby restore-backup`: checking a backup against the local
 //! tree, and bringing a backed-up tree back, as it is or as it was at a point in time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use cubby_client::transfer::Quiet;
-use cubby_client::types::{ListFolderResult, ListRevisionsResult, Metadata};
-use cubby_client::{Client, ErrorKind};
+use cubby_client::Client;
 use cubby_core::path::lower;
 use futures_util::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::backup::{EntryKind, Error, Walker, hash_file, refresh_remote, remote_of};
+use crate::backup::{Error, Walker, refresh_remote, remote_of};
+use crate::engine::fs::{LocalFs, RealFs};
+use crate::engine::remote::{Change, ClientRemote, RemoteApi};
 use crate::index::Index;
 
 /// Downloads in flight during a restore.
@@ -36,16 +36,29 @@ impl VerifyReport {
 
 /// Hashes every local file and compares it with the server's content hash at its path.
 pub async fn verify(
-    client: &Client,
+    client: &Arc<Client>,
     index: &Index,
     src: &Path,
     dest: &str,
     excludes: &[String],
 ) -> Result<VerifyReport, Error> {
-    refresh_remote(client, index, dest, false).await?;
+    let fs = RealFs::read_only(src);
+    let remote = ClientRemote::new(client.clone(), dest, None);
+    verify_with(&fs, &remote, index, dest, excludes).await
+}
+
+/// [`verify`] over the sync engine's seams.
+pub async fn verify_with<F: LocalFs, R: RemoteApi>(
+    fs: &F,
+    remote: &R,
+    index: &Index,
+    dest: &str,
+    excludes: &[String],
+) -> Result<VerifyReport, Error> {
+    refresh_remote(remote, index, dest, false).await?;
     let mut report = VerifyReport::default();
-    let mut walker = Walker::new(src, excludes);
-    while let Some(folder) = walker.next().await {
+    let mut walker = Walker::new(fs, excludes);
+    while let Some(folder) = walker.next() {
         let folder = match folder {
             Ok(f) => f,
             Err(what) => {
@@ -57,24 +70,24 @@ pub async fn verify(
         let files: Vec<&String> = folder
             .entries
             .iter()
-            .filter(|(_, e)| e.kind == EntryKind::File)
+            .filter(|(_, e)| !e.is_dir)
             .map(|(rel, _)| rel)
             .collect();
         let keys: Vec<String> = files
             .iter()
             .map(|rel| lower(&remote_of(dest, rel)))
             .collect();
-        let remote = index.remote_rows(&keys).await?;
+        let on_server = index.remote_rows(&keys).await?;
         for (rel, key) in files.into_iter().zip(keys) {
             report.checked += 1;
-            let local = match hash_file(&src.join(rel)).await {
-                Ok(h) => h,
+            let local = match fs.hash(&format!("/{rel}")) {
+                Ok((h, _)) => h,
                 Err(e) => {
                     report.errors.push(format!("{rel}: cannot read: {e}"));
                     continue;
                 }
             };
-            match remote.get(&key) {
+            match on_server.get(&key) {
                 Some(r) if r.hash.as_deref() == Some(local.as_str()) => {}
                 Some(_) => report.differ.push(rel.clone()),
                 None => report.missing.push(rel.clone()),
@@ -95,134 +108,208 @@ pub struct RestoreReport {
 
 /// Brings `remote` (a server folder) back into `local`: as it is now, or as it was at `at`
 /// (Unix seconds): each file at its newest revision from then, deleted files included if
-/// they were deleted after it. Existing local files are replaced only once a download is
-/// complete and verified.
+/// they were deleted after it. A download appears only complete and verified, and never
+/// replaces a local file: a file already there with other content is reported and kept.
 pub async fn restore(
-    client: &Client,
+    client: &Arc<Client>,
     remote: &str,
     local: &Path,
     at: Option<i64>,
 ) -> Result<RestoreReport, Error> {
-    let mut report = RestoreReport::default();
-    let base = lower(remote);
     std::fs::create_dir_all(local)?;
-    let arg =
-        json!({"path": remote, "recursive": true, "include_deleted": at.is_some(), "limit": 2000});
-    let mut page: ListFolderResult = client.rpc("files/list_folder", &arg).await?;
+    let fs = RealFs::new(local);
+    let remote = ClientRemote::new(client.clone(), remote, None);
+    restore_with(&fs, &remote, at).await
+}
+
+/// A file to bring back: its path (below both roots) and, once known, the revision.
+struct Wanted {
+    path: String,
+    rev: Option<(String, Option<String>, u64)>,
+}
+
+/// [`restore`] over the sync engine's seams: `remote` is the backed-up folder, `fs` the
+/// folder restored into.
+pub async fn restore_with<F: LocalFs, R: RemoteApi>(
+    fs: &F,
+    remote: &R,
+    at: Option<i64>,
+) -> Result<RestoreReport, Error> {
+    let mut report = RestoreReport::default();
+    let mut page = remote.list_from_start(false, at.is_some()).await?;
     loop {
-        // (the revision to fetch, or None to look it up as of `at`; the path; the target).
-        let mut downloads: Vec<(Option<String>, String, PathBuf)> = Vec::new();
-        for m in &page.entries {
-            let Some(rel) = relative(&base, m) else {
-                continue;
-            };
-            if rel.is_empty() {
-                continue;
-            }
-            let target = local.join(&rel);
-            let path = m.path_lower().unwrap_or_default().to_owned();
-            match (m, at) {
-                (Metadata::Folder(_), None) => {
-                    std::fs::create_dir_all(&target)?;
-                    report.folders += 1;
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for change in &page.changes {
+            match (change, at) {
+                (Change::Put(e), None) if e.folder => match make_dirs(fs, &e.path) {
+                    Ok(()) => report.folders += 1,
+                    Err(err) => report.errors.push(format!("{}: {err}", e.path)),
+                },
+                (Change::Put(e), Some(_)) if e.folder => {}
+                (Change::Put(e), None) => wanted.push(Wanted {
+                    path: e.path.clone(),
+                    rev: e.rev.clone().map(|r| (r, e.content_hash.clone(), e.size)),
+                }),
+                (Change::Put(Entry { path, .. }) | Change::Deleted(path), Some(_)) => {
+                    wanted.push(Wanted {
+                        path: path.clone(),
+                        rev: None,
+                    })
                 }
-                (Metadata::Folder(_), Some(_)) => {}
-                (Metadata::File(f), None) => downloads.push((Some(f.rev.clone()), path, target)),
-                (Metadata::File(_) | Metadata::Deleted(_), Some(_)) => {
-                    downloads.push((None, path, target))
-                }
-                (Metadata::Deleted(_), None) => {}
+                (Change::Deleted(_), None) => {}
             }
         }
-        let resolved = futures_util::stream::iter(downloads)
-            .map(|(rev, path, target)| async move {
-                let rev = match (rev, at) {
-                    (Some(r), _) => Some(r),
-                    (None, Some(t)) => revision_at(client, &path, t).await?,
-                    (None, None) => None,
-                };
-                Ok::<_, cubby_client::Error>(rev.map(|r| (format!("rev:{r}"), target)))
+        // The revisions as of `at`.
+        let resolved = futures_util::stream::iter(wanted)
+            .map(|w| async move {
+                match (w.rev, at) {
+                    (Some(r), _) => Ok((w.path, Some(r))),
+                    (None, Some(t)) => {
+                        let r = revision_at(remote, &w.path, t)
+                            .await
+                            .map_err(|e| format!("{}: {e}", w.path))?;
+                        Ok((w.path, r))
+                    }
+                    (None, None) => Ok((w.path, None)),
+                }
             })
             .buffer_unordered(RESTORES_IN_FLIGHT)
-            .collect::<Vec<_>>()
+            .collect::<Vec<Result<_, String>>>()
             .await;
         let fetched = futures_util::stream::iter(resolved)
             .map(|r| async move {
-                let (source, target): (String, PathBuf) = match r {
-                    Ok(Some(x)) => x,
-                    Ok(None) => return Ok(None),
-                    Err(e) => return Err(format!("{e}")),
+                let (path, Some((rev, hash, size))) = r? else {
+                    return Ok(None);
                 };
-                if let Some(dir) = target.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                client
-                    .download_file(&source, &target, &Quiet)
-                    .await
-                    .map(|f| Some(f.size))
-                    .map_err(|e| format!("{}: {e}", target.display()))
+                fetch(fs, remote, &path, &rev, hash.as_deref(), size).await
             })
             .buffer_unordered(RESTORES_IN_FLIGHT)
             .collect::<Vec<_>>()
             .await;
+        // Complete downloads are made durable together, then put in place.
+        let mut partials = Vec::new();
         for r in fetched {
             match r {
-                Ok(Some(size)) => {
+                Ok(Some(Fetched::Same(size))) => {
                     report.files += 1;
                     report.bytes += size;
+                }
+                Ok(Some(Fetched::Partial(path, partial, size))) => {
+                    partials.push((path, partial, size))
                 }
                 Ok(None) => {}
                 Err(e) => report.errors.push(e),
             }
         }
+        let flushed = partials
+            .iter()
+            .map(|(_, p, _)| p.clone())
+            .collect::<Vec<_>>();
+        if let Err(e) = fs.flush(&flushed) {
+            for (path, partial, _) in partials.drain(..) {
+                fs.discard(&partial);
+                report.errors.push(format!("{path}: {e}"));
+            }
+        }
+        for (path, partial, size) in partials {
+            match fs.install(&partial, &path, None) {
+                Ok(_) => {
+                    report.files += 1;
+                    report.bytes += size;
+                }
+                Err(e) => {
+                    fs.discard(&partial);
+                    report.errors.push(format!(
+                        "{}: something is already there, not replaced ({e})",
+                        fs.source(&path).display()
+                    ));
+                }
+            }
+        }
         if !page.has_more {
             break;
         }
-        page = client.list_folder_continue(&page.cursor).await?;
+        page = remote.list(Some(&page.cursor)).await?;
     }
     Ok(report)
 }
 
+use crate::engine::remote::Entry;
+
+/// A file fetched into its partial file, or already there with the same content.
+enum Fetched {
+    Partial(String, std::path::PathBuf, u64),
+    Same(u64),
+}
+
+/// Downloads one revision beside its place, unless the place is taken.
+async fn fetch<F: LocalFs, R: RemoteApi>(
+    fs: &F,
+    remote: &R,
+    path: &str,
+    rev: &str,
+    hash: Option<&str>,
+    size: u64,
+) -> Result<Option<Fetched>, String> {
+    let shown = || fs.source(path).display().to_string();
+    let hash = hash.ok_or_else(|| format!("{}: the server gave no content hash", shown()))?;
+    make_dirs(fs, cubby_core::path::parent_of(path)).map_err(|e| format!("{}: {e}", shown()))?;
+    match fs.stat(path) {
+        Ok(None) => {}
+        Ok(Some(st)) if !st.is_dir && fs.hash(path).is_ok_and(|(h, _)| h == hash) => {
+            return Ok(Some(Fetched::Same(size)));
+        }
+        Ok(Some(_)) => {
+            return Err(format!(
+                "{}: something else is already there, not replaced",
+                shown()
+            ));
+        }
+        Err(e) => return Err(format!("{}: {e}", shown())),
+    }
+    let partial = fs.partial(path);
+    match remote.download(rev, hash, &partial).await {
+        Ok(()) => Ok(Some(Fetched::Partial(path.to_owned(), partial, size))),
+        Err(e) => {
+            fs.discard(&partial);
+            Err(format!("{}: {e}", shown()))
+        }
+    }
+}
+
+/// Makes a folder and its parents (`""`: the root, already there).
+fn make_dirs<F: LocalFs>(fs: &F, path: &str) -> std::io::Result<()> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    match fs.stat(path)? {
+        Some(st) if st.is_dir => Ok(()),
+        Some(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "a file is there",
+        )),
+        None => {
+            make_dirs(fs, cubby_core::path::parent_of(path))?;
+            fs.mkdir(path).map(|_| ())
+        }
+    }
+}
+
 /// The newest revision of `path` saved at or before `at`, if the file existed then.
-async fn revision_at(
-    client: &Client,
+async fn revision_at<R: RemoteApi>(
+    remote: &R,
     path: &str,
     at: i64,
-) -> Result<Option<String>, cubby_client::Error> {
-    let r: ListRevisionsResult = match client
-        .rpc("files/list_revisions", &json!({"path": path, "limit": 100}))
-        .await
-    {
-        Ok(r) => r,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+) -> Result<Option<(String, Option<String>, u64)>, crate::engine::RemoteError> {
+    let Some(r) = remote.revisions(path, 100).await? else {
+        return Ok(None);
     };
-    if let Some(deleted) = r
-        .server_deleted
-        .as_deref()
-        .and_then(cubby_core::time::parse)
-        && deleted <= at
-    {
+    if r.deleted_at.is_some_and(|deleted| deleted <= at) {
         return Ok(None);
     }
     Ok(r.entries
         .iter()
-        .filter(|f| cubby_core::time::parse(&f.server_modified).is_some_and(|t| t <= at))
-        .max_by_key(|f| cubby_core::time::parse(&f.server_modified))
-        .map(|f| f.rev.clone()))
-}
-
-/// The path of `m` below the restored folder, from its display path (keeping the names'
-/// case); `None` if it is not below it.
-fn relative(base_lower: &str, m: &Metadata) -> Option<String> {
-    let lower_path = m.path_lower()?;
-    let display = m.path_display();
-    if lower_path == base_lower {
-        return Some(String::new());
-    }
-    let rest = lower_path.strip_prefix(base_lower)?.strip_prefix('/')?;
-    // The display path has the same number of segments; take as many from its end.
-    let n = rest.split('/').count();
-    let parts: Vec<&str> = display.rsplit('/').take(n).collect();
-    Some(parts.into_iter().rev().collect::<Vec<_>>().join("/"))
+        .filter(|f| f.server_modified <= at)
+        .max_by_key(|f| f.server_modified)
+        .map(|f| (f.rev.clone(), f.content_hash.clone(), f.size)))
 }

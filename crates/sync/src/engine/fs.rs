@@ -35,8 +35,11 @@ pub struct Stat {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub entries: Vec<(String, Stat)>,
-    /// Entries that cannot be synced (not UTF-8, links, devices), with the reason.
+    /// Entries that cannot be read (a name that is not UTF-8, an `lstat` that failed), with
+    /// the reason.
     pub problems: Vec<(String, String)>,
+    /// Symbolic links and other special files (paths): never followed nor synced.
+    pub special: Vec<String>,
     /// The folder's `.cubbyignore`, if it has one.
     pub ignore: Option<String>,
 }
@@ -96,9 +99,16 @@ pub fn changed(path: &str) -> io::Error {
     )
 }
 
-/// The real file system under a synced folder.
+/// Why a special file (a link, a device) is left out.
+pub const SPECIAL: &str = "not a regular file or folder (a link or a device); skipped";
+
+/// The real file system under a synced (or backed-up) folder.
 pub struct RealFs {
     root: PathBuf,
+    /// Whether the sync engine's own files (its cache folder, partial downloads) are hidden
+    /// from listings, and stale partial downloads removed; off for a backup's source, which
+    /// is only read.
+    engine_files: bool,
     /// The client's own files inside the synced folder (`/a/b`), never synced (see
     /// [`crate::own`]).
     own: Vec<String>,
@@ -108,10 +118,20 @@ impl RealFs {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            engine_files: true,
             own: crate::own::inside(root, &crate::own::paths())
                 .into_iter()
                 .map(|rel| format!("/{rel}"))
                 .collect(),
+        }
+    }
+
+    /// The file system under a tree that is only read (`cubby backup`'s source): every entry
+    /// is listed, whatever its name, and nothing is removed.
+    pub fn read_only(root: &Path) -> Self {
+        Self {
+            engine_files: false,
+            ..Self::new(root)
         }
     }
 
@@ -176,7 +196,7 @@ impl LocalFs for RealFs {
             if self.own.contains(&join(dir, &name)) {
                 continue;
             }
-            if is_internal(&name) {
+            if self.engine_files && is_internal(&name) {
                 // A partial download met by a scan was left by a run that stopped (the
                 // engine never scans while it downloads): nothing will finish it.
                 if name != CACHE_DIR {
@@ -187,10 +207,7 @@ impl LocalFs for RealFs {
             let stat = match std::fs::symlink_metadata(abs.join(&name)) {
                 Ok(meta) if meta.is_dir() || meta.is_file() => stat_of(&meta),
                 Ok(_) => {
-                    listing.problems.push((
-                        join(dir, &name),
-                        "not a regular file or folder (a link or a device); skipped".into(),
-                    ));
+                    listing.special.push(join(dir, &name));
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

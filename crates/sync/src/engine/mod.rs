@@ -21,7 +21,7 @@ pub mod fs;
 mod observe;
 pub mod remote;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 pub mod state;
 pub mod watch;
 mod work;
@@ -98,6 +98,10 @@ impl Default for Options {
 pub trait Clock: Send + Sync {
     /// Unix seconds.
     fn now(&self) -> i64;
+    /// Waits this long (the follow loop's timers; a test clock decides what waiting means).
+    fn sleep(&self, d: std::time::Duration) -> impl std::future::Future<Output = ()> + Send {
+        tokio::time::sleep(d)
+    }
 }
 
 pub struct SystemClock;
@@ -247,6 +251,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Applies mass deletions (or holds them back again) from the next pass on.
     pub fn set_force(&mut self, force: bool) {
         self.opts.force = force;
+    }
+
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
 
     pub fn remote(&self) -> &R {

@@ -101,6 +101,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             for (p, m) in listing.problems {
                 self.problem(&p, m);
             }
+            for p in listing.special {
+                self.problem(&p, super::fs::SPECIAL.to_owned());
+            }
             let entries: Vec<(String, Stat)> = listing
                 .entries
                 .into_iter()

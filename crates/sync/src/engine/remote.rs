@@ -10,10 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cubby_client::routes::ListOptions;
 use cubby_client::transfer::{Quiet, SINGLE_REQUEST_MAX, UploadOptions, WriteMode};
-use cubby_client::types::{FileMetadata, Metadata};
+use cubby_client::types::{CommitInfo, FileMetadata, ListFolderResult, Metadata};
 use cubby_client::{Client, ErrorKind};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 
 /// A file or folder on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +23,8 @@ pub struct Entry {
     pub folder: bool,
     pub rev: Option<String>,
     pub content_hash: Option<String>,
+    /// A file's size in bytes (0 for a folder).
+    pub size: u64,
 }
 
 /// One change of the server's feed.
@@ -49,6 +50,34 @@ pub enum Mode {
     Add,
     /// Only over this revision.
     Update(String),
+}
+
+/// How [`RemoteApi::upload_as`] commits a file (`cubby backup`'s uploads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    pub mode: Mode,
+    /// On a conflict, take a free name beside the path instead of failing.
+    pub autorename: bool,
+    /// The file's modification time (Unix seconds), shown as its `client_modified`.
+    pub client_modified: Option<i64>,
+}
+
+/// One saved revision of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revision {
+    pub rev: String,
+    pub content_hash: Option<String>,
+    pub size: u64,
+    /// When the server saved it (Unix seconds).
+    pub server_modified: i64,
+}
+
+/// A file's history, newest first as the server gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revisions {
+    pub entries: Vec<Revision>,
+    /// When the file was deleted, if it is deleted now.
+    pub deleted_at: Option<i64>,
 }
 
 /// Why a remote call failed, as the engine must react to it.
@@ -119,6 +148,30 @@ pub trait RemoteApi: Send + Sync {
         path: &str,
         rev: Option<&str>,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send;
+    /// The first page of the recursive feed, like `list(None)`, but the root folder is made
+    /// only if `create_root` (a missing root is then [`RemoteError::Changed`]), and with
+    /// `include_deleted` the feed names deleted entries too ([`Change::Deleted`]).
+    fn list_from_start(
+        &self,
+        create_root: bool,
+        include_deleted: bool,
+    ) -> impl Future<Output = Result<Page, RemoteError>> + Send;
+    /// Uploads the local file `source` to `path`, committed as `put` says.
+    fn upload_as(
+        &self,
+        path: &str,
+        put: &Put,
+        source: &Path,
+    ) -> impl Future<Output = Result<Entry, RemoteError>> + Send;
+    /// What is at `path` now (`None`: nothing).
+    fn get(&self, path: &str) -> impl Future<Output = Result<Option<Entry>, RemoteError>> + Send;
+    /// The saved revisions of the file at `path` (at most `limit`), deleted or not; `None` if
+    /// there never was a file there.
+    fn revisions(
+        &self,
+        path: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Option<Revisions>, RemoteError>> + Send;
 }
 
 /// Files up to this size go through `upload_batch`; larger ones through their own session.
@@ -174,6 +227,7 @@ impl ClientRemote {
                 folder: true,
                 rev: None,
                 content_hash: None,
+                size: 0,
             },
             Metadata::Deleted(_) => return None,
         })
@@ -205,6 +259,7 @@ fn file_entry(f: &FileMetadata, path: String) -> Entry {
         folder: false,
         rev: Some(f.rev.clone()),
         content_hash: f.content_hash.clone(),
+        size: f.size,
     }
 }
 
@@ -245,27 +300,16 @@ fn mode_of(mode: &Mode) -> UploadOptions {
     }
 }
 
-impl RemoteApi for ClientRemote {
-    async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
-        let result = match cursor {
-            Some(cursor) => self.client.list_folder_continue(cursor).await,
-            None => {
-                if !self.root.is_empty() {
-                    match self.client.create_folder(&self.root, false).await {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == ErrorKind::Conflict => {}
-                        Err(e) => return Err(classify(e)),
-                    }
-                }
-                let opts = ListOptions {
-                    recursive: true,
-                    limit: Some(2000),
-                    ..ListOptions::default()
-                };
-                self.client.list_folder(&self.root, &opts).await
-            }
-        }
-        .map_err(classify)?;
+fn put_of(put: &Put) -> UploadOptions {
+    UploadOptions {
+        autorename: put.autorename,
+        client_modified: put.client_modified.map(cubby_core::time::format),
+        ..mode_of(&put.mode)
+    }
+}
+
+impl ClientRemote {
+    fn page(&self, result: ListFolderResult) -> Page {
         let changes = result
             .entries
             .iter()
@@ -274,11 +318,100 @@ impl RemoteApi for ClientRemote {
                 _ => self.entry(meta).map(Change::Put),
             })
             .collect();
-        Ok(Page {
+        Page {
             changes,
             cursor: result.cursor,
             has_more: result.has_more,
-        })
+        }
+    }
+}
+
+impl RemoteApi for ClientRemote {
+    async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
+        match cursor {
+            Some(cursor) => {
+                let result = self
+                    .client
+                    .list_folder_continue(cursor)
+                    .await
+                    .map_err(classify)?;
+                Ok(self.page(result))
+            }
+            None => self.list_from_start(true, false).await,
+        }
+    }
+
+    async fn list_from_start(
+        &self,
+        create_root: bool,
+        include_deleted: bool,
+    ) -> Result<Page, RemoteError> {
+        if create_root && !self.root.is_empty() {
+            match self.client.create_folder(&self.root, false).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Conflict => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        let opts = ListOptions {
+            recursive: true,
+            include_deleted,
+            limit: Some(2000),
+        };
+        let result = self
+            .client
+            .list_folder(&self.root, &opts)
+            .await
+            .map_err(classify)?;
+        Ok(self.page(result))
+    }
+
+    async fn upload_as(&self, path: &str, put: &Put, source: &Path) -> Result<Entry, RemoteError> {
+        let meta = self
+            .client
+            .upload_file(
+                source,
+                &self.full(path),
+                &put_of(put),
+                self.resume_dir.as_deref(),
+                &Quiet,
+            )
+            .await
+            .map_err(classify)?;
+        self.file(&meta)
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
+        match self.client.get_metadata(&self.full(path), false).await {
+            Ok(meta) => Ok(self.entry(&meta)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn revisions(&self, path: &str, limit: u32) -> Result<Option<Revisions>, RemoteError> {
+        let r = match self.client.list_revisions(&self.full(path), limit).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(classify(e)),
+        };
+        Ok(Some(Revisions {
+            entries: r
+                .entries
+                .iter()
+                .map(|f| Revision {
+                    rev: f.rev.clone(),
+                    content_hash: f.content_hash.clone(),
+                    size: f.size,
+                    server_modified: cubby_core::time::parse(&f.server_modified)
+                        .unwrap_or(i64::MIN),
+                })
+                .collect(),
+            deleted_at: r
+                .server_deleted
+                .as_deref()
+                .and_then(cubby_core::time::parse),
+        }))
     }
 
     async fn wait(&self, cursor: &str, timeout: u64) -> Result<bool, RemoteError> {
@@ -351,7 +484,7 @@ impl RemoteApi for ClientRemote {
                 match start {
                     Ok((session, len)) => {
                         let (path, mode, _) = &chunk[i];
-                        entries.push((session, len, mode_of(mode).commit(&self.full(path))));
+                        entries.push((session, len, mode_of(mode).commit_info(&self.full(path))));
                         slots.push(base + i);
                     }
                     Err(e) => results[base + i] = Some(Err(e)),
@@ -360,7 +493,7 @@ impl RemoteApi for ClientRemote {
             if entries.is_empty() {
                 continue;
             }
-            let refs: Vec<(&str, u64, Value)> = entries
+            let refs: Vec<(&str, u64, CommitInfo)> = entries
                 .iter()
                 .map(|(s, o, c)| (s.as_str(), *o, c.clone()))
                 .collect();
@@ -447,54 +580,41 @@ impl RemoteApi for ClientRemote {
 }
 
 impl ClientRemote {
-    /// One `finish_batch_v2` call, polling its job if the server answers with one.
+    /// One `finish_batch_v2` call: one result per session, in order.
     async fn finish_batch(
         &self,
-        entries: &[(&str, u64, Value)],
+        entries: &[(&str, u64, CommitInfo)],
     ) -> Result<Vec<Result<Entry, RemoteError>>, RemoteError> {
-        let mut answer = self
+        use cubby_client::types::{
+            SessionFinishBatchEntry as Item, SessionFinishError as F, SessionLookupError as L,
+            WriteError as W,
+        };
+        let answer = self
             .client
             .session_finish_batch(entries)
             .await
             .map_err(classify)?;
-        let mut wait = std::time::Duration::from_millis(50);
-        while answer[".tag"] == "async_job_id" {
-            let job = answer["async_job_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(std::time::Duration::from_secs(2));
-            answer = self
-                .client
-                .rpc(
-                    "files/upload_session/finish_batch/check",
-                    &json!({"async_job_id": job}),
-                )
-                .await
-                .map_err(classify)?;
-            if answer[".tag"] == "in_progress" {
-                answer = json!({".tag": "async_job_id", "async_job_id": job});
-            }
-        }
-        let list = answer["entries"]
-            .as_array()
-            .ok_or_else(|| RemoteError::Transient(format!("finish_batch_v2: {answer}")))?;
-        Ok(list
-            .iter()
-            .map(|item| {
-                if item[".tag"] == "success" {
-                    let meta: FileMetadata = serde_json::from_value(item.clone())
-                        .map_err(|e| RemoteError::Transient(e.to_string()))?;
-                    self.file(&meta)
-                } else {
-                    let summary = item["failure"].to_string();
-                    if summary.contains("conflict") || summary.contains("not_found") {
-                        Err(RemoteError::Changed(summary))
-                    } else if summary.contains("too_many") {
-                        Err(RemoteError::Transient(summary))
-                    } else {
-                        Err(RemoteError::Refused(summary))
+        Ok(answer
+            .entries
+            .into_iter()
+            .map(|item| match item {
+                Item::Success(meta) => self.file(&meta),
+                Item::Failure { failure } => {
+                    let summary = serde_json::to_string(&failure).unwrap_or_default();
+                    match failure {
+                        // Someone else's change, or a session the server no longer has:
+                        // observe again.
+                        F::Path {
+                            path: W::Conflict { .. },
+                        }
+                        | F::LookupFailed {
+                            lookup_failed: L::NotFound,
+                        } => Err(RemoteError::Changed(summary)),
+                        F::TooManyWriteOperations
+                        | F::Path {
+                            path: W::TooManyWriteOperations,
+                        } => Err(RemoteError::Transient(summary)),
+                        _ => Err(RemoteError::Refused(summary)),
                     }
                 }
             })
@@ -505,4 +625,51 @@ impl ClientRemote {
 /// Whether a file of this size goes through a batch.
 pub fn batchable(size: u64) -> bool {
     size <= BATCH_MAX_SIZE.min(SINGLE_REQUEST_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(summary: &str) -> cubby_client::Error {
+        cubby_client::Error::Api {
+            summary: summary.into(),
+            error: serde_json::Value::Null,
+        }
+    }
+
+    /// How the server's refusals reach the engine, the backup and the follow loop: a busy or
+    /// failing server (429, 5xx once the client's retries ran out) is retried later, a lost
+    /// race is observed again, a spent cursor lists afresh, a refused item is reported.
+    #[test]
+    fn refusals_are_sorted_by_what_to_do_about_them() {
+        for status in [429, 500, 503] {
+            let e = cubby_client::Error::Unavailable {
+                status,
+                body: "busy".into(),
+            };
+            assert!(matches!(classify(e), RemoteError::Transient(_)), "{status}");
+        }
+        assert!(matches!(
+            classify(api("too_many_write_operations/")),
+            RemoteError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(api("path/conflict/file/")),
+            RemoteError::Changed(_)
+        ));
+        assert!(matches!(
+            classify(api("path/not_found/")),
+            RemoteError::Changed(_)
+        ));
+        assert_eq!(classify(api("reset/")), RemoteError::Reset);
+        assert!(matches!(
+            classify(api("path/disallowed_name/")),
+            RemoteError::Refused(_)
+        ));
+        assert!(matches!(
+            classify(cubby_client::Error::Auth("expired_access_token/".into())),
+            RemoteError::Fatal(_)
+        ));
+    }
 }

@@ -21,30 +21,30 @@ use cubby_core::hash::ContentHasher;
 use cubby_core::path;
 
 use super::fs::{Listing, LocalFs, Stat, changed};
-use super::remote::{Change, Entry, Mode, Page, RemoteApi, RemoteError};
+use super::remote::{Change, Entry, Mode, Page, Put, RemoteApi, RemoteError, Revision, Revisions};
 use super::{Clock, Engine, Options};
 
 // ---- randomness ----
 
 /// A small deterministic generator (splitmix64).
 #[derive(Clone)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         (self.next() % 1_000_000) as f64 / 1_000_000.0 < p
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         if items.is_empty() {
             None
         } else {
@@ -58,14 +58,14 @@ const NAMES: &[&str] = &["a", "A", "b", "c.txt", "C.TXT", "d e"];
 
 /// Every version a user wrote, and those a user deliberately removed.
 #[derive(Default)]
-struct Ledger {
+pub(crate) struct Ledger {
     next: u64,
-    written: BTreeSet<Vec<u8>>,
-    killed: BTreeSet<Vec<u8>>,
+    pub(crate) written: BTreeSet<Vec<u8>>,
+    pub(crate) killed: BTreeSet<Vec<u8>>,
 }
 
 impl Ledger {
-    fn blob(&mut self, seed: u64) -> Vec<u8> {
+    pub(crate) fn blob(&mut self, seed: u64) -> Vec<u8> {
         self.next += 1;
         let blob = format!("seed {seed} version {}", self.next).into_bytes();
         self.written.insert(blob.clone());
@@ -73,9 +73,9 @@ impl Ledger {
     }
 }
 
-type SharedLedger = Arc<Mutex<Ledger>>;
+pub(crate) type SharedLedger = Arc<Mutex<Ledger>>;
 
-fn hash_of(data: &[u8]) -> String {
+pub(crate) fn hash_of(data: &[u8]) -> String {
     let mut h = ContentHasher::new();
     h.update(data);
     h.finish()
@@ -99,18 +99,23 @@ struct FsInner {
     tick: i64,
     /// Edits made by "the user" while the engine works: (rng, probability per engine write).
     chaos: Option<(Rng, f64)>,
+    /// Edits made by "the user" while a file is read (hashed, stat'ed, uploaded): (rng,
+    /// probability per read). Only the backup simulation sets it.
+    read_chaos: Option<(Rng, f64)>,
+    /// The names user edits pick from.
+    names: &'static [&'static str],
 }
 
 /// An in-memory, case-sensitive disk.
 #[derive(Clone)]
-struct FakeFs {
+pub(crate) struct FakeFs {
     inner: Arc<Mutex<FsInner>>,
     ledger: SharedLedger,
     seed: u64,
 }
 
 impl FakeFs {
-    fn new(ledger: SharedLedger, seed: u64) -> Self {
+    pub(crate) fn new(ledger: SharedLedger, seed: u64) -> Self {
         Self {
             inner: Arc::new(Mutex::new(FsInner {
                 entries: BTreeMap::new(),
@@ -119,10 +124,34 @@ impl FakeFs {
                 next_inode: 1,
                 tick: 1,
                 chaos: None,
+                read_chaos: None,
+                names: NAMES,
             })),
             ledger,
             seed,
         }
+    }
+
+    /// The names user edits pick from (the backup simulation avoids names equal but for
+    /// case, see `backup_sim`).
+    pub(crate) fn set_names(&self, names: &'static [&'static str]) {
+        self.inner.lock().unwrap().names = names;
+    }
+
+    pub(crate) fn set_read_chaos(&self, chaos: Option<(Rng, f64)>) {
+        self.inner.lock().unwrap().read_chaos = chaos;
+    }
+
+    /// Before a read of a file: maybe the user edits something first.
+    pub(crate) fn maybe_user_read(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        let Some((mut rng, p)) = inner.read_chaos.clone() else {
+            return;
+        };
+        if rng.chance(p) {
+            user_edit_fs(&mut inner, &mut rng, &self.ledger, self.seed);
+        }
+        inner.read_chaos = Some((rng, p));
     }
 
     fn set_chaos(&self, chaos: Option<(Rng, f64)>) {
@@ -141,13 +170,19 @@ impl FakeFs {
         inner.chaos = Some((rng, p));
     }
 
-    fn user_edit(&self, rng: &mut Rng) {
+    pub(crate) fn user_edit(&self, rng: &mut Rng) {
         let mut inner = self.inner.lock().unwrap();
         user_edit_fs(&mut inner, rng, &self.ledger, self.seed);
     }
 
+    /// Deletes a file or folder with what it holds, as a user would, outside any pass.
+    pub(crate) fn remove(&self, p: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.entries.retain(|q, _| !under(q, p));
+    }
+
     /// Writes a file (or, with `None`, makes a folder) as a user would, outside any pass.
-    fn put(&self, p: &str, data: Option<&[u8]>) {
+    pub(crate) fn put(&self, p: &str, data: Option<&[u8]>) {
         let mut inner = self.inner.lock().unwrap();
         inner.tick += 1;
         inner.next_inode += 1;
@@ -176,7 +211,7 @@ impl FakeFs {
     }
 
     /// Path → content (`None` for a folder).
-    fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
         self.inner
             .lock()
             .unwrap()
@@ -229,7 +264,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
     match rng.below(10) {
         0..=2 => {
             let dir = rng.pick(&folders).cloned().unwrap_or_default();
-            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            let p = format!("{dir}/{}", rng.pick(inner.names).unwrap());
             if free_local(inner, &p) {
                 let data = ledger.lock().unwrap().blob(seed);
                 let inode = inner.next_inode;
@@ -247,7 +282,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
         }
         3 => {
             let dir = rng.pick(&folders).cloned().unwrap_or_default();
-            let p = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+            let p = format!("{dir}/{}", rng.pick(inner.names).unwrap());
             if free_local(inner, &p) {
                 let inode = inner.next_inode;
                 inner.next_inode += 1;
@@ -298,7 +333,7 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
             // Rename or move a file or folder (its inode goes with it).
             if let Some(p) = rng.pick(&all).cloned() {
                 let dir = rng.pick(&folders).cloned().unwrap_or_default();
-                let to = format!("{dir}/{}", rng.pick(NAMES).unwrap());
+                let to = format!("{dir}/{}", rng.pick(inner.names).unwrap());
                 if free_local(inner, &to) && !under(&to, &p) {
                     let moving: Vec<String> = inner
                         .entries
@@ -335,10 +370,12 @@ impl LocalFs for FakeFs {
     }
 
     fn stat(&self, p: &str) -> io::Result<Option<Stat>> {
+        self.maybe_user_read();
         Ok(self.inner.lock().unwrap().entries.get(p).map(stat_of))
     }
 
     fn hash(&self, p: &str) -> io::Result<(String, Stat)> {
+        self.maybe_user_read();
         let inner = self.inner.lock().unwrap();
         match inner.entries.get(p) {
             Some(e) if !e.dir => Ok((hash_of(&e.data), stat_of(e))),
@@ -483,11 +520,23 @@ struct SNode {
     data: Arc<Vec<u8>>,
 }
 
-struct ServerInner {
+pub(crate) struct ServerInner {
     nodes: BTreeMap<String, SNode>,
     journal: Vec<Change>,
-    revs: HashMap<String, Arc<Vec<u8>>>,
+    pub(crate) revs: HashMap<String, Arc<Vec<u8>>>,
     next: u64,
+    /// A crash injected after a call is applied: (rng, probability per call). Only the
+    /// backup simulation sets it.
+    crash: Option<(Rng, f64)>,
+    pub(crate) crashed: bool,
+    /// Calls left before a crash (a scenario's crash at a chosen call).
+    crash_countdown: Option<u32>,
+    /// A longpoll without changes waits for ever instead of answering at once (the follow
+    /// loop's tests, to see its timers).
+    pub(crate) quiet_longpoll: bool,
+    /// File contents the client was told are current at their path by `get` (a backup
+    /// acknowledges the server's copy after a conflict).
+    pub(crate) acked: BTreeSet<Vec<u8>>,
     /// Injected failures: (rng, probability per call).
     faults: Option<(Rng, f64)>,
     /// Edits by another client while an engine calls: (rng, probability per call).
@@ -497,16 +546,18 @@ struct ServerInner {
 /// An in-memory server with Dropbox's rules: case-insensitive paths, ids that survive moves,
 /// revs, `add` and `update` write modes, parents created as needed, a change feed.
 #[derive(Clone)]
-struct FakeServer {
-    inner: Arc<Mutex<ServerInner>>,
+pub(crate) struct FakeServer {
+    pub(crate) inner: Arc<Mutex<ServerInner>>,
     ledger: SharedLedger,
     seed: u64,
 }
 
 /// One engine's view of the server: the disk it downloads into.
-struct FakeRemote {
-    server: FakeServer,
-    fs: FakeFs,
+pub(crate) struct FakeRemote {
+    pub(crate) server: FakeServer,
+    pub(crate) fs: FakeFs,
+    /// The remote folder's path (`/B`), `""` for the whole server.
+    pub(crate) root: String,
 }
 
 const PAGE: usize = 7;
@@ -523,7 +574,7 @@ impl ServerInner {
         names.iter().rev().map(|n| format!("/{n}")).collect()
     }
 
-    fn lookup(&self, p: &str) -> Option<String> {
+    pub(crate) fn lookup(&self, p: &str) -> Option<String> {
         let mut cur = String::new();
         for name in p.split('/').filter(|n| !n.is_empty()) {
             let lname = path::lower(name);
@@ -544,6 +595,7 @@ impl ServerInner {
             folder: n.dir,
             rev: n.rev.clone(),
             content_hash: (!n.dir).then(|| hash_of(&n.data)),
+            size: if n.dir { 0 } else { n.data.len() as u64 },
         }
     }
 
@@ -592,7 +644,12 @@ impl ServerInner {
         Some(id)
     }
 
-    fn write(&mut self, p: &str, mode: &Mode, data: Arc<Vec<u8>>) -> Result<Entry, RemoteError> {
+    pub(crate) fn write(
+        &mut self,
+        p: &str,
+        mode: &Mode,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Entry, RemoteError> {
         match (self.lookup(p), mode) {
             (Some(id), _) if self.nodes[&id].dir => Err(RemoteError::Changed("a folder".into())),
             (Some(id), Mode::Add) => {
@@ -638,6 +695,47 @@ impl ServerInner {
         }
     }
 
+    /// A write with Dropbox's autorename: on a conflict in `add` mode, the first free name
+    /// `name (n).ext` beside the path.
+    fn write_renamed(&mut self, p: &str, data: Arc<Vec<u8>>) -> Result<Entry, RemoteError> {
+        match self.write(p, &Mode::Add, data.clone()) {
+            Err(RemoteError::Changed(_)) => {
+                let (parent, name) = (path::parent_of(p), path::name_of(p));
+                let (stem, ext) = match name.rfind('.') {
+                    Some(i) if i > 0 => (&name[..i], &name[i..]),
+                    _ => (name, ""),
+                };
+                for n in 1..100 {
+                    let candidate = format!("{parent}/{stem} ({n}){ext}");
+                    if self.lookup(&candidate).is_none() {
+                        return self.write(&candidate, &Mode::Add, data);
+                    }
+                }
+                Err(RemoteError::Refused("no free name".into()))
+            }
+            other => other,
+        }
+    }
+
+    /// The client crashes right after its `n`th call from now is applied.
+    pub(crate) fn crash_after(&mut self, n: u32) {
+        self.crash_countdown = Some(n);
+    }
+
+    /// The revision of a file.
+    pub(crate) fn entry_rev(&self, id: &str) -> String {
+        self.nodes[id].rev.clone().unwrap_or_default()
+    }
+
+    /// Every file's content now, by path.
+    pub(crate) fn files(&self) -> BTreeMap<String, Arc<Vec<u8>>> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| !n.dir)
+            .map(|(id, n)| (self.path_of(id), n.data.clone()))
+            .collect()
+    }
+
     fn move_node(&mut self, from: &str, to: &str) -> Result<Entry, RemoteError> {
         let id = self
             .lookup(from)
@@ -672,7 +770,7 @@ impl ServerInner {
         Ok(self.entry(&id))
     }
 
-    fn delete(&mut self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
+    pub(crate) fn delete(&mut self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
         let Some(id) = self.lookup(p) else {
             return if rev.is_none() {
                 Ok(())
@@ -764,13 +862,18 @@ fn user_edit_server(inner: &mut ServerInner, rng: &mut Rng, ledger: &SharedLedge
 }
 
 impl FakeServer {
-    fn new(ledger: SharedLedger, seed: u64) -> Self {
+    pub(crate) fn new(ledger: SharedLedger, seed: u64) -> Self {
         Self {
             inner: Arc::new(Mutex::new(ServerInner {
                 nodes: BTreeMap::new(),
                 journal: Vec::new(),
                 revs: HashMap::new(),
                 next: 0,
+                crash: None,
+                crashed: false,
+                crash_countdown: None,
+                quiet_longpoll: false,
+                acked: BTreeSet::new(),
                 faults: None,
                 chaos: None,
             })),
@@ -784,7 +887,7 @@ impl FakeServer {
         user_edit_server(&mut inner, rng, &self.ledger, self.seed);
     }
 
-    fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
         let inner = self.inner.lock().unwrap();
         inner
             .nodes
@@ -793,7 +896,19 @@ impl FakeServer {
             .collect()
     }
 
-    fn set_faults(&self, faults: Option<(Rng, f64)>, chaos: Option<(Rng, f64)>) {
+    /// Arms (or disarms) crashes: after a call is applied, the client stops for good.
+    pub(crate) fn set_crash(&self, crash: Option<(Rng, f64)>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.crash = crash;
+        inner.crashed = false;
+        inner.crash_countdown = None;
+    }
+
+    pub(crate) fn crashed(&self) -> bool {
+        self.inner.lock().unwrap().crashed
+    }
+
+    pub(crate) fn set_faults(&self, faults: Option<(Rng, f64)>, chaos: Option<(Rng, f64)>) {
         let mut inner = self.inner.lock().unwrap();
         inner.faults = faults;
         inner.chaos = chaos;
@@ -818,6 +933,10 @@ impl FakeServer {
         f: impl FnOnce(&mut ServerInner) -> Result<T, RemoteError>,
     ) -> Result<T, RemoteError> {
         let mut inner = self.inner.lock().unwrap();
+        if inner.crashed {
+            // The client is gone: nothing it sends arrives.
+            return Err(RemoteError::Transient("the client crashed".into()));
+        }
         if chaos && let Some((mut rng, p)) = inner.chaos.take() {
             if rng.chance(p) {
                 user_edit_server(&mut inner, &mut rng, &self.ledger, self.seed);
@@ -842,58 +961,185 @@ impl FakeServer {
                 let _ = f(&mut inner);
                 Err(RemoteError::Transient("injected: answer lost".into()))
             }
-            None => f(&mut inner),
+            None => {
+                let result = f(&mut inner);
+                if let Some(n) = inner.crash_countdown {
+                    inner.crash_countdown = Some(n.saturating_sub(1));
+                    inner.crashed |= n <= 1;
+                }
+                if let Some((mut rng, p)) = inner.crash.take() {
+                    if rng.chance(p) {
+                        inner.crashed = true;
+                    }
+                    inner.crash = Some((rng, p));
+                }
+                result
+            }
+        }
+    }
+}
+
+impl FakeRemote {
+    /// A call that crashed the client never returns (the run is dropped by the driver).
+    async fn answer<T>(&self, result: Result<T, RemoteError>) -> Result<T, RemoteError> {
+        if self.server.crashed() {
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+
+    fn full(&self, p: &str) -> String {
+        format!("{}{p}", self.root)
+    }
+
+    /// A server path below the root, relative to it (`None`: the root or outside).
+    fn rel(&self, p: &str) -> Option<String> {
+        if self.root.is_empty() {
+            return Some(p.to_owned());
+        }
+        let rest = path::lower(p)
+            .strip_prefix(&path::lower(&self.root))?
+            .to_owned();
+        rest.starts_with('/')
+            .then(|| p[self.root.len()..].to_owned())
+    }
+
+    fn rel_entry(&self, mut e: Entry) -> Option<Entry> {
+        e.path = self.rel(&e.path)?;
+        Some(e)
+    }
+
+    fn rel_change(&self, c: &Change) -> Option<Change> {
+        match c {
+            Change::Put(e) => self.rel_entry(e.clone()).map(Change::Put),
+            Change::Deleted(p) => self.rel(p).map(Change::Deleted),
+        }
+    }
+
+    fn source_data(&self, source: &Path) -> Result<Arc<Vec<u8>>, RemoteError> {
+        let fs = self.fs.inner.lock().unwrap();
+        match fs.entries.get(source.to_str().unwrap()) {
+            Some(e) if !e.dir => Ok(e.data.clone()),
+            _ => Err(RemoteError::Changed("the local file went away".into())),
         }
     }
 }
 
 impl RemoteApi for FakeRemote {
     async fn list(&self, cursor: Option<&str>) -> Result<Page, RemoteError> {
-        self.server.call(|s| match cursor {
-            None => {
-                let mut ids: Vec<String> = s.nodes.keys().cloned().collect();
-                ids.sort_by_key(|id| s.path_of(id).matches('/').count());
-                Ok(Page {
-                    changes: ids.iter().map(|id| Change::Put(s.entry(id))).collect(),
-                    cursor: s.journal.len().to_string(),
-                    has_more: false,
-                })
-            }
+        match cursor {
+            None => self.list_from_start(true, false).await,
             Some(c) => {
-                let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
-                let to = (from + PAGE).min(s.journal.len());
-                Ok(Page {
-                    changes: s.journal[from.min(to)..to].to_vec(),
-                    cursor: to.to_string(),
-                    has_more: to < s.journal.len(),
-                })
+                self.answer(self.server.call(|s| {
+                    let from: usize = c.parse().map_err(|_| RemoteError::Reset)?;
+                    let to = (from + PAGE).min(s.journal.len());
+                    Ok(Page {
+                        changes: s.journal[from.min(to)..to]
+                            .iter()
+                            .filter_map(|c| self.rel_change(c))
+                            .collect(),
+                        cursor: to.to_string(),
+                        has_more: to < s.journal.len(),
+                    })
+                }))
+                .await
             }
-        })
+        }
+    }
+
+    async fn list_from_start(
+        &self,
+        create_root: bool,
+        include_deleted: bool,
+    ) -> Result<Page, RemoteError> {
+        let result = self.server.call(|s| {
+            let root = if create_root {
+                s.ensure_folder(&self.root)
+            } else {
+                s.lookup(&self.root)
+            };
+            let root = match root {
+                Some(id) if id.is_empty() || s.nodes[&id].dir => id,
+                _ => return Err(RemoteError::Changed("path/not_found".into())),
+            };
+            let mut ids: Vec<String> = s.subtree(&root).into_iter().skip(1).collect();
+            ids.sort_by_key(|id| s.path_of(id).matches('/').count());
+            let mut changes: Vec<Change> = ids
+                .iter()
+                .filter_map(|id| self.rel_entry(s.entry(id)).map(Change::Put))
+                .collect();
+            if include_deleted {
+                let mut gone = BTreeSet::new();
+                for c in &s.journal {
+                    if let Change::Deleted(p) = c
+                        && s.lookup(p).is_none()
+                        && let Some(rel) = self.rel(p)
+                        && gone.insert(path::lower(&rel))
+                    {
+                        changes.push(Change::Deleted(rel));
+                    }
+                }
+            }
+            Ok(Page {
+                changes,
+                cursor: s.journal.len().to_string(),
+                has_more: false,
+            })
+        });
+        self.answer(result).await
     }
 
     async fn wait(&self, cursor: &str, _timeout: u64) -> Result<bool, RemoteError> {
         let from: usize = cursor.parse().unwrap_or(0);
-        Ok(self.server.inner.lock().unwrap().journal.len() > from)
+        let (changed, quiet) = {
+            let inner = self.server.inner.lock().unwrap();
+            (inner.journal.len() > from, inner.quiet_longpoll)
+        };
+        if !changed && quiet {
+            // A longpoll that never times out: only a timer of the caller ends the wait.
+            std::future::pending::<()>().await;
+        }
+        Ok(changed)
     }
 
     async fn create_folder(&self, p: &str) -> Result<Entry, RemoteError> {
-        self.server.call(|s| {
+        let full = self.full(p);
+        let result = self.server.call(|s| {
             let id = s
-                .ensure_folder(p)
+                .ensure_folder(&full)
                 .ok_or_else(|| RemoteError::Changed("a file is there".into()))?;
-            Ok(s.entry(&id))
-        })
+            self.rel_entry(s.entry(&id))
+                .ok_or_else(|| RemoteError::Changed("outside the root".into()))
+        });
+        self.answer(result).await
     }
 
     async fn upload(&self, p: &str, mode: &Mode, source: &Path) -> Result<Entry, RemoteError> {
-        let data = {
-            let fs = self.fs.inner.lock().unwrap();
-            match fs.entries.get(source.to_str().unwrap()) {
-                Some(e) if !e.dir => e.data.clone(),
-                _ => return Err(RemoteError::Changed("the local file went away".into())),
-            }
-        };
-        self.server.call(|s| s.write(p, mode, data))
+        let data = self.source_data(source)?;
+        let full = self.full(p);
+        let result = self.server.call(|s| {
+            let e = s.write(&full, mode, data)?;
+            self.rel_entry(e)
+                .ok_or_else(|| RemoteError::Changed("outside the root".into()))
+        });
+        self.answer(result).await
+    }
+
+    async fn upload_as(&self, p: &str, put: &Put, source: &Path) -> Result<Entry, RemoteError> {
+        // The file is read again to be sent: the user may have changed it since it was hashed.
+        self.fs.maybe_user_read();
+        let data = self.source_data(source)?;
+        let full = self.full(p);
+        let result = self.server.call(|s| {
+            let e = if put.autorename && put.mode == Mode::Add {
+                s.write_renamed(&full, data)?
+            } else {
+                s.write(&full, &put.mode, data)?
+            };
+            self.rel_entry(e)
+                .ok_or_else(|| RemoteError::Changed("outside the root".into()))
+        });
+        self.answer(result).await
     }
 
     async fn upload_batch(
@@ -934,20 +1180,69 @@ impl RemoteApi for FakeRemote {
     }
 
     async fn move_to(&self, from: &str, to: &str) -> Result<Entry, RemoteError> {
-        self.server.call(|s| s.move_node(from, to))
+        let (from, to) = (self.full(from), self.full(to));
+        let result = self.server.call(|s| {
+            let e = s.move_node(&from, &to)?;
+            self.rel_entry(e)
+                .ok_or_else(|| RemoteError::Changed("outside the root".into()))
+        });
+        self.answer(result).await
     }
 
     async fn list_under(&self, p: &str) -> Result<Vec<Entry>, RemoteError> {
+        let full = self.full(p);
         self.server.call(|s| {
             let id = s
-                .lookup(p)
+                .lookup(&full)
                 .ok_or_else(|| RemoteError::Changed("not_found".into()))?;
-            Ok(s.subtree(&id).iter().skip(1).map(|c| s.entry(c)).collect())
+            Ok(s.subtree(&id)
+                .iter()
+                .skip(1)
+                .filter_map(|c| self.rel_entry(s.entry(c)))
+                .collect())
         })
     }
 
     async fn delete(&self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
-        self.server.call_with(rev.is_some(), |s| s.delete(p, rev))
+        let full = self.full(p);
+        let result = self
+            .server
+            .call_with(rev.is_some(), |s| s.delete(&full, rev));
+        self.answer(result).await
+    }
+
+    async fn get(&self, p: &str) -> Result<Option<Entry>, RemoteError> {
+        let full = self.full(p);
+        let result = self.server.call(|s| {
+            let Some(id) = s.lookup(&full) else {
+                return Ok(None);
+            };
+            let n = &s.nodes[&id];
+            if !n.dir {
+                let data = n.data.to_vec();
+                s.acked.insert(data);
+            }
+            Ok(self.rel_entry(s.entry(&id)))
+        });
+        self.answer(result).await
+    }
+
+    async fn revisions(&self, p: &str, _limit: u32) -> Result<Option<Revisions>, RemoteError> {
+        // The fake keeps no history by path: the current revision only, saved at time 0.
+        let full = self.full(p);
+        self.server.call(|s| {
+            Ok(s.lookup(&full).map(|id| s.entry(&id)).and_then(|e| {
+                (!e.folder).then(|| Revisions {
+                    entries: vec![Revision {
+                        rev: e.rev.clone().unwrap_or_default(),
+                        content_hash: e.content_hash.clone(),
+                        size: e.size,
+                        server_modified: 0,
+                    }],
+                    deleted_at: None,
+                })
+            }))
+        })
     }
 }
 
@@ -977,6 +1272,7 @@ impl Computer {
             let remote = FakeRemote {
                 server: server.clone(),
                 fs: self.fs.clone(),
+                root: String::new(),
             };
             let opts = Options {
                 force: true,
