@@ -230,6 +230,21 @@ class Maestral(object):
         """stdout of `maestral ARGS`, without colour codes."""
         return strip_ansi(self.run(*args, **kwargs).stdout)
 
+    def out_when_idle(self, *args, timeout=60):
+        """stdout of a command Maestral runs only while idle (`excluded remove`): Maestral
+        may start a sync at any moment (a longpoll answering late), and then asks to "try
+        again when idle", as a person would; so it is tried again until it runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.run(*args, check=False)
+            if r.returncode == 0 or "when idle" not in r.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if r.returncode != 0:
+            # Once more, failing with the command's output and the daemon's log.
+            r = self.run(*args)
+        return strip_ansi(r.stdout)
+
     def link(self, answer_consent, timeout=90):
         """`maestral auth link` in a pseudo-terminal, as a person would: picks "Print auth URL
         to console", hands the URL it prints to answer_consent(url) -> code (the consent page),

@@ -636,7 +636,7 @@ def test_excluded_add_list_remove(mae, dbx):
     )
     assert not os.path.exists(mae.local_path(keep))
 
-    out = mae.out("excluded", "remove", keep)
+    out = mae.out_when_idle("excluded", "remove", keep)
     assert "Included" in out, out
     wait_synced(
         mae,
