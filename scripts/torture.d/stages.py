@@ -501,6 +501,10 @@ def full_disk_run(h, server, mnt):
             if refusals == 0:
                 notes.append("full disk: upload of {} bytes ({} bytes free): HTTP {} {}".format(
                     size, free, r.status, r.text(240)))
+            # A full disk is said in words (507), not as an internal error.
+            res.check(r.status == 507 and "disk is full" in r.text(240), "full-disk",
+                      "full disk: an upload of {} bytes was refused with HTTP {} {}, not 507".format(
+                          size, r.status, r.text(240)))
             refusals += 1
             if refusals >= 3:
                 break

@@ -67,6 +67,33 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// Whether the failure is the server's disk being full (or the process's disk quota
+    /// spent): the operator can fix it by freeing space, and nothing was written.
+    pub fn disk_full(&self) -> bool {
+        /// `ENOSPC` and `EDQUOT` on Linux.
+        const NO_SPACE: [i32; 2] = [28, 122];
+        let io_full = |e: &std::io::Error| e.raw_os_error().is_some_and(|c| NO_SPACE.contains(&c));
+        match self {
+            StoreError::Io(e) => io_full(e),
+            StoreError::Db(sqlx::Error::Io(e)) => io_full(e),
+            // SQLite's SQLITE_FULL ("database or disk is full"); PostgreSQL's disk_full class.
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|c| c == "13" || c == "53100")
+                    || e.message().contains("database or disk is full")
+            }
+            // The group commit tells every waiter of a failed batch why, as text (one error
+            // cannot be handed to several): the text of the two errors above.
+            StoreError::Invalid(why) => {
+                why.contains("database or disk is full")
+                    || why.contains("No space left on device")
+                    || why.contains("Disk quota exceeded")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which back-ends to use. The defaults are the embedded ones under `data_dir`.
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
@@ -222,4 +249,22 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let nospc = std::io::Error::from_raw_os_error(28);
+        assert!(StoreError::Io(nospc).disk_full());
+        assert!(StoreError::Db(sqlx::Error::Io(std::io::Error::from_raw_os_error(28))).disk_full());
+        assert!(!StoreError::Io(std::io::Error::from_raw_os_error(5)).disk_full());
+        assert!(!StoreError::Blocks("gone".into()).disk_full());
+        // As the group commit passes a failed batch's error on.
+        let told = "error returned from database: (code: 13) database or disk is full";
+        assert!(StoreError::Invalid(told.into()).disk_full());
+        assert!(!StoreError::Invalid("the writer stopped".into()).disk_full());
+    }
 }

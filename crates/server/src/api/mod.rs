@@ -146,13 +146,24 @@ pub enum ApiError {
     },
     /// 500; the cause is logged, never sent.
     Internal(String),
+    /// 507: the server's disk is full; nothing was written. The cause is logged.
+    DiskFull(String),
 }
 
 impl From<cubby_store::StoreError> for ApiError {
     fn from(e: cubby_store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.disk_full() {
+            ApiError::DiskFull(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
+
+/// What a client is told when the server's disk is full: plain words, since no Dropbox
+/// union has a member for it (an account's `insufficient_space` would blame its quota).
+const DISK_FULL: &str = "The server's disk is full, so nothing was stored. \
+    Its operator must free space; then try again.";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -195,6 +206,15 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 resp
+            }
+            ApiError::DiskFull(cause) => {
+                tracing::error!(%cause, "the disk is full");
+                (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    DISK_FULL,
+                )
+                    .into_response()
             }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -469,6 +489,7 @@ pub(crate) fn unexpected(e: OpError) -> ApiError {
             reason: "too_many_write_operations",
             retry_after: WRITE_RETRY_AFTER_SECS,
         },
+        OpError::Internal(e) => e.into(),
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -1044,6 +1065,20 @@ pub(crate) fn api_result_header(v: &Value) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_disk_is_a_507_in_words() {
+        let full = cubby_store::StoreError::Io(std::io::Error::from_raw_os_error(28));
+        let resp = unexpected(OpError::Internal(full)).into_response();
+        assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("disk is full"));
+        let other = cubby_store::StoreError::Io(std::io::Error::from_raw_os_error(5));
+        let resp = unexpected(OpError::Internal(other)).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[tokio::test]
     async fn rate_limit_shape() {

@@ -135,8 +135,7 @@ where
     let mut pending = FuturesOrdered::new();
     let mut blocks = Vec::new();
     let mut size: u64 = 0;
-    let failed =
-        |e: cubby_store::StoreError| ReceiveError::Failed(ApiError::Internal(e.to_string()));
+    let failed = |e: cubby_store::StoreError| ReceiveError::Failed(ApiError::from(e));
     while let Some(frame) = stream.next().await {
         let chunk = frame
             .map_err(|e| ReceiveError::Failed(ApiError::BadInput(format!("request body: {e}"))))?;
