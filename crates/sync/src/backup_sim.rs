@@ -478,19 +478,10 @@ fn tempdir() -> tempfile::TempDir {
 fn simulated_backups_and_restores_lose_nothing_and_overwrite_nothing() {
     let dir = tempdir();
     let runtime = runtime();
-    let seeds: Vec<u64> = match std::env::var("CUBBY_BACKUP_SEED") {
-        Ok(s) => {
-            VERBOSE.store(true, std::sync::atomic::Ordering::Relaxed);
-            vec![s.parse().expect("CUBBY_BACKUP_SEED is a number")]
-        }
-        Err(_) => {
-            let n: u64 = std::env::var("CUBBY_BACKUP_SEEDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(500);
-            (1..=n).collect()
-        }
-    };
+    let (seeds, replay) = crate::engine::sim::seeds("CUBBY_BACKUP_SEED", "CUBBY_BACKUP_SEEDS");
+    if replay {
+        VERBOSE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut failures = Vec::new();
     for seed in &seeds {
         if let Err(why) = runtime.block_on(run_seed(*seed, dir.path())) {

@@ -67,7 +67,7 @@ pub enum PathLookupError {
     Other,
 }
 
-/// `ListFolderContinueError`.
+/// `ListFolderContinueError`, and `ListSharedLinksError`, which has the same members.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = ".tag", rename_all = "snake_case")]
 pub enum ListFolderContinueError {
@@ -79,6 +79,9 @@ pub enum ListFolderContinueError {
     #[serde(other)]
     Other,
 }
+
+/// `ListSharedLinksError`: a path that cannot be looked up, or a spent cursor.
+pub type ListSharedLinksError = ListFolderContinueError;
 
 /// `ListFolderLongpollError`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -423,18 +426,6 @@ pub enum CreateSharedLinkError {
         settings_error: LinkSettingsError,
     },
     AccessDenied,
-    #[serde(other)]
-    Other,
-}
-
-/// `ListSharedLinksError`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(tag = ".tag", rename_all = "snake_case")]
-pub enum ListSharedLinksError {
-    Path {
-        path: LookupError,
-    },
-    Reset,
     #[serde(other)]
     Other,
 }

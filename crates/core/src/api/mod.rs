@@ -6,9 +6,6 @@
 //! here without a handler does not compile; it decodes the argument as the route's `Arg`,
 //! encodes the result as its `Ok` and a route error as its `Err`. The client calls a route
 //! through the same [`Endpoint`] types, so both sides read one declaration.
-//!
-//! Where a type is [`types::Json`], that route's shape is still built by hand; the table is
-//! where that debt is visible.
 
 pub mod errors;
 pub mod types;

@@ -23,10 +23,6 @@ impl<'de> Deserialize<'de> for Void {
     }
 }
 
-/// A route whose argument, result or error is not typed yet: plain JSON, built by hand where
-/// it is used. Each use in the route table is a debt, listed in the table's comments.
-pub type Json = serde_json::Value;
-
 fn yes() -> bool {
     true
 }

@@ -784,9 +784,8 @@ fn decode<E: Endpoint>(ctx: &Ctx, v: Value) -> ApiResult<E::Arg> {
 }
 
 /// Step 4: the route's handler. The `match` has no wildcard, so a route declared in the wire
-/// contract without a handler does not compile. A typed route (`typed!`) has its argument
-/// decoded as its `Arg`, and its handler's answer must be its `Ok` or `Err`; the others still
-/// read and build JSON themselves (their table entries say `Json`).
+/// contract without a handler does not compile. Each arm (`typed!`) decodes the argument as
+/// the route's `Arg`, and its handler's answer must be the route's `Ok` or `Err`.
 async fn call(
     route: Route,
     ctx: &Ctx,

@@ -75,6 +75,20 @@ impl Ledger {
 
 pub(crate) type SharedLedger = Arc<Mutex<Ledger>>;
 
+/// The seeds a simulation runs: the one `one` names (a replay, `true`), or 1 to the count
+/// `many` names (500 by default).
+pub(crate) fn seeds(one: &str, many: &str) -> (Vec<u64>, bool) {
+    if let Ok(s) = std::env::var(one) {
+        let seed = s.parse().unwrap_or_else(|_| panic!("{one} is a number"));
+        return (vec![seed], true);
+    }
+    let n: u64 = std::env::var(many)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    ((1..=n).collect(), false)
+}
+
 pub(crate) fn hash_of(data: &[u8]) -> String {
     let mut h = ContentHasher::new();
     h.update(data);
@@ -1459,23 +1473,14 @@ fn simulated_computers_and_server_converge_without_losing_writes() {
         .enable_all()
         .build()
         .unwrap();
-    let seeds: Vec<u64> = match std::env::var("CUBBY_SYNC_SEED") {
-        Ok(s) => {
-            // One seed replayed: `RUST_LOG=cubby_sync=trace` shows every op and feed entry.
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-                .with_test_writer()
-                .try_init();
-            vec![s.parse().expect("CUBBY_SYNC_SEED is a number")]
-        }
-        Err(_) => {
-            let n: u64 = std::env::var("CUBBY_SYNC_SEEDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(500);
-            (1..=n).collect()
-        }
-    };
+    let (seeds, replay) = seeds("CUBBY_SYNC_SEED", "CUBBY_SYNC_SEEDS");
+    if replay {
+        // One seed replayed: `RUST_LOG=cubby_sync=trace` shows every op and feed entry.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let mut failures = Vec::new();
     for seed in &seeds {
         if let Err(why) = runtime.block_on(run_seed(*seed, dir.path())) {
