@@ -25,6 +25,10 @@ use crate::types::{
     SharedLinkMetadata, SharedLinkReadArg, SharedLinkSettings, SpaceUsage, TemporaryUploadLinkArg,
     UrlArg, Void, default_max_results,
 };
+pub use crate::types::{
+    GetThumbnailBatchArg, GetThumbnailBatchResult, PreviewArg, PreviewResult, ThumbnailArg,
+    ThumbnailV2Arg,
+};
 pub use crate::types::{Link, SearchResult, SharedLinks, TemporaryLink};
 use crate::{Client, Result};
 
@@ -94,6 +98,7 @@ impl Client {
         let arg = GetMetadataArg {
             path: path.to_owned(),
             include_deleted,
+            include_media_info: false,
         };
         self.call::<ep::GetMetadata>(&arg).await
     }
@@ -540,7 +545,38 @@ impl Client {
             .await?;
         Ok((meta, resp.bytes().await?))
     }
-}
+
+
+    /// The thumbnail of a file or of a shared link's file (`get_thumbnail_v2`).
+    pub async fn get_thumbnail_v2(&self, arg: &ThumbnailV2Arg) -> Result<(PreviewResult, Bytes)> {
+        let (meta, resp) = self.call_download::<ep::GetThumbnailV2>(arg, None).await?;
+        Ok((meta, resp.bytes().await?))
+    }
+
+    /// The thumbnail of a file, with its metadata (the older `get_thumbnail`).
+    pub async fn get_thumbnail(&self, arg: &ThumbnailArg) -> Result<(FileMetadata, Bytes)> {
+        let (meta, resp) = self.call_download::<ep::GetThumbnail>(arg, None).await?;
+        Ok((meta, resp.bytes().await?))
+    }
+
+    /// Up to 25 thumbnails in one call, each a success (base64) or a failure.
+    pub async fn get_thumbnail_batch(
+        &self,
+        entries: Vec<ThumbnailArg>,
+    ) -> Result<GetThumbnailBatchResult> {
+        self.call::<ep::GetThumbnailBatch>(&GetThumbnailBatchArg { entries })
+            .await
+    }
+
+    /// A preview of a file (images as JPEG, PDFs as they are).
+    pub async fn get_preview(&self, path: &str) -> Result<(FileMetadata, Bytes)> {
+        let arg = PreviewArg {
+            path: path.to_owned(),
+            rev: None,
+        };
+        let (meta, resp) = self.call_download::<ep::GetPreview>(&arg, None).await?;
+        Ok((meta, resp.bytes().await?))
+    }}
 
 fn path_arg(path: &str) -> PathArg {
     PathArg {

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cursor;
+pub mod exif;
 pub mod hash;
 pub mod ids;
 pub mod naming;

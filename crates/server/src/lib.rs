@@ -10,6 +10,7 @@ pub mod conn;
 pub mod fetch;
 pub mod limit;
 pub mod metrics;
+pub mod thumb;
 pub mod tls;
 mod web;
 
@@ -66,6 +67,8 @@ pub struct AppState {
     pub link_limiter: limit::Limiter,
     /// Whether the access log is written.
     pub access_log: bool,
+    /// Thumbnails: the cache and the decoding pool.
+    pub thumbs: Arc<thumb::Thumbnailer>,
 }
 
 /// Failed sign-ins one login may make per window before it is refused.
@@ -156,6 +159,7 @@ impl Server {
             addr_limiter: limit::Limiter::new(ADDRESS_FAILURES, FAILURE_WINDOW),
             link_limiter: limit::Limiter::new(SIGNIN_FAILURES, FAILURE_WINDOW),
             access_log: self.access_log,
+            thumbs: thumb::Thumbnailer::start(None),
         });
         self.store.spawn_pruner(self.retention_days);
         self.store.spawn_gc();

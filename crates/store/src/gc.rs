@@ -324,6 +324,10 @@ impl Store {
                     .filter_map(|v| BlockHash::try_from(v).ok()),
             );
         }
+        // Thumbnails and media info of content whose first block goes now go with it.
+        crate::thumbs::forget_sources(&mut tx, &claimed, now, &self.gone)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("forgetting derived data: {e}")))?;
         tx.commit(None).await?;
         Ok(claimed)
     }
@@ -705,7 +709,8 @@ impl Store {
                 {
                     let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
                         "SELECT hash FROM upload_session_blocks UNION ALL \
-                         SELECT tail FROM upload_sessions WHERE tail IS NOT NULL",
+                         SELECT tail FROM upload_sessions WHERE tail IS NOT NULL UNION ALL \
+                         SELECT hash FROM thumbnails",
                     )
                     .fetch(&mut *c);
                     while let Some(h) = rows.next().await {

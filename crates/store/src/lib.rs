@@ -38,6 +38,7 @@ mod schema;
 pub mod sessions;
 mod small;
 pub mod stats;
+pub mod thumbs;
 pub mod tokens;
 pub mod web_sessions;
 

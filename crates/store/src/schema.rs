@@ -334,6 +334,28 @@ WHERE data IS NOT NULL AND finished = 0
 ON CONFLICT (hash) DO UPDATE SET created = excluded.created;
 ALTER TABLE upload_sessions DROP COLUMN data;
 "#,
+    // 14: derived data of images (`thumbs.rs`), keyed by content hash: thumbnails (each an
+    // ordinary block, whose reference the row counts) and what a photo's header says. `source`
+    // is the first block of the content; the rows go when the GC claims it.
+    r#"
+CREATE TABLE thumbnails (
+    content_hash TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    source       BLOB NOT NULL,
+    hash         BLOB NOT NULL,
+    created      INTEGER NOT NULL,
+    PRIMARY KEY (content_hash, spec)
+);
+CREATE INDEX thumbnails_source ON thumbnails (source);
+CREATE TABLE media_info (
+    content_hash TEXT PRIMARY KEY,
+    source       BLOB NOT NULL,
+    width        INTEGER NOT NULL,
+    height       INTEGER NOT NULL,
+    taken        INTEGER
+);
+CREATE INDEX media_info_source ON media_info (source);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -585,6 +607,26 @@ WHERE data IS NOT NULL AND finished = 0
 ON CONFLICT (hash) DO UPDATE SET created = excluded.created;
 ALTER TABLE upload_sessions DROP COLUMN data;
 "#,
+    // 14: derived data of images (see the SQLite migration 14).
+    r#"
+CREATE TABLE thumbnails (
+    content_hash TEXT COLLATE "C" NOT NULL,
+    spec         TEXT COLLATE "C" NOT NULL,
+    source       BYTEA NOT NULL,
+    hash         BYTEA NOT NULL,
+    created      BIGINT NOT NULL,
+    PRIMARY KEY (content_hash, spec)
+);
+CREATE INDEX thumbnails_source ON thumbnails (source);
+CREATE TABLE media_info (
+    content_hash TEXT COLLATE "C" PRIMARY KEY,
+    source       BYTEA NOT NULL,
+    width        BIGINT NOT NULL,
+    height       BIGINT NOT NULL,
+    taken        BIGINT
+);
+CREATE INDEX media_info_source ON media_info (source);
+"#,
 ];
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.
@@ -733,7 +775,10 @@ mod tests {
     /// bytes move from the row to a small block, which the GC's rules then protect.
     #[tokio::test]
     async fn inline_bytes_move_to_small_blocks() {
-        let last = SQLITE_MIGRATIONS.len() - 1;
+        let last = SQLITE_MIGRATIONS
+            .iter()
+            .position(|m| m.contains("INSERT INTO small_blocks"))
+            .unwrap();
         let (_dir, pool) = migrated_before(last).await;
         let (h, spent) = ([4u8; 32], [5u8; 32]);
         for (id, hash, finished) in [("open", h, 0), ("twin", h, 0), ("spent", spent, 1)] {

@@ -449,6 +449,64 @@ pub enum SharedLinkError {
     Other,
 }
 
+/// `ThumbnailV2Error`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum ThumbnailV2Error {
+    Path {
+        path: LookupError,
+    },
+    UnsupportedExtension,
+    UnsupportedImage,
+    EncryptedContent,
+    ConversionError,
+    /// The shared link refuses the caller (expired, password, audience).
+    AccessDenied,
+    /// The shared link does not exist.
+    NotFound,
+    UnsupportedOutputFormat,
+    #[serde(other)]
+    Other,
+}
+
+/// `ThumbnailError` (`get_thumbnail` and the entries of `get_thumbnail_batch`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum ThumbnailError {
+    Path {
+        path: LookupError,
+    },
+    UnsupportedExtension,
+    UnsupportedImage,
+    EncryptedContent,
+    ConversionError,
+    #[serde(other)]
+    Other,
+}
+
+/// `GetThumbnailBatchError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum GetThumbnailBatchError {
+    TooManyFiles,
+    #[serde(other)]
+    Other,
+}
+
+/// `PreviewError`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum PreviewError {
+    Path {
+        path: LookupError,
+    },
+    InProgress,
+    UnsupportedExtension,
+    UnsupportedContent,
+    #[serde(other)]
+    Other,
+}
+
 /// A route whose error union has no members (Stone's `Void` error): never sent.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = ".tag", rename_all = "snake_case")]

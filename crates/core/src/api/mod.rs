@@ -40,6 +40,9 @@ pub enum Auth {
     User { scope: Option<&'static str> },
     /// The app's key and secret over HTTP Basic.
     App,
+    /// Either a user's token holding `scope` or the app's key and secret (what such a call
+    /// may reach without a user is the handler's to decide: shared links only).
+    AppOrUser { scope: &'static str },
     /// No authentication (the longpoll: its cursor is the credential).
     Anonymous,
 }
@@ -47,6 +50,11 @@ pub enum Auth {
 /// A user's token holding `scope`.
 const fn user(scope: &'static str) -> Auth {
     Auth::User { scope: Some(scope) }
+}
+
+/// A user's token holding `scope`, or the app's key and secret.
+const fn app_or_user(scope: &'static str) -> Auth {
+    Auth::AppOrUser { scope }
 }
 
 /// A user's token, whatever its scopes.
@@ -239,6 +247,20 @@ routes! {
         user("files.content.write"),
         PollArg => SessionFinishBatchLaunch, PollError;
 
+    // ---- thumbnails and previews
+    GetThumbnailV2 = "files/get_thumbnail_v2", Download, Content,
+        app_or_user("files.content.read"),
+        ThumbnailV2Arg => PreviewResult, ThumbnailV2Error;
+    /// The older form: a path only, the file's metadata as the result.
+    GetThumbnail = "files/get_thumbnail", Download, Content, user("files.content.read"),
+        ThumbnailArg => FileMetadata, ThumbnailError;
+    /// An RPC route on the content host: the thumbnails travel in base64.
+    GetThumbnailBatch = "files/get_thumbnail_batch", Rpc, Content,
+        user("files.content.read"),
+        GetThumbnailBatchArg => GetThumbnailBatchResult, GetThumbnailBatchError;
+    GetPreview = "files/get_preview", Download, Content, user("files.content.read"),
+        PreviewArg => FileMetadata, PreviewError;
+
     // ---- links, references, fetches
     GetTemporaryLink = "files/get_temporary_link", Rpc, Api, user("files.content.read"),
         PathArg => TemporaryLink, TemporaryLinkError;
@@ -290,9 +312,10 @@ mod tests {
     fn content_routes_go_to_the_content_host() {
         for r in Route::ALL {
             let s = r.spec();
+            let content_rpc = *r == Route::GetThumbnailBatch;
             assert_eq!(
                 s.host == Host::Content,
-                s.style != Style::Rpc,
+                s.style != Style::Rpc || content_rpc,
                 "{}",
                 r.name()
             );

@@ -85,6 +85,9 @@ pub struct FileMetadata {
     pub is_downloadable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// Set only where asked for (`include_media_info`, thumbnails), for images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_info: Option<MediaInfo>,
 }
 
 /// `FolderMetadata`.
@@ -116,6 +119,8 @@ pub struct GetMetadataArg {
     pub path: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub include_deleted: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub include_media_info: bool,
 }
 
 /// `ListFolderArg`. `shared_link` (a `SharedLink`) lists a link's folder instead.
@@ -944,3 +949,265 @@ pub struct SharedLinks {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
 }
+
+// ---- thumbnails and previews -------------------------------------------------------------
+
+/// A union whose members carry nothing, read from `"name"` as well as `{".tag": "name"}`
+/// (clients send both), written as `{".tag": "name"}`; an unknown member is an error.
+macro_rules! void_union {
+    ($(#[$doc:meta])* $name:ident { $($(#[$va:meta])* $variant:ident = $tag:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$va])* $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            pub fn tag(self) -> &'static str {
+                match self {
+                    $($name::$variant => $tag,)*
+                }
+            }
+
+            pub fn from_tag(t: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|v| v.tag() == t)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                Tag::new(self.tag()).serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = serde_json::Value::deserialize(d)?;
+                let t = match &v {
+                    serde_json::Value::String(t) => Some(t.as_str()),
+                    serde_json::Value::Object(m) => m.get(".tag").and_then(|t| t.as_str()),
+                    _ => None,
+                };
+                t.and_then($name::from_tag).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} {v}", stringify!($name)))
+                })
+            }
+        }
+    };
+}
+
+void_union! {
+    /// `ThumbnailFormat`.
+    ThumbnailFormat {
+        #[default]
+        Jpeg = "jpeg",
+        Png = "png",
+        Webp = "webp",
+    }
+}
+
+void_union! {
+    /// `ThumbnailSize`: the box a thumbnail must fit (or cover, by its mode).
+    ThumbnailSize {
+        W32h32 = "w32h32",
+        #[default]
+        W64h64 = "w64h64",
+        W128h128 = "w128h128",
+        W256h256 = "w256h256",
+        W480h320 = "w480h320",
+        W640h480 = "w640h480",
+        W960h640 = "w960h640",
+        W1024h768 = "w1024h768",
+        W2048h1536 = "w2048h1536",
+    }
+}
+
+void_union! {
+    /// `ThumbnailMode`: `strict` fits the box; `bestfit` fits the box or its transpose,
+    /// whichever keeps more of the image; `fitone_bestfit` covers the box or its transpose;
+    /// `original` fits the box, as `strict` does.
+    ThumbnailMode {
+        #[default]
+        Strict = "strict",
+        Bestfit = "bestfit",
+        FitoneBestfit = "fitone_bestfit",
+        Original = "original",
+    }
+}
+
+impl ThumbnailSize {
+    /// Width and height of the box.
+    pub fn dims(self) -> (u32, u32) {
+        match self {
+            ThumbnailSize::W32h32 => (32, 32),
+            ThumbnailSize::W64h64 => (64, 64),
+            ThumbnailSize::W128h128 => (128, 128),
+            ThumbnailSize::W256h256 => (256, 256),
+            ThumbnailSize::W480h320 => (480, 320),
+            ThumbnailSize::W640h480 => (640, 480),
+            ThumbnailSize::W960h640 => (960, 640),
+            ThumbnailSize::W1024h768 => (1024, 768),
+            ThumbnailSize::W2048h1536 => (2048, 1536),
+        }
+    }
+}
+
+impl ThumbnailFormat {
+    /// The media type of the encoded image.
+    pub fn mime(self) -> &'static str {
+        match self {
+            ThumbnailFormat::Jpeg => "image/jpeg",
+            ThumbnailFormat::Png => "image/png",
+            ThumbnailFormat::Webp => "image/webp",
+        }
+    }
+}
+
+/// `SharedLinkFileInfo`: a file reached through a shared link (`path` inside a linked folder).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SharedLinkFileInfo {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `PathOrLink`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum PathOrLink {
+    Path { path: String },
+    Link(SharedLinkFileInfo),
+}
+
+/// `ThumbnailV2Arg`. `preserve_transparency` is sent by newer SDKs (and refused with JPEG).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ThumbnailV2Arg {
+    pub resource: PathOrLink,
+    #[serde(default)]
+    pub format: ThumbnailFormat,
+    #[serde(default)]
+    pub size: ThumbnailSize,
+    #[serde(default)]
+    pub mode: ThumbnailMode,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exclude_media_info: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub preserve_transparency: bool,
+}
+
+/// `ThumbnailArg` (`get_thumbnail` and each entry of `get_thumbnail_batch`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ThumbnailArg {
+    pub path: String,
+    #[serde(default)]
+    pub format: ThumbnailFormat,
+    #[serde(default)]
+    pub size: ThumbnailSize,
+    #[serde(default)]
+    pub mode: ThumbnailMode,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exclude_media_info: bool,
+}
+
+/// `MinimalFileLinkMetadata`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MinimalFileLinkMetadata {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub rev: String,
+}
+
+/// `PreviewResult`: the file a thumbnail was made of, as its caller may see it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct PreviewResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_metadata: Option<FileMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_metadata: Option<MinimalFileLinkMetadata>,
+}
+
+/// `GetThumbnailBatchArg` (at most 25 entries).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GetThumbnailBatchArg {
+    pub entries: Vec<ThumbnailArg>,
+}
+
+/// `GetThumbnailBatchResult`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GetThumbnailBatchResult {
+    pub entries: Vec<GetThumbnailBatchResultEntry>,
+}
+
+/// `GetThumbnailBatchResultEntry`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum GetThumbnailBatchResultEntry {
+    Success(GetThumbnailBatchResultData),
+    Failure {
+        failure: crate::api::errors::ThumbnailError,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// `GetThumbnailBatchResultData`: the thumbnail in base64.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GetThumbnailBatchResultData {
+    pub metadata: FileMetadata,
+    pub thumbnail: String,
+}
+
+/// `PreviewArg`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PreviewArg {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+}
+
+/// `MediaInfo`: `pending`, or the `metadata` of a photo or video.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum MediaInfo {
+    Pending,
+    Metadata { metadata: MediaMetadata },
+}
+
+/// `MediaMetadata`, a struct with subtypes: `.tag` is `photo` or `video`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MediaMetadata {
+    #[serde(rename = ".tag")]
+    pub tag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Dimensions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<GpsCoordinates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_taken: Option<String>,
+    /// Of a video, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+}
+
+/// `Dimensions`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Dimensions {
+    pub height: u64,
+    pub width: u64,
+}
+
+/// `GpsCoordinates`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+pub struct GpsCoordinates {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Eq for GpsCoordinates {}

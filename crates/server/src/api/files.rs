@@ -41,7 +41,20 @@ pub(crate) async fn get_metadata(ctx: &Ctx, a: GetMetadataArg) -> Answer<ep::Get
         Resolved::NotFolder => return path_err(LookupError::NotFolder),
     };
     match entry {
-        Some(e) if e.kind != Kind::Deleted || a.include_deleted => Ok(ctx.metadata(&e)),
+        Some(e) if e.kind != Kind::Deleted || a.include_deleted => {
+            let mut md = ctx.metadata(&e);
+            // Read from the image's header on first request (and kept), never at upload.
+            if a.include_media_info
+                && let Metadata::File(f) = &mut md
+            {
+                let thumbs = &ctx.state.thumbs;
+                f.media_info = thumbs
+                    .media_info(ctx.store(), &e, e.name())
+                    .await
+                    .map(crate::api::thumbnails::media_info);
+            }
+            Ok(md)
+        }
         _ => path_err(LookupError::NotFound),
     }
 }

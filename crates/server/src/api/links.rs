@@ -719,7 +719,8 @@ async fn read_through(
     let Some(link) = store.shared_link_by_token(&token).await? else {
         return Err(Fail::Route(E::SharedLinkNotFound));
     };
-    let owner = Viewer::of(ctx).owns(&link);
+    // A caller with the app's key and secret (thumbnails) is a reader like any other.
+    let owner = ctx.auth.is_some() && Viewer::of(ctx).owns(&link);
     match check_access(&ctx.state, &link, owner, a.link_password.as_deref()).await {
         Ok(()) => {}
         Err(Denied::NotFound) => return Err(Fail::Route(E::SharedLinkNotFound)),
@@ -732,6 +733,21 @@ async fn read_through(
         return Err(Fail::Route(E::SharedLinkNotFound));
     };
     Ok((link, top, item))
+}
+
+/// The file a link names (or one inside its folder) for a reader: the link's URL, whether
+/// the caller owns the link, and the file.
+pub(crate) async fn read_file_through(
+    ctx: &Ctx,
+    a: &SharedLinkReadArg,
+    headers: &HeaderMap,
+) -> Result<(String, bool, Entry), Fail<SharedLinkError>> {
+    let (link, top, item) = read_through(ctx, a).await?;
+    if item.kind != Kind::File {
+        return Err(Fail::Route(SharedLinkError::SharedLinkIsDirectory));
+    }
+    let owner = ctx.auth.is_some() && Viewer::of(ctx).owns(&link);
+    Ok((link_url(headers, &link, &top), owner, item))
 }
 
 pub(crate) async fn get_metadata(

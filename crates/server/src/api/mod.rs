@@ -13,6 +13,7 @@ pub(crate) mod links;
 mod save_url;
 mod search;
 mod sessions;
+pub(crate) mod thumbnails;
 pub(crate) mod transfer;
 mod users;
 mod zip;
@@ -118,13 +119,14 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus metrics of this server process.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let bad = &state.store.bad_blocks;
-    let body = state.metrics.render(
+    let mut body = state.metrics.render(
         state.store.pool_stats(),
         (
             bad.0.load(std::sync::atomic::Ordering::Relaxed),
             bad.1.load(std::sync::atomic::Ordering::Relaxed),
         ),
     );
+    state.thumbs.counts.render(&mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -413,6 +415,7 @@ pub(crate) fn metadata(root: &str, e: &Entry) -> Metadata {
             path_display: Some(path_display),
             is_downloadable: true,
             content_hash: e.content_hash.clone(),
+            media_info: None,
         }),
         Kind::Folder => Metadata::Folder(FolderMetadata {
             name,
@@ -696,6 +699,16 @@ async fn authenticate(
             return Ok(None);
         }
         Auth::User { scope } => scope,
+        Auth::AppOrUser { scope } => {
+            let basic = req.headers.get(header::AUTHORIZATION).is_some_and(|v| {
+                v.as_bytes().len() > 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"basic ")
+            });
+            if basic {
+                app_auth(state, req.headers).await?;
+                return Ok(None);
+            }
+            Some(scope)
+        }
     };
     let raw = match req.headers.get(header::AUTHORIZATION) {
         Some(v) => Some(
@@ -976,6 +989,17 @@ async fn call(
         }
         Route::GetSharedLinkFile => {
             typed_download!(GetSharedLinkFile, |a| links::get_file(ctx, a, headers))
+        }
+
+        Route::GetThumbnailV2 => {
+            typed_download!(GetThumbnailV2, |a| thumbnails::get_thumbnail_v2(ctx, a, headers))
+        }
+        Route::GetThumbnail => typed_download!(GetThumbnail, |a| thumbnails::get_thumbnail(ctx, a)),
+        Route::GetThumbnailBatch => {
+            typed!(GetThumbnailBatch, |a| thumbnails::get_thumbnail_batch(ctx, a))
+        }
+        Route::GetPreview => {
+            typed_download!(GetPreview, |a| thumbnails::get_preview(ctx, a, headers))
         }
     }
 }

@@ -29,6 +29,8 @@ mod quota;
 mod save_url;
 /// Upload sessions: sequential and concurrent, offsets, restarts, batches.
 mod sessions;
+/// Thumbnails and previews: routes, errors, links, the cache, hostile images.
+mod thumbnails;
 /// Upload and download: write modes, hashes, ranges, limits, races.
 mod transfer;
 /// Wire conventions: arg passing, auth, error shapes, header escaping.

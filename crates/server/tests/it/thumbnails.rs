@@ -1,0 +1,448 @@
+//! Thumbnails and previews: the four routes, their error unions, shared links (with a
+//! password, and with the app's key and secret), the cache and its collection, and hostile
+//! images.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use image::{Rgb, RgbImage, Rgba, RgbaImage};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Client, Reply, TestServer};
+
+/// A photo-like JPEG, `w` × `h`.
+pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let mut s: u32 = 3;
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, (s >> 26) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+async fn thumb_v2(c: &Client, arg: Value) -> Reply {
+    c.raw(
+        c.http
+            .post(format!("{}/2/files/get_thumbnail_v2", c.url()))
+            .bearer_auth(&c.token)
+            .header("dropbox-api-arg", arg.to_string()),
+    )
+    .await
+}
+
+async fn download_style(c: &Client, route: &str, arg: Value) -> Reply {
+    c.raw(
+        c.http
+            .post(format!("{}/2/{route}", c.url()))
+            .bearer_auth(&c.token)
+            .header("dropbox-api-arg", arg.to_string()),
+    )
+    .await
+}
+
+fn dims(body: &[u8]) -> (u32, u32) {
+    let img = image::load_from_memory(body).expect("an image");
+    (img.width(), img.height())
+}
+
+/// The value of `cubby_thumbnails_total{outcome=…}` on the first server.
+async fn counted(s: &TestServer, c: &Client, outcome: &str) -> u64 {
+    let text = c
+        .http
+        .get(format!("{}/metrics", s.urls[0]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = format!("cubby_thumbnails_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .expect("the counter is exported")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn thumbnails_of_a_photo_every_format_and_the_cache() {
+    let s = TestServer::start().await;
+    let c = s.user("ann").await;
+    c.put("/p/photo.jpg", &jpeg(1200, 900)).await;
+    let c0 = c.on(0);
+
+    let r = thumb_v2(
+        &c0,
+        json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "size": "w256h256"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "image/jpeg");
+    assert_eq!(dims(&r.body), (256, 192));
+    let result = r.api_result();
+    let md = &result["file_metadata"];
+    assert_eq!(md["path_display"], "/p/photo.jpg");
+    assert_eq!(md["media_info"][".tag"], "metadata");
+    assert_eq!(md["media_info"]["metadata"][".tag"], "photo");
+    assert_eq!(
+        md["media_info"]["metadata"]["dimensions"],
+        json!({"height": 900, "width": 1200})
+    );
+    assert_eq!(counted(&s, &c, "made").await, 1);
+
+    // The same thumbnail again (through either server) is not decoded again.
+    for _ in 0..3 {
+        let again = thumb_v2(
+            &c,
+            json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "size": {".tag": "w256h256"}}),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body, r.body);
+    }
+    assert_eq!(counted(&s, &c, "made").await, 1);
+
+    // Other formats and modes, and the media info left out when asked.
+    for (format, mime) in [("png", "image/png"), ("webp", "image/webp")] {
+        let r = thumb_v2(
+            &c,
+            json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "format": format,
+                   "size": "w480h320", "mode": "fitone_bestfit", "exclude_media_info": true}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.headers["content-type"], mime);
+        assert_eq!(dims(&r.body), (480, 360));
+        assert!(r.api_result()["file_metadata"].get("media_info").is_none());
+    }
+
+    // The older route: the file's metadata as the result, by id too.
+    let id = c.meta("/p/photo.jpg").await.ok()["id"].as_str().unwrap().to_owned();
+    let r = download_style(&c, "files/get_thumbnail", json!({"path": id, "size": "w64h64"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.api_result()["path_lower"], "/p/photo.jpg");
+    assert_eq!(dims(&r.body), (64, 48));
+
+    // get_metadata reads media info only when asked.
+    let m = c.meta("/p/photo.jpg").await.ok();
+    assert!(m.get("media_info").is_none());
+    let m = c
+        .rpc(
+            "files/get_metadata",
+            json!({"path": "/p/photo.jpg", "include_media_info": true}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        m["media_info"]["metadata"]["dimensions"],
+        json!({"height": 900, "width": 1200})
+    );
+}
+
+#[tokio::test]
+async fn every_error_of_the_thumbnail_routes() {
+    let s = TestServer::start().await;
+    let c = s.user("ben").await;
+    c.put("/p/photo.jpg", &jpeg(300, 200)).await;
+    c.put("/p/notes.txt", b"not a picture").await;
+    c.put("/p/fake.jpg", b"hello, I am text").await;
+    c.put("/p/doc.pdf", b"%PDF-1.4 a tiny pdf").await;
+
+    let v2 = |path: &str| json!({"resource": {".tag": "path", "path": path}});
+    let cases = [
+        ("/p/notes.txt", "unsupported_extension/"),
+        ("/p/fake.jpg", "unsupported_image/"),
+        ("/p/missing.jpg", "path/not_found/"),
+        ("/p", "path/not_file/"),
+        ("relative.jpg", "path/malformed_path/"),
+    ];
+    for (path, summary) in cases {
+        let r = thumb_v2(&c, v2(path)).await;
+        if path == "relative.jpg" {
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+            continue;
+        }
+        assert_eq!(r.conflict(), summary, "{path}");
+    }
+    let r = thumb_v2(
+        &c,
+        json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "preserve_transparency": true}),
+    )
+    .await;
+    assert_eq!(r.conflict(), "unsupported_output_format/");
+    let r = thumb_v2(
+        &c,
+        json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "size": "w100h100"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("ThumbnailSize"), "{}", r.text());
+
+    // The batch: per-entry results, then the limit on entries.
+    let r = c
+        .rpc(
+            "files/get_thumbnail_batch",
+            json!({"entries": [
+                {"path": "/p/photo.jpg", "size": "w32h32", "format": "png"},
+                {"path": "/p/notes.txt"},
+                {"path": "/p/missing.jpg"},
+                {"path": "/p/fake.jpg"},
+            ]}),
+        )
+        .await
+        .ok();
+    let e = r["entries"].as_array().unwrap();
+    assert_eq!(e[0][".tag"], "success");
+    assert_eq!(e[0]["metadata"]["name"], "photo.jpg");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(e[0]["thumbnail"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(dims(&png), (32, 21));
+    assert_eq!(e[1], json!({".tag": "failure", "failure": {".tag": "unsupported_extension"}}));
+    assert_eq!(
+        e[2],
+        json!({".tag": "failure", "failure": {".tag": "path", "path": {".tag": "not_found"}}})
+    );
+    assert_eq!(e[3]["failure"][".tag"], "unsupported_image");
+    let many: Vec<Value> = (0..26).map(|_| json!({"path": "/p/photo.jpg"})).collect();
+    let r = c
+        .rpc("files/get_thumbnail_batch", json!({"entries": many}))
+        .await;
+    assert_eq!(r.conflict(), "too_many_files/");
+
+    // Previews: images as JPEG, PDFs as they are, the rest refused.
+    let r = download_style(&c, "files/get_preview", json!({"path": "/p/photo.jpg"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "image/jpeg");
+    assert_eq!(dims(&r.body), (300, 200));
+    assert_eq!(r.api_result()["name"], "photo.jpg");
+    let r = download_style(&c, "files/get_preview", json!({"path": "/p/doc.pdf"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/pdf");
+    assert_eq!(r.body, b"%PDF-1.4 a tiny pdf");
+    let r = download_style(&c, "files/get_preview", json!({"path": "/p/notes.txt"})).await;
+    assert_eq!(r.conflict(), "unsupported_extension/");
+    let r = download_style(&c, "files/get_preview", json!({"path": "/p/fake.jpg"})).await;
+    assert_eq!(r.conflict(), "unsupported_content/");
+    let r = download_style(&c, "files/get_preview", json!({"path": "/p/gone.jpg"})).await;
+    assert_eq!(r.conflict(), "path/not_found/");
+}
+
+#[tokio::test]
+async fn thumbnails_through_a_shared_link() {
+    let s = TestServer::start().await;
+    let c = s.user("cat").await;
+    c.put("/album/cover.jpg", &jpeg(640, 640)).await;
+    let link = c
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/album", "settings": {"requested_visibility": "password", "link_password": "open sesame"}}),
+        )
+        .await
+        .ok();
+    let url = link["url"].as_str().unwrap().to_owned();
+    let other = s.user("dan").await;
+    let by_link = |password: Option<&str>| {
+        let mut r = json!({".tag": "link", "url": url, "path": "/cover.jpg"});
+        if let Some(p) = password {
+            r["password"] = json!(p);
+        }
+        json!({"resource": r, "size": "w128h128"})
+    };
+    assert_eq!(thumb_v2(&other, by_link(None)).await.conflict(), "access_denied/");
+    assert_eq!(
+        thumb_v2(&other, by_link(Some("wrong"))).await.conflict(),
+        "access_denied/"
+    );
+    let r = thumb_v2(&other, by_link(Some("open sesame"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(dims(&r.body), (128, 128));
+    let lm = &r.api_result()["link_metadata"];
+    assert_eq!(lm["url"], url.as_str());
+    assert!(lm["rev"].as_str().is_some_and(|r| r.len() >= 9));
+    // Another account sees neither the owner's id nor path.
+    assert!(lm.get("path").is_none() && lm.get("id").is_none(), "{lm}");
+
+    // The app's key and secret reach a link (not a path).
+    let (app, secret) = s
+        .app("Gallery", cubby_store::AccessType::Full, &[], false)
+        .await;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", app.key, secret.unwrap()));
+    let app_call = |arg: Value| {
+        other.raw(
+            other
+                .http
+                .post(format!("{}/2/files/get_thumbnail_v2", other.url()))
+                .header("authorization", format!("Basic {basic}"))
+                .header("dropbox-api-arg", arg.to_string()),
+        )
+    };
+    let r = app_call(by_link(Some("open sesame"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = app_call(json!({"resource": {".tag": "path", "path": "/album/cover.jpg"}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = other
+        .raw(
+            other
+                .http
+                .post(format!("{}/2/files/get_thumbnail_v2", other.url()))
+                .header("authorization", "Basic bm9wZTpub3Bl")
+                .header("dropbox-api-arg", by_link(Some("open sesame")).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A link that does not exist, and a folder link without a path.
+    let unknown = {
+        let (base, rest) = url.split_once("/s/").unwrap();
+        let token = rest.split('/').next().unwrap();
+        format!("{base}/s/{}/album", "A".repeat(token.len()))
+    };
+    let r = thumb_v2(&other, json!({"resource": {".tag": "link", "url": unknown}})).await;
+    assert_eq!(r.conflict(), "not_found/");
+    let r = thumb_v2(
+        &other,
+        json!({"resource": {".tag": "link", "url": url, "password": "open sesame"}}),
+    )
+    .await;
+    assert_eq!(r.conflict(), "path/not_file/");
+}
+
+#[tokio::test]
+async fn a_thumbnail_goes_with_its_photo() {
+    use cubby_store::gc::{BLOCK_GRACE_SECS, DELETED, SMALL_GRACE_SECS};
+    let s = TestServer::start().await;
+    let c = s.user("eve").await;
+    let photo = jpeg(800, 600);
+    c.put("/photo.jpg", &photo).await;
+    let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": "/photo.jpg"}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let source = cubby_core::hash::block_hash(&photo);
+    assert_eq!(s.store.derived_rows(&source).await.unwrap(), 2);
+    // The thumbnail's reference is counted.
+    assert!(s.store.fsck(false, true).await.unwrap().is_clean());
+    let refs = s.store.block_refs().await.unwrap();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+
+    c.rpc("files/permanently_delete", json!({"path": "/photo.jpg"}))
+        .await
+        .ok();
+    let later = cubby_store::now() + BLOCK_GRACE_SECS + 60;
+    s.store.gc(later).await.unwrap().expect("the lease");
+    assert_eq!(s.store.derived_rows(&source).await.unwrap(), 0);
+    assert!(s.store.fsck(false, false).await.unwrap().is_clean());
+    // A collection after the small blocks' grace deletes the thumbnail too.
+    s.store
+        .gc(later + SMALL_GRACE_SECS + 60)
+        .await
+        .unwrap()
+        .expect("the lease");
+    let refs = s.store.block_refs().await.unwrap();
+    assert!(refs.iter().all(|(_, n)| *n == DELETED), "{refs:?}");
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes, after resetting it when
+/// `reset`; `None` where /proc does not say.
+fn peak_rss(reset: bool) -> Option<u64> {
+    if reset {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// A PNG whose header claims `w` × `h` RGBA pixels, with a few bytes of data.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let real = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgba8(RgbaImage::from_pixel(1, 1, Rgba([1, 2, 3, 4])))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    // Patch IHDR's width and height (bytes 16..24) and its CRC (bytes 29..33).
+    let mut b = real;
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&b[12..29]);
+    b[29..33].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+#[tokio::test]
+async fn hostile_images_are_refused_quickly_within_bounded_memory() {
+    let s = TestServer::start().await;
+    let c = s.user("mal").await;
+    let good = jpeg(2000, 1500);
+    let mut zip = b"PK\x03\x04\x14\0\0\0\x08\0".to_vec();
+    zip.extend(std::iter::repeat_n(0u8, 64 << 10));
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
+        enc.encode_frames((0..10_000u32).map(|i| {
+            image::Frame::new(RgbaImage::from_pixel(32, 32, Rgba([(i % 256) as u8, 9, 9, 255])))
+        }))
+        .unwrap();
+    }
+    let files: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("/h/huge.png", png_claiming(100_000, 100_000), &["unsupported_image/"]),
+        ("/h/big.png", png_claiming(12_000, 12_000), &["unsupported_image/"]),
+        ("/h/liar.png", png_claiming(4_000, 4_000), &["conversion_error/", "unsupported_image/"]),
+        ("/h/cut.jpg", good[..good.len() / 3].to_vec(), &["", "conversion_error/"]),
+        ("/h/header.jpg", good[..200].to_vec(), &["conversion_error/"]),
+        ("/h/bomb.jpg", zip, &["unsupported_image/"]),
+        ("/h/frames.gif", gif, &[""]),
+    ];
+    for (path, data, _) in &files {
+        c.put(path, data).await;
+    }
+    let before = peak_rss(true);
+    for (path, _, expected) in &files {
+        let t = Instant::now();
+        let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": path}, "size": "w256h256"})).await;
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(1), "{path} took {took:?}");
+        let got = if r.status == StatusCode::OK {
+            String::new()
+        } else {
+            r.conflict()
+        };
+        assert!(expected.contains(&got.as_str()), "{path}: {got:?}");
+    }
+    let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": "/h/frames.gif"}})).await;
+    assert_eq!(dims(&r.body), (32, 32));
+    if let (Some(_), Some(peak)) = (before, peak_rss(false)) {
+        // Nothing close to the claimed sizes was allocated (100k² RGBA is 40 GB; 12k² is
+        // 576 MB): the decodes stayed inside the thumbnails' memory budget.
+        assert!(
+            peak < 600 << 20,
+            "peak RSS {} MiB while refusing hostile images",
+            peak >> 20
+        );
+    }
+}
