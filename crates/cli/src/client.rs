@@ -846,20 +846,7 @@ pub fn dropbox_time(secs: i64) -> String {
 }
 
 /// Bytes for people: 1.5 MiB.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use cubby_core::naming::human_size as human;
 
 /// Whether standard error is a terminal (progress bars go there).
 pub fn stderr_is_terminal() -> bool {
@@ -877,12 +864,5 @@ mod tests {
         assert_eq!(remote_path("a/b/"), "/a/b");
         assert_eq!(remote_path("/a"), "/a");
         assert_eq!(remote_path("id:abc"), "id:abc");
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(12), "12 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(5 << 30), "5.0 GiB");
     }
 }

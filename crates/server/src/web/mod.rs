@@ -221,7 +221,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     resp
@@ -232,7 +232,10 @@ header a{font-weight:bold;text-decoration:none;color:#0b5}\
 label{display:block;margin:.6rem 0 .2rem}input[type=text],input[type=password],textarea{width:100%;padding:.4rem;box-sizing:border-box}\
 button{margin:.8rem .4rem 0 0;padding:.4rem 1rem}button.primary{background:#0b5;color:#fff;border:1px solid #094;font-weight:bold}\
 code{background:#eee;padding:.1rem .3rem;overflow-wrap:anywhere}.notice{border:1px solid #0b5;background:#efe;padding:.2rem .8rem;margin:1rem 0}\
-.err{color:#b00}table{border-collapse:collapse}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}";
+.err{color:#b00}table{border-collapse:collapse}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
+td.size{white-space:nowrap}td.thumb{width:64px;padding:.2rem}td.thumb img{display:block;max-width:64px;max-height:64px;border-radius:3px}\
+img.preview{display:block;max-width:100%;height:auto;margin:1rem 0;border:1px solid #ddd}\
+@media (max-width:30rem){td,th{padding:.3rem .25rem}td.thumb{width:44px}td.thumb img{max-width:44px;max-height:44px}}";
 
 pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     page(

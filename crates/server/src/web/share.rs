@@ -235,7 +235,27 @@ async fn show(
     if item.kind == Kind::Folder {
         return folder_page(state, link.ns, token, &top, &item).await;
     }
+    if let Some(size) = q.get("thumb") {
+        return thumbnail(state, &item, size).await;
+    }
     if !link.allow_download {
+        // Pictures can still be looked at (as Dropbox's link pages show them).
+        if crate::thumb::is_image_name(item.name()) {
+            let src = format!("?{}thumb=w1024h768", match q.get("path") {
+                Some(p) => format!("path={}&", percent_encode(p)),
+                None => String::new(),
+            });
+            return page(
+                StatusCode::FORBIDDEN,
+                item.name(),
+                &format!(
+                    "<p id=\"no-download\">The owner turned off downloads for this link.</p>\
+                     <img class=\"preview\" id=\"preview\" src=\"{}\" alt=\"{}\">",
+                    esc(&src),
+                    esc(item.name())
+                ),
+            );
+        }
         return error_page(
             StatusCode::FORBIDDEN,
             "The owner turned off downloads for this link.",
@@ -273,6 +293,40 @@ async fn show(
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     resp
+}
+
+/// `?thumb=w256h256`: a JPEG thumbnail of the file the link (and `path`) names, made to fit
+/// that box or its transpose; a file that is not a picture is a 404.
+async fn thumbnail(state: &AppState, item: &Entry, size: &str) -> Response {
+    use cubby_core::api::types::{ThumbnailFormat, ThumbnailMode, ThumbnailSize};
+    let Some(size) = ThumbnailSize::from_tag(size) else {
+        return error_page(StatusCode::BAD_REQUEST, "Unknown thumbnail size.");
+    };
+    let want = crate::thumb::Want {
+        size,
+        mode: ThumbnailMode::Bestfit,
+        format: ThumbnailFormat::Jpeg,
+    };
+    match state
+        .thumbs
+        .thumbnail(&state.store, item, item.name(), want)
+        .await
+    {
+        Ok((bytes, _)) => {
+            let mut resp = (StatusCode::OK, Body::from(bytes)).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+            h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            );
+            resp
+        }
+        Err(crate::thumb::Failure::Store(e)) => internal(e),
+        Err(_) => error_page(StatusCode::NOT_FOUND, "This file has no thumbnail."),
+    }
 }
 
 /// A file name reduced to printable ASCII without quotes, for the plain `filename=`.
@@ -322,19 +376,28 @@ async fn folder_page(
             esc(&here)
         ));
     }
-    body.push_str("<table id=\"entries\"><tr><th>Name</th><th>Size</th><th></th></tr>");
+    body.push_str("<table id=\"entries\"><tr><th></th><th>Name</th><th>Size</th><th></th></tr>");
     for e in rows.iter().take(PAGE_ENTRIES as usize) {
         let href = format!("{base}?path={}", percent_encode(&rel(e)));
+        let thumb = if e.kind == Kind::File && crate::thumb::is_image_name(e.name()) {
+            format!(
+                "<img src=\"{}\" alt=\"\" loading=\"lazy\">",
+                esc(&format!("{href}&thumb=w128h128"))
+            )
+        } else {
+            String::new()
+        };
         let (size, download) = if e.kind == Kind::File {
             (
-                format!("{} bytes", e.size),
+                cubby_core::naming::human_size(e.size),
                 format!("<a href=\"{}\">Download</a>", esc(&format!("{href}&dl=1"))),
             )
         } else {
             ("folder".to_owned(), String::new())
         };
         body.push_str(&format!(
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"thumb\">{}</td><td><a href=\"{}\">{}</a></td><td class=\"size\">{}</td><td>{}</td></tr>",
+            thumb,
             esc(&href),
             esc(e.name()),
             esc(&size),

@@ -446,3 +446,52 @@ async fn hostile_images_are_refused_quickly_within_bounded_memory() {
         );
     }
 }
+
+#[tokio::test]
+async fn link_pages_show_pictures() {
+    let s = TestServer::start().await;
+    let c = s.user("fay").await;
+    c.put("/trip/beach.jpg", &jpeg(900, 600)).await;
+    c.put("/trip/notes.txt", b"sunny").await;
+    let folder = c
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/trip"}),
+        )
+        .await
+        .ok();
+    let url = folder["url"].as_str().unwrap();
+    let get = |u: String| c.raw(c.http.get(u));
+    let page = get(url.to_owned()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    // The picture has a thumbnail beside its name; the text file has none.
+    let (_, after) = html.split_once("<img src=\"").expect("a thumbnail on the page");
+    let src = after.split('"').next().unwrap().replace("&amp;", "&");
+    assert!(src.ends_with("?path=%2Fbeach.jpg&thumb=w128h128"), "{src}");
+    assert_eq!(html.matches("<img ").count(), 1, "{html}");
+    let origin = url.split("/s/").next().unwrap();
+    let r = get(format!("{origin}{src}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "image/jpeg");
+    assert_eq!(dims(&r.body), (128, 85));
+    let r = get(format!("{url}?path=%2Fnotes.txt&thumb=w128h128")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = get(format!("{url}?path=%2Fbeach.jpg&thumb=huge")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // A picture whose link allows no download is still shown, as a preview.
+    let file = c
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/trip/beach.jpg", "settings": {"allow_download": false}}),
+        )
+        .await
+        .ok();
+    let furl = file["url"].as_str().unwrap();
+    let page = get(furl.to_owned()).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.text().contains("id=\"preview\""), "{}", page.text());
+    let r = get(format!("{furl}?thumb=w1024h768")).await;
+    assert_eq!(dims(&r.body), (900, 600));
+}
