@@ -9,6 +9,11 @@ const ORIENTATION: u16 = 0x0112;
 const DATE_TIME: u16 = 0x0132;
 const EXIF_IFD: u16 = 0x8769;
 const DATE_TIME_ORIGINAL: u16 = 0x9003;
+const GPS_IFD: u16 = 0x8825;
+const GPS_LATITUDE_REF: u16 = 1;
+const GPS_LATITUDE: u16 = 2;
+const GPS_LONGITUDE_REF: u16 = 3;
+const GPS_LONGITUDE: u16 = 4;
 
 /// What the block says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,6 +23,8 @@ pub struct Exif {
     /// When the photo was taken, as a Unix time (EXIF gives local time without a zone; it
     /// is read as UTC, as Dropbox shows it).
     pub taken: Option<i64>,
+    /// Where, as (latitude, longitude) in millionths of a degree, north and east positive.
+    pub location: Option<(i64, i64)>,
 }
 
 /// Reads a TIFF-structured EXIF block, with or without the `Exif\0\0` header of JPEG's APP1.
@@ -30,12 +37,14 @@ pub fn parse(data: &[u8]) -> Exif {
     let Some(ifd0) = t.u32(4) else { return out };
     let mut date = None;
     let mut sub = None;
+    let mut gps = None;
     t.walk(ifd0 as usize, |tag, typ, count, at| match tag {
         ORIENTATION if typ == 3 => {
             out.orientation = t.u16(at).and_then(|v| u8::try_from(v).ok()).filter(|v| (1..=8).contains(v));
         }
         DATE_TIME => date = t.ascii(typ, count, at),
         EXIF_IFD if typ == 4 || typ == 13 => sub = t.u32(at),
+        GPS_IFD if typ == 4 || typ == 13 => gps = t.u32(at),
         _ => {}
     });
     if let Some(sub) = sub {
@@ -48,6 +57,26 @@ pub fn parse(data: &[u8]) -> Exif {
         });
     }
     out.taken = date.and_then(parse_date);
+    if let Some(gps) = gps {
+        let (mut lat, mut lon, mut lat_ref, mut lon_ref) = (None, None, None, None);
+        t.walk(gps as usize, |tag, typ, count, at| match tag {
+            GPS_LATITUDE_REF => lat_ref = t.ascii(typ, count, at).and_then(|r| r.first().copied()),
+            GPS_LONGITUDE_REF => lon_ref = t.ascii(typ, count, at).and_then(|r| r.first().copied()),
+            GPS_LATITUDE => lat = t.degrees(typ, count, at),
+            GPS_LONGITUDE => lon = t.degrees(typ, count, at),
+            _ => {}
+        });
+        let signed = |v: Option<i64>, r: Option<u8>, neg: u8, max: i64| {
+            let v = if r == Some(neg) { -v? } else { v? };
+            (v.abs() <= max * 1_000_000).then_some(v)
+        };
+        if let (Some(la), Some(lo)) = (
+            signed(lat, lat_ref, b'S', 90),
+            signed(lon, lon_ref, b'W', 180),
+        ) {
+            out.location = Some((la, lo));
+        }
+    }
     out
 }
 
@@ -122,6 +151,24 @@ impl<'a> Tiff<'a> {
         }
     }
 
+    /// Three RATIONALs (type 5: degrees, minutes, seconds) as millionths of a degree.
+    fn degrees(&self, typ: u16, count: u32, at: usize) -> Option<i64> {
+        if typ != 5 || count != 3 {
+            return None;
+        }
+        let start = self.u32(at)? as usize;
+        let mut total = 0f64;
+        for (i, scale) in [1.0, 60.0, 3600.0].into_iter().enumerate() {
+            let p = start.checked_add(i * 8)?;
+            let (num, den) = (self.u32(p)?, self.u32(p + 4)?);
+            if den == 0 {
+                return None;
+            }
+            total += f64::from(num) / f64::from(den) / scale;
+        }
+        Some((total * 1_000_000.0).round() as i64)
+    }
+
     /// An ASCII value (type 2) of `count` bytes, inline or at its offset.
     fn ascii(&self, typ: u16, count: u32, at: usize) -> Option<&'a [u8]> {
         if typ != 2 {
@@ -183,8 +230,39 @@ mod tests {
         with_header.extend(block(true, 3, "2000:01:01 00:00:00"));
         assert_eq!(
             parse(&with_header),
-            Exif { orientation: Some(3), taken: Some(946_684_800) }
+            Exif { orientation: Some(3), taken: Some(946_684_800), location: None }
         );
+    }
+
+    #[test]
+    fn reads_the_location() {
+        // IFD0 with one entry: the GPS directory, which holds S 33° 51' 54" and E 151° 12' 36".
+        let mut b = b"II*\0\x08\0\0\0".to_vec();
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&GPS_IFD.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&26u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(b.len(), 26);
+        let rationals_at = 26 + 2 + 4 * 12 + 4;
+        b.extend_from_slice(&4u16.to_le_bytes());
+        let entry = |b: &mut Vec<u8>, tag: u16, typ: u16, count: u32, value: u32| {
+            b.extend_from_slice(&tag.to_le_bytes());
+            b.extend_from_slice(&typ.to_le_bytes());
+            b.extend_from_slice(&count.to_le_bytes());
+            b.extend_from_slice(&value.to_le_bytes());
+        };
+        entry(&mut b, GPS_LATITUDE_REF, 2, 2, u32::from(b'S'));
+        entry(&mut b, GPS_LATITUDE, 5, 3, rationals_at as u32);
+        entry(&mut b, GPS_LONGITUDE_REF, 2, 2, u32::from(b'E'));
+        entry(&mut b, GPS_LONGITUDE, 5, 3, rationals_at as u32 + 24);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        for (num, den) in [(33, 1), (51, 1), (54, 1), (151, 1), (1260, 100), (3600, 100)] {
+            b.extend_from_slice(&(num as u32).to_le_bytes());
+            b.extend_from_slice(&(den as u32).to_le_bytes());
+        }
+        assert_eq!(parse(&b).location, Some((-33_865_000, 151_220_000)));
     }
 
     #[test]

@@ -352,7 +352,9 @@ CREATE TABLE media_info (
     source       BLOB NOT NULL,
     width        INTEGER NOT NULL,
     height       INTEGER NOT NULL,
-    taken        INTEGER
+    taken        INTEGER,
+    lat_e6       INTEGER,
+    lon_e6       INTEGER
 );
 CREATE INDEX media_info_source ON media_info (source);
 "#,
@@ -623,7 +625,9 @@ CREATE TABLE media_info (
     source       BYTEA NOT NULL,
     width        BIGINT NOT NULL,
     height       BIGINT NOT NULL,
-    taken        BIGINT
+    taken        BIGINT,
+    lat_e6       BIGINT,
+    lon_e6       BIGINT
 );
 CREATE INDEX media_info_source ON media_info (source);
 "#,

@@ -28,6 +28,8 @@ pub struct MediaRow {
     pub height: u64,
     /// When the photo was taken (Unix seconds), if it says.
     pub taken: Option<i64>,
+    /// Where, in millionths of a degree (latitude, longitude), if it says.
+    pub location: Option<(i64, i64)>,
 }
 
 impl Store {
@@ -110,7 +112,7 @@ impl Store {
     /// What is known of the image with `content_hash`.
     pub async fn media_info(&self, content_hash: &str) -> Result<Option<MediaRow>, StoreError> {
         let row = on_db!(&self.db, |c| {
-            let row = sqlx::query("SELECT width, height, taken FROM media_info WHERE content_hash = $1")
+            let row = sqlx::query("SELECT width, height, taken, lat_e6, lon_e6 FROM media_info WHERE content_hash = $1")
                 .bind(content_hash)
                 .fetch_optional(c)
                 .await?;
@@ -119,6 +121,7 @@ impl Store {
                     width: r.int("width")?.max(0) as u64,
                     height: r.int("height")?.max(0) as u64,
                     taken: r.opt_int("taken")?,
+                    location: r.opt_int("lat_e6")?.zip(r.opt_int("lon_e6")?),
                 })
             })
             .transpose()?
@@ -142,14 +145,16 @@ impl Store {
                 }
                 tx.tx
                     .insert_rows(
-                        "INSERT INTO media_info (content_hash, source, width, height, taken)",
-                        5,
+                        "INSERT INTO media_info (content_hash, source, width, height, taken, lat_e6, lon_e6)",
+                        7,
                         vec![vec![
                             Val::Text(Some(content_hash)),
                             Val::Blob(Some(source.to_vec())),
                             Val::Int(Some(info.width.min(i64::MAX as u64) as i64)),
                             Val::Int(Some(info.height.min(i64::MAX as u64) as i64)),
                             Val::Int(info.taken),
+                            Val::Int(info.location.map(|l| l.0)),
+                            Val::Int(info.location.map(|l| l.1)),
                         ]],
                         "ON CONFLICT (content_hash) DO NOTHING",
                     )

@@ -12,7 +12,7 @@ use cubby_core::api::errors::{
     ThumbnailV2Error,
 };
 use cubby_core::api::types::{
-    Dimensions, FileMetadata, GetThumbnailBatchArg, GetThumbnailBatchResult,
+    Dimensions, FileMetadata, GpsCoordinates, GetThumbnailBatchArg, GetThumbnailBatchResult,
     GetThumbnailBatchResultData, GetThumbnailBatchResultEntry, MediaInfo, MediaMetadata,
     MinimalFileLinkMetadata, PathOrLink, PreviewArg, PreviewResult, SharedLinkReadArg,
     ThumbnailArg, ThumbnailFormat, ThumbnailMode, ThumbnailSize, ThumbnailV2Arg,
@@ -75,7 +75,10 @@ pub(crate) fn media_info(m: MediaRow) -> MediaInfo {
                 height: m.height,
                 width: m.width,
             }),
-            location: None,
+            location: m.location.map(|(lat, lon)| GpsCoordinates {
+                latitude: lat as f64 / 1e6,
+                longitude: lon as f64 / 1e6,
+            }),
             time_taken: m.taken.map(cubby_core::time::format),
             duration: None,
         },

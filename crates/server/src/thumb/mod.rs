@@ -272,6 +272,7 @@ fn media_row(p: &render::Probe) -> MediaRow {
         width: u64::from(w),
         height: u64::from(h),
         taken: p.taken,
+        location: p.location,
     }
 }
 

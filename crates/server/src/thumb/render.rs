@@ -60,6 +60,8 @@ pub struct Probe {
     pub orientation: u8,
     /// When the photo was taken (Unix seconds), if it says.
     pub taken: Option<i64>,
+    /// Where (millionths of a degree), if it says.
+    pub location: Option<(i64, i64)>,
     /// What the full decode buffer of a non-JPEG takes, as its decoder says.
     full_bytes: u64,
     /// Whether the box filter reads the decoded pixels as they are (8-bit grey or RGB).
@@ -163,6 +165,7 @@ pub fn probe(data: &[u8]) -> Result<Probe, Refused> {
                 height: u32::from(info.height),
                 orientation: exif.orientation.unwrap_or(1),
                 taken: exif.taken,
+                location: exif.location,
                 full_bytes: 0,
                 direct: true,
             }
@@ -180,18 +183,20 @@ pub fn probe(data: &[u8]) -> Result<Probe, Refused> {
                 image::ColorType::L8 | image::ColorType::La8 | image::ColorType::Rgb8
             );
             let orientation = d.orientation().map(Orientation::to_exif).unwrap_or(1);
-            let taken = d
+            let exif = d
                 .exif_metadata()
                 .ok()
                 .flatten()
-                .and_then(|e| cubby_core::exif::parse(&e).taken);
+                .map(|e| cubby_core::exif::parse(&e))
+                .unwrap_or_default();
             Probe {
                 format,
                 progressive: false,
                 width,
                 height,
                 orientation,
-                taken,
+                taken: exif.taken,
+                location: exif.location,
                 full_bytes: d.total_bytes(),
                 direct,
             }

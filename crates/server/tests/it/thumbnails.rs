@@ -25,6 +25,37 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// `jpeg` with an EXIF block saying it was taken at `date` (`YYYY:MM:DD HH:MM:SS`), turned
+/// by `orientation`.
+pub fn with_exif(jpeg: &[u8], date: &str, orientation: u16) -> Vec<u8> {
+    let mut t = b"II*\0\x08\0\0\0".to_vec();
+    let entry = |t: &mut Vec<u8>, tag: u16, typ: u16, count: u32, value: u32| {
+        t.extend_from_slice(&tag.to_le_bytes());
+        t.extend_from_slice(&typ.to_le_bytes());
+        t.extend_from_slice(&count.to_le_bytes());
+        t.extend_from_slice(&value.to_le_bytes());
+    };
+    // IFD0 at 8 (two entries), the EXIF directory at 38 (one entry), the date at 56.
+    t.extend_from_slice(&2u16.to_le_bytes());
+    entry(&mut t, 0x0112, 3, 1, u32::from(orientation));
+    entry(&mut t, 0x8769, 4, 1, 38);
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    entry(&mut t, 0x9003, 2, date.len() as u32 + 1, 56);
+    t.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(t.len(), 56);
+    t.extend_from_slice(date.as_bytes());
+    t.push(0);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(t);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+    out.extend(app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 async fn thumb_v2(c: &Client, arg: Value) -> Reply {
     c.raw(
         c.http
@@ -142,6 +173,26 @@ async fn thumbnails_of_a_photo_every_format_and_the_cache() {
         m["media_info"]["metadata"]["dimensions"],
         json!({"height": 900, "width": 1200})
     );
+
+    // A phone photo, held sideways: seen turned, with the time it was taken.
+    c.put("/p/phone.jpg", &with_exif(&jpeg(400, 300), "2014:07:12 18:30:05", 6))
+        .await;
+    let m = c
+        .rpc(
+            "files/get_metadata",
+            json!({"path": "/p/phone.jpg", "include_media_info": true}),
+        )
+        .await
+        .ok();
+    let photo = &m["media_info"]["metadata"];
+    assert_eq!(photo["dimensions"], json!({"height": 400, "width": 300}));
+    assert_eq!(photo["time_taken"], "2014-07-12T18:30:05Z");
+    let r = thumb_v2(
+        &c,
+        json!({"resource": {".tag": "path", "path": "/p/phone.jpg"}, "size": "w128h128"}),
+    )
+    .await;
+    assert_eq!(dims(&r.body), (96, 128));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{Rgb, RgbImage, Rgba, RgbaImage};
 
 const JPEG: Want = Want {
     size: ThumbnailSize::W256h256,
