@@ -13,6 +13,16 @@ REV_RE = re.compile(r"^[0-9a-f]{9,}$")
 SUMMARY_DOTS = r"\.{0,3}$"
 
 
+def sdk_fixture(name):
+    """The bytes of a test fixture of the official SDK's sdist (test/fixtures/NAME), which
+    run.sh fetches and checks: a real photo, used without keeping a copy here."""
+    sdist = os.environ.get("CUBBY_DROPBOX_SDIST")
+    if not sdist:
+        pytest.fail("CUBBY_DROPBOX_SDIST is not set: run the suite through conformance/run.sh")
+    with open(os.path.join(sdist, "test", "fixtures", name), "rb") as f:
+        return f.read()
+
+
 def content_hash(data):
     h = DropboxContentHasher()
     h.update(data)

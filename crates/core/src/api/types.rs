@@ -1027,7 +1027,7 @@ void_union! {
 void_union! {
     /// `ThumbnailMode`: `strict` fits the box; `bestfit` fits the box or its transpose,
     /// whichever keeps more of the image; `fitone_bestfit` covers the box or its transpose;
-    /// `original` fits the box, as `strict` does.
+    /// `original` keeps the image's size (a conversion only).
     ThumbnailMode {
         #[default]
         Strict = "strict",

@@ -117,10 +117,13 @@ fn swaps_axes(orientation: u8) -> bool {
     (5..=8).contains(&orientation)
 }
 
-/// The size of a `w`×`h` image scaled for `size` and `mode` (never enlarged): `strict` and
-/// `original` fit the box; `bestfit` fits the box or its transpose, whichever matches the
-/// image's shape; `fitone_bestfit` covers that box.
+/// The size of a `w`×`h` image scaled for `size` and `mode` (never enlarged): `strict` fits
+/// the box; `bestfit` fits the box or its transpose, whichever matches the image's shape;
+/// `fitone_bestfit` covers that box; `original` keeps the image's size.
 pub fn fit(w: u32, h: u32, size: ThumbnailSize, mode: ThumbnailMode) -> (u32, u32) {
+    if mode == ThumbnailMode::Original {
+        return (w, h);
+    }
     let (mut bw, mut bh) = size.dims();
     let transposable = matches!(mode, ThumbnailMode::Bestfit | ThumbnailMode::FitoneBestfit);
     if transposable && (w >= h) != (bw >= bh) {
