@@ -39,12 +39,22 @@ fn hash_of_zeros(len: u64) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn ten_gib_session_keeps_server_memory_bounded() {
-    let dir = tempfile::tempdir().unwrap();
+/// A server process, killed when dropped (so a failed assertion leaves none behind).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `cubby serve` on the embedded back-ends in `dir`, with one user; its process, URL and
+/// the user's token.
+fn serve(dir: &std::path::Path, user: &str) -> (Served, String, String) {
     let cubby = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_cubby"))
-            .env("CUBBY_DATA", dir.path())
+            .env("CUBBY_DATA", dir)
             .env_remove("CUBBY_METADATA")
             .env_remove("CUBBY_BLOCKS")
             .args(args)
@@ -53,13 +63,13 @@ async fn ten_gib_session_keeps_server_memory_bounded() {
         assert!(out.status.success(), "{args:?}");
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    cubby(&["admin", "user", "add", "big", "--json"]);
-    let token = cubby(&["admin", "token", "big", "--json"])["access_token"]
+    cubby(&["admin", "user", "add", user, "--json"]);
+    let token = cubby(&["admin", "token", user, "--json"])["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cubby"))
-        .env("CUBBY_DATA", dir.path())
+        .env("CUBBY_DATA", dir)
         .env_remove("CUBBY_METADATA")
         .env_remove("CUBBY_BLOCKS")
         .env("CUBBY_LOG", "warn")
@@ -67,7 +77,6 @@ async fn ten_gib_session_keeps_server_memory_bounded() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let line = lines.next().unwrap().unwrap();
@@ -76,18 +85,31 @@ async fn ten_gib_session_keeps_server_memory_bounded() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    (Served(child), url, token)
+}
+
+/// Samples `pid`'s resident set every 20 ms until `stop`; returns the peak.
+fn sample_rss(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_bytes(pid));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+#[tokio::test]
+async fn ten_gib_session_keeps_server_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url, token) = serve(dir.path(), "big");
+    let pid = child.0.id();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_bytes(pid));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
-        })
-    };
+    let sampler = sample_rss(pid, stop.clone());
     let http = reqwest::Client::new();
     let call = |route: &str, arg: Value, body: reqwest::Body| {
         http.post(format!("{url}/2/{route}"))
@@ -138,8 +160,7 @@ async fn ten_gib_session_keeps_server_memory_bounded() {
     let md: Value = r.json().await.unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     eprintln!(
         "server peak RSS while 10 GiB streamed through a session: {} MiB",
         peak / (1 << 20)
@@ -152,4 +173,108 @@ async fn ten_gib_session_keeps_server_memory_bounded() {
         "server peak RSS {} MiB",
         peak / (1 << 20)
     );
+}
+
+/// A photo-like JPEG of `w` × `h`.
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let mut s: u32 = 5;
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, (s >> 26) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+/// A PNG whose header claims `w` × `h` RGBA pixels (with a correct CRC) and holds one.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut b = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(image::RgbaImage::new(1, 1))
+        .write_to(&mut b, image::ImageFormat::Png)
+        .unwrap();
+    let mut b = b.into_inner();
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let mut c = !0u32;
+    for &x in &b[12..29] {
+        c ^= u32::from(x);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    b[29..33].copy_from_slice(&(!c).to_be_bytes());
+    b
+}
+
+/// Sixteen cold thumbnails of distinct 24-megapixel photos at once, beside images that claim
+/// billions of pixels: every request answers, and the server's resident set stays under
+/// 400 MB (each photo alone is 72 MB decoded at full size; the decodes are scaled, one per
+/// core, within the thumbnails' memory budget, and the liars are refused from their headers).
+#[tokio::test]
+async fn a_storm_of_big_and_hostile_images_keeps_server_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url, token) = serve(dir.path(), "pics");
+    let http = reqwest::Client::new();
+    let upload = |path: String, data: Vec<u8>| {
+        http.post(format!("{url}/2/files/upload"))
+            .bearer_auth(&token)
+            .header("dropbox-api-arg", json!({"path": path}).to_string())
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+    };
+    let photo = jpeg(6000, 4000);
+    let mut paths = Vec::new();
+    for i in 0..16u8 {
+        // Distinct content (a JPEG decoder ignores bytes after its end), so each is cold.
+        let mut p = photo.clone();
+        p.extend(std::iter::repeat_n(i, usize::from(i) + 1));
+        let path = format!("/photos/{i}.jpg");
+        assert_eq!(upload(path.clone(), p).await.unwrap().status(), 200);
+        paths.push((path, true));
+    }
+    for (name, data) in [
+        ("huge.png", png_claiming(100_000, 100_000)),
+        ("big.png", png_claiming(12_000, 12_000)),
+        ("tall.png", png_claiming(16, 70_000)),
+    ] {
+        let path = format!("/hostile/{name}");
+        assert_eq!(upload(path.clone(), data).await.unwrap().status(), 200);
+        paths.push((path, false));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_rss(child.0.id(), stop.clone());
+    let calls = paths.iter().map(|(path, _)| {
+        http.post(format!("{url}/2/files/get_thumbnail_v2"))
+            .bearer_auth(&token)
+            .header(
+                "dropbox-api-arg",
+                json!({"resource": {".tag": "path", "path": path}, "size": "w256h256"}).to_string(),
+            )
+            .send()
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    for ((path, good), r) in paths.iter().zip(answers) {
+        let r = r.unwrap();
+        if *good {
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(r.headers()["content-type"], "image/jpeg");
+        } else {
+            assert_eq!(r.status(), 409, "{path}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"][".tag"], "unsupported_image", "{path}");
+        }
+    }
+    drop(child);
+    eprintln!(
+        "server peak RSS during 16 cold 24 MP thumbnails and 3 liars: {} MiB",
+        peak / (1 << 20)
+    );
+    assert!(peak > 0, "the sampler saw the server");
+    assert!(peak < 400_000_000, "server peak RSS {} MiB", peak / (1 << 20));
 }

@@ -1,6 +1,6 @@
 //! Thumbnails and previews: the four routes, their error unions, shared links (with a
 //! password, and with the app's key and secret), the cache and its collection, and hostile
-//! images.
+//! images (the server's memory under them is bounded in `crates/cli/tests/memory.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -398,24 +398,6 @@ async fn a_thumbnail_goes_with_its_photo() {
     assert!(refs.iter().all(|(_, n)| *n == DELETED), "{refs:?}");
 }
 
-/// Peak resident memory of this process (VmHWM), in bytes, after resetting it when
-/// `reset`; `None` where /proc does not say.
-fn peak_rss(reset: bool) -> Option<u64> {
-    if reset {
-        std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// A PNG whose header claims `w` × `h` RGBA pixels, with a few bytes of data.
 fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     let real = {
@@ -446,7 +428,7 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 #[tokio::test]
-async fn hostile_images_are_refused_quickly_within_bounded_memory() {
+async fn hostile_images_are_refused_quickly() {
     let s = TestServer::start().await;
     let c = s.user("mal").await;
     let good = jpeg(2000, 1500);
@@ -472,7 +454,6 @@ async fn hostile_images_are_refused_quickly_within_bounded_memory() {
     for (path, data, _) in &files {
         c.put(path, data).await;
     }
-    let before = peak_rss(true);
     for (path, _, expected) in &files {
         let t = Instant::now();
         let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": path}, "size": "w256h256"})).await;
@@ -487,15 +468,6 @@ async fn hostile_images_are_refused_quickly_within_bounded_memory() {
     }
     let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": "/h/frames.gif"}})).await;
     assert_eq!(dims(&r.body), (32, 32));
-    if let (Some(_), Some(peak)) = (before, peak_rss(false)) {
-        // Nothing close to the claimed sizes was allocated (100k² RGBA is 40 GB; 12k² is
-        // 576 MB): the decodes stayed inside the thumbnails' memory budget.
-        assert!(
-            peak < 600 << 20,
-            "peak RSS {} MiB while refusing hostile images",
-            peak >> 20
-        );
-    }
 }
 
 #[tokio::test]
