@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Prints scripts/bench's figure table, aims beside the figures, from OUTDIR/results.tsv and
-OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the scale-out table (stage e:
-one row per configuration), the sync table (stage i: cubby beside unison and rsync) and the load
-tables (stage j: one row per kind of request, then the connections, errors and RSS). Standard
-library only.
+"""Prints scripts/bench's figure table, aims beside the figures (stage k's thumbnails among them),
+from OUTDIR/results.tsv and OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the
+scale-out table (stage e: one row per configuration), the sync table (stage i: cubby beside unison
+and rsync) and the load tables (stage j: one row per kind of request, then the connections, errors
+and RSS). Standard library only.
 
 Usage: report.py OUTDIR
 """
@@ -24,6 +24,10 @@ AIM_CONCURRENT_RATIO = 1.5  # f: 4 concurrent appenders / 1 sequential session (
 AIM_BATCHED_RATIO = 3.0    # f: start + finish_batch_v2 / per-file upload, 4 KiB files
 AIM_RESTORE_MS = 50.0      # f: restore of a 1 GiB file
 AIM_LOAD_ERRORS = 0        # j: no error but 429 with Retry-After
+AIM_THUMB_COLD_MS = 80.0   # k: cold w256h256 thumbnail of a 12 MP JPEG, median
+AIM_THUMB_WARM_MS = 3.0    # k: the same thumbnail again (from the cache), median
+AIM_THUMB_RSS_BYTES = 400e6  # k: server peak RSS during 16 concurrent cold 24 MP thumbnails
+AIM_THUMB_UPLOAD_RATIO = 3.0  # k: 4 KiB upload latency during that storm ÷ on the idle server
 MET, MISSED = "✓ met", "✗ missed"
 
 
@@ -391,6 +395,63 @@ def main():
     if restore:
         table.append(("f", "restore of a 1 GiB file, median of 5", fmt(restore), "",
                       f"< {AIM_RESTORE_MS:g} ms", MET if num(restore["median"]) < AIM_RESTORE_MS else MISSED))
+
+    # k. thumbnails
+    def th(metric_start):
+        return next((r for (b, t, m), r in rows.items() if b == "thumbs" and m.startswith(metric_start)), None)
+
+    def ms_aim(r, aim):
+        return (f"< {aim:g} ms", MET if num(r["median"]) < aim else MISSED)
+
+    for label, key in (("12 MP", "12 MP JPEG (4000"), ("24 MP", "24 MP JPEG (6000")):
+        r = th("file size, " + key)
+        if r:
+            table.append(("k", f"  {label} photo files (q90, 4:2:0)", fmt(r), "", "", ""))
+        for state in ("cold", "warm"):
+            r = th(f"get_thumbnail_v2 w256h256 jpeg of a {label} JPEG, {state}")
+            if not r:
+                continue
+            aim = AIM_THUMB_WARM_MS if state == "warm" else (AIM_THUMB_COLD_MS if label == "12 MP" else None)
+            verdict = ms_aim(r, aim) if aim else ("(none given)", "—")
+            table.append(("k", f"get_thumbnail_v2 w256h256 of a {label} JPEG, {state}", fmt(r), "", *verdict))
+    for state in ("cold", "warm"):
+        r = th(f"get_thumbnail_batch of 25 distinct 12 MP JPEGs, {state}")
+        if r:
+            table.append(("k", f"get_thumbnail_batch of 25 × 12 MP, {state}, whole call",
+                          f"{fmt(r)} = {num(r['median']) / 25:.1f} ms per thumbnail", "", "", ""))
+    r = th("storm: ")
+    one = th("storm: one cold 24 MP")
+    if r:
+        table.append(("k", r["metric"].split(", wall")[0], f"{fmt(r)} wall",
+                      f"one: {fmt(one)}" if one else "", "", ""))
+    r = th("server peak RSS during the storm") or th("server VmRSS during the storm")
+    if r:
+        mib = num(r["median"])
+        sampled = th("server VmRSS during the storm")
+        table.append(("k", "  server peak RSS during the storm (VmHWM)" if "VmHWM" in r["metric"]
+                      else "  server peak VmRSS during the storm (sampled)",
+                      f"{mib:.0f} MiB = {mib * 1048576 / 1e6:.0f} MB",
+                      f"VmRSS sampled: {sampled['median']} MiB" if sampled and sampled is not r else "",
+                      f"< {AIM_THUMB_RSS_BYTES / 1e6:.0f} MB",
+                      MET if mib * 1048576 < AIM_THUMB_RSS_BYTES else MISSED))
+    for q in ("median", "p90"):
+        idle, storm = th(f"4 KiB files/upload on the idle server, {q}"), th(f"4 KiB files/upload during the storm, {q}")
+        if storm and idle:
+            ratio = num(storm["median"]) / num(idle["median"])
+            table.append(("k", f"  4 KiB upload during the storm, {q} of {storm['metric'].split(' of ')[-1]}",
+                          f"{storm['median']} ms = {ratio:.1f}× idle",
+                          f"idle, {q} of {idle['metric'].split(' of ')[-1]}: {idle['median']} ms",
+                          f"≤ {AIM_THUMB_UPLOAD_RATIO:g}× idle", MET if ratio <= AIM_THUMB_UPLOAD_RATIO else MISSED))
+        elif idle:
+            table.append(("k", f"  4 KiB upload on the idle server, {q}", f"{idle['median']} ms", "",
+                          "", "✗ no storm figure"))
+    for what in ("made (decoded)", "served from the cache"):
+        r = th(f"thumbnails {what}")
+        if r:
+            want = int(r["metric"].rsplit(" ", 1)[1])
+            table.append(("k", f"  thumbnails {what}, /metrics", f"{int(num(r['median']))}", "",
+                          f"{want} ({'cold' if 'made' in what else 'warm'} requests)",
+                          MET if int(num(r["median"])) == want else MISSED))
 
     scale = scaleout_table(rows, meta)
     synct = sync_table(rows, meta)
