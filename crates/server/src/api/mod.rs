@@ -369,6 +369,18 @@ impl Ctx {
         })
     }
 
+    /// The path a `path` and an optional (deprecated) `rev` field name: the rev, as a `rev:`
+    /// path, when given.
+    pub fn path_or_rev(&self, path: &str, rev: Option<&str>) -> ApiResult<String> {
+        match rev {
+            Some(rev) if !cubby_core::ids::is_rev(rev) => Err(self.bad_input(&format!(
+                "request body: rev: '{rev}' did not match pattern"
+            ))),
+            Some(rev) => Ok(format!("rev:{rev}")),
+            None => Ok(path.to_owned()),
+        }
+    }
+
     /// Resolves a `ReadPath` to a file, or the `LookupError` to answer.
     pub async fn read_file(&self, raw: &str) -> ApiResult<Result<Entry, LookupError>> {
         let entry = match self.resolve("path", raw, Pattern::ReadPath).await? {

@@ -37,12 +37,28 @@ const PREVIEW: Want = Want {
     format: ThumbnailFormat::Jpeg,
 };
 
-/// What a thumbnail failure is in the route's union (`None`: an internal error).
+/// What a thumbnail failure is in the route's union.
 enum Why {
     Extension,
     Image,
     Conversion,
 }
+
+/// The same three members, in both thumbnail unions.
+macro_rules! from_why {
+    ($($union:ident),*) => {$(
+        impl From<Why> for $union {
+            fn from(w: Why) -> Self {
+                match w {
+                    Why::Extension => $union::UnsupportedExtension,
+                    Why::Image => $union::UnsupportedImage,
+                    Why::Conversion => $union::ConversionError,
+                }
+            }
+        }
+    )*};
+}
+from_why!(ThumbnailV2Error, ThumbnailError);
 
 fn why(f: Failure) -> Result<Why, ApiError> {
     match f {
@@ -123,13 +139,7 @@ pub(crate) async fn get_thumbnail_v2(
         mode: a.mode,
         format: a.format,
     };
-    let why_err = |w: Why| {
-        Fail::Route(match w {
-            Why::Extension => E::UnsupportedExtension,
-            Why::Image => E::UnsupportedImage,
-            Why::Conversion => E::ConversionError,
-        })
-    };
+    let why_err = |w: Why| Fail::Route(E::from(w));
     match a.resource {
         PathOrLink::Path { path } => {
             if ctx.auth.is_none() {
@@ -199,13 +209,9 @@ async fn thumbnail_of(
         mode: a.mode,
         format: a.format,
     };
-    let (bytes, media) = make(ctx, &entry, want).await?.map_err(|w| {
-        Fail::Route(match w {
-            Why::Extension => E::UnsupportedExtension,
-            Why::Image => E::UnsupportedImage,
-            Why::Conversion => E::ConversionError,
-        })
-    })?;
+    let (bytes, media) = make(ctx, &entry, want)
+        .await?
+        .map_err(|w| Fail::Route(E::from(w)))?;
     let md = crate::api::history::file_metadata(ctx, &entry)?;
     Ok((with_media(md, media, a.exclude_media_info), bytes))
 }
@@ -257,15 +263,7 @@ pub(crate) async fn get_preview(
     headers: &HeaderMap,
 ) -> Result<(FileMetadata, Response), Fail<PreviewError>> {
     use PreviewError as E;
-    let path = match &a.rev {
-        Some(rev) if !cubby_core::ids::is_rev(rev) => {
-            return Err(ctx
-                .bad_input(&format!("request body: rev: '{rev}' did not match pattern"))
-                .into());
-        }
-        Some(rev) => format!("rev:{rev}"),
-        None => a.path.clone(),
-    };
+    let path = ctx.path_or_rev(&a.path, a.rev.as_deref())?;
     let entry = ctx
         .read_file(&path)
         .await?

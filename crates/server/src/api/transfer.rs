@@ -421,16 +421,7 @@ pub(crate) async fn download(
     a: DownloadArg,
     headers: &HeaderMap,
 ) -> Result<(FileMetadata, Response), Fail<DownloadError>> {
-    // The deprecated `rev` field names a revision the way a `rev:` path does.
-    let path = match &a.rev {
-        Some(rev) if !cubby_core::ids::is_rev(rev) => {
-            return Err(ctx
-                .bad_input(&format!("request body: rev: '{rev}' did not match pattern"))
-                .into());
-        }
-        Some(rev) => format!("rev:{rev}"),
-        None => a.path.clone(),
-    };
+    let path = ctx.path_or_rev(&a.path, a.rev.as_deref())?;
     let entry = ctx
         .read_file(&path)
         .await?
