@@ -202,7 +202,11 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     for &x in &b[12..29] {
         c ^= u32::from(x);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     b[29..33].copy_from_slice(&(!c).to_be_bytes());
@@ -276,5 +280,9 @@ async fn a_storm_of_big_and_hostile_images_keeps_server_memory_bounded() {
         peak / (1 << 20)
     );
     assert!(peak > 0, "the sampler saw the server");
-    assert!(peak < 400_000_000, "server peak RSS {} MiB", peak / (1 << 20));
+    assert!(
+        peak < 400_000_000,
+        "server peak RSS {} MiB",
+        peak / (1 << 20)
+    );
 }

@@ -546,7 +546,6 @@ impl Client {
         Ok((meta, resp.bytes().await?))
     }
 
-
     /// The thumbnail of a file or of a shared link's file (`get_thumbnail_v2`).
     pub async fn get_thumbnail_v2(&self, arg: &ThumbnailV2Arg) -> Result<(PreviewResult, Bytes)> {
         let (meta, resp) = self.call_download::<ep::GetThumbnailV2>(arg, None).await?;
@@ -576,7 +575,8 @@ impl Client {
         };
         let (meta, resp) = self.call_download::<ep::GetPreview>(&arg, None).await?;
         Ok((meta, resp.bytes().await?))
-    }}
+    }
+}
 
 fn path_arg(path: &str) -> PathArg {
     PathArg {

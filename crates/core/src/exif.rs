@@ -40,7 +40,10 @@ pub fn parse(data: &[u8]) -> Exif {
     let mut gps = None;
     t.walk(ifd0 as usize, |tag, typ, count, at| match tag {
         ORIENTATION if typ == 3 => {
-            out.orientation = t.u16(at).and_then(|v| u8::try_from(v).ok()).filter(|v| (1..=8).contains(v));
+            out.orientation = t
+                .u16(at)
+                .and_then(|v| u8::try_from(v).ok())
+                .filter(|v| (1..=8).contains(v));
         }
         DATE_TIME => date = t.ascii(typ, count, at),
         EXIF_IFD if typ == 4 || typ == 13 => sub = t.u32(at),
@@ -95,7 +98,8 @@ fn parse_date(s: &[u8]) -> Option<i64> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || y < 1900 {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || y < 1900
+    {
         return None;
     }
     Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
@@ -129,12 +133,20 @@ impl<'a> Tiff<'a> {
 
     fn u16(&self, at: usize) -> Option<u16> {
         let b: [u8; 2] = self.data.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if self.little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+        Some(if self.little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
     }
 
     fn u32(&self, at: usize) -> Option<u32> {
         let b: [u8; 4] = self.data.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Some(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     }
 
     /// Calls `f(tag, type, count, value_offset)` for each entry of the directory at `at`;
@@ -143,7 +155,8 @@ impl<'a> Tiff<'a> {
         let Some(n) = self.u16(at) else { return };
         for i in 0..usize::from(n).min(MAX_ENTRIES) {
             let e = at + 2 + i * 12;
-            let (Some(tag), Some(typ), Some(count)) = (self.u16(e), self.u16(e + 2), self.u32(e + 4))
+            let (Some(tag), Some(typ), Some(count)) =
+                (self.u16(e), self.u16(e + 2), self.u32(e + 4))
             else {
                 return;
             };
@@ -175,7 +188,11 @@ impl<'a> Tiff<'a> {
             return None;
         }
         let count = count as usize;
-        let start = if count <= 4 { at } else { self.u32(at)? as usize };
+        let start = if count <= 4 {
+            at
+        } else {
+            self.u32(at)? as usize
+        };
         self.data.get(start..start.checked_add(count)?)
     }
 }
@@ -187,8 +204,20 @@ mod tests {
     /// A little- or big-endian block: IFD0 with an orientation and a pointer to an EXIF
     /// directory holding DateTimeOriginal.
     fn block(little: bool, orientation: u16, date: &str) -> Vec<u8> {
-        let w16 = |v: u16| if little { v.to_le_bytes() } else { v.to_be_bytes() };
-        let w32 = |v: u32| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+        let w16 = |v: u16| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        let w32 = |v: u32| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
         let mut b = Vec::new();
         b.extend_from_slice(if little { b"II*\0" } else { b"MM\0*" });
         b.extend_from_slice(&w32(8));
@@ -230,7 +259,11 @@ mod tests {
         with_header.extend(block(true, 3, "2000:01:01 00:00:00"));
         assert_eq!(
             parse(&with_header),
-            Exif { orientation: Some(3), taken: Some(946_684_800), location: None }
+            Exif {
+                orientation: Some(3),
+                taken: Some(946_684_800),
+                location: None
+            }
         );
     }
 
@@ -258,7 +291,14 @@ mod tests {
         entry(&mut b, GPS_LONGITUDE_REF, 2, 2, u32::from(b'E'));
         entry(&mut b, GPS_LONGITUDE, 5, 3, rationals_at as u32 + 24);
         b.extend_from_slice(&0u32.to_le_bytes());
-        for (num, den) in [(33, 1), (51, 1), (54, 1), (151, 1), (1260, 100), (3600, 100)] {
+        for (num, den) in [
+            (33, 1),
+            (51, 1),
+            (54, 1),
+            (151, 1),
+            (1260, 100),
+            (3600, 100),
+        ] {
             b.extend_from_slice(&(num as u32).to_le_bytes());
             b.extend_from_slice(&(den as u32).to_le_bytes());
         }
@@ -269,7 +309,10 @@ mod tests {
     fn nonsense_reads_as_nothing() {
         assert_eq!(parse(b""), Exif::default());
         assert_eq!(parse(b"II*\0\xff\xff\xff\xff"), Exif::default());
-        assert_eq!(parse(&block(true, 9, "2014:13:12 18:30:05")), Exif::default());
+        assert_eq!(
+            parse(&block(true, 9, "2014:13:12 18:30:05")),
+            Exif::default()
+        );
         assert_eq!(parse(&block(true, 1, "    :  :     :  :  ")).taken, None);
         // Every truncation of a valid block parses without panicking.
         let b = block(false, 8, "2019:02:28 23:59:59");

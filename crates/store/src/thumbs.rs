@@ -35,7 +35,11 @@ pub struct MediaRow {
 impl Store {
     /// The cached thumbnail of `content_hash` made by `spec`, if there is one whose block
     /// can be read.
-    pub async fn thumbnail(&self, content_hash: &str, spec: &str) -> Result<Option<Bytes>, StoreError> {
+    pub async fn thumbnail(
+        &self,
+        content_hash: &str,
+        spec: &str,
+    ) -> Result<Option<Bytes>, StoreError> {
         let hash: Option<Vec<u8>> = on_db!(&self.db, |c| sqlx::query_scalar(
             "SELECT hash FROM thumbnails WHERE content_hash = $1 AND spec = $2"
         )

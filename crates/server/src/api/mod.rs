@@ -373,9 +373,9 @@ impl Ctx {
     /// path, when given.
     pub fn path_or_rev(&self, path: &str, rev: Option<&str>) -> ApiResult<String> {
         match rev {
-            Some(rev) if !cubby_core::ids::is_rev(rev) => Err(self.bad_input(&format!(
-                "request body: rev: '{rev}' did not match pattern"
-            ))),
+            Some(rev) if !cubby_core::ids::is_rev(rev) => {
+                Err(self.bad_input(&format!("request body: rev: '{rev}' did not match pattern")))
+            }
             Some(rev) => Ok(format!("rev:{rev}")),
             None => Ok(path.to_owned()),
         }
@@ -1004,11 +1004,15 @@ async fn call(
         }
 
         Route::GetThumbnailV2 => {
-            typed_download!(GetThumbnailV2, |a| thumbnails::get_thumbnail_v2(ctx, a, headers))
+            typed_download!(GetThumbnailV2, |a| thumbnails::get_thumbnail_v2(
+                ctx, a, headers
+            ))
         }
         Route::GetThumbnail => typed_download!(GetThumbnail, |a| thumbnails::get_thumbnail(ctx, a)),
         Route::GetThumbnailBatch => {
-            typed!(GetThumbnailBatch, |a| thumbnails::get_thumbnail_batch(ctx, a))
+            typed!(GetThumbnailBatch, |a| thumbnails::get_thumbnail_batch(
+                ctx, a
+            ))
         }
         Route::GetPreview => {
             typed_download!(GetPreview, |a| thumbnails::get_preview(ctx, a, headers))

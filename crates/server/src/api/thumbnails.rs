@@ -12,10 +12,10 @@ use cubby_core::api::errors::{
     ThumbnailV2Error,
 };
 use cubby_core::api::types::{
-    Dimensions, FileMetadata, GpsCoordinates, GetThumbnailBatchArg, GetThumbnailBatchResult,
-    GetThumbnailBatchResultData, GetThumbnailBatchResultEntry, MediaInfo, MediaMetadata,
-    MinimalFileLinkMetadata, PathOrLink, PreviewArg, PreviewResult, SharedLinkReadArg,
-    ThumbnailArg, ThumbnailFormat, ThumbnailMode, ThumbnailSize, ThumbnailV2Arg,
+    Dimensions, FileMetadata, GetThumbnailBatchArg, GetThumbnailBatchResult,
+    GetThumbnailBatchResultData, GetThumbnailBatchResultEntry, GpsCoordinates, MediaInfo,
+    MediaMetadata, MinimalFileLinkMetadata, PathOrLink, PreviewArg, PreviewResult,
+    SharedLinkReadArg, ThumbnailArg, ThumbnailFormat, ThumbnailMode, ThumbnailSize, ThumbnailV2Arg,
 };
 use cubby_store::Entry;
 use cubby_store::thumbs::MediaRow;
@@ -165,20 +165,20 @@ pub(crate) async fn get_thumbnail_v2(
                 path: info.path.clone(),
                 link_password: info.password.clone(),
             };
-            let (url, owner, entry) = match crate::api::links::read_file_through(ctx, &read, headers).await
-            {
-                Ok(v) => v,
-                Err(Fail::Route(SharedLinkError::SharedLinkAccessDenied)) => {
-                    return Err(Fail::Route(E::AccessDenied));
-                }
-                Err(Fail::Route(SharedLinkError::SharedLinkIsDirectory)) => {
-                    return Err(Fail::Route(E::Path {
-                        path: LookupError::NotFile,
-                    }));
-                }
-                Err(Fail::Route(_)) => return Err(Fail::Route(E::NotFound)),
-                Err(Fail::Api(e)) => return Err(Fail::Api(e)),
-            };
+            let (url, owner, entry) =
+                match crate::api::links::read_file_through(ctx, &read, headers).await {
+                    Ok(v) => v,
+                    Err(Fail::Route(SharedLinkError::SharedLinkAccessDenied)) => {
+                        return Err(Fail::Route(E::AccessDenied));
+                    }
+                    Err(Fail::Route(SharedLinkError::SharedLinkIsDirectory)) => {
+                        return Err(Fail::Route(E::Path {
+                            path: LookupError::NotFile,
+                        }));
+                    }
+                    Err(Fail::Route(_)) => return Err(Fail::Route(E::NotFound)),
+                    Err(Fail::Api(e)) => return Err(Fail::Api(e)),
+                };
             let (bytes, _) = make(ctx, &entry, want).await?.map_err(why_err)?;
             let result = PreviewResult {
                 file_metadata: None,
@@ -240,12 +240,12 @@ pub(crate) async fn get_thumbnail_batch(
     let mut entries = Vec::with_capacity(results.len());
     for r in results {
         entries.push(match r {
-            Ok((metadata, bytes)) => GetThumbnailBatchResultEntry::Success(
-                GetThumbnailBatchResultData {
+            Ok((metadata, bytes)) => {
+                GetThumbnailBatchResultEntry::Success(GetThumbnailBatchResultData {
                     metadata,
                     thumbnail: b64.encode(&bytes),
-                },
-            ),
+                })
+            }
             Err(Fail::Route(failure)) => GetThumbnailBatchResultEntry::Failure { failure },
             // A malformed entry fails the whole call, as its argument would.
             Err(Fail::Api(e)) => return Err(Fail::Api(e)),
@@ -275,7 +275,8 @@ pub(crate) async fn get_preview(
         .map(|(_, e)| e.to_ascii_lowercase())
         .unwrap_or_default();
     if let Some((_, mime)) = AS_IS.iter().find(|(e, _)| *e == ext) {
-        let resp = crate::api::transfer::serve_file(&ctx.state, &entry, None, mime, headers).await?;
+        let resp =
+            crate::api::transfer::serve_file(&ctx.state, &entry, None, mime, headers).await?;
         return Ok((md, resp));
     }
     match make(ctx, &entry, PREVIEW).await? {

@@ -35,8 +35,8 @@ const MEDIA_PROBE_BYTES: u64 = 4 << 20;
 /// Extensions of the files Dropbox makes thumbnails of (and Cubby too); others get
 /// `unsupported_extension`, whatever their bytes.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "tif", "tiff", "ppm", "pgm",
-    "pbm", "pnm",
+    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "tif", "tiff", "ppm", "pgm", "pbm",
+    "pnm",
 ];
 
 /// Why there is no thumbnail.
@@ -103,11 +103,8 @@ fn mib(bytes: u64) -> u32 {
 
 /// Whether `name` has an image's extension.
 pub fn is_image_name(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(_, ext)| {
-        IMAGE_EXTENSIONS
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(ext))
-    })
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
 }
 
 impl Thumbnailer {
@@ -257,7 +254,9 @@ impl Thumbnailer {
         }
         let blocks = store.revision_blocks(revision).await.ok()?;
         let source = *blocks.first()?;
-        let head = read_blocks(store, &blocks[..1], MEDIA_PROBE_BYTES).await.ok()?;
+        let head = read_blocks(store, &blocks[..1], MEDIA_PROBE_BYTES)
+            .await
+            .ok()?;
         let media = media_row(&render::probe(&head).ok()?);
         if let Err(e) = store.put_media_info(content_hash, source, media).await {
             tracing::warn!(error = %e, "keeping media info failed");
@@ -277,7 +276,11 @@ fn media_row(p: &render::Probe) -> MediaRow {
 }
 
 /// The bytes of `blocks` in order, at most `limit` of them.
-async fn read_blocks(store: &Store, blocks: &[cubby_core::hash::BlockHash], limit: u64) -> Result<Bytes, StoreError> {
+async fn read_blocks(
+    store: &Store,
+    blocks: &[cubby_core::hash::BlockHash],
+    limit: u64,
+) -> Result<Bytes, StoreError> {
     let mut out = BytesMut::new();
     for h in blocks {
         if out.len() as u64 >= limit {

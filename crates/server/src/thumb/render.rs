@@ -36,7 +36,12 @@ pub struct Want {
 impl Want {
     /// The cache key's part for this request.
     pub fn spec(&self) -> String {
-        format!("{}-{}.{}", self.size.tag(), self.mode.tag(), self.format.tag())
+        format!(
+            "{}-{}.{}",
+            self.size.tag(),
+            self.mode.tag(),
+            self.format.tag()
+        )
     }
 }
 
@@ -109,7 +114,11 @@ impl Probe {
     /// The thumbnail's size in the stored orientation.
     fn stored_target(&self, want: &Want) -> (u32, u32) {
         let (tw, th) = self.target(want);
-        if swaps_axes(self.orientation) { (th, tw) } else { (tw, th) }
+        if swaps_axes(self.orientation) {
+            (th, tw)
+        } else {
+            (tw, th)
+        }
     }
 }
 
@@ -160,7 +169,10 @@ pub fn probe(data: &[u8]) -> Result<Probe, Refused> {
             let info = d
                 .info()
                 .ok_or_else(|| Refused::Conversion("JPEG without a frame header".into()))?;
-            let exif = d.exif_data().map(cubby_core::exif::parse).unwrap_or_default();
+            let exif = d
+                .exif_data()
+                .map(cubby_core::exif::parse)
+                .unwrap_or_default();
             Probe {
                 format,
                 progressive: info.coding_process == jpeg_decoder::CodingProcess::DctProgressive,
@@ -292,7 +304,9 @@ fn decode_jpeg(data: &[u8], target: (u32, u32), max_alloc: u64) -> Result<Dynami
     let (w, h) = (u32::from(w), u32::from(h));
     let short = || Refused::Conversion("JPEG decoded short".into());
     Ok(match format {
-        PixelFormat::RGB24 => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?),
+        PixelFormat::RGB24 => {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?)
+        }
         PixelFormat::L8 => {
             DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).ok_or_else(short)?)
         }
@@ -317,9 +331,7 @@ fn decode_jpeg(data: &[u8], target: (u32, u32), max_alloc: u64) -> Result<Dynami
 /// Averages `k`×`k` squares of `img`, `k` the largest whole factor that keeps it at least
 /// twice `target` on both sides, so the final resize reads few pixels per output pixel.
 fn box_reduce(img: DynamicImage, target: (u32, u32)) -> DynamicImage {
-    let k = (img.width() / target.0.max(1))
-        .min(img.height() / target.1.max(1))
-        / 2;
+    let k = (img.width() / target.0.max(1)).min(img.height() / target.1.max(1)) / 2;
     if k < 2 {
         return img;
     }

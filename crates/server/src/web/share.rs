@@ -241,10 +241,13 @@ async fn show(
     if !link.allow_download {
         // Pictures can still be looked at (as Dropbox's link pages show them).
         if crate::thumb::is_image_name(item.name()) {
-            let src = format!("?{}thumb=w1024h768", match q.get("path") {
-                Some(p) => format!("path={}&", percent_encode(p)),
-                None => String::new(),
-            });
+            let src = format!(
+                "?{}thumb=w1024h768",
+                match q.get("path") {
+                    Some(p) => format!("path={}&", percent_encode(p)),
+                    None => String::new(),
+                }
+            );
             return page(
                 StatusCode::FORBIDDEN,
                 item.name(),
@@ -316,8 +319,14 @@ async fn thumbnail(state: &AppState, item: &Entry, size: &str) -> Response {
             let mut resp = (StatusCode::OK, Body::from(bytes)).into_response();
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
-            h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            );
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
             h.insert(
                 "content-security-policy",
                 HeaderValue::from_static("sandbox; default-src 'none'"),

@@ -159,8 +159,16 @@ async fn thumbnails_of_a_photo_every_format_and_the_cache() {
     }
 
     // The older route: the file's metadata as the result, by id too.
-    let id = c.meta("/p/photo.jpg").await.ok()["id"].as_str().unwrap().to_owned();
-    let r = download_style(&c, "files/get_thumbnail", json!({"path": id, "size": "w64h64"})).await;
+    let id = c.meta("/p/photo.jpg").await.ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = download_style(
+        &c,
+        "files/get_thumbnail",
+        json!({"path": id, "size": "w64h64"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.api_result()["path_lower"], "/p/photo.jpg");
     assert_eq!(dims(&r.body), (64, 48));
@@ -181,8 +189,11 @@ async fn thumbnails_of_a_photo_every_format_and_the_cache() {
     );
 
     // A phone photo, held sideways: seen turned, with the time it was taken.
-    c.put("/p/phone.jpg", &with_exif(&jpeg(400, 300), "2014:07:12 18:30:05", 6))
-        .await;
+    c.put(
+        "/p/phone.jpg",
+        &with_exif(&jpeg(400, 300), "2014:07:12 18:30:05", 6),
+    )
+    .await;
     let m = c
         .rpc(
             "files/get_metadata",
@@ -260,7 +271,10 @@ async fn every_error_of_the_thumbnail_routes() {
         .decode(e[0]["thumbnail"].as_str().unwrap())
         .unwrap();
     assert_eq!(dims(&png), (32, 21));
-    assert_eq!(e[1], json!({".tag": "failure", "failure": {".tag": "unsupported_extension"}}));
+    assert_eq!(
+        e[1],
+        json!({".tag": "failure", "failure": {".tag": "unsupported_extension"}})
+    );
     assert_eq!(
         e[2],
         json!({".tag": "failure", "failure": {".tag": "path", "path": {".tag": "not_found"}}})
@@ -311,7 +325,10 @@ async fn thumbnails_through_a_shared_link() {
         }
         json!({"resource": r, "size": "w128h128"})
     };
-    assert_eq!(thumb_v2(&other, by_link(None)).await.conflict(), "access_denied/");
+    assert_eq!(
+        thumb_v2(&other, by_link(None)).await.conflict(),
+        "access_denied/"
+    );
     assert_eq!(
         thumb_v2(&other, by_link(Some("wrong"))).await.conflict(),
         "access_denied/"
@@ -331,8 +348,11 @@ async fn thumbnails_through_a_shared_link() {
     let (app, secret) = s
         .app("Gallery", cubby_store::AccessType::Full, &[], false)
         .await;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", app.key, secret.unwrap()));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        app.key,
+        secret.unwrap()
+    ));
     let app_call = |arg: Value| {
         other.raw(
             other
@@ -363,7 +383,11 @@ async fn thumbnails_through_a_shared_link() {
         let token = rest.split('/').next().unwrap();
         format!("{base}/s/{}/album", "A".repeat(token.len()))
     };
-    let r = thumb_v2(&other, json!({"resource": {".tag": "link", "url": unknown}})).await;
+    let r = thumb_v2(
+        &other,
+        json!({"resource": {".tag": "link", "url": unknown}}),
+    )
+    .await;
     assert_eq!(r.conflict(), "not_found/");
     let r = thumb_v2(
         &other,
@@ -380,7 +404,11 @@ async fn a_thumbnail_goes_with_its_photo() {
     let c = s.user("eve").await;
     let photo = jpeg(800, 600);
     c.put("/photo.jpg", &photo).await;
-    let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": "/photo.jpg"}})).await;
+    let r = thumb_v2(
+        &c,
+        json!({"resource": {".tag": "path", "path": "/photo.jpg"}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let source = cubby_core::hash::block_hash(&photo);
     assert_eq!(s.store.derived_rows(&source).await.unwrap(), 2);
@@ -429,7 +457,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -446,16 +478,40 @@ async fn hostile_images_are_refused_quickly() {
     {
         let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
         enc.encode_frames((0..10_000u32).map(|i| {
-            image::Frame::new(RgbaImage::from_pixel(32, 32, Rgba([(i % 256) as u8, 9, 9, 255])))
+            image::Frame::new(RgbaImage::from_pixel(
+                32,
+                32,
+                Rgba([(i % 256) as u8, 9, 9, 255]),
+            ))
         }))
         .unwrap();
     }
     let files: Vec<(&str, Vec<u8>, &[&str])> = vec![
-        ("/h/huge.png", png_claiming(100_000, 100_000), &["unsupported_image/"]),
-        ("/h/big.png", png_claiming(12_000, 12_000), &["unsupported_image/"]),
-        ("/h/liar.png", png_claiming(4_000, 4_000), &["conversion_error/", "unsupported_image/"]),
-        ("/h/cut.jpg", good[..good.len() / 3].to_vec(), &["", "conversion_error/"]),
-        ("/h/header.jpg", good[..200].to_vec(), &["conversion_error/"]),
+        (
+            "/h/huge.png",
+            png_claiming(100_000, 100_000),
+            &["unsupported_image/"],
+        ),
+        (
+            "/h/big.png",
+            png_claiming(12_000, 12_000),
+            &["unsupported_image/"],
+        ),
+        (
+            "/h/liar.png",
+            png_claiming(4_000, 4_000),
+            &["conversion_error/", "unsupported_image/"],
+        ),
+        (
+            "/h/cut.jpg",
+            good[..good.len() / 3].to_vec(),
+            &["", "conversion_error/"],
+        ),
+        (
+            "/h/header.jpg",
+            good[..200].to_vec(),
+            &["conversion_error/"],
+        ),
         ("/h/bomb.jpg", zip, &["unsupported_image/"]),
         ("/h/frames.gif", gif, &[""]),
     ];
@@ -464,7 +520,11 @@ async fn hostile_images_are_refused_quickly() {
     }
     for (path, _, expected) in &files {
         let t = Instant::now();
-        let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": path}, "size": "w256h256"})).await;
+        let r = thumb_v2(
+            &c,
+            json!({"resource": {".tag": "path", "path": path}, "size": "w256h256"}),
+        )
+        .await;
         let took = t.elapsed();
         assert!(took < Duration::from_secs(1), "{path} took {took:?}");
         let got = if r.status == StatusCode::OK {
@@ -474,7 +534,11 @@ async fn hostile_images_are_refused_quickly() {
         };
         assert!(expected.contains(&got.as_str()), "{path}: {got:?}");
     }
-    let r = thumb_v2(&c, json!({"resource": {".tag": "path", "path": "/h/frames.gif"}})).await;
+    let r = thumb_v2(
+        &c,
+        json!({"resource": {".tag": "path", "path": "/h/frames.gif"}}),
+    )
+    .await;
     assert_eq!(dims(&r.body), (32, 32));
 }
 
@@ -497,7 +561,9 @@ async fn link_pages_show_pictures() {
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     // The picture has a thumbnail beside its name; the text file has none.
-    let (_, after) = html.split_once("<img src=\"").expect("a thumbnail on the page");
+    let (_, after) = html
+        .split_once("<img src=\"")
+        .expect("a thumbnail on the page");
     let src = after.split('"').next().unwrap().replace("&amp;", "&");
     assert!(src.ends_with("?path=%2Fbeach.jpg&thumb=w128h128"), "{src}");
     assert_eq!(html.matches("<img ").count(), 1, "{html}");

@@ -15,7 +15,11 @@ fn photo(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
         s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         let n = (s >> 27) as u8;
-        Rgb([(x * 255 / w) as u8 ^ n, (y * 255 / h) as u8, n.wrapping_mul(3)])
+        Rgb([
+            (x * 255 / w) as u8 ^ n,
+            (y * 255 / h) as u8,
+            n.wrapping_mul(3),
+        ])
     })
 }
 
@@ -96,13 +100,19 @@ fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 fn exif_orientation_is_honoured() {
     // Left half red, right half blue, 400 × 200 as stored.
     let img = RgbImage::from_fn(400, 200, |x, _| {
-        if x < 200 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) }
+        if x < 200 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
     });
     let data = with_orientation(&jpeg_of(&img), 6);
     let p = probe(&data).unwrap();
     assert_eq!(p.orientation, 6);
     assert_eq!(p.seen(), (200, 400));
-    let out = image::load_from_memory(&thumb(&data, &JPEG).unwrap()).unwrap().into_rgb8();
+    let out = image::load_from_memory(&thumb(&data, &JPEG).unwrap())
+        .unwrap()
+        .into_rgb8();
     // Shown turned a quarter clockwise: 128 × 256, the stored left (red) on top.
     assert_eq!(out.dimensions(), (128, 256));
     let top = out.get_pixel(64, 20);
@@ -114,7 +124,9 @@ fn exif_orientation_is_honoured() {
 #[test]
 fn every_input_format_reads() {
     let rgb = photo(300, 200);
-    let rgba = RgbaImage::from_fn(300, 200, |x, y| Rgba([x as u8, y as u8, 0, (x % 256) as u8]));
+    let rgba = RgbaImage::from_fn(300, 200, |x, y| {
+        Rgba([x as u8, y as u8, 0, (x % 256) as u8])
+    });
     let enc = |f: ImageFormat, img: &DynamicImage| {
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, f).unwrap();
@@ -133,7 +145,10 @@ fn every_input_format_reads() {
     ] {
         let data = enc(f, img);
         for format in ThumbnailFormat::ALL {
-            let want = Want { format: *format, ..JPEG };
+            let want = Want {
+                format: *format,
+                ..JPEG
+            };
             let out = thumb(&data, &want).unwrap_or_else(|e| panic!("{f:?} → {format:?}: {e:?}"));
             assert_eq!(dims_of(&out), (256, 171), "{f:?} → {format:?}");
         }
@@ -154,7 +169,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -184,7 +203,11 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
 fn quickly<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let r = f();
-    assert!(t.elapsed() < Duration::from_secs(1), "{what} took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{what} took {:?}",
+        t.elapsed()
+    );
     r
 }
 
@@ -216,7 +239,10 @@ fn damaged_and_disguised_files_are_refused() {
             assert_eq!(dims_of(out), (256, 192));
         }
     }
-    assert!(matches!(thumb(&good[..100], &JPEG), Err(Refused::Conversion(_))));
+    assert!(matches!(
+        thumb(&good[..100], &JPEG),
+        Err(Refused::Conversion(_))
+    ));
     // A ZIP (say, a decompression bomb) named .jpg.
     let mut zip = b"PK\x03\x04\x14\0\0\0\x08\0".to_vec();
     zip.extend(std::iter::repeat_n(0u8, 4096));
@@ -239,7 +265,11 @@ fn a_gif_of_ten_thousand_frames_is_read_to_its_first() {
     {
         let mut enc = image::codecs::gif::GifEncoder::new(&mut data);
         let frames = (0..10_000u32).map(|i| {
-            image::Frame::new(RgbaImage::from_pixel(64, 64, Rgba([(i % 256) as u8, 0, 0, 255])))
+            image::Frame::new(RgbaImage::from_pixel(
+                64,
+                64,
+                Rgba([(i % 256) as u8, 0, 0, 255]),
+            ))
         });
         enc.encode_frames(frames).unwrap();
     }
