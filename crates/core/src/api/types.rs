@@ -87,7 +87,7 @@ pub struct FileMetadata {
     pub content_hash: Option<String>,
     /// Set only where asked for (`include_media_info`, thumbnails), for images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_info: Option<MediaInfo>,
+    pub media_info: Option<Box<MediaInfo>>,
 }
 
 /// `FolderMetadata`.
@@ -1149,7 +1149,7 @@ pub struct GetThumbnailBatchResult {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = ".tag", rename_all = "snake_case")]
 pub enum GetThumbnailBatchResultEntry {
-    Success(GetThumbnailBatchResultData),
+    Success(Box<GetThumbnailBatchResultData>),
     Failure {
         failure: crate::api::errors::ThumbnailError,
     },

@@ -51,7 +51,7 @@ pub(crate) async fn get_metadata(ctx: &Ctx, a: GetMetadataArg) -> Answer<ep::Get
                 f.media_info = thumbs
                     .media_info(ctx.store(), &e, e.name())
                     .await
-                    .map(crate::api::thumbnails::media_info);
+                    .map(|m| Box::new(crate::api::thumbnails::media_info(m)));
             }
             Ok(md)
         }

@@ -120,7 +120,7 @@ async fn make(
 
 fn with_media(mut md: FileMetadata, media: Option<MediaRow>, exclude: bool) -> FileMetadata {
     if !exclude {
-        md.media_info = media.map(media_info);
+        md.media_info = media.map(|m| Box::new(media_info(m)));
     }
     md
 }
