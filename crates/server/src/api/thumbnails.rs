@@ -241,10 +241,10 @@ pub(crate) async fn get_thumbnail_batch(
     for r in results {
         entries.push(match r {
             Ok((metadata, bytes)) => {
-                GetThumbnailBatchResultEntry::Success(GetThumbnailBatchResultData {
+                GetThumbnailBatchResultEntry::Success(Box::new(GetThumbnailBatchResultData {
                     metadata,
                     thumbnail: b64.encode(&bytes),
-                })
+                }))
             }
             Err(Fail::Route(failure)) => GetThumbnailBatchResultEntry::Failure { failure },
             // A malformed entry fails the whole call, as its argument would.
