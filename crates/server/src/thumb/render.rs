@@ -22,6 +22,10 @@ pub const MAX_SIDE: u32 = 65_535;
 /// any other format must also fit the memory allowance at full size).
 pub const MAX_PIXELS: u64 = 150_000_000;
 
+/// What reading a header may allocate (metadata chunks, a TIFF's directories): the pixels
+/// come later, under the decode's own allowance.
+const PROBE_ALLOC: u64 = 16 << 20;
+
 /// JPEG thumbnails' quality: Dropbox's look, a fraction of the bytes of 95.
 const JPEG_QUALITY: u8 = 85;
 
@@ -191,7 +195,7 @@ pub fn probe(data: &[u8]) -> Result<Probe, Refused> {
         | ImageFormat::Bmp
         | ImageFormat::Tiff
         | ImageFormat::Pnm => {
-            let mut d = decoder(data, format, u64::MAX)?;
+            let mut d = decoder(data, format, PROBE_ALLOC)?;
             let (width, height) = d.dimensions();
             let direct = matches!(
                 d.color_type(),

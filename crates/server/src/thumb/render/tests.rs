@@ -156,12 +156,20 @@ fn every_input_format_reads() {
 }
 
 #[test]
-fn a_big_png_goes_through_the_box_filter() {
-    let img = DynamicImage::ImageRgb8(photo(3000, 2000));
-    let mut data = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut data, ImageFormat::Png).unwrap();
-    let out = thumb(data.get_ref(), &JPEG).unwrap();
-    assert_eq!(dims_of(&out), (256, 171));
+fn big_images_of_every_format_go_through_the_box_filter() {
+    // 24 MB of pixels: more than a header's read may allocate, within a decode's allowance.
+    let img = DynamicImage::ImageRgb8(photo(4000, 2000));
+    for f in [
+        ImageFormat::Png,
+        ImageFormat::Tiff,
+        ImageFormat::Bmp,
+        ImageFormat::WebP,
+    ] {
+        let mut data = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut data, f).unwrap();
+        let out = thumb(data.get_ref(), &JPEG).unwrap_or_else(|e| panic!("{f:?}: {e:?}"));
+        assert_eq!(dims_of(&out), (256, 128), "{f:?}");
+    }
 }
 
 fn crc32(data: &[u8]) -> u32 {
