@@ -11,8 +11,9 @@
 
 pub mod render;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 
 use bytes::{Bytes, BytesMut};
 use cubby_store::thumbs::MediaRow;
@@ -90,6 +91,9 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The thumbnail service of one server.
 pub struct Thumbnailer {
+    /// One lock per thumbnail being made, so concurrent requests for the same one (a grid
+    /// and its preview, two tabs) decode it once: the later ones find it in the cache.
+    making: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     workers: Semaphore,
     budget: Semaphore,
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -139,11 +143,38 @@ impl Thumbnailer {
                 .expect("spawning a thumbnail thread");
         }
         Arc::new(Thumbnailer {
+            making: Mutex::new(HashMap::new()),
             workers: Semaphore::new(n),
             budget: Semaphore::new(mib(MEMORY_BUDGET) as usize),
             jobs: Mutex::new(tx),
             counts: Counts::default(),
         })
+    }
+
+    /// The thumbnail `spec` of `content_hash` from the store, with the image's media info.
+    async fn cached(
+        &self,
+        store: &Store,
+        content_hash: &str,
+        spec: &str,
+    ) -> Result<Option<(Bytes, Option<MediaRow>)>, StoreError> {
+        let Some(bytes) = store.thumbnail(content_hash, spec).await? else {
+            return Ok(None);
+        };
+        self.counts.cached.fetch_add(1, Ordering::Relaxed);
+        Ok(Some((bytes, store.media_info(content_hash).await?)))
+    }
+
+    /// The lock of the thumbnail `key` (dropped entries are pruned as new ones come).
+    fn making(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.making.lock().expect("thumbnail locks");
+        if let Some(l) = m.get(&key).and_then(Weak::upgrade) {
+            return l;
+        }
+        m.retain(|_, w| w.strong_count() > 0);
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        m.insert(key, Arc::downgrade(&l));
+        l
     }
 
     /// Runs `f` on a decoding thread; a panic in a decoder is a refusal, not a crash.
@@ -195,9 +226,14 @@ impl Thumbnailer {
             ))));
         }
         let spec = want.spec();
-        if let Some(bytes) = store.thumbnail(content_hash, &spec).await? {
-            self.counts.cached.fetch_add(1, Ordering::Relaxed);
-            return Ok((bytes, store.media_info(content_hash).await?));
+        if let Some(hit) = self.cached(store, content_hash, &spec).await? {
+            return Ok(hit);
+        }
+        // Made by one request at a time; those that waited find it made.
+        let lock = self.making(format!("{content_hash}/{spec}"));
+        let _making = lock.lock().await;
+        if let Some(hit) = self.cached(store, content_hash, &spec).await? {
+            return Ok(hit);
         }
         let _worker = self.workers.acquire().await.expect("never closed");
         let blocks = store.revision_blocks(revision).await?;

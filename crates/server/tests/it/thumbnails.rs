@@ -144,6 +144,15 @@ async fn thumbnails_of_a_photo_every_format_and_the_cache() {
     }
     assert_eq!(counted(&s, &c, "made").await, 1);
 
+    // Concurrent requests for one cold thumbnail (a grid and its preview) decode it once.
+    let cold = json!({"resource": {".tag": "path", "path": "/p/photo.jpg"}, "size": "w640h480"});
+    let same = futures_util::future::join_all((0..4).map(|_| thumb_v2(&c0, cold.clone()))).await;
+    assert!(
+        same.iter()
+            .all(|r| r.status == StatusCode::OK && r.body == same[0].body)
+    );
+    assert_eq!(counted(&s, &c, "made").await, 2);
+
     // Other formats and modes, and the media info left out when asked.
     for (format, mime) in [("png", "image/png"), ("webp", "image/webp")] {
         let r = thumb_v2(
