@@ -273,6 +273,8 @@ where
             .map(|(rel, _)| lower(&remote_of(dest, rel)))
             .collect();
         let on_server = index.remote_rows(&keys).await?;
+        let rels: Vec<String> = changed.iter().map(|(rel, _)| rel.clone()).collect();
+        let mut sent = index.sent(&rels).await?;
         for ((rel, seen), key) in changed.into_iter().zip(keys) {
             while pending.len() >= opts.parallel.max(1) {
                 let done = pending.join_next().await.expect("a pending upload");
@@ -285,6 +287,8 @@ where
                 dest: dest.to_owned(),
                 old: rows.get(&rel).cloned(),
                 on_server: on_server.get(&key).cloned(),
+                sent: sent.remove(&rel),
+                index: index.clone(),
                 seen,
                 rel,
                 dry_run: opts.dry_run,
@@ -664,6 +668,9 @@ struct FileJob<F, R> {
     dest: String,
     old: Option<LocalRow>,
     on_server: Option<RemoteRow>,
+    /// The content an earlier run was sending when it stopped before recording the upload.
+    sent: Option<String>,
+    index: Index,
     seen: Stat,
     dry_run: bool,
 }
@@ -717,11 +724,22 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
                 bytes: self.seen.size,
             });
         }
-        // Never blindly: over the revision this backup last saw, or only where nothing is.
-        let mode = match self.old.as_ref().and_then(|o| o.rev.clone()) {
+        // Never blindly: over the revision this backup last saw, or only where nothing is. A
+        // server copy holding what an earlier run was sending when it stopped (before its
+        // index row) is that run's upload, not someone else's edit: it is updated.
+        let ours = self
+            .on_server
+            .as_ref()
+            .filter(|r| !r.is_dir && r.hash.is_some() && r.hash == self.sent)
+            .and_then(|r| r.rev.clone());
+        let mode = match ours.or_else(|| self.old.as_ref().and_then(|o| o.rev.clone())) {
             Some(rev) => Mode::Update(rev),
             None => Mode::Add,
         };
+        self.index
+            .put_sent(&self.rel, &hash)
+            .await
+            .map_err(|e| format!("cannot write the index: {e}"))?;
         let put = Put {
             mode,
             autorename: false,

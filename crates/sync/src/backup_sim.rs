@@ -638,6 +638,29 @@ fn a_crash_between_upload_and_index_row_uploads_nothing_twice() {
     });
 }
 
+#[test]
+fn a_crash_between_upload_and_index_row_then_an_edit_updates_our_own_upload() {
+    runtime().block_on(async {
+        let mut w = World::new().await;
+        w.disk.put("/a", Some(b"alpha"));
+        // The listing of DEST is call 1; the crash comes right after the upload.
+        w.server.inner.lock().unwrap().crash_after(2);
+        let crashed = run_backup(&w.server, &w.disk, &w.index, &Options::default()).await;
+        assert!(crashed.is_none(), "the run crashed");
+        w.server.set_crash(None);
+        assert_eq!(w.server_file("/B/a").unwrap(), b"alpha");
+        w.index.close().await;
+        w.index = Index::open(&w.index_path).await.unwrap();
+        // Edited before the next night: the server's copy is the crashed run's own upload,
+        // so the edit updates it instead of making a conflicted copy beside it.
+        w.disk.put("/a", Some(b"alpha, edited"));
+        let r = w.backup().await;
+        assert_eq!((r.uploaded, r.conflicts.len()), (1, 0), "{r:?}");
+        assert_eq!(w.server_file("/B/a").unwrap(), b"alpha, edited");
+        assert_eq!(w.server_files().len(), 1, "{:?}", w.server_files().keys());
+    });
+}
+
 /// A disk on which `path` changes right after it is hashed (before it is uploaded).
 struct ChangingAfterHash {
     disk: FakeFs,

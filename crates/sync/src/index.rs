@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS local (
     rev TEXT
 );
 CREATE INDEX IF NOT EXISTS local_parent ON local (parent);
+CREATE TABLE IF NOT EXISTS sent (path TEXT PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remote (
     path_lower TEXT PRIMARY KEY,
     is_dir INTEGER NOT NULL,
@@ -58,6 +59,7 @@ pub struct RemoteRow {
     pub size: u64,
 }
 
+#[derive(Clone)]
 pub struct Index {
     pool: SqlitePool,
 }
@@ -163,6 +165,42 @@ impl Index {
         Ok(out)
     }
 
+    /// The content each of `paths` (local relative paths) was last being sent with, by a run
+    /// that did not live to record the upload (see `backup::FileJob`).
+    pub async fn sent(&self, paths: &[String]) -> Result<HashMap<String, String>, sqlx::Error> {
+        let mut out = HashMap::new();
+        for chunk in paths.chunks(500) {
+            let sql = format!(
+                "SELECT path, hash FROM sent WHERE path IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                q = q.bind(p);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(r.try_get("path")?, r.try_get("hash")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notes that `path` is about to be sent with content `hash`.
+    pub async fn put_sent(&self, path: &str, hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sent (path, hash) VALUES ($1, $2) \
+             ON CONFLICT (path) DO UPDATE SET hash = excluded.hash",
+        )
+        .bind(path)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin().await
     }
@@ -205,11 +243,15 @@ impl Index {
     }
 }
 
-/// Writes a local row.
+/// Writes a local row (and forgets the content it was being sent with: it is recorded).
 pub async fn put_local(
     tx: &mut Transaction<'static, Sqlite>,
     row: &LocalRow,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sent WHERE path = $1")
+        .bind(&row.path)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "INSERT INTO local (path, parent, is_dir, size, mtime_ns, inode, hash, rev) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (path) DO UPDATE SET parent = excluded.parent, is_dir = excluded.is_dir, size = excluded.size, \
