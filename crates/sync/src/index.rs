@@ -64,6 +64,14 @@ pub struct Index {
     pool: SqlitePool,
 }
 
+/// `$1, $2, …, $n`, for an `IN (…)` list.
+fn params(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The folder part of a relative path ("" at the top).
 pub fn parent_of(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
@@ -141,10 +149,7 @@ impl Index {
         for chunk in paths.chunks(500) {
             let sql = format!(
                 "SELECT path_lower, is_dir, rev, hash, size FROM remote WHERE path_lower IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                params(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for p in chunk {
@@ -172,10 +177,7 @@ impl Index {
         for chunk in paths.chunks(500) {
             let sql = format!(
                 "SELECT path, hash FROM sent WHERE path IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                params(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for p in chunk {
