@@ -164,3 +164,96 @@ def auth_headers(alice):
 def pytest_configure(config):
     # The v1 routes (create_folder, delete) are exercised on purpose.
     config.addinivalue_line("filterwarnings", "ignore:.* is deprecated:DeprecationWarning")
+
+
+# ---------------------------------------------------------------------------------------
+# The web app in a real browser (test_web_*.py): Debian's Chromium through Playwright.
+
+WEB_CHROMIUM = os.environ.get("CUBBY_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts,
+# which a closed network refuses.
+WEB_CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Every wait is explicit and bounded.
+WEB_TIMEOUT_MS = 15_000
+WEB_PASSWORD = "web-app-Pa55word"
+
+
+@pytest.fixture(scope="session")
+def web_browser():
+    if not os.access(WEB_CHROMIUM, os.X_OK):
+        pytest.fail(
+            "Chromium not found at {}: the web app's tests need Debian's chromium "
+            "(scripts/test installs it) or CUBBY_CHROMIUM set".format(WEB_CHROMIUM),
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=WEB_CHROMIUM, headless=True, args=WEB_CHROMIUM_ARGS)
+    except Exception:
+        pw.stop()
+        raise
+    yield b
+    try:
+        b.close()
+    finally:
+        pw.stop()
+
+
+class WebUser:
+    """A fresh account with a password and a bearer token (for setting up files with the SDK)."""
+
+    def __init__(self, server, ca_certs):
+        self.name = "w" + uuid.uuid4().hex[:10]
+        u = server.admin("user", "add", self.name, "--password-stdin", stdin=WEB_PASSWORD + "\n")
+        self.account_id = u["account_id"]
+        self.email = u["email"]
+        self.password = WEB_PASSWORD
+        self.token = server.admin("token", self.name)["access_token"]
+        self.dbx = make_client(self.token, ca_certs)
+
+
+@pytest.fixture
+def web_user(server, ca_certs):
+    """A new account for one test."""
+    return WebUser(server, ca_certs)
+
+
+def web_sign_in(browser, server, user, viewport=None, color_scheme="light"):
+    """A new browser context signed in as `user` through /login; returns (context, page) with
+    the page on the app at /home."""
+    ctx = browser.new_context(
+        ignore_https_errors=True,
+        base_url=server.base_url,
+        viewport=viewport or {"width": 1280, "height": 800},
+        color_scheme=color_scheme,
+        accept_downloads=True,
+    )
+    ctx.set_default_timeout(WEB_TIMEOUT_MS)
+    page = ctx.new_page()
+    page.goto("/login?next=/home")
+    page.fill("#login", user.name)
+    page.fill("#password", user.password)
+    with page.expect_navigation():
+        page.click("#sign-in")
+    page.wait_for_selector("[data-app-ready]")
+    return ctx, page
+
+
+@pytest.fixture
+def web_page(web_browser, server, web_user):
+    """A page signed in as a new user, on the app at /home; `page.user` is the user."""
+    ctx, page = web_sign_in(web_browser, server, web_user)
+    page.user = web_user
+    yield page
+    ctx.close()

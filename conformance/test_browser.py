@@ -3,12 +3,11 @@ creates an app in the app console, generates a token there, and runs the OAuth 2
 through the consent page to a redirect URI served by this test.
 
 Needs /usr/bin/chromium (scripts/test installs Debian's chromium); without it the tests
-fail rather than skip. CUBBY_CHROMIUM names another Chromium binary.
+fail rather than skip. CUBBY_CHROMIUM names another Chromium binary (see conftest.py).
 """
 
 import http.server
 import json
-import os
 import queue
 import threading
 import urllib.parse
@@ -16,46 +15,16 @@ import uuid
 
 import pytest
 
-CHROMIUM = os.environ.get("CUBBY_CHROMIUM", "/usr/bin/chromium")
-# From the machine notes: without the background-networking flags Chromium keeps trying
-# to reach Google's hosts, which this sandbox's closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Every wait is explicit and bounded; a page of this server takes milliseconds.
 TIMEOUT_MS = 15_000
 PASSWORD = "browser-test-Pa55word"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            "Chromium not found at {}: the browser test needs Debian's chromium "
-            "(apt-get install --no-install-recommends chromium; scripts/test installs it) "
-            "or CUBBY_CHROMIUM set to a Chromium binary".format(CHROMIUM),
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    except Exception:
-        pw.stop()
-        raise
-    yield b
-    try:
-        b.close()
-    finally:
-        pw.stop()
+def browser(web_browser):
+    """The session's one Chromium (conftest.py): Playwright's sync API runs one instance at a
+    time per thread."""
+    return web_browser
 
 
 class _Callback(http.server.ThreadingHTTPServer):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints scripts/bench's figure table, aims beside the figures (stage k's thumbnails among them),
+"""Prints scripts/bench's figure table, aims beside the figures (stage k's thumbnails and stage l's
+web app among them),
 from OUTDIR/results.tsv and OUTDIR/meta.tsv (key<TAB>value lines: header facts and notes), then the
 scale-out table (stage e: one row per configuration), the sync table (stage i: cubby beside unison
 and rsync) and the load tables (stage j: one row per kind of request, then the connections, errors
@@ -28,6 +29,9 @@ AIM_THUMB_COLD_MS = 80.0   # k: cold w256h256 thumbnail of a 12 MP JPEG, median
 AIM_THUMB_WARM_MS = 3.0    # k: the same thumbnail again (from the cache), median
 AIM_THUMB_RSS_BYTES = 400e6  # k: server peak RSS during 16 concurrent cold 24 MP thumbnails
 AIM_THUMB_UPLOAD_RATIO = 3.0  # k: 4 KiB upload latency during that storm ÷ on the idle server
+AIM_WEB_FIRST_1K_MS = 300.0  # l: first listing of a folder of 1,000 entries, empty cache
+AIM_WEB_LOAD_BYTES = 200e3   # l: the app's first load, bytes on the wire (compressed)
+AIM_WEB_UPLOAD_RATIO = 0.70  # l: browser upload MB/s ÷ curl's, same server, same run
 MET, MISSED = "✓ met", "✗ missed"
 
 
@@ -452,6 +456,38 @@ def main():
             table.append(("k", f"  thumbnails {what}, /metrics", f"{int(num(r['median']))}", "",
                           f"{want} ({'cold' if 'made' in what else 'warm'} requests)",
                           MET if int(num(r["median"])) == want else MISSED))
+
+    # l. the web app
+    def web(name):
+        return rows.get(("web", "cubby", name))
+
+    count = lambda k: int(k[:-1]) * 1000 if k.endswith("k") else int(k)   # "1k" -> 1000
+    sizes = sorted({m[len("web-first-listing-"):] for (b, t, m) in rows if b == "web"
+                    and m.startswith("web-first-listing-") and not m.endswith("-warm")}, key=count)
+    for k in sizes:
+        n = count(k)
+        first, warm, whole = web(f"web-first-listing-{k}"), web(f"web-first-listing-{k}-warm"), web(f"web-all-loaded-{k}")
+        aim = (f"< {AIM_WEB_FIRST_1K_MS:g} ms", MET if num(first["median"]) < AIM_WEB_FIRST_1K_MS else MISSED) \
+            if n == 1000 else ("(none given)", "—")
+        table.append(("l", f"web: first listing of {n:,} entries, empty cache", fmt(first),
+                      f"later visit: {fmt(warm)}" if warm else "", *aim))
+        if whole and n > 2000:
+            table.append(("l", f"  all {n:,} listed", fmt(whole), "", "", ""))
+    r = web("web-first-load-bytes")
+    if r:
+        api_b = web("web-first-load-api-bytes")
+        table.append(("l", "web: the app's first load (/home, empty cache), bytes on the wire",
+                      f"{num(r['median']):,.0f} bytes", f"API apart: {num(api_b['median']):,.0f} bytes" if api_b else "",
+                      f"< {AIM_WEB_LOAD_BYTES / 1e3:.0f} KB", MET if num(r["median"]) < AIM_WEB_LOAD_BYTES else MISSED))
+    b, c, f = web("web-upload-browser"), web("web-upload-curl"), web("web-upload-file")
+    if b or c:
+        size = f"{f['median']} MiB" if f else "large"
+        q = num(b["median"]) / num(c["median"]) if b and c else None
+        table.append(("l", f"web: {size} upload from the browser (upload sessions)",
+                      fmt(b) if b else "failed",
+                      (f"curl: {fmt(c)}" + (f"; browser/curl = {q:.0%}" if q is not None else "")) if c else "curl failed",
+                      f"≥ {AIM_WEB_UPLOAD_RATIO:.0%} of curl",
+                      (MET if q >= AIM_WEB_UPLOAD_RATIO else MISSED) if q is not None else "✗ failed"))
 
     scale = scaleout_table(rows, meta)
     synct = sync_table(rows, meta)

@@ -131,6 +131,9 @@ pub enum UserCommand {
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Make the user an operator: the web app shows them its admin page.
+        #[arg(long)]
+        operator: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -146,6 +149,13 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user again.
     Enable { name: String },
+    /// Make a user an operator (the web app shows them its admin page: users, storage), or
+    /// with --off no longer.
+    Operator {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Set a user's quota (bytes, or with a K, M, G or T suffix, powers of 1024), or "none".
     Quota { name: String, size: String },
     /// Set a user's password (generated and printed unless --password-stdin is given).
@@ -310,6 +320,7 @@ async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Resul
             name,
             email,
             password_stdin,
+            operator,
             json,
         } => {
             let (password, generated) = password_input(password_stdin)?;
@@ -318,6 +329,9 @@ async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Resul
                 .add_user(&name, &email, &password)
                 .await
                 .map_err(fail)?;
+            if operator {
+                store.set_operator(&name, true).await.map_err(fail)?;
+            }
             if json {
                 let mut v = json!({"name": account.name, "account_id": account.account_id, "email": account.email});
                 if generated {
@@ -336,10 +350,14 @@ async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Resul
                 if json {
                     println!(
                         "{}",
-                        json!({"name": a.name, "email": a.email, "account_id": a.account_id, "disabled": a.disabled})
+                        json!({"name": a.name, "email": a.email, "account_id": a.account_id, "disabled": a.disabled, "operator": a.operator})
                     );
                 } else {
-                    let state = if a.disabled { "  (disabled)" } else { "" };
+                    let state = match (a.disabled, a.operator) {
+                        (true, _) => "  (disabled)",
+                        (false, true) => "  (operator)",
+                        (false, false) => "",
+                    };
                     println!("{:<24} {:<32} {}{state}", a.name, a.email, a.account_id);
                 }
             }
@@ -351,6 +369,14 @@ async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Resul
         UserCommand::Enable { name } => {
             store.set_disabled(&name, false).await.map_err(fail)?;
             println!("enabled {name}");
+        }
+        UserCommand::Operator { name, off } => {
+            store.set_operator(&name, !off).await.map_err(fail)?;
+            if off {
+                println!("{name} is no longer an operator");
+            } else {
+                println!("{name} is an operator");
+            }
         }
         UserCommand::Quota { name, size } => {
             let quota = parse_size(&size)?;
@@ -434,28 +460,7 @@ async fn app_command(store: &cubby_store::Store, command: AppCommand) -> Result<
 
 /// `10G`, `500M`, `123` (bytes; suffixes are powers of 1024), or `none`.
 fn parse_size(s: &str) -> Result<Option<u64>> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .with_context(|| format!("'{s}' is not a size like 10G, 500M or 1048576"))?;
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => bail!("'{s}': the unit must be K, M, G or T"),
-    };
-    n.checked_mul(1 << shift)
-        .map(Some)
-        .with_context(|| format!("'{s}' is too large"))
+    cubby_core::naming::parse_size(s).map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn gc(store: &cubby_store::Store, at: Option<i64>, json: bool) -> Result<()> {

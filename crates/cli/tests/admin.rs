@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod support;
 
@@ -40,7 +40,14 @@ async fn users_apps_and_tokens_from_the_command_line() {
         dir: tempfile::tempdir().unwrap(),
     };
     a.ok(
-        &["user", "add", "alice", "--password-stdin", "--json"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--operator",
+            "--json",
+        ],
         "first-password\n",
     );
     let bob = &a.ok(
@@ -68,6 +75,16 @@ async fn users_apps_and_tokens_from_the_command_line() {
     let names: Vec<&str> = users.iter().map(|u| u["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["alice", "bob"]);
     assert_eq!(users[1]["email"], "bob@example.com");
+    // Operators see the web app's admin page.
+    assert_eq!(users[0]["operator"], true);
+    assert_eq!(users[1]["operator"], false);
+    a.ok(&["user", "operator", "bob"], "");
+    a.ok(&["user", "operator", "alice", "--off"], "");
+    let users = a.ok(&["user", "list", "--json"], "");
+    assert_eq!(
+        (&users[0]["operator"], &users[1]["operator"]),
+        (&json!(false), &json!(true))
+    );
 
     // Password changes and disabling act on the store the server reads.
     a.ok(

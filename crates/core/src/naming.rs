@@ -38,6 +38,35 @@ pub fn conflicted_copy(name: &str, n: u32) -> String {
     }
 }
 
+/// A size as an operator writes it: bytes, or with a K, M, G or T suffix (powers of 1024,
+/// `KiB`/`KB` accepted too), or `none` (no limit: `None`). The error says what is wrong.
+pub fn parse_size(s: &str) -> Result<Option<u64>, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 10G, 500M or 1048576"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("'{s}': the unit must be K, M, G or T")),
+    };
+    n.checked_mul(1 << shift)
+        .map(Some)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
 /// Bytes for people: `12 B`, `1.5 KiB`, `5.0 GiB`.
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -63,6 +92,21 @@ mod tests {
         assert_eq!(human_size(12), "12 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn sizes_as_operators_write_them() {
+        assert_eq!(parse_size("none"), Ok(None));
+        assert_eq!(parse_size("1048576"), Ok(Some(1 << 20)));
+        assert_eq!(parse_size("10G"), Ok(Some(10 << 30)));
+        assert_eq!(parse_size(" 500 MiB "), Ok(Some(500 << 20)));
+        assert!(parse_size("10X").unwrap_err().contains("unit"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(
+            parse_size("99999999999T")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]

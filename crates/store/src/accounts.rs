@@ -22,10 +22,12 @@ pub struct Account {
     pub ns: u64,
     /// The operator's limit on the account's logical size, in bytes.
     pub quota: Option<u64>,
+    /// An operator sees the web app's admin page (users, storage).
+    pub operator: bool,
 }
 
 const ACCOUNT_COLUMNS: &str =
-    "SELECT id, account_id, name, email, disabled, ns, quota FROM accounts";
+    "SELECT id, account_id, name, email, disabled, ns, quota, operator FROM accounts";
 
 pub(crate) fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -36,6 +38,7 @@ pub(crate) fn account_from_row(row: &impl RowExt) -> Result<Account, sqlx::Error
         disabled: row.int("disabled")? != 0,
         ns: row.int("ns")? as u64,
         quota: row.opt_int("quota")?.map(|q| q as u64),
+        operator: row.int("operator")? != 0,
     })
 }
 
@@ -170,6 +173,22 @@ impl Store {
         Ok(())
     }
 
+    /// Makes a user an operator (who sees the web app's admin page), or not.
+    pub async fn set_operator(&self, name: &str, operator: bool) -> Result<(), OpError> {
+        let account = self.user(name).await?;
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE accounts SET operator = $1 WHERE id = $2"
+        )
+        .bind(i64::from(operator))
+        .bind(account.id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.commit_auth_change(tx).await?;
+        Ok(())
+    }
+
     /// Sets or removes (`None`) a user's quota, in bytes of live files. Writes that would pass
     /// it fail with `insufficient_space`; what is stored already stays.
     pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), OpError> {
@@ -219,7 +238,7 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         let row: Option<(Account, Option<String>)> = on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT id, account_id, name, email, disabled, ns, quota, password_hash \
+                "SELECT id, account_id, name, email, disabled, ns, quota, operator, password_hash \
                  FROM accounts WHERE lower(name) = lower($1) OR lower(email) = lower($1) \
                  ORDER BY id LIMIT 1",
             )

@@ -49,7 +49,7 @@ pub use accounts::Account;
 pub use apps::{AccessType, App, NewApp};
 pub use meta::{Entry, Kind, OpError, WriteConflict};
 pub use stats::Stats;
-pub use tokens::{AuthInfo, CodeRequest, GrantError, Issued, TokenAccess};
+pub use tokens::{AuthInfo, CodeRequest, ConnectedApp, GrantError, Issued, TokenAccess};
 pub use web_sessions::WebSession;
 
 /// A failure of the storage itself (database or blocks), as opposed to a refused operation.

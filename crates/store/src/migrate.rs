@@ -48,6 +48,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("ns", Ty::Int),
             ("created", Ty::Int),
             ("quota", Ty::Int),
+            ("operator", Ty::Int),
         ],
     ),
     (

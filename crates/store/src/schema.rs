@@ -358,6 +358,11 @@ CREATE TABLE media_info (
 );
 CREATE INDEX media_info_source ON media_info (source);
 "#,
+    // 15: operators: an account that sees the web app's admin page (`cubby admin user add
+    // --operator`, `cubby admin user operator`).
+    r#"
+ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -630,6 +635,10 @@ CREATE TABLE media_info (
     lon_e6       BIGINT
 );
 CREATE INDEX media_info_source ON media_info (source);
+"#,
+    // 15: operators (see the SQLite migration 15).
+    r#"
+ALTER TABLE accounts ADD COLUMN operator BIGINT NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -87,6 +87,16 @@ pub struct AuthInfo {
     pub expired: bool,
 }
 
+/// An app connected to an account: it holds live tokens.
+#[derive(Clone, Debug)]
+pub struct ConnectedApp {
+    pub key: String,
+    pub name: String,
+    pub app_folder: bool,
+    /// When its oldest live token was issued (Unix seconds).
+    pub since: i64,
+}
+
 /// `token_access_type`: what a grant issues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenAccess {
@@ -340,7 +350,7 @@ impl Store {
         let found = on_db!(&self.db, |c| {
             let row = sqlx::query(
                 "SELECT t.id AS token_id, t.scopes, t.expires, t.revoked, \
-                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, a.quota, \
+                        a.id, a.account_id, a.name, a.email, a.disabled, a.ns, a.quota, a.operator, \
                         p.app_key, p.name AS app_name, p.access_type \
                  FROM tokens t JOIN accounts a ON a.id = t.account JOIN apps p ON p.id = t.app \
                  WHERE t.token_hash = $1 AND t.kind = 'access'",
@@ -390,6 +400,59 @@ impl Store {
                 .await?;
         });
         self.commit_auth_change(tx).await
+    }
+
+    /// The apps holding live tokens of an account (the account page's "Connected apps").
+    pub async fn connected_apps(&self, account: i64) -> Result<Vec<ConnectedApp>, StoreError> {
+        Ok(on_db!(&self.db, |c| {
+            let rows = sqlx::query(
+                "SELECT p.app_key, p.name, p.access_type, MIN(t.created) AS since \
+                 FROM tokens t JOIN apps p ON p.id = t.app \
+                 WHERE t.account = $1 AND t.revoked = 0 AND (t.expires IS NULL OR t.expires > $2) \
+                 GROUP BY p.app_key, p.name, p.access_type ORDER BY lower(p.name)",
+            )
+            .bind(account)
+            .bind(now())
+            .fetch_all(c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok::<_, sqlx::Error>(ConnectedApp {
+                        key: r.text("app_key")?,
+                        name: r.text("name")?,
+                        app_folder: r.text("access_type")? == "app_folder",
+                        since: r.int("since")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }))
+    }
+
+    /// Revokes every token an app holds for an account and forgets its grant, so the app
+    /// must ask again. `false` when it held none.
+    pub async fn disconnect_app(&self, account: i64, app_key: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let revoked = on_tx!(&mut tx, |c| {
+            let n = sqlx::query(
+                "UPDATE tokens SET revoked = 1 WHERE account = $1 AND revoked = 0 \
+                 AND app = (SELECT id FROM apps WHERE app_key = $2)",
+            )
+            .bind(account)
+            .bind(app_key)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "DELETE FROM grants WHERE account = $1 AND app = (SELECT id FROM apps WHERE app_key = $2)",
+            )
+            .bind(account)
+            .bind(app_key)
+            .execute(&mut *c)
+            .await?;
+            n
+        });
+        self.commit_auth_change(tx).await?;
+        Ok(revoked > 0)
     }
 
     /// Scopes a user already granted an app (for `include_granted_scopes` and to skip the
@@ -694,6 +757,7 @@ mod tests {
                 disabled: false,
                 ns: 1,
                 quota: None,
+                operator: false,
             },
             token_id: 1,
             app_key: "k".into(),

@@ -253,7 +253,10 @@ pub(crate) async fn serve_temporary_link(
     };
     let content_type = mime_type(name_of(&entry.path_lower));
     match serve_file(&state, &entry, None, content_type, &headers).await {
-        Ok(r) => r,
+        Ok(mut r) => {
+            crate::web::untrusted_bytes(r.headers_mut());
+            r
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -281,7 +284,10 @@ pub(crate) fn mime_type(name: &str) -> &'static str {
         "flac" => "audio/flac",
         "ogg" => "audio/ogg",
         "wav" => "audio/wav",
-        "mp4" => "video/mp4",
+        "m4a" | "aac" => "audio/mp4",
+        "opus" | "oga" => "audio/ogg",
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
         "webm" => "video/webm",
         _ => "application/octet-stream",
     }

@@ -564,6 +564,10 @@ async fn dispatch(
     // An upload refused before its body was read (bad auth, a bad argument) leaves the body
     // unread, so the connection cannot carry another request: say so, or a client reusing
     // it would see its next request fail.
+    // A file's bytes never run as a page of this origin (the web app lives here too).
+    if route.is_some_and(|r| r.spec().style == Style::Download) {
+        crate::web::untrusted_bytes(resp.headers_mut());
+    }
     let upload = route.is_some_and(|r| r.spec().style == Style::Upload);
     if upload && !resp.status().is_success() {
         resp.headers_mut()
@@ -731,6 +735,12 @@ async fn authenticate(
         None => req.param("authorization"),
     };
     let Some(raw) = raw else {
+        if let Some(info) =
+            crate::web::app::credential(state, spec, req.method, req.headers).await?
+        {
+            check_path_root(req.headers, &info)?;
+            return Ok(Some(info));
+        }
         return Err(bad_call(
             route,
             "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".",

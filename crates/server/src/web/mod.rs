@@ -13,6 +13,8 @@
 // the natural error type here even though it is large.
 #![allow(clippy::result_large_err)]
 
+pub(crate) mod account;
+pub(crate) mod app;
 pub(crate) mod console;
 pub(crate) mod oauth;
 pub(crate) mod share;
@@ -31,7 +33,7 @@ use crate::AppState;
 use crate::api::form_urlencoded_pairs;
 
 /// Name of the sign-in session cookie.
-const SESSION_COOKIE: &str = "cubby_session";
+pub(crate) const SESSION_COOKIE: &str = "cubby_session";
 /// Name of the double-submit cookie of the sign-in form.
 const LOGIN_COOKIE: &str = "cubby_login";
 /// Largest form body accepted.
@@ -40,7 +42,7 @@ const MAX_FORM_BODY: usize = 64 * 1024;
 pub(crate) fn router() -> Router<Arc<AppState>> {
     use axum::routing::{get, post};
     Router::new()
-        .route("/", get(home))
+        .merge(app::router())
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
         .route(
@@ -48,6 +50,13 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             get(oauth::authorize_page).post(oauth::authorize_submit),
         )
         .route("/oauth2/token", post(oauth::token))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/apps/{key}/disconnect", post(account::disconnect))
+        .route("/admin", get(account::admin))
+        .route("/admin/users", post(account::add_user))
+        .route("/admin/users/{name}/disabled", post(account::set_disabled))
+        .route("/admin/users/{name}/quota", post(account::set_quota))
         .route("/apps", get(console::list).post(console::create))
         .route("/apps/{key}/token", post(console::generate_token))
         .route("/apps/{key}/secret", post(console::reset_secret))
@@ -207,9 +216,10 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · Cubby</title><style>{CSS}</style></head>\
+<title>{title} · Cubby</title><link rel=\"icon\" href=\"{icon}\"><style>{CSS}</style></head>\
 <body><header><a href=\"/\">Cubby</a></header><main><h1>{title}</h1>{body}</main></body></html>",
-        title = esc(title)
+        title = esc(title),
+        icon = app::icon_url(),
     );
     let mut resp = (status, html).into_response();
     let h = resp.headers_mut();
@@ -227,15 +237,42 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}\
-header a{font-weight:bold;text-decoration:none;color:#0b5}\
-label{display:block;margin:.6rem 0 .2rem}input[type=text],input[type=password],textarea{width:100%;padding:.4rem;box-sizing:border-box}\
-button{margin:.8rem .4rem 0 0;padding:.4rem 1rem}button.primary{background:#0b5;color:#fff;border:1px solid #094;font-weight:bold}\
-code{background:#eee;padding:.1rem .3rem;overflow-wrap:anywhere}.notice{border:1px solid #0b5;background:#efe;padding:.2rem .8rem;margin:1rem 0}\
-.err{color:#b00}table{border-collapse:collapse}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
+const CSS: &str = ":root{color-scheme:light dark;--bg:#fff;--fg:#1e1919;--muted:#5c5c66;--accent:#0061fe;--border:#85858f;--surface:#f6f6f8;--err:#c4262e;--line:#e3e3e6}\
+@media (prefers-color-scheme:dark){:root{--bg:#161618;--fg:#ececef;--muted:#a9a9b3;--accent:#6ea2ff;--border:#7c7c88;--surface:#222226;--err:#ff7b7b;--line:#303036}}\
+body{font-family:system-ui,sans-serif;max-width:48rem;margin:0 auto;padding:1rem;color:var(--fg);background:var(--bg);line-height:1.45}\
+a{color:var(--accent)}header a{font-weight:bold;text-decoration:none;font-size:1.2rem}\
+.crumbs{margin:.2rem 0 1rem;color:var(--muted)}\
+label{display:block;margin:.6rem 0 .2rem}input[type=text],input[type=password],textarea{width:100%;padding:.5rem;box-sizing:border-box;\
+background:var(--bg);color:var(--fg);border:1px solid var(--border);border-radius:6px;font:inherit}\
+button{margin:.6rem .4rem 0 0;padding:.45rem 1rem;min-height:2.5rem;border-radius:6px;border:1px solid var(--border);background:var(--surface);color:var(--fg);font:inherit;cursor:pointer}\
+button.primary{background:var(--accent);color:#fff;border-color:var(--accent);font-weight:bold}\
+@media (prefers-color-scheme:dark){button.primary{color:#0b1630}}\
+:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
+code{background:var(--surface);padding:.1rem .3rem;overflow-wrap:anywhere}.notice{border:1px solid var(--accent);background:var(--surface);padding:.4rem .8rem;margin:1rem 0}\
+.err{color:var(--err)}table{border-collapse:collapse;width:100%}td,th{padding:.4rem .6rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}\
+td button{margin:0 .4rem .3rem 0}form.inline{display:flex;gap:.4rem;align-items:center;flex-wrap:wrap}form.inline input{width:7rem}form.inline button{margin:0}\
+progress{width:100%;height:1rem;accent-color:var(--accent)}\
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
 td.size{white-space:nowrap}td.thumb{width:64px;padding:.2rem}td.thumb img{display:block;max-width:64px;max-height:64px;border-radius:3px}\
-img.preview{display:block;max-width:100%;height:auto;margin:1rem 0;border:1px solid #ddd}\
+img.preview{display:block;max-width:100%;height:auto;margin:1rem 0;border:1px solid var(--border)}\
 @media (max-width:30rem){td,th{padding:.3rem .25rem}td.thumb{width:44px}td.thumb img{max-width:44px;max-height:44px}}";
+
+/// Headers for a user's file served on this origin (shared links, temporary links, the web
+/// app's downloads): whatever its type, it never runs as a page of this origin, so an HTML or
+/// SVG file cannot reach the signed-in app. Chromium still shows PDFs, images and media.
+pub(crate) fn untrusted_bytes(h: &mut HeaderMap) {
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
 
 pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     page(
@@ -283,25 +320,6 @@ pub(crate) fn too_many(retry: std::time::Duration) -> Response {
 
 // ---------------------------------------------------------------------------------------
 // Pages.
-
-async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match session(&state, &headers).await {
-        Err(r) => r,
-        Ok(None) => redirect("/login"),
-        Ok(Some(s)) => page(
-            StatusCode::OK,
-            "Your Cubby",
-            &format!(
-                "<p>Signed in as <b id=\"user\">{}</b> ({}).</p>\
-<p><a href=\"/apps\">App console</a></p>\
-<form method=\"post\" action=\"/logout\">{}<button>Sign out</button></form>",
-                esc(&s.account.name),
-                esc(&s.account.email),
-                hidden("csrf", &s.csrf)
-            ),
-        ),
-    }
-}
 
 /// The sign-in form; `next` is where to continue after signing in.
 pub(crate) fn login_form(headers: &HeaderMap, next: &str, error: Option<&str>) -> Response {

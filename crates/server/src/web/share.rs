@@ -285,15 +285,7 @@ async fn show(
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    crate::web::untrusted_bytes(h);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     resp
 }

@@ -33,5 +33,7 @@ mod sessions;
 mod thumbnails;
 /// Upload and download: write modes, hashes, ranges, limits, races.
 mod transfer;
+/// The web app's shell, assets and credential.
+mod web;
 /// Wire conventions: arg passing, auth, error shapes, header escaping.
 mod wire;
