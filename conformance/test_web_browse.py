@@ -378,6 +378,23 @@ def test_row_menu_and_selection_by_pointer(web_page):
     assert page.get_by_role("button", name="Sign out").count() == 1
 
 
+def test_double_click_opens_the_row_under_the_pointer(web_page):
+    """The first click selects a file, which adds its actions to the toolbar; the list must
+    not move, or the second click lands on the row above and opens another file."""
+    page, dbx = web_page, web_page.user.dbx
+    for n in ("first.txt", "second.txt", "third.txt"):
+        dbx.files_upload(n.encode(), "/" + n)
+    page.reload()
+    page.wait_for_selector("[data-app-ready]")
+    top = grid(page).bounding_box()["y"]
+    row(page, "third.txt").locator("bdi.name").dblclick()
+    dialog = page.locator("dialog[open]")
+    dialog.wait_for()
+    assert dialog.locator("bdi.name").first.text_content() == "third.txt"
+    assert grid(page).bounding_box()["y"] == top, "the list moved when a file was selected"
+    page.keyboard.press("Escape")
+
+
 def test_phone_viewport_and_dark_mode(web_browser, server, web_user):
     os.makedirs(SHOTS, exist_ok=True)
     dbx = web_user.dbx
