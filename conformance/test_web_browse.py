@@ -313,6 +313,33 @@ def test_another_clients_upload_appears_without_reload(web_page):
     gone.wait_for(state="detached")
 
 
+def test_two_pages_on_one_folder_see_each_others_changes(web_browser, server, web_user):
+    """Two browsers signed in as one person: a folder made, a file renamed and a file deleted
+    in one page appear in the other without a reload."""
+    web_user.dbx.files_upload(b"x", "/shared/a.txt")
+    web_user.dbx.files_upload(b"y", "/shared/b.txt")
+    ctx_a, a = web_sign_in(web_browser, server, web_user)
+    ctx_b, b = web_sign_in(web_browser, server, web_user)
+    try:
+        for p in (a, b):
+            p.goto("/home/shared")
+            row(p, "a.txt").wait_for()
+        time.sleep(0.3)  # both longpolls are in flight
+        a.get_by_role("button", name="New folder").click()
+        a.get_by_role("dialog").get_by_role("textbox").fill("made in A")
+        a.get_by_role("dialog").get_by_role("button", name="Create").click()
+        row(a, "made in A").wait_for()
+        row(b, "made in A").wait_for(timeout=5000)
+        b.keyboard.press("Escape")
+        row(b, "a.txt").click()
+        b.get_by_role("button", name="Delete").first.click()
+        row(b, "a.txt").wait_for(state="detached")
+        row(a, "a.txt").wait_for(state="detached", timeout=5000)
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
 def test_hostile_file_name_is_literal_text(web_page):
     page, dbx = web_page, web_page.user.dbx
     evil = "<img src=x onerror=alert(1)>.txt"

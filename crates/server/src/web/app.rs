@@ -298,24 +298,11 @@ async fn shell(
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         t.import_map_csp
     );
-    let mut resp = (StatusCode::OK, html).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        "content-security-policy",
+    super::html_page(
+        StatusCode::OK,
+        html,
         HeaderValue::from_str(&csp).expect("ASCII"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+    )
 }
 
 /// The web app's credential on an API call that carries no `Authorization`: the sign-in

@@ -221,6 +221,17 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         title = esc(title),
         icon = app::icon_url(),
     );
+    html_page(
+        status,
+        html,
+        HeaderValue::from_static(
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'",
+        ),
+    )
+}
+
+/// An HTML page of this server with its CSP: never cached, never framed, no referrer.
+pub(crate) fn html_page(status: StatusCode, html: String, csp: HeaderValue) -> Response {
     let mut resp = (status, html).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -229,11 +240,12 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"),
-    );
+    h.insert("content-security-policy", csp);
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
