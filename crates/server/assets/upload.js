@@ -20,7 +20,7 @@ const MiB = 1024 * 1024;
 const SMALL = 8 * MiB;
 const CHUNK_MIN = 8 * MiB;
 const CHUNK_MAX = 32 * MiB;
-const IN_FLIGHT = 2;
+const IN_FLIGHT = 3;
 const FAST_MS = 5000;
 const MAX_RUNNING = 5;
 const MAX_BIG = 2;
@@ -359,16 +359,22 @@ function resolveConflict(it, choice) {
   panel.dirty(it);
 }
 
+/**
+ * Starts queued uploads while requests are free: a big file takes IN_FLIGHT of the
+ * MAX_RUNNING, which leaves a connection of HTTP/1.1's six per server to the rest of the app.
+ */
 function pump() {
   for (const it of queue) {
     if (running >= MAX_RUNNING) break;
     if (it.state !== "queued") continue;
     const big = it.size >= SMALL;
     if (big && runningBig >= MAX_BIG) continue;
-    running++;
+    const need = big ? IN_FLIGHT : 1;
+    if (running + need > MAX_RUNNING) break;
+    running += need;
     if (big) runningBig++;
     run(it, big).finally(() => {
-      running--;
+      running -= need;
       if (big) runningBig--;
       pump();
       panel.dirty(it);

@@ -318,6 +318,13 @@ pub(crate) async fn credential(
         return Ok(None);
     }
     let invalid = || ApiError::Auth(cubby_core::api::errors::AuthError::InvalidAccessToken);
+    // Browsers say where a request comes from: the app's own requests are same-origin (or
+    // "none", typed into the address bar); another site's never use the session.
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return Err(invalid());
+    }
     let Some(s) = session(state, headers)
         .await
         .map_err(|_| ApiError::Internal("the web session could not be read".into()))?

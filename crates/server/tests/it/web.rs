@@ -137,6 +137,19 @@ async fn the_session_cookie_is_an_api_credential_only_with_its_csrf_token() {
         "{h:?}"
     );
     assert_eq!(h["x-content-type-options"], "nosniff");
+    // Not from another site, though: a link on another site's page (a top-level navigation
+    // carries the cookie) does not use the session.
+    for site in ["cross-site", "same-site"] {
+        let req = get_download(&b, &json!({"path": "/page.html"})).header("sec-fetch-site", site);
+        assert_eq!(
+            b.c.raw(req).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{site}"
+        );
+    }
+    let req =
+        get_download(&b, &json!({"path": "/page.html"})).header("sec-fetch-site", "same-origin");
+    assert_eq!(b.c.raw(req).await.status, StatusCode::OK);
     // A POST of the same route is a call like any other: it needs the token.
     let req =
         b.c.http
