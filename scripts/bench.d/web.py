@@ -25,9 +25,10 @@ browser signs in through /login's form) from CUBBY_PASSWORD, never from argv. Ne
     loadingFinished encodedDataLength (bytes on the wire: compressed bodies and headers) of every
     request the page made, the API's (/2/…) apart and reported on their own;
   - upload: a file of --upload-mib MiB of random bytes in DIR, (1) with curl through an upload session
-    (start, append_v2, finish; chunks as the app sizes them: 8 MiB, doubled after each chunk
-    that took under 5 s, up to 64 MiB; each chunk streamed from the file through
-    `tail -c +N | head -c LEN`), (2) through the app: the Upload button, its Files item, the file
+    as the app sends it (a concurrent session, 2 appends in flight; chunks as the app sizes them:
+    8 MiB, doubled after each chunk that took under 5 s, up to 32 MiB; each chunk streamed from
+    the file through `tail -c +N | head -c LEN`), and the same through a sequential session
+    one append at a time (web-upload-curl-sequential), (2) through the app: the Upload button, its Files item, the file
     chooser; timed from handing the file to the chooser until files/get_metadata (polled every
     20 ms) shows the file at its full size. MB/s = 10^6 bytes/s. The first 8 bytes of every 4 MiB
     block are rewritten before each upload, so that no upload finds its blocks already stored.
@@ -53,7 +54,8 @@ import time
 import urllib.parse
 
 MiB = 1024 * 1024
-CHUNK_MIN, CHUNK_MAX, FAST_S = 8 * MiB, 64 * MiB, 5.0   # upload.js's session chunking
+CHUNK_MIN, CHUNK_MAX, FAST_S = 8 * MiB, 32 * MiB, 5.0   # upload.js's session chunking
+IN_FLIGHT = 2                                               # upload.js's appends at once
 BLOCK = 4 * MiB
 SEED_THREADS, BATCH, BATCH_INFLIGHT = 16, 1000, 4
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -328,29 +330,57 @@ def curl_post(url, token, route, arg, path=None, offset=0, length=0):
     return json.loads(p.stdout) if p.stdout.strip() else None
 
 
-def curl_upload(url, token, path, size, dest):
+def curl_upload(url, token, path, size, dest, inflight):
     """(seconds, chunk sizes, seconds in append_v2 calls) of an upload session with curl,
-    chunked as upload.js chunks."""
+    chunked as upload.js chunks (CHUNK_MIN doubled after each chunk that took under 5 s, up to
+    CHUNK_MAX). inflight 1: a sequential session, one append at a time; more: a concurrent
+    session (4 MiB-aligned chunks, the last one closes it) with that many appends at once,
+    as the app sends them."""
     t0 = time.perf_counter()
-    sid = curl_post(url, token, "files/upload_session/start", {"close": False})["session_id"]
-    chunk, off, sizes, in_appends = CHUNK_MIN, 0, [], 0.0
-    while off < size:
-        n = min(chunk, size - off)
-        c0 = time.perf_counter()
-        curl_post(url, token, "files/upload_session/append_v2",
-                  {"cursor": {"session_id": sid, "offset": off}, "close": False}, path, off, n)
-        took = time.perf_counter() - c0
-        in_appends += took
-        off += n
-        sizes.append(n)
-        if took < FAST_S and n == chunk:
-            chunk = min(chunk * 2, CHUNK_MAX)
-        elif took > 3 * FAST_S:
-            chunk = max(chunk // 2, CHUNK_MIN)
+    concurrent = inflight > 1
+    start = {"close": False}
+    if concurrent:
+        start["session_type"] = {".tag": "concurrent"}
+    sid = curl_post(url, token, "files/upload_session/start", start)["session_id"]
+    lock = threading.Lock()
+    state = {"chunk": CHUNK_MIN, "off": 0, "sizes": [], "in_appends": 0.0, "error": None}
+
+    def worker():
+        while True:
+            with lock:
+                if state["off"] >= size or state["error"]:
+                    return
+                off, n = state["off"], min(state["chunk"], size - state["off"])
+                state["off"] += n
+            c0 = time.perf_counter()
+            try:
+                curl_post(url, token, "files/upload_session/append_v2",
+                          {"cursor": {"session_id": sid, "offset": off},
+                           "close": concurrent and off + n == size}, path, off, n)
+            except Failed as e:
+                with lock:
+                    state["error"] = e
+                return
+            took = time.perf_counter() - c0
+            with lock:
+                state["in_appends"] += took
+                state["sizes"].append(n)
+                if took < FAST_S and n == state["chunk"]:
+                    state["chunk"] = min(state["chunk"] * 2, CHUNK_MAX)
+                elif took > 3 * FAST_S:
+                    state["chunk"] = max(state["chunk"] // 2, CHUNK_MIN)
+
+    threads = [threading.Thread(target=worker) for _ in range(inflight)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if state["error"]:
+        raise state["error"]
     curl_post(url, token, "files/upload_session/finish",
-              {"cursor": {"session_id": sid, "offset": off},
+              {"cursor": {"session_id": sid, "offset": size},
                "commit": {"path": dest, "mode": "add", "autorename": False, "mute": False}})
-    return time.perf_counter() - t0, sizes, in_appends
+    return time.perf_counter() - t0, state["sizes"], state["in_appends"]
 
 
 # ---- the stage ----------------------------------------------------------------------------------
@@ -557,25 +587,27 @@ def main():
             make_file(fpath, size)
             log(f"made {fpath} ({a.upload_mib} MiB) in {time.perf_counter() - t0:.1f} s")
             api.call("files/create_folder_v2", {"path": folder}, ok=(200, 409))
-            curl_r, browser_r, stamp_n = [], [], 0
+            curl_r, curl1_r, browser_r, stamp_n = [], [], [], 0
             try:
                 for run in range(a.upload_runs):
-                    stamp_n += 1
-                    stamp(fpath, size, stamp_n)
-                    dest = f"{folder}/curl-{run}.bin"
-                    c0, s0 = children_cpu_s(), cpu_s(a.server_pid)
-                    secs, chunks, in_appends = curl_upload(base, token, fpath, size, dest)
-                    c1, s1 = children_cpu_s(), cpu_s(a.server_pid)
-                    got = size_of(api, dest)
-                    if got != size:
-                        raise Failed(f"curl's upload: {dest} has size {got}, not {size}")
-                    curl_r.append(size / 1e6 / secs)
-                    log(f"curl: {size / 1e6 / secs:.1f} MB/s ({secs:.2f} s)")
-                    note(f"upload {run + 1}, curl: {secs:.2f} s, of which {in_appends:.2f} s in "
-                         f"{len(chunks)} append_v2 of {', '.join(f'{c / MiB:g}' for c in chunks)} MiB "
-                         f"(upload.js's rule; a curl process each); CPU: curl, tail and head "
-                         f"{c1 - c0:.1f} s" + (f", server {s1 - s0:.1f} s" if a.server_pid else ""))
-                    delete(api, dest)
+                    for inflight, into in ((IN_FLIGHT, curl_r), (1, curl1_r)):
+                        stamp_n += 1
+                        stamp(fpath, size, stamp_n)
+                        dest = f"{folder}/curl-{run}-{inflight}.bin"
+                        c0, s0 = children_cpu_s(), cpu_s(a.server_pid)
+                        secs, chunks, in_appends = curl_upload(base, token, fpath, size, dest, inflight)
+                        c1, s1 = children_cpu_s(), cpu_s(a.server_pid)
+                        got = size_of(api, dest)
+                        if got != size:
+                            raise Failed(f"curl's upload: {dest} has size {got}, not {size}")
+                        into.append(size / 1e6 / secs)
+                        log(f"curl ({inflight} in flight): {size / 1e6 / secs:.1f} MB/s ({secs:.2f} s)")
+                        note(f"upload {run + 1}, curl with {inflight} append(s) in flight: {secs:.2f} s, "
+                             f"{in_appends:.2f} s in {len(chunks)} append_v2 of "
+                             f"{', '.join(f'{c / MiB:g}' for c in chunks)} MiB "
+                             f"(upload.js's rule; a curl process each); CPU: curl, tail and head "
+                             f"{c1 - c0:.1f} s" + (f", server {s1 - s0:.1f} s" if a.server_pid else ""))
+                        delete(api, dest)
 
                     stamp_n += 1
                     stamp(fpath, size, stamp_n)
@@ -601,6 +633,8 @@ def main():
                 step("delete /web-upload", lambda: delete(api, folder))
                 if curl_r:
                     row("web-upload-curl", "MB/s", " ".join(f"{v:.1f}" for v in curl_r))
+                if curl1_r:
+                    row("web-upload-curl-sequential", "MB/s", " ".join(f"{v:.1f}" for v in curl1_r))
                 if browser_r:
                     row("web-upload-browser", "MB/s", " ".join(f"{v:.1f}" for v in browser_r))
                 row("web-upload-file", "MiB", str(a.upload_mib))

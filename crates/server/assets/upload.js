@@ -20,7 +20,7 @@ const MiB = 1024 * 1024;
 const SMALL = 8 * MiB;
 const CHUNK_MIN = 8 * MiB;
 const CHUNK_MAX = 32 * MiB;
-const IN_FLIGHT = 3;
+const IN_FLIGHT = 2;
 const FAST_MS = 5000;
 const MAX_RUNNING = 5;
 const MAX_BIG = 2;
@@ -519,6 +519,7 @@ async function session(it) {
   it.sent = ses ? covered(ses.done) : 0;
   let fails = 0;
   let finishing = false;
+  let sending = false;
   for (;;) {
     try {
       finishing = false;
@@ -528,7 +529,9 @@ async function session(it) {
         ses = { id: r.session_id, done: [] };
         await save(key, ses, it);
       }
+      sending = true;
       await chunks(it, ses, signal);
+      sending = false;
       finishing = true;
       const entry = await api.upload(
         "files/upload_session/finish",
@@ -540,6 +543,8 @@ async function session(it) {
       return entry;
     } catch (e) {
       if (signal.aborted) throw e;
+      const fromChunks = sending;
+      sending = false;
       const gone = tagIs(e, /(^|\/)not_found$/) && /lookup_failed|^not_found/.test(e.tag);
       if (gone && finishing && fails > 0) {
         // A finish whose reply was lost: the file may well be there.
@@ -559,7 +564,8 @@ async function session(it) {
         await forget(key);
         continue;
       }
-      if (!finishing || !transient(e) || fails >= MAX_TRIES - 1) throw e;
+      // A chunk's failure has had its own retries.
+      if (fromChunks || !transient(e) || fails >= MAX_TRIES - 1) throw e;
       await pause(it, e, fails++);
     }
   }
