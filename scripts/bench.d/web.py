@@ -26,7 +26,7 @@ browser signs in through /login's form) from CUBBY_PASSWORD, never from argv. Ne
     request the page made, the API's (/2/…) apart and reported on their own;
   - upload: a file of --upload-mib MiB of random bytes in DIR, (1) with curl through an upload session
     as the app sends it (a concurrent session, 2 appends in flight; chunks as the app sizes them:
-    8 MiB, doubled after each chunk that took under 5 s, up to 32 MiB; each chunk streamed from
+    8 MiB, doubled after each chunk that took under 5 s, up to 64 MiB; each chunk streamed from
     the file through `tail -c +N | head -c LEN`), and the same through a sequential session
     one append at a time (web-upload-curl-sequential), (2) through the app: the Upload button, its Files item, the file
     chooser; timed from handing the file to the chooser until files/get_metadata (polled every
@@ -54,7 +54,7 @@ import time
 import urllib.parse
 
 MiB = 1024 * 1024
-CHUNK_MIN, CHUNK_MAX, FAST_S = 8 * MiB, 32 * MiB, 5.0   # upload.js's session chunking
+CHUNK_MIN, CHUNK_MAX, FAST_S = 8 * MiB, 64 * MiB, 5.0   # upload.js's session chunking
 IN_FLIGHT = 2                                               # upload.js's appends at once
 BLOCK = 4 * MiB
 SEED_THREADS, BATCH, BATCH_INFLIGHT = 16, 1000, 4

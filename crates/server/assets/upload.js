@@ -3,7 +3,7 @@
 //
 // Small files (< 8 MiB) go in one files/upload each, several at once. Bigger ones go through
 // a concurrent upload session: start, append_v2 of 4 MiB-aligned chunks with IN_FLIGHT of
-// them on the wire at once (8 MiB growing to 32 MiB while a chunk takes under 5 s; the last
+// them on the wire at once (8 MiB growing to 64 MiB while a chunk takes under 5 s; the last
 // chunk closes the session), and finish at the file's length. One request at a time leaves
 // the browser's upload path idle between chunks; two keep it busy. The acknowledged ranges of
 // each session are kept in IndexedDB, keyed by account, destination, relative path, size and
@@ -19,7 +19,7 @@ import * as ui from "./ui.js";
 const MiB = 1024 * 1024;
 const SMALL = 8 * MiB;
 const CHUNK_MIN = 8 * MiB;
-const CHUNK_MAX = 32 * MiB;
+const CHUNK_MAX = 64 * MiB;
 const IN_FLIGHT = 2;
 const FAST_MS = 5000;
 const MAX_RUNNING = 5;
