@@ -234,6 +234,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     println!("  create a user: cubby admin user add NAME; a token: cubby admin token NAME");
+    // The web app, where a person signs in: the HTTPS address if there is one.
+    match (server.https_addr, server.http_addr) {
+        (Some(a), _) => println!("  in a browser: https://localhost:{}/", a.port()),
+        (None, Some(a)) => println!("  in a browser: http://{a}/"),
+        (None, None) => {}
+    }
     if let (Some(a), Some(ca)) = (server.https_addr, &server.ca_file) {
         let ca = std::path::absolute(ca).unwrap_or(ca.clone());
         println!(
