@@ -7,7 +7,9 @@ of this module, before anything imports `dropbox`.
 """
 
 import os
+import struct
 import sys
+import zlib
 
 from cubby_server import Server, cubby_bin, free_port
 
@@ -208,6 +210,23 @@ def web_browser():
         b.close()
     finally:
         pw.stop()
+
+
+def png(w, h):
+    """A small gradient PNG (for thumbnails and previews)."""
+    raw = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // w, y * 255 // h, 160)) for x in range(w)) for y in range(h)
+    )
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 class WebUser:

@@ -9,14 +9,12 @@ light and dark) when CUBBY_SHOTS is set.
 import base64
 import os
 import re
-import struct
-import zlib
 
 import dropbox
 import pytest
 from dropbox.files import WriteMode
 
-from conftest import web_sign_in
+from conftest import png, web_sign_in
 
 SHOTS = "/tmp/shots-actions"
 
@@ -41,23 +39,6 @@ def exists(dbx, path):
         return True
     except dropbox.exceptions.ApiError:
         return False
-
-
-def png(w, h):
-    """A small gradient PNG."""
-    raw = b"".join(
-        b"\x00" + b"".join(bytes((x * 255 // w, y * 255 // h, 160)) for x in range(w)) for y in range(h)
-    )
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def pdf():

@@ -8,13 +8,11 @@ Controls are found by role and accessible name, as a person with a screen reader
 
 import os
 import re
-import struct
 import time
-import zlib
 
 import dropbox
 
-from conftest import web_sign_in
+from conftest import png, web_sign_in
 
 SHOTS = "/tmp/shots-browse"
 
@@ -43,21 +41,6 @@ def wait_names(page, want, timeout=10.0):
             return
         time.sleep(0.05)
     assert got == want
-
-
-def png(w, h):
-    """A small gradient PNG."""
-    raw = b"".join(b"\x00" + b"".join(bytes([x * 255 // w, y * 255 // h, 160]) for x in range(w)) for y in range(h))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def folder_path(page):
