@@ -2,6 +2,7 @@
 
 import json
 import re
+import unicodedata
 
 import pytest
 from dropbox import files
@@ -143,6 +144,34 @@ def test_non_ascii_round_trip(dbx, base, rel):
     upper = "".join(c.upper() if len(c.upper()) == 1 else c for c in path)
     assert upper != path
     assert dbx.files_get_metadata(upper).id == up.id
+
+
+def test_unicode_normalization_forms_name_one_item(dbx, base):
+    # As on Dropbox, path_lower is NFC: a name written decomposed (as macOS writes it) and
+    # composed (as Linux and Windows do) is one item, shown as it was first written.
+    nfd = unicodedata.normalize("NFD", "/Café/Résumé.txt")
+    nfc = unicodedata.normalize("NFC", nfd)
+    assert nfd != nfc
+    up = dbx.files_upload(b"decomposed", base + nfd)
+    assert up.path_display == base + nfd
+    assert up.path_lower == (base + nfc).lower()
+    assert dbx.files_get_metadata(base + nfc).id == up.id
+    assert body_of(dbx, base + nfc.upper()) == b"decomposed"
+    err = api_error(dbx.files_upload, b"composed", base + nfc)
+    assert_conflict(err.get_path().reason, "file")
+    # Overwriting through the other form keeps one item and its first name.
+    over = dbx.files_upload(b"composed", base + nfc, mode=files.WriteMode.overwrite)
+    assert over.id == up.id and over.path_display == base + nfd
+    entries = dbx.files_list_folder(base, recursive=True).entries
+    assert sorted(e.path_lower for e in entries) == sorted(
+        [base.lower(), (base + "/café").lower(), (base + nfc).lower()]
+    )
+    # A folder made in one form is the parent of paths written in the other.
+    dbx.files_upload(b"x", base + nfc.rsplit("/", 1)[0] + "/two.txt")
+    names = [e.name for e in dbx.files_list_folder(base).entries]
+    assert names == [nfd.split("/")[1]], names
+    moved = dbx.files_move_v2(base + nfd, base + nfc.rsplit("/", 1)[0] + "/moved.txt").metadata
+    assert moved.id == up.id
 
 
 def test_download_result_header_is_ascii(dbx, base, http, base_url, auth_headers):

@@ -124,10 +124,13 @@ def test_list_and_grid_show_thumbnails(web_page):
     page.wait_for_selector("[data-app-ready]")
 
     img = row(page, "sunset.png").locator("img")
-    page.wait_for_function("() => document.querySelector('[role=grid] img')?.src.startsWith('blob:')")
+    # The src is set before the image decodes: wait for both.
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[role=grid] img');"
+        " return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0; }"
+    )
     assert img.get_attribute("src").startswith("blob:")
     assert img.get_attribute("alt") == ""
-    assert page.evaluate("document.querySelector('[role=grid] img').naturalWidth") > 0
     assert row(page, "notes.txt").locator("img").count() == 0
 
     view = page.get_by_role("button", name="Grid view")

@@ -183,9 +183,21 @@ pub fn parse(s: &str, pattern: Pattern) -> Result<PathArg, PathError> {
     Ok(PathArg::Path(RelPath::parse(s)?))
 }
 
-/// Case folding used for every path comparison.
+/// The key every path comparison uses: lower case, then Unicode NFC, as Dropbox's
+/// `path_lower` is. So `é` sent composed (NFC, as Linux and Windows write it) and decomposed
+/// (NFD, as macOS writes it) name one file, whichever form its display name keeps. The NFC
+/// of a lowered string is its own key (`lower(lower(s)) == lower(s)`), which is what lets
+/// migration 16 re-key stored rows from their old keys alone.
 pub fn lower(s: &str) -> String {
-    s.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let lowered = s.to_lowercase();
+    match unicode_normalization::is_nfc_quick(lowered.chars()) {
+        unicode_normalization::IsNormalized::Yes => lowered,
+        _ => lowered.nfc().collect(),
+    }
 }
 
 /// The last component of a display or lower path.
@@ -229,6 +241,27 @@ pub fn is_disallowed_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_folds_case_and_unicode_normalization() {
+        let nfc = "Caf\u{e9}.TXT";
+        let nfd = "Cafe\u{301}.txt";
+        assert_eq!(lower(nfc), "caf\u{e9}.txt");
+        assert_eq!(lower(nfd), lower(nfc));
+        assert_eq!(lower("E\u{301}T\u{c9}"), "\u{e9}t\u{e9}");
+        // Hangul, decomposed into jamo by macOS.
+        assert_eq!(lower("\u{1100}\u{1161}"), "\u{ac00}");
+        assert_eq!(lower("ABC/dEf"), "abc/def");
+        for s in [
+            nfd,
+            "\u{130}stanbul",
+            "\u{1e9e}",
+            "\u{3a3}\u{3a3}",
+            "A\u{30a}",
+        ] {
+            assert_eq!(lower(&lower(s)), lower(s), "{s:?}");
+        }
+    }
 
     fn check(s: &str, p: Pattern) -> Result<PathArg, PathError> {
         parse(s, p)

@@ -58,10 +58,10 @@ function nameProblem(name, folder, self) {
   if (name.includes("/")) return "A name cannot contain “/”.";
   if (name === "." || name === "..") return "That name is not allowed.";
   if (name.length > 255) return "That name is too long.";
-  const lower = name.toLowerCase();
-  if (self && self.name.toLowerCase() === lower) return "";
-  if (folder.toLowerCase() === state.folder.toLowerCase()) {
-    const clash = state.entries.find((e) => !isDeleted(e) && e.name.toLowerCase() === lower);
+  const lower = ui.lowerPath(name);
+  if (self && ui.lowerPath(self.name) === lower) return "";
+  if (ui.lowerPath(folder) === ui.lowerPath(state.folder)) {
+    const clash = state.entries.find((e) => !isDeleted(e) && ui.lowerPath(e.name) === lower);
     if (clash) return `“${clash.name}” already exists here. Choose another name.`;
   }
   return "";
@@ -185,7 +185,7 @@ async function restoreDeleted(path) {
     await api.rpc("files/restore", { path, rev: rev.rev });
     return 1;
   }
-  const prefix = path.toLowerCase() + "/";
+  const prefix = ui.lowerPath(path) + "/";
   const gone = [];
   await api.listAll({ path: ui.parentOf(path), recursive: true, include_deleted: true }, (page) => {
     for (const e of page) if (isDeleted(e) && e.path_lower.startsWith(prefix)) gone.push(e);
@@ -366,7 +366,7 @@ function pickFolder(title, ok, entries) {
 async function relocateTo(kind, entries, dest) {
   const verb = kind === "move" ? "Moved" : "Copied";
   const pairs = entries
-    .filter((e) => kind === "copy" || ui.parentOf(e.path_lower) !== dest.toLowerCase())
+    .filter((e) => kind === "copy" || ui.parentOf(e.path_lower) !== ui.lowerPath(dest))
     .map((e) => ({ from_path: e.path_display, to_path: join(dest, e.name) }));
   if (!pairs.length) {
     report("Already in that folder.");

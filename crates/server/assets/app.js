@@ -377,7 +377,7 @@ function resort() {
 function applyChanges(changes) {
   if (mode !== "folder") return;
   const byKey = new Map(state.entries.map((e) => [e.path_lower, e]));
-  const folderLower = state.folder.toLowerCase();
+  const folderLower = ui.lowerPath(state.folder);
   for (const c of changes) {
     // Only direct children of the open folder (a cursor is not recursive, but be sure).
     if (ui.parentOf(c.path_lower) !== folderLower) continue;
@@ -503,9 +503,9 @@ function route() {
 
 /** "/a/b/c" seen from "/a" → "/a/b" (lower case): the child of `path` towards `prev`. */
 function childOnTheWay(prev, path) {
-  if (!prev.toLowerCase().startsWith(path.toLowerCase() + "/")) return null;
+  if (!ui.lowerPath(prev).startsWith(ui.lowerPath(path) + "/")) return null;
   const seg = prev.slice(path.length + 1).split("/")[0];
-  return (path + "/" + seg).toLowerCase();
+  return ui.lowerPath(path + "/" + seg);
 }
 
 /** Opens a folder (display path; "" is the root) with a new history entry. */

@@ -243,6 +243,11 @@ export function formatDate(iso) {
 export const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 /** The parent of a display path ("" for top-level entries). */
+/** The server's comparison key of a name or path: lower case, then Unicode NFC (path_lower). */
+export function lowerPath(path) {
+  return path.toLowerCase().normalize("NFC");
+}
+
 export function parentOf(path) {
   const i = path.lastIndexOf("/");
   return i <= 0 ? "" : path.slice(0, i);

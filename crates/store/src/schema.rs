@@ -362,7 +362,9 @@ CREATE INDEX media_info_source ON media_info (source);
     // --operator`, `cubby admin user operator`).
     r#"
 ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
-"#,
+"#, // 16: path keys in Unicode NFC (see `cubby_core::path::lower`). The work is Rust's:
+    // `rekey_nfc!` runs in this migration's transaction.
+    "SELECT 1;",
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -639,8 +641,140 @@ CREATE INDEX media_info_source ON media_info (source);
     // 15: operators (see the SQLite migration 15).
     r#"
 ALTER TABLE accounts ADD COLUMN operator BIGINT NOT NULL DEFAULT 0;
-"#,
+"#, // 16: path keys in Unicode NFC (see the SQLite migration 16).
+    "SELECT 1;",
 ];
+
+/// The migration whose transaction also runs [`rekey_nfc!`].
+const NFC_KEYS: i64 = 16;
+
+/// Rows re-keyed per page by [`rekey_nfc!`].
+const REKEY_PAGE: i64 = 1000;
+
+/// Migration 16's data step, on the migration's transaction `$c` (either back-end): every
+/// stored path key (`entries`, `revisions`, `journal`) becomes `cubby_core::path::lower` of
+/// itself, which puts the keys of names written in decomposed Unicode (macOS's NFD) in NFC.
+/// Keys are paged through in their own order, so a tree of any size is never held in memory.
+/// Were a name stored in both forms in one folder, the decomposed one and everything under it
+/// keep their old keys (listed, and reachable by id, so a rename sorts it out) and a warning
+/// names it; nothing is dropped. Evaluates to the number of re-keyed entries.
+macro_rules! rekey_nfc {
+    ($c:expr) => {{
+        use cubby_core::path::lower;
+        let c = $c;
+        // (ns, key) of decomposed entries left as they were, with their subtrees.
+        let mut kept: Vec<(i64, String)> = Vec::new();
+        let under_kept = |kept: &[(i64, String)], ns: i64, key: &str| {
+            kept.iter().any(|(n, k)| {
+                *n == ns && key.len() > k.len() && key.starts_with(k.as_str()) && key.as_bytes()[k.len()] == b'/'
+            })
+        };
+        let mut rekeyed = 0u64;
+        let (mut ns, mut key) = (i64::MIN, String::new());
+        loop {
+            let page: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT ns, path_lower, parent_lower FROM entries WHERE (ns, path_lower) > ($1, $2) \
+                 ORDER BY ns, path_lower LIMIT $3",
+            )
+            .bind(ns)
+            .bind(&key)
+            .bind(REKEY_PAGE)
+            .fetch_all(&mut *c)
+            .await?;
+            let Some(last) = page.last() else { break };
+            (ns, key) = (last.0, last.1.clone());
+            for (n, old, parent) in page {
+                let new = lower(&old);
+                if new == old {
+                    continue;
+                }
+                let taken: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM entries WHERE ns = $1 AND path_lower = $2")
+                        .bind(n)
+                        .bind(&new)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                if taken.is_some() || under_kept(&kept, n, &old) {
+                    if taken.is_some() {
+                        tracing::warn!(
+                            ns = n,
+                            path = %old,
+                            "two names differ only in Unicode normalization; the decomposed one keeps its old key (rename it)"
+                        );
+                        kept.push((n, old));
+                    }
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE entries SET path_lower = $1, parent_lower = $2 WHERE ns = $3 AND path_lower = $4",
+                )
+                .bind(&new)
+                .bind(lower(&parent))
+                .bind(n)
+                .bind(&old)
+                .execute(&mut *c)
+                .await?;
+                rekeyed += 1;
+            }
+        }
+        let mut id = i64::MIN;
+        loop {
+            let page: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT id, ns, path_lower FROM revisions WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(id)
+            .bind(REKEY_PAGE)
+            .fetch_all(&mut *c)
+            .await?;
+            let Some(last) = page.last() else { break };
+            id = last.0;
+            for (rid, n, old) in page {
+                let new = lower(&old);
+                let is_kept = kept.iter().any(|(kn, k)| *kn == n && *k == old);
+                if new != old && !is_kept && !under_kept(&kept, n, &old) {
+                    sqlx::query("UPDATE revisions SET path_lower = $1 WHERE id = $2")
+                        .bind(&new)
+                        .bind(rid)
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+        }
+        let (mut ns, mut seq, mut idx) = (i64::MIN, i64::MIN, i64::MIN);
+        loop {
+            let page: Vec<(i64, i64, i64, String, String)> = sqlx::query_as(
+                "SELECT ns, seq, idx, path_lower, parent_lower FROM journal \
+                 WHERE (ns, seq, idx) > ($1, $2, $3) ORDER BY ns, seq, idx LIMIT $4",
+            )
+            .bind(ns)
+            .bind(seq)
+            .bind(idx)
+            .bind(REKEY_PAGE)
+            .fetch_all(&mut *c)
+            .await?;
+            let Some(last) = page.last() else { break };
+            (ns, seq, idx) = (last.0, last.1, last.2);
+            for (n, sq, ix, old, parent) in page {
+                let new = lower(&old);
+                let is_kept = kept.iter().any(|(kn, k)| *kn == n && *k == old);
+                if new != old && !is_kept && !under_kept(&kept, n, &old) {
+                    sqlx::query(
+                        "UPDATE journal SET path_lower = $1, parent_lower = $2 \
+                         WHERE ns = $3 AND seq = $4 AND idx = $5",
+                    )
+                    .bind(&new)
+                    .bind(lower(&parent))
+                    .bind(n)
+                    .bind(sq)
+                    .bind(ix)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            }
+        }
+        rekeyed
+    }};
+}
 
 /// Key of the advisory lock that lets one of several starting servers migrate at a time.
 const PG_MIGRATION_LOCK: i64 = 0x6375_6262_7900;
@@ -666,6 +800,9 @@ pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), StoreError> {
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            if version == NFC_KEYS {
+                rekey_nfc!(&mut *tx);
+            }
             sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
                 .bind(version)
                 .execute(&mut *tx)
@@ -696,6 +833,9 @@ pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> 
         }
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        if version == NFC_KEYS {
+            rekey_nfc!(&mut *tx);
+        }
         sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
             .bind(version)
             .execute(&mut *tx)
@@ -730,6 +870,110 @@ mod tests {
         .await
         .unwrap();
         (dir, pool)
+    }
+
+    /// Migration 16 re-keys paths written in decomposed Unicode to NFC in entries, revisions
+    /// and the journal, keeps display names, and leaves a name that would collide (and its
+    /// subtree) as it was rather than drop anything.
+    #[tokio::test]
+    async fn the_nfc_migration_rekeys_decomposed_paths() -> Result<(), sqlx::Error> {
+        let (_dir, pool) = migrated_before(NFC_KEYS as usize - 1).await;
+        let nfd = "/cafe\u{301}";
+        let nfc = "/caf\u{e9}";
+        let rows = [
+            // (path_lower, parent_lower, path_display)
+            (nfd.to_owned(), String::new(), "/Cafe\u{301}".to_owned()),
+            (
+                format!("{nfd}/x.txt"),
+                nfd.to_owned(),
+                "/Cafe\u{301}/x.txt".to_owned(),
+            ),
+            ("/plain".to_owned(), String::new(), "/Plain".to_owned()),
+            // A folder holding one name in both forms.
+            ("/both".to_owned(), String::new(), "/both".to_owned()),
+            (
+                format!("/both{nfc}"),
+                "/both".to_owned(),
+                format!("/both{nfc}"),
+            ),
+            (
+                format!("/both{nfd}"),
+                "/both".to_owned(),
+                format!("/both{nfd}"),
+            ),
+            (
+                format!("/both{nfd}/in"),
+                format!("/both{nfd}"),
+                format!("/both{nfd}/in"),
+            ),
+        ];
+        for (i, (key, parent, display)) in rows.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO entries (ns, path_lower, parent_lower, path_display, kind, file_id) \
+                 VALUES (1, ?, ?, ?, 1, ?)",
+            )
+            .bind(key)
+            .bind(parent)
+            .bind(display)
+            .bind(format!("id:{i}"))
+            .execute(&pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO journal (ns, seq, idx, path_lower, parent_lower) VALUES (1, ?, 0, ?, ?)",
+            )
+            .bind(i as i64 + 1)
+            .bind(key)
+            .bind(parent)
+            .execute(&pool)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO revisions (ns, rev, file_id, path_lower, path_display, size, \
+             content_hash, client_modified, server_modified, blocks) \
+             VALUES (1, 'r1', 'id:1', ?, ?, 0, '', 0, 0, x'')",
+        )
+        .bind(format!("{nfd}/x.txt"))
+        .bind("/Cafe\u{301}/x.txt")
+        .execute(&pool)
+        .await?;
+        let mut tx = pool.begin().await?;
+        let rekeyed = rekey_nfc!(&mut *tx);
+        tx.commit().await?;
+        assert_eq!(rekeyed, 2);
+
+        let entries: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT path_lower, parent_lower, path_display FROM entries ORDER BY file_id",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let want = |k: &str, p: &str, d: &str| (k.to_owned(), p.to_owned(), d.to_owned());
+        assert_eq!(
+            entries,
+            vec![
+                want(nfc, "", "/Cafe\u{301}"),
+                want(&format!("{nfc}/x.txt"), nfc, "/Cafe\u{301}/x.txt"),
+                want("/plain", "", "/Plain"),
+                want("/both", "", "/both"),
+                want(&format!("/both{nfc}"), "/both", &format!("/both{nfc}")),
+                want(&format!("/both{nfd}"), "/both", &format!("/both{nfd}")),
+                want(
+                    &format!("/both{nfd}/in"),
+                    &format!("/both{nfd}"),
+                    &format!("/both{nfd}/in")
+                ),
+            ]
+        );
+        let journal: Vec<(String, String)> =
+            sqlx::query_as("SELECT path_lower, parent_lower FROM journal ORDER BY seq")
+                .fetch_all(&pool)
+                .await?;
+        let keys: Vec<(String, String)> = entries.into_iter().map(|(k, p, _)| (k, p)).collect();
+        assert_eq!(journal, keys);
+        let revision: String = sqlx::query_scalar("SELECT path_lower FROM revisions")
+            .fetch_one(&pool)
+            .await?;
+        assert_eq!(revision, format!("{nfc}/x.txt"));
+        Ok(())
     }
 
     /// An installation from before reference counts gets them from its revisions and

@@ -147,6 +147,19 @@ pub(crate) async fn get_latest_cursor(ctx: &Ctx, a: ListFolderArg) -> Answer<ep:
     })
 }
 
+/// A list_folder cursor, its paths keyed with today's `lower`: a cursor saved before path
+/// keys were NFC (migration 16) then follows the re-keyed rows.
+fn decode_cursor(key: &[u8], s: &str) -> Option<cursor::Cursor> {
+    let mut c = cursor::decode(key, s)?;
+    let rekey = |p: &mut String| *p = cubby_core::path::lower(p);
+    rekey(&mut c.folder);
+    rekey(&mut c.base);
+    if let Position::Listing { after, .. } = &mut c.pos {
+        rekey(after);
+    }
+    Some(c)
+}
+
 pub(crate) async fn list_folder_continue(
     ctx: &Ctx,
     a: CursorArg,
@@ -157,7 +170,7 @@ pub(crate) async fn list_folder_continue(
         return crate::api::links::list_folder_continue(ctx, &a.cursor).await;
     }
     let reset = || Fail::Route(ListFolderContinueError::Reset);
-    let c = cursor::decode(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;
+    let c = decode_cursor(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;
     if c.account != ctx.auth().account.id || c.ns != ctx.ns() || c.base != ctx.root_lower() {
         return Err(reset());
     }
@@ -273,7 +286,7 @@ pub(crate) async fn longpoll(ctx: &Ctx, a: LongpollArg) -> Answer<ep::Longpoll> 
     }
     let store = ctx.store();
     let c =
-        cursor::decode(store.cursor_key(), &a.cursor).ok_or(Fail::Route(LongpollError::Reset))?;
+        decode_cursor(store.cursor_key(), &a.cursor).ok_or(Fail::Route(LongpollError::Reset))?;
     let changes = |changes: bool, backoff: Option<u64>| Ok(LongpollResult { changes, backoff });
     let (seq, idx) = match c.pos {
         Position::Listing { .. } => return changes(true, None),

@@ -167,3 +167,76 @@ async fn the_listen_queue_takes_a_burst() {
         .unwrap();
     assert_eq!(backlog, somaxconn.min(4096), "{text}");
 }
+
+/// Bytes that are not a well-formed HTTP/1.1 request never reach a route: the HTTP layer
+/// answers them with its status alone (400, or 431 for headers past the limits) and closes the
+/// connection, as RFC 9112 asks; no route exists yet whose error format could apply (see
+/// docs/decisions.md, "What the HTTP layer answers before a request exists"). Each kind the
+/// hardening review sent is here; the server keeps serving after all of them.
+#[tokio::test]
+async fn requests_that_are_not_http_get_the_http_layers_status_and_a_close() {
+    let srv = TestServer::start().await;
+    let c = srv.user("alice").await.on(0);
+    let host = host_of(&c.url());
+    let many_headers: String = (0..200).map(|i| format!("X-{i}: a\r\n")).collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "Content-Length not a number",
+            b"POST /2/files/list_folder HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            "two different Content-Lengths",
+            b"POST /2/files/list_folder HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(),
+            "400",
+        ),
+        (
+            "control bytes in a header value",
+            b"GET /2/check/user HTTP/1.1\r\nHost: x\r\nX-A: \x01\x02\r\n\r\n".to_vec(),
+            "400",
+        ),
+        ("a space in a header name", b"GET / HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n".to_vec(), "400"),
+        ("a bad method", b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "400"),
+        ("an unknown version", b"GET / HTTP/9.1\r\nHost: x\r\n\r\n".to_vec(), "400"),
+        ("a space in the target", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "400"),
+        ("a TLS hello on the cleartext port", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03".to_vec(), "400"),
+        (
+            "200 headers",
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            "431",
+        ),
+        (
+            // Past hyper's buffer limit (about 400 KB) whatever the reads' timing.
+            "a 4 MB header",
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n", "a".repeat(4 << 20)).into_bytes(),
+            "431",
+        ),
+    ];
+    for (what, raw, status) in cases {
+        let mut s = TcpStream::connect(&host).await.unwrap();
+        // The server may answer and close before it has read all of a long request.
+        let _ = s.write_all(&raw).await;
+        let (got, _) = until_closed(&mut s, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&got).to_lowercase();
+        assert!(
+            text.starts_with(&format!("http/1.1 {status} ")),
+            "{what}: {text:?}"
+        );
+        assert!(
+            text.contains("\r\nconnection: close\r\n"),
+            "{what}: {text:?}"
+        );
+    }
+    // What parses is the API's: an unknown path, an RPC with a body the route cannot read.
+    let mut s = TcpStream::connect(&host).await.unwrap();
+    s.write_all(b"GET /nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, _) = until_closed(&mut s, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 404 "), "{text:?}");
+    assert!(text.contains("the Dropbox API lives under /2/"), "{text:?}");
+    c.rpc("users/get_current_account", serde_json::Value::Null)
+        .await
+        .ok();
+}
