@@ -15,3 +15,4 @@ pub mod path;
 pub mod sync;
 pub mod time;
 pub mod wire;
+pub mod zip;

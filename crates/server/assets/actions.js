@@ -272,20 +272,37 @@ async function download(entries) {
     report("Downloading " + entries[0].name + " as a ZIP file.");
     return;
   }
-  // A selection: no ZIP of several entries exists in the API, so each file and each folder
-  // (as its own ZIP) is downloaded separately, a moment apart.
-  for (const [i, e] of entries.entries()) {
-    setTimeout(() => {
-      if (isFile(e)) save(fileUrl(e), e.name);
-      else save(api.contentUrl("files/download_zip", { path: e.path_lower }), e.name + ".zip");
-    }, i * 400);
-  }
-  const folders = entries.filter(isFolder).length;
-  report(
-    `Downloading ${entries.length} items one by one` +
-      (folders ? ` (each folder as its own ZIP file)` : "") +
-      ". Your browser may ask to allow several downloads.",
-  );
+  // A selection: one ZIP of all of it, made by the server's /zip form (the API's
+  // download_zip takes one folder). The form is posted into a hidden frame: the browser
+  // saves a ZIP as a file, and a refusal (too large, gone) is a page the frame shows, whose
+  // message is read back here.
+  const form = el("form", { method: "post", action: "/zip", target: zipFrame().name, hidden: true }, [
+    el("input", { type: "hidden", name: "csrf", value: api.csrfToken }),
+    ...entries.map((e) => el("input", { type: "hidden", name: "path", value: e.path_lower })),
+  ]);
+  document.body.append(form);
+  form.submit();
+  form.remove();
+  report(`Downloading ${entries.length} items as one ZIP file.`);
+}
+
+let frame = null;
+
+/** The hidden frame selection ZIPs are posted into; reports the refusal it may show. */
+function zipFrame() {
+  if (frame) return frame;
+  frame = el("iframe", { name: "cubby-zip", title: "ZIP download", hidden: true });
+  frame.addEventListener("load", () => {
+    let message = null;
+    try {
+      message = frame.contentDocument?.getElementById("error")?.textContent;
+    } catch {
+      message = "The ZIP file could not be made.";
+    }
+    if (message) report(message, { error: true });
+  });
+  document.body.append(frame);
+  return frame;
 }
 
 // ---------------------------------------------------------------------------------------

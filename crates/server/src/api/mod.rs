@@ -16,7 +16,7 @@ mod sessions;
 pub(crate) mod thumbnails;
 pub(crate) mod transfer;
 mod users;
-mod zip;
+pub(crate) mod zip;
 
 use std::sync::Arc;
 

@@ -185,6 +185,65 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/home/{*path}", get(shell))
         .route("/search", get(shell))
         .route("/assets/{name}", get(serve_asset))
+        .route("/zip", axum::routing::post(zip_selection))
+}
+
+/// `POST /zip`: the web app's download of a selection as one ZIP (form fields `csrf`, then
+/// `path` once per selected item, all in one folder); the API's `download_zip` takes one
+/// folder. The app posts the form into a hidden frame, so a refusal is a page that frame may
+/// show and the app reads (`#error`); every other page of the server refuses to be framed.
+async fn zip_selection(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return zip_refused(
+            StatusCode::FORBIDDEN,
+            "This download was not asked for by Cubby.",
+        );
+    }
+    let s = match session(&state, &headers).await {
+        Err(r) => return r,
+        Ok(None) => {
+            return zip_refused(
+                StatusCode::UNAUTHORIZED,
+                "You are signed out. Sign in again, then download the selection.",
+            );
+        }
+        Ok(Some(s)) => s,
+    };
+    let form = match super::Form::from_body(body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if super::check_csrf(&s, &form).is_err() {
+        return zip_refused(
+            StatusCode::FORBIDDEN,
+            "This page has expired. Reload it and try again.",
+        );
+    }
+    let paths: Vec<&str> = form.all("path").collect();
+    match crate::api::zip::selection(&state.store, s.account.ns, &paths).await {
+        Ok(resp) => resp,
+        Err((status, message)) => zip_refused(status, &message),
+    }
+}
+
+/// A refusal of [`zip_selection`]: a page its hidden frame may show (same origin only).
+fn zip_refused(status: StatusCode, message: &str) -> Response {
+    let mut resp = super::error_page(status, message);
+    let h = resp.headers_mut();
+    h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        ),
+    );
+    resp
 }
 
 /// `GET /assets/{name}`: an embedded asset, gzipped when the browser takes it; immutable

@@ -461,3 +461,105 @@ async fn only_operators_see_the_admin_page_which_adds_disables_and_limits_users(
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
 }
+
+/// `POST /zip`, the web app's download of a selection: the session and its CSRF token in the
+/// form, items of one folder, folders whole; refusals are pages the app's hidden frame may
+/// show, and nothing else of this origin can be framed.
+#[tokio::test]
+async fn a_selection_downloads_as_one_zip_of_its_items() {
+    let srv = TestServer::start().await;
+    let alice: Client = srv.user("alice").await;
+    alice.put("/Trip/notes.txt", b"first notes").await;
+    alice.put("/Trip/Photos/a.jpg", b"a photo").await;
+    alice.put("/Trip/Photos/deep/b.jpg", b"b photo").await;
+    alice.put("/Trip/left out.txt", b"not selected").await;
+    alice.put("/elsewhere.txt", b"elsewhere").await;
+    let mut b = Browser::new(&alice);
+    let form = |csrf: &str, paths: &[&str]| {
+        let mut f = vec![("csrf".to_owned(), csrf.to_owned())];
+        f.extend(paths.iter().map(|p| ("path".to_owned(), (*p).to_owned())));
+        f
+    };
+
+    // Signed out: refused, as a page the frame may show.
+    let r = b.post("/zip", &form("x", &["/trip/notes.txt"])).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text().contains("id=\"error\""), "{}", r.text());
+    assert_eq!(r.headers["x-frame-options"], "SAMEORIGIN");
+
+    sign_in(&mut b).await;
+    let csrf = config(&b.get("/home").await.text())["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = b.post("/zip", &form("forged", &["/trip/notes.txt"])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = b
+        .post("/zip", &form(&csrf, &["/trip/notes.txt", "/TRIP/Photos"]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/zip");
+    let cd = r.headers["content-disposition"].to_str().unwrap();
+    assert!(cd.starts_with("attachment; filename=\"Trip.zip\""), "{cd}");
+    assert!(
+        r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox")
+    );
+    let zip = &r.body;
+    assert!(zip.starts_with(b"PK\x03\x04"));
+    let has = |needle: &[u8]| zip.windows(needle.len()).any(|w| w == needle);
+    for name in ["notes.txt", "Photos/", "Photos/a.jpg", "Photos/deep/b.jpg"] {
+        assert!(has(name.as_bytes()), "{name} is in the archive");
+    }
+    for content in [&b"first notes"[..], b"a photo", b"b photo"] {
+        assert!(has(content));
+    }
+    assert!(!has(b"left out") && !has(b"not selected") && !has(b"elsewhere"));
+    // The end of central directory record counts the entries: notes.txt, Photos/, a.jpg,
+    // deep/, b.jpg.
+    let eocd = zip.len() - 22;
+    assert_eq!(&zip[eocd..eocd + 4], b"PK\x05\x06");
+    assert_eq!(u16::from_le_bytes([zip[eocd + 10], zip[eocd + 11]]), 5);
+
+    // At the root the archive is named after Cubby.
+    let r = b
+        .post("/zip", &form(&csrf, &["/elsewhere.txt", "/trip"]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cd = r.headers["content-disposition"].to_str().unwrap();
+    assert!(cd.starts_with("attachment; filename=\"Cubby.zip\""), "{cd}");
+
+    // Refusals: items of two folders, a vanished item, nothing, the root.
+    for (paths, status, says) in [
+        (
+            &["/elsewhere.txt", "/trip/notes.txt"][..],
+            StatusCode::BAD_REQUEST,
+            "in one folder",
+        ),
+        (
+            &["/trip/gone.txt"][..],
+            StatusCode::NOT_FOUND,
+            "no longer there",
+        ),
+        (&[][..], StatusCode::BAD_REQUEST, "Nothing was selected"),
+        (&[""][..], StatusCode::BAD_REQUEST, "names no item"),
+    ] {
+        let r = b.post("/zip", &form(&csrf, paths)).await;
+        assert_eq!(r.status, status, "{paths:?}");
+        assert!(r.text().contains(says), "{paths:?}: {}", r.text());
+        assert!(r.text().contains("id=\"error\""));
+    }
+
+    // Another site's form post never uses the session.
+    let req =
+        b.c.http
+            .post(format!("{}/zip", b.c.url()))
+            .header("cookie", b.cookie_header())
+            .header("sec-fetch-site", "cross-site")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&path=%2Ftrip%2Fnotes.txt"));
+    assert_eq!(b.c.raw(req).await.status, StatusCode::FORBIDDEN);
+}
