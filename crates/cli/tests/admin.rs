@@ -319,7 +319,13 @@ async fn gc_and_fsck_from_the_command_line() {
         .await
         .unwrap();
     store
-        .start_with_data(user.id, &[session_block], in_session.len() as u64, false)
+        .start_with_data(
+            user.id,
+            &[session_block],
+            Default::default(),
+            in_session.len() as u64,
+            false,
+        )
         .await
         .unwrap();
     store.close().await;

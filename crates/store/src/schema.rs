@@ -362,9 +362,15 @@ CREATE INDEX media_info_source ON media_info (source);
     // --operator`, `cubby admin user operator`).
     r#"
 ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
-"#, // 16: path keys in Unicode NFC (see `cubby_core::path::lower`). The work is Rust's:
+"#,
+    // 16: path keys in Unicode NFC (see `cubby_core::path::lower`). The work is Rust's:
     // `rekey_nfc!` runs in this migration's transaction.
     "SELECT 1;",
+    // 17: a sequential session keeps the bytes past its full blocks in its row, replaced by
+    // each append, instead of as a partial block each append re-cut (see sessions.rs).
+    r#"
+ALTER TABLE upload_sessions ADD COLUMN tail_data BLOB;
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -641,8 +647,13 @@ CREATE INDEX media_info_source ON media_info (source);
     // 15: operators (see the SQLite migration 15).
     r#"
 ALTER TABLE accounts ADD COLUMN operator BIGINT NOT NULL DEFAULT 0;
-"#, // 16: path keys in Unicode NFC (see the SQLite migration 16).
+"#,
+    // 16: path keys in Unicode NFC (see the SQLite migration 16).
     "SELECT 1;",
+    // 17: a session's rest in its row (see the SQLite migration 17).
+    r#"
+ALTER TABLE upload_sessions ADD COLUMN tail_data BYTEA;
+"#,
 ];
 
 /// The migration whose transaction also runs [`rekey_nfc!`].
@@ -689,7 +700,9 @@ macro_rules! rekey_nfc {
                     continue;
                 }
                 let taken: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM entries WHERE ns = $1 AND path_lower = $2")
+                    sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM entries WHERE ns = $1 AND path_lower = $2",
+                    )
                         .bind(n)
                         .bind(&new)
                         .fetch_optional(&mut *c)

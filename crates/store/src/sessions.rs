@@ -4,8 +4,14 @@
 //! Session state lives in the metadata database, so any server can continue a session another
 //! started, and a restart loses nothing. Blocks are written before any transaction (the
 //! caller receives them); the transactions here only record which blocks a session holds.
-//! Sequential sessions keep their full 4 MiB blocks plus one partial tail block, which the
-//! next append extends; concurrent sessions keep 4 MiB-aligned blocks by index.
+//! Sequential sessions keep their full 4 MiB blocks as blocks and the partial rest, under
+//! 4 MiB, in their row (`tail_data`): the next append puts it before its body and replaces
+//! it, so an unaligned append leaves nothing behind (a tail kept as a block was garbage once
+//! the next append re-cut it: 64 KiB appends of a 4 MiB file left 132 MiB of blocks for the
+//! GC). The last append (one that closes, or a finish's) writes the rest as the file's last
+//! block, the partial `tail` block a session row names; rows from before migration 17 may
+//! name one while still open, which works as before.
+//! Concurrent sessions keep 4 MiB-aligned blocks by index.
 //!
 //! A session started closed with at most [`INLINE_MAX`] bytes (a small file of a batch
 //! upload) writes them as a small block in the database (`small.rs`) with its row, in one
@@ -61,8 +67,11 @@ pub struct Session {
     /// Sequential: bytes received. Concurrent: the total length, known once closed.
     pub length: u64,
     pub closed: bool,
-    /// Sequential: the partial last block and its length.
+    /// Sequential: the partial last block and its length, when kept as a block (rows from
+    /// before migration 17, and sealed ones).
     pub tail: Option<(BlockHash, u64)>,
+    /// Sequential: how many bytes past the full blocks the row keeps (`tail_data`).
+    pub pending: u64,
     /// A closed session started with its bytes (at most [`INLINE_MAX`]): their block hash,
     /// a small block written with the session.
     pub inline: Option<BlockHash>,
@@ -125,12 +134,14 @@ impl Store {
         Ok(ids)
     }
 
-    /// Starts a sequential session holding its first bytes (`blocks`, all full but possibly
-    /// the last, covering `length` bytes), in one write.
+    /// Starts a sequential session holding its first bytes, in one write: `blocks` cover
+    /// `length` bytes, all full but possibly the last, or, with `rest` given, all full and
+    /// `rest` the bytes past them, kept in the row.
     pub async fn start_with_data(
         &self,
         account: i64,
         blocks: &[BlockHash],
+        rest: bytes::Bytes,
         length: u64,
         close: bool,
     ) -> Result<String, OpError> {
@@ -138,7 +149,16 @@ impl Store {
         let created = now();
         let full = (length / BS) as usize;
         let tail_len = length % BS;
-        let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
+        if !rest.is_empty() && (rest.len() as u64 != tail_len || blocks.len() != full) {
+            return Err(OpError::Invalid(
+                "a session's rest does not match its length".into(),
+            ));
+        }
+        let tail = (tail_len > 0 && rest.is_empty())
+            .then(|| blocks.get(full).copied())
+            .flatten();
+        let tail_len = if tail.is_some() { tail_len } else { 0 };
+        let rest = (!rest.is_empty()).then(|| rest.to_vec());
         let rows: Vec<Vec<Val>> = blocks
             .iter()
             .take(full)
@@ -161,7 +181,7 @@ impl Store {
                 tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, |c| sqlx::query(
                     "INSERT INTO upload_sessions (id, account, concurrent, length, closed, tail, \
-                     tail_len, created, expires) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)",
+                     tail_len, tail_data, created, expires) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&row_id)
                 .bind(account)
@@ -169,6 +189,7 @@ impl Store {
                 .bind(i64::from(close))
                 .bind(tail.map(|h| h.to_vec()))
                 .bind(tail_len as i64)
+                .bind(rest)
                 .bind(created)
                 .bind(created + SESSION_TTL_SECS)
                 .execute(&mut *c)
@@ -237,21 +258,30 @@ impl Store {
     }
 
     /// Records an append to a sequential session: `blocks` cover the bytes from
-    /// `offset - offset % 4 MiB` (the old tail plus the body) to `new_length`, all full but
-    /// possibly the last.
+    /// `offset - offset % 4 MiB` (the old rest plus the body) to `new_length`, all full but
+    /// possibly the last, or, with `rest` given, all full and `rest` the bytes past them,
+    /// which replace the row's.
+    #[allow(clippy::too_many_arguments)]
     pub async fn append_sequential(
         &self,
         id: &str,
         account: i64,
         offset: u64,
         blocks: &[BlockHash],
+        rest: bytes::Bytes,
         new_length: u64,
         close: bool,
     ) -> Result<(), OpError> {
         if new_length > MAX_FILE_SIZE {
             return Err(OpError::Session(SessionError::TooLarge));
         }
+        if !rest.is_empty() && rest.len() as u64 != new_length % BS {
+            return Err(OpError::Invalid(
+                "a session's rest does not match its length".into(),
+            ));
+        }
         let (id, blocks) = (id.to_owned(), blocks.to_vec());
+        let rest = (!rest.is_empty()).then(|| rest.to_vec());
         self.write_plain(move |tx| {
             Box::pin(async move {
                 let id = id.as_str();
@@ -272,19 +302,23 @@ impl Store {
                     put_block(&mut tx.tx, id, first + i as u64, h, BS, &mut refs).await?;
                 }
                 let tail_len = new_length % BS;
-                let tail = (tail_len > 0).then(|| blocks.get(full).copied()).flatten();
+                let tail = (tail_len > 0 && rest.is_none())
+                    .then(|| blocks.get(full).copied())
+                    .flatten();
+                let tail_len = if tail.is_some() { tail_len } else { 0 };
                 if let Some((old, _)) = s.tail {
                     refs.sub(&[old]);
                 }
                 refs.add(tail.as_slice());
                 tx.refs(refs).await?;
                 on_tx!(&mut tx.tx, |c| sqlx::query(
-                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, closed = $4 \
-                     WHERE id = $5",
+                    "UPDATE upload_sessions SET length = $1, tail = $2, tail_len = $3, \
+                     tail_data = $4, closed = $5 WHERE id = $6",
                 )
                 .bind(new_length as i64)
                 .bind(tail.map(|h| h.to_vec()))
                 .bind(tail_len as i64)
+                .bind(rest)
                 .bind(close as i64)
                 .bind(id)
                 .execute(&mut *c)
@@ -352,6 +386,17 @@ impl Store {
     /// Commits sessions as files in one transaction of the namespace, each entry on its own
     /// (a failing entry does not stop the others). With `require_closed`, open sessions fail
     /// with `not_closed` (finish_batch); otherwise a sequential session need not be closed.
+    /// The bytes a sequential session keeps past its full blocks (empty when none).
+    pub async fn session_rest(&self, id: &str) -> Result<bytes::Bytes, OpError> {
+        let data: Option<Option<Vec<u8>>> = on_db!(&self.db, |c| sqlx::query_scalar(
+            "SELECT tail_data FROM upload_sessions WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?);
+        Ok(data.flatten().map(bytes::Bytes::from).unwrap_or_default())
+    }
+
     pub async fn finish_sessions(
         &self,
         ns: u64,
@@ -583,12 +628,14 @@ fn session_from_row(r: &impl RowExt) -> Result<Loaded, sqlx::Error> {
                 .opt_bytes("tail")?
                 .and_then(hash_of)
                 .map(|h| (h, r.int("tail_len").unwrap_or(0) as u64)),
+            pending: r.int("pending")? as u64,
             inline: r.opt_bytes("data_hash")?.and_then(hash_of),
         },
     ))
 }
 
-const SESSION_COLUMNS: &str = "SELECT id, concurrent, length, closed, tail, tail_len, data_hash, expires, finished, account \
+const SESSION_COLUMNS: &str = "SELECT id, concurrent, length, closed, tail, tail_len, \
+     CAST(COALESCE(length(tail_data), 0) AS BIGINT) AS pending, data_hash, expires, finished, account \
      FROM upload_sessions";
 
 /// Sessions by id, as rows (whatever their owner or state; `check` decides).
@@ -688,6 +735,12 @@ fn session_content(
     }
     if let Some((tail, _)) = s.tail {
         blocks.push(tail);
+    }
+    if s.pending > 0 {
+        // Only an open session keeps a rest in its row (the last append, a closing one or a
+        // finish's, writes it as the last block); a batch refuses an open session above, and a
+        // finish's own append ran first, so this is a session an append changed meanwhile.
+        return err(SessionError::IncorrectOffset(s.length));
     }
     if let Some(hash) = s.inline {
         // Its small block was written with the session, and the GC keeps it while the

@@ -357,8 +357,14 @@ async fn gc_interleaved_with_writes_never_deletes_a_live_block() {
                             s.start_inline(user.id, data.clone()).await
                         } else {
                             let h = s.blocks.put(data.clone()).await.unwrap();
-                            s.start_with_data(user.id, &[h], data.len() as u64, true)
-                                .await
+                            s.start_with_data(
+                                user.id,
+                                &[h],
+                                Default::default(),
+                                data.len() as u64,
+                                true,
+                            )
+                            .await
                         };
                         let Ok(id) = started else {
                             continue; // Refused on a claimed block: the client retries.
@@ -503,7 +509,13 @@ async fn gc_keeps_young_and_referenced_blocks_and_session_blocks() {
         let session_data = content(3);
         let in_session = store.blocks.put(session_data.clone()).await.unwrap();
         store
-            .start_with_data(user.id, &[in_session], session_data.len() as u64, false)
+            .start_with_data(
+                user.id,
+                &[in_session],
+                Default::default(),
+                session_data.len() as u64,
+                false,
+            )
             .await
             .unwrap();
         // Now: the orphan is young, so nothing goes.

@@ -389,13 +389,19 @@ pub(crate) async fn serve_upload_link(
     let Ok(c) = serde_json::from_str::<LinkCommit>(&json) else {
         return (StatusCode::CONFLICT, "the upload link is damaged").into_response();
     };
-    let received =
-        match crate::api::transfer::receive(&state.store, body, None, None, bytes::Bytes::new())
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return (StatusCode::CONFLICT, "the upload failed").into_response(),
-        };
+    let received = match crate::api::transfer::receive(
+        &state.store,
+        body,
+        None,
+        None,
+        bytes::Bytes::new(),
+        false,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return (StatusCode::CONFLICT, "the upload failed").into_response(),
+    };
     let commit = Commit {
         path: c.path,
         mode: match (c.mode.as_str(), c.update_rev) {

@@ -89,15 +89,23 @@ impl Job {
                 return Err(FetchError::Failed("larger than the largest file".into()));
             }
             let mut stream = resp.bytes_stream();
-            receive_stream(store, &mut stream, hint, None, Bytes::new(), MAX_FILE_SIZE)
-                .await
-                .map_err(|e| {
-                    FetchError::Failed(match e {
-                        ReceiveError::TooLarge(_) => "larger than the largest file".into(),
-                        ReceiveError::HashMismatch => "content hash".into(),
-                        ReceiveError::Failed(e) => format!("{e:?}"),
-                    })
+            receive_stream(
+                store,
+                &mut stream,
+                hint,
+                None,
+                Bytes::new(),
+                false,
+                MAX_FILE_SIZE,
+            )
+            .await
+            .map_err(|e| {
+                FetchError::Failed(match e {
+                    ReceiveError::TooLarge(_) => "larger than the largest file".into(),
+                    ReceiveError::HashMismatch => "content hash".into(),
+                    ReceiveError::Failed(e) => format!("{e:?}"),
                 })
+            })
         })
         .await;
         let received = match fetched {

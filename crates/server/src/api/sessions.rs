@@ -125,7 +125,9 @@ fn refused(r: Refused) -> Fail<SessionFinishError> {
 }
 
 /// Appends a body to a session at `offset`; returns the session's length after it.
-/// Errors are `UploadSessionAppendError` values (409s of append_v2).
+/// Errors are `UploadSessionAppendError` values (409s of append_v2). `finishing`: the append
+/// of a finish, after which no append can come.
+#[allow(clippy::too_many_arguments)]
 async fn append(
     ctx: &Ctx,
     headers: &HeaderMap,
@@ -133,6 +135,7 @@ async fn append(
     session_id: &str,
     offset: u64,
     close: bool,
+    finishing: bool,
     content_hash: &Option<String>,
 ) -> Result<u64, AppendFailed> {
     let expected = content_hash_arg(ctx, content_hash)?;
@@ -154,15 +157,22 @@ async fn append(
             SessionError::IncorrectOffset(session.length)
         }));
     }
+    // A sequential session's bytes past its full blocks come first: its row's rest, or the
+    // partial block a session from before migration 17 kept.
     let prefix = match session.tail {
-        Some((hash, _)) if !session.concurrent => store
+        _ if session.concurrent => Bytes::new(),
+        Some((hash, _)) => store
             .blocks
             .read_all(hash)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        _ => Bytes::new(),
+        None if session.pending > 0 => store.session_rest(session_id).await.map_err(unexpected)?,
+        None => Bytes::new(),
     };
-    let received = receive_body(ctx, headers, body, expected.as_deref(), prefix)
+    // The bytes past the last full block stay in the session's row while more may come;
+    // after the last append they are the file's last block.
+    let keep_rest = !session.concurrent && !close && !finishing;
+    let received = receive_body(ctx, headers, body, expected.as_deref(), prefix, keep_rest)
         .await
         .map_err(AppendFailed::Body)?;
     let r = if session.concurrent {
@@ -183,6 +193,7 @@ async fn append(
                 account,
                 offset,
                 &received.blocks,
+                received.rest,
                 offset + received.size,
                 close,
             )
@@ -215,7 +226,7 @@ pub(crate) async fn start(
             drain_stream(&mut body.into_data_stream(), 0).await;
             return Err(Fail::Route(E::ConcurrentSessionCloseNotAllowed));
         }
-        let received = receive_body(ctx, headers, body, None, Bytes::new())
+        let received = receive_body(ctx, headers, body, None, Bytes::new(), false)
             .await
             .map_err(refused)?;
         if received.size > 0 {
@@ -249,11 +260,26 @@ pub(crate) async fn start(
         body
     };
     // The bytes are stored first; the session row and its blocks are then one write.
-    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new())
-        .await
-        .map_err(refused)?;
+    // An open session keeps the bytes past its full blocks in its row (see
+    // cubby_store::sessions); a closed one has all it will get.
+    let received = receive_body(
+        ctx,
+        headers,
+        body,
+        expected.as_deref(),
+        Bytes::new(),
+        !a.close,
+    )
+    .await
+    .map_err(refused)?;
     let session_id = store
-        .start_with_data(account, &received.blocks, received.size, a.close)
+        .start_with_data(
+            account,
+            &received.blocks,
+            received.rest,
+            received.size,
+            a.close,
+        )
         .await
         .map_err(unexpected)?;
     Ok(SessionStart { session_id })
@@ -272,6 +298,7 @@ pub(crate) async fn append_v2(
         &a.cursor.session_id,
         a.cursor.offset,
         a.close,
+        false,
         &a.content_hash,
     )
     .await
@@ -319,7 +346,7 @@ pub(crate) async fn finish(
     // Any bytes in the body are appended first (sequential sessions only).
     let length = if session.concurrent || session.closed {
         // No more data may come: an empty body finishes at the given offset.
-        let received = receive_body(ctx, headers, body, None, Bytes::new())
+        let received = receive_body(ctx, headers, body, None, Bytes::new(), false)
             .await
             .map_err(refused)?;
         if received.size > 0 {
@@ -338,6 +365,7 @@ pub(crate) async fn finish(
             &a.cursor.session_id,
             a.cursor.offset,
             false,
+            true,
             &a.content_hash,
         )
         .await

@@ -63,8 +63,12 @@ pub(crate) fn write_mode(ctx: &Ctx, v: &Value) -> ApiResult<WriteMode> {
 
 /// A body received into durable blocks.
 pub(crate) struct Received {
-    /// Blocks covering the prefix and then the body: all 4 MiB but possibly the last.
+    /// Blocks covering the prefix and then the body: all 4 MiB but possibly the last, or
+    /// all 4 MiB when the rest was kept.
     pub blocks: Vec<BlockHash>,
+    /// With `keep_rest`: the bytes past the last full block, not written anywhere (a
+    /// sequential session keeps them in its row).
+    pub rest: Bytes,
     /// Bytes of the body alone.
     pub size: u64,
 }
@@ -80,14 +84,16 @@ pub(crate) enum ReceiveError {
 /// blocks while the next arrives. With `expect_hash`, a body of one block is checked before
 /// anything is written; a longer body is checked before the caller commits metadata.
 ///
-/// `prefix` (the partial last block of an upload session) is put before the body; the
-/// `content_hash` is then checked over the body alone.
+/// `prefix` (the bytes an upload session keeps past its full blocks) is put before the body;
+/// the `content_hash` is then checked over the body alone. With `keep_rest` the bytes past
+/// the last full block are handed back in [`Received::rest`] instead of written as a block.
 pub(crate) async fn receive(
     store: &Store,
     body: Body,
     size_hint: Option<u64>,
     expect_hash: Option<&str>,
     prefix: Bytes,
+    keep_rest: bool,
 ) -> Result<Received, ReceiveError> {
     let mut stream = body.into_data_stream();
     let r = receive_stream(
@@ -96,6 +102,7 @@ pub(crate) async fn receive(
         size_hint,
         expect_hash,
         prefix,
+        keep_rest,
         MAX_UPLOAD_REQUEST,
     )
     .await;
@@ -113,6 +120,7 @@ pub(crate) async fn receive_stream<S, E>(
     size_hint: Option<u64>,
     expect_hash: Option<&str>,
     prefix: Bytes,
+    keep_rest: bool,
     limit: u64,
 ) -> Result<Received, ReceiveError>
 where
@@ -130,8 +138,8 @@ where
     };
     let has_prefix = !prefix.is_empty();
     buf.extend_from_slice(&prefix);
-    let mut body_hasher =
-        (has_prefix && expect_hash.is_some()).then(cubby_core::hash::ContentHasher::new);
+    let mut body_hasher = ((has_prefix || keep_rest) && expect_hash.is_some())
+        .then(cubby_core::hash::ContentHasher::new);
     let mut pending = FuturesOrdered::new();
     let mut blocks = Vec::new();
     let mut size: u64 = 0;
@@ -167,7 +175,10 @@ where
             }
         }
     }
-    if !buf.is_empty() {
+    let mut rest = Bytes::new();
+    if !buf.is_empty() && keep_rest {
+        rest = buf.freeze();
+    } else if !buf.is_empty() {
         let last: Bytes = buf.freeze();
         if blocks.is_empty()
             && pending.is_empty()
@@ -195,7 +206,7 @@ where
         }
     }
     store.blocks.sync(&blocks).await.map_err(failed)?;
-    Ok(Received { blocks, size })
+    Ok(Received { blocks, rest, size })
 }
 
 /// Reads a body whose `Content-Length` is at most `limit` (at most a block) into memory,
@@ -323,13 +334,14 @@ pub(crate) async fn receive_body(
     body: Body,
     expected: Option<&str>,
     prefix: Bytes,
+    keep_rest: bool,
 ) -> Result<Received, Refused> {
     let hint = content_length(headers);
     if hint.is_some_and(|n| n > MAX_UPLOAD_REQUEST) {
         drain_stream(&mut body.into_data_stream(), 0).await;
         return Err(Refused::TooLarge);
     }
-    match receive(ctx.store(), body, hint, expected, prefix).await {
+    match receive(ctx.store(), body, hint, expected, prefix, keep_rest).await {
         Ok(r) => {
             ctx.state.metrics.add_in(r.size);
             Ok(r)
@@ -360,7 +372,7 @@ pub(crate) async fn upload(
             return Err(path_err(w));
         }
     };
-    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new())
+    let received = receive_body(ctx, headers, body, expected.as_deref(), Bytes::new(), false)
         .await
         .map_err(|e| match e {
             Refused::TooLarge => Fail::Route(UploadError::PayloadTooLarge),
