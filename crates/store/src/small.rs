@@ -98,6 +98,16 @@ impl Store {
         offset: u64,
         len: usize,
     ) -> Result<Bytes, StoreError> {
+        let data = self.read_block_checked(hash).await?;
+        let (start, end) = (offset as usize, offset as usize + len);
+        if end > data.len() {
+            return Err(self.bad_block(hash, false));
+        }
+        Ok(data.slice(start..end))
+    }
+
+    /// A whole block, checked against its hash as [`Store::read_block`] checks it.
+    pub async fn read_block_checked(&self, hash: BlockHash) -> Result<Bytes, StoreError> {
         let data = match self.read_block_all(hash).await {
             Ok(d) => d,
             Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -112,11 +122,7 @@ impl Store {
         if !matches {
             return Err(self.bad_block(hash, false));
         }
-        let (start, end) = (offset as usize, offset as usize + len);
-        if end > data.len() {
-            return Err(self.bad_block(hash, false));
-        }
-        Ok(data.slice(start..end))
+        Ok(data)
     }
 
     /// Logs and counts a block found missing or corrupt; returns the error to answer with.
@@ -157,7 +163,8 @@ impl Store {
         }
     }
 
-    /// Reads a whole block, wherever it is kept.
+    /// Reads a whole block, wherever it is kept, unchecked (for callers that check it
+    /// themselves: fsck, migrate; others use [`Store::read_block_checked`]).
     pub async fn read_block_all(&self, hash: BlockHash) -> Result<Bytes, StoreError> {
         match self.small_block(&hash).await? {
             Some(data) => Ok(Bytes::from(data)),

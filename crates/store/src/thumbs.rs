@@ -50,7 +50,7 @@ impl Store {
         let Some(hash) = hash.and_then(|h| BlockHash::try_from(h).ok()) else {
             return Ok(None);
         };
-        match self.read_block_all(hash).await {
+        match self.read_block_checked(hash).await {
             Ok(data) => Ok(Some(data)),
             Err(e) => {
                 // Counted and logged by the read; the caller makes the thumbnail again.

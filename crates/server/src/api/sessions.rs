@@ -162,8 +162,7 @@ async fn append(
     let prefix = match session.tail {
         _ if session.concurrent => Bytes::new(),
         Some((hash, _)) => store
-            .blocks
-            .read_all(hash)
+            .read_block_checked(hash)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         None if session.pending > 0 => store.session_rest(session_id).await.map_err(unexpected)?,

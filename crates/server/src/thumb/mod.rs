@@ -322,7 +322,7 @@ async fn read_blocks(
         if out.len() as u64 >= limit {
             break;
         }
-        out.extend_from_slice(&store.read_block_all(*h).await?);
+        out.extend_from_slice(&store.read_block_checked(*h).await?);
     }
     Ok(out.freeze())
 }

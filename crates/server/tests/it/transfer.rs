@@ -395,4 +395,21 @@ async fn missing_or_corrupt_blocks_are_never_served() {
     assert!(got.len() < other.len());
     assert_eq!(got, other[..got.len()], "wrong bytes were sent");
     assert_eq!(block_errors(&c, "corrupt").await, 2);
+    // A thumbnail is never made from a corrupt photo: its read is checked as a download's.
+    let photo = crate::thumbnails::jpeg(64, 48);
+    c.put("/photo.jpg", &photo).await;
+    flip(&Sha256::digest(&photo).into());
+    let r = c
+        .raw(
+            c.http
+                .post(format!("{}/2/files/get_thumbnail_v2", c.url()))
+                .bearer_auth(&c.token)
+                .header(
+                    "dropbox-api-arg",
+                    r#"{"resource": {".tag": "path", "path": "/photo.jpg"}}"#,
+                ),
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::OK, "a thumbnail of corrupt bytes");
+    assert_eq!(block_errors(&c, "corrupt").await, 3);
 }
