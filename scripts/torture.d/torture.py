@@ -7,7 +7,9 @@ data, and after every restart the ledger must hold: every acknowledged file, fol
 deletion and rev, with its content; the operation in flight at the kill either wholly
 applied or not at all; saved cursors and open upload sessions still valid. `cubby admin gc`
 and the `cubby backup` and `cubby sync` clients are killed mid-run too, and a full disk is
-tried on a small tmpfs. Exits non-zero on any loss, corruption or fsck problem.
+tried on a small tmpfs. In scale-out mode, proxies in front of PostgreSQL and S3 inject
+latency, stalls, cut and refused connections and S3 error answers while the writers write
+(faults.py). Exits non-zero on any loss, corruption or fsck problem.
 """
 
 import argparse
@@ -27,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlib import Api, Results, Server, Unknown, content_hash, now, scale_out  # noqa: E402
 from writer import Control, Writer, under  # noqa: E402
 import stages  # noqa: E402
+import faults  # noqa: E402
 
 GC_AHEAD_SECS = 2 * 86400 + 600  # `gc --at`: past the day's grace of every object block
 GC_LEASE_SECS = 600
@@ -480,6 +483,8 @@ class Harness(object):
         try:
             self.setup()
             self.rounds()
+            if a.faults != "off" and scale_out() and self.budget_left() > 60:
+                faults.stage(self)
             if a.client_kills > 0 and self.budget_left() > 60:
                 self.ctl.resume()  # the writers keep the server busy meanwhile
                 try:
@@ -501,6 +506,8 @@ class Harness(object):
                 self.results.fail("harness", "full disk: " + traceback.format_exc())
         elif a.full_disk != "off":
             self.log("== full disk: skipped in scale-out mode (the blocks are not in the data folder)")
+        if a.faults != "off" and not scale_out():
+            self.log("== faults: skipped in embedded mode (no PostgreSQL or S3 to stand in front of)")
         return self.summary(ok_fsck)
 
     def summary(self, ok_fsck):
@@ -557,6 +564,20 @@ def main():
                    help="kills of each of `cubby backup` and `cubby sync` (default kills/25, at least 1; 0 skips the client stage)")
     p.add_argument("--full-disk", choices=["auto", "off"], default="auto",
                    help="the full-disk test on a 64 MiB tmpfs (embedded mode, needs mount)")
+    p.add_argument("--faults", choices=["auto", "off"], default="auto",
+                   help="the fault stage: proxies in front of PostgreSQL and S3 inject latency, stalls, cut and "
+                        "refused connections and S3 500/503 answers (scale-out mode: CUBBY_METADATA postgres://, "
+                        "CUBBY_BLOCKS s3:// with an http:// endpoint)")
+    p.add_argument("--fault-secs", type=float, default=None,
+                   help="length of each fault phase (default: the number of kills, between 5 and 30 s)")
+    p.add_argument("--fault-rounds", type=int, default=None,
+                   help="times the sequence of fault phases runs (default kills/100, at least 1)")
+    p.add_argument("--fault-blackhole", action="store_true",
+                   help="also blackhole the back-ends' connections (held open, nothing delivered, for good): "
+                        "the server recovers only through its own timeouts")
+    p.add_argument("--fault-phases", default=None,
+                   help="only these fault phases, comma-separated (latency, stalls, cuts, postgres refused, "
+                        "s3 refused, s3 errors, postgres blackhole, s3 blackhole, everything)")
     p.add_argument("--seed", type=int, default=None,
                    help="the harness's random choices (printed at the start; timing still varies)")
     p.add_argument("--min-window", type=float, default=0.2, help="shortest time writers write before a kill (s)")
@@ -576,6 +597,10 @@ def main():
         a.gc_kills = max(1, a.kills // 10)
     if a.client_kills is None:
         a.client_kills = max(1, a.kills // 25)
+    if a.fault_secs is None:
+        a.fault_secs = float(min(30, max(5, a.kills)))
+    if a.fault_rounds is None:
+        a.fault_rounds = max(1, a.kills // 100)
     if a.reserve_minutes is None:
         a.reserve_minutes = min(a.max_minutes / 3, 3 + a.kills / 20.0)
     h = Harness(a)

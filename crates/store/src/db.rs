@@ -29,6 +29,20 @@ const PG_CONNECTIONS: u32 = 16;
 /// How long a request waits for a PostgreSQL connection (covers a database restart).
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// PostgreSQL ends a session of ours that sat this long inside a transaction. Cubby sends a
+/// transaction's statements back to back (block I/O happens before it begins), so one idle
+/// this long belongs to a server that is gone or cut off, and it holds row locks (a
+/// namespace's) that every other writer of that namespace waits on. Found by the torture
+/// suite's fault stage: a connection gone silent mid-write blocked a namespace's writes until
+/// a restart, since PostgreSQL keeps such a session until TCP keepalive gives up (hours).
+const PG_IDLE_IN_TRANSACTION: &str = "60s";
+
+/// Longest a write transaction on PostgreSQL may take, from `BEGIN` to commit, before the
+/// request fails and its connection is dropped: far above any write Cubby makes (a
+/// 1,000-entry finish_batch or the move of a large folder takes seconds), and what bounds
+/// the wait of a request whose connection went silent (see [`PG_IDLE_IN_TRANSACTION`]).
+pub(crate) const PG_WRITE_DEADLINE: Duration = Duration::from_secs(300);
+
 /// The NOTIFY channel that carries `ns:seq` after every commit.
 pub(crate) const NOTIFY_CHANNEL: &str = "cubby_ns";
 
@@ -178,10 +192,14 @@ impl Db {
 
     /// Connects to PostgreSQL and applies its migrations.
     pub(crate) async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let options = url.parse::<sqlx::postgres::PgConnectOptions>()?.options([(
+            "idle_in_transaction_session_timeout",
+            PG_IDLE_IN_TRANSACTION,
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(PG_CONNECTIONS)
             .acquire_timeout(PG_ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await?;
         crate::schema::migrate_postgres(&pool).await?;
         Ok(Db::Postgres { pool })

@@ -1196,8 +1196,26 @@ impl Store {
         result
     }
 
-    /// One operation in a transaction of its own (PostgreSQL).
+    /// One operation in a transaction of its own (PostgreSQL), given up after
+    /// [`crate::db::PG_WRITE_DEADLINE`]: a connection that went silent mid-write fails its
+    /// request (no 200; the transaction is dropped with the connection, and PostgreSQL rolls
+    /// it back unless the commit had already reached it) instead of holding it for good.
     async fn write_alone<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: WriteOp<T>,
+    {
+        let deadline = crate::db::PG_WRITE_DEADLINE;
+        match tokio::time::timeout(deadline, self.write_alone_now(ns, op)).await {
+            Ok(r) => r,
+            Err(_) => Err(OpError::Internal(crate::StoreError::Invalid(format!(
+                "the database did not answer a write within {} s",
+                deadline.as_secs()
+            )))),
+        }
+    }
+
+    async fn write_alone_now<T, F>(&self, ns: Option<u64>, op: F) -> Result<T, OpError>
     where
         T: Send + 'static,
         F: WriteOp<T>,
