@@ -188,6 +188,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/zip", axum::routing::post(zip_selection))
 }
 
+/// Largest `POST /zip` form: a selection of the archive's most entries (10,000) with long
+/// paths, URL-encoded.
+const MAX_ZIP_FORM: usize = 4 << 20;
+
 /// `POST /zip`: the web app's download of a selection as one ZIP (form fields `csrf`, then
 /// `path` once per selected item, all in one folder); the API's `download_zip` takes one
 /// folder. The app posts the form into a hidden frame, so a refusal is a page that frame may
@@ -215,9 +219,9 @@ async fn zip_selection(
         }
         Ok(Some(s)) => s,
     };
-    let form = match super::Form::from_body(body).await {
+    let form = match super::Form::from_body_within(body, MAX_ZIP_FORM).await {
         Ok(f) => f,
-        Err(r) => return r,
+        Err((status, message)) => return zip_refused(status, message),
     };
     if super::check_csrf(&s, &form).is_err() {
         return zip_refused(

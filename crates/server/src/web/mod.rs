@@ -74,11 +74,21 @@ impl Form {
     }
 
     pub async fn from_body(body: Body) -> Result<Self, Response> {
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BODY)
+        Self::from_body_within(body, MAX_FORM_BODY)
             .await
-            .map_err(|_| error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+            .map_err(|(status, message)| error_page(status, message))
+    }
+
+    /// A form of at most `limit` bytes; a refusal is its status and sentence.
+    pub async fn from_body_within(
+        body: Body,
+        limit: usize,
+    ) -> Result<Self, (StatusCode, &'static str)> {
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| error_page(StatusCode::BAD_REQUEST, "The form is not UTF-8."))?;
+            .map_err(|_| (StatusCode::BAD_REQUEST, "The form is not UTF-8."))?;
         Ok(Form(form_urlencoded_pairs(text)))
     }
 

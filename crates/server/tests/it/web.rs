@@ -553,6 +553,14 @@ async fn a_selection_downloads_as_one_zip_of_its_items() {
         assert!(r.text().contains("id=\"error\""));
     }
 
+    // A selection far larger than the other forms (700 long names, about 90 KB) is read.
+    let many: Vec<String> = (0..700)
+        .map(|i| format!("/trip/{}-{i}.txt", "x".repeat(100)))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let r = b.post("/zip", &form(&csrf, &many)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+
     // Another site's form post never uses the session.
     let req =
         b.c.http
