@@ -138,8 +138,8 @@ where
     };
     let has_prefix = !prefix.is_empty();
     buf.extend_from_slice(&prefix);
-    let mut body_hasher = ((has_prefix || keep_rest) && expect_hash.is_some())
-        .then(cubby_core::hash::ContentHasher::new);
+    let mut body_hasher =
+        (has_prefix && expect_hash.is_some()).then(cubby_core::hash::ContentHasher::new);
     let mut pending = FuturesOrdered::new();
     let mut blocks = Vec::new();
     let mut size: u64 = 0;
@@ -199,7 +199,10 @@ where
     if let Some(expected) = expect_hash {
         let got = match body_hasher {
             Some(h) => h.finish(),
-            None => content_hash_of_blocks(&blocks),
+            // Without a prefix the blocks start with the body: their hashes (and the kept
+            // rest's, hashed once here) are the content hash's, with no second pass.
+            None if rest.is_empty() => content_hash_of_blocks(&blocks),
+            None => content_hash_of_blocks(blocks.iter().chain([&block_hash(&rest)])),
         };
         if got != expected {
             return Err(ReceiveError::HashMismatch);

@@ -496,7 +496,21 @@ async fn small_unaligned_appends_store_only_the_files_blocks() {
     let before = srv.block_files().await;
     let piece = 64 * 1024;
     let data = bytes(4 * MIB + 3 * piece + 1_000, 11);
-    let id = start(&c, json!({}), &data[..piece]).await;
+    // The content hash of a start with a rest is checked (its rest is hashed, not written).
+    let r = c
+        .content(
+            "files/upload_session/start",
+            json!({"content_hash": content_hash(b"other")}),
+            data[..piece].to_vec(),
+        )
+        .await;
+    assert_eq!(r.conflict(), "content_hash_mismatch/");
+    let id = start(
+        &c,
+        json!({"content_hash": content_hash(&data[..piece])}),
+        &data[..piece],
+    )
+    .await;
     let mut at = piece;
     while data.len() - at > piece {
         append(&c, &id, at, &data[at..at + piece], false).await.ok();
