@@ -387,6 +387,26 @@ class Writer(threading.Thread):
 
     # --- operations ----------------------------------------------------------------------
 
+    def settle_rev(self, p):
+        """Learns the rev of the model's file at p when an operation in flight at a kill left
+        it unknown, so an overwrite with the same content (which the server answers with the
+        old rev, changing nothing, as Dropbox does) is not taken for a change. False when the
+        lookup was refused (and reported)."""
+        old = self.model.get(p)
+        if old is None or old.kind != "file" or old.rev is not None:
+            return True
+        r = self.api.rpc("files/get_metadata", {"path": p})
+        if r.status != 200:
+            self.refused("get_metadata " + p, r)
+            return False
+        if r.json.get("content_hash") != old.chash:
+            self.h.results.fail("corrupt", "get_metadata {}: {} but the model says {}".format(p, r.json, old))
+            self.needs_check = True
+            return False
+        old.rev = r.json["rev"]
+        self.add_rev(old.rev, old.chash, old.size, p)
+        return True
+
     def op_upload_add(self, p=None):
         p = p or self.fresh_file_path()
         if p is None:
@@ -414,16 +434,8 @@ class Writer(threading.Thread):
             return self.op_upload_add()
         p = self.rng.choice(files)
         old = self.model[p]
-        if update and old.rev is None:
-            r = self.api.rpc("files/get_metadata", {"path": p})
-            if r.status != 200:
-                return self.refused("get_metadata " + p, r)
-            if r.json.get("content_hash") != old.chash:
-                self.h.results.fail("corrupt", "get_metadata {}: {} but the model says {}".format(p, r.json, old))
-                self.needs_check = True
-                return
-            old.rev = r.json["rev"]
-            self.add_rev(old.rev, old.chash, old.size, p)
+        if not self.settle_rev(p):
+            return
         data, h, size = self.pick_content()
         mode = {".tag": "update", "update": old.rev} if update else "overwrite"
         arg = {"path": self.var(p), "mode": mode, "autorename": False, "mute": True}
@@ -454,7 +466,7 @@ class Writer(threading.Thread):
 
     def finish_session(self, what, sid, offset, data, h, size, body=b""):
         p, mode = self.target_for_session()
-        if p is None:
+        if p is None or not self.settle_rev(p):
             return
         old = self.model.get(p)
         arg = {"cursor": {"session_id": sid, "offset": offset},
@@ -528,7 +540,7 @@ class Writer(threading.Thread):
             if r.status != 200:
                 return self.refused("append_v2 (concurrent) at {}".format(a), r)
         p, mode = self.target_for_session()
-        if p is None:
+        if p is None or not self.settle_rev(p):
             return
         old = self.model.get(p)
         entry = {"cursor": {"session_id": sid, "offset": size},
@@ -646,7 +658,7 @@ class Writer(threading.Thread):
             h = content_hash(data)
             self.h.known_hash(h)
             p, mode = self.target_for_session()
-            if p is None:
+            if p is None or not self.settle_rev(p):
                 return
             old = self.model.get(p)
             arg = {"cursor": {"session_id": ls.sid, "offset": ls.offset},
