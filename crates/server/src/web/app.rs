@@ -201,9 +201,7 @@ async fn zip_selection(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
+    if from_another_site(&headers) {
         return zip_refused(
             StatusCode::FORBIDDEN,
             "This download was not asked for by Cubby.",
@@ -368,6 +366,14 @@ async fn shell(
     )
 }
 
+/// Whether the browser says the request comes from another site. The app's own requests are
+/// same-origin (or "none", typed into the address bar); another site's never use the session.
+fn from_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"))
+}
+
 /// The web app's credential on an API call that carries no `Authorization`: the sign-in
 /// cookie, with the CSRF header (see the module's invariants). `None` when there is no
 /// cookie; a 401 when the session is gone or the CSRF header is missing or wrong.
@@ -381,11 +387,7 @@ pub(crate) async fn credential(
         return Ok(None);
     }
     let invalid = || ApiError::Auth(cubby_core::api::errors::AuthError::InvalidAccessToken);
-    // Browsers say where a request comes from: the app's own requests are same-origin (or
-    // "none", typed into the address bar); another site's never use the session.
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
+    if from_another_site(headers) {
         return Err(invalid());
     }
     let Some(s) = session(state, headers)
