@@ -200,7 +200,17 @@ pub struct Engine<F: LocalFs, R: RemoteApi, C: Clock> {
     /// The exclusions the Remote tree was filtered with; when they change, the server's
     /// tree is listed again so that newly included entries appear.
     ignore_key: Option<String>,
+    /// Deletions applied in recent rounds without `force`: (when, how many). The guard
+    /// counts them with a plan's own, so a deletion that reaches the engine in pieces (a
+    /// slow `rm -r`, a script deleting file by file, each piece waking its own pass) is
+    /// still one mass deletion.
+    recent_deletes: std::collections::VecDeque<(i64, usize)>,
 }
+
+/// Seconds applied deletions count towards the mass-deletion guard: long enough for one
+/// deletion that arrives in pieces (the watcher wakes a pass after 100 ms of quiet), short
+/// enough that unrelated tidying an hour apart is not summed.
+pub const DELETE_WINDOW_SECS: i64 = 60;
 
 impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     /// Opens the engine's state at `db` (created if missing).
@@ -241,6 +251,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             report: Report::default(),
             settled,
             ignore_key,
+            recent_deletes: Default::default(),
         })
     }
 
@@ -357,7 +368,10 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 break;
             }
             let hold = self.mass_deletion().await?.is_some();
-            let outcome = self.run_batches(work::Mode::Apply { hold }).await?;
+            let deleted = self.report.deleted_local + self.report.deleted_remote;
+            let outcome = self.run_batches(work::Mode::Apply { hold }).await;
+            self.applied_deletes(deleted);
+            let outcome = outcome?;
             tracing::debug!(
                 round,
                 remote_ms,

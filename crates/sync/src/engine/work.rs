@@ -310,6 +310,20 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
         Ok(())
     }
 
+    /// Records the deletions a round applied (`before`: the pass's count before it): a
+    /// forced round was the user's answer to the guard, so nothing before it counts any more.
+    pub(super) fn applied_deletes(&mut self, before: u64) {
+        if self.opts.force {
+            self.recent_deletes.clear();
+            return;
+        }
+        let applied = self.report.deleted_local + self.report.deleted_remote - before;
+        if applied > 0 {
+            self.recent_deletes
+                .push_back((self.clock.now(), applied as usize));
+        }
+    }
+
     /// Whether this round must hold deletions back (a mass deletion, not forced), and how
     /// many it would delete.
     pub(super) async fn mass_deletion(&mut self) -> Result<Option<Summary>, Error> {
@@ -322,11 +336,16 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             Direction::Pull => remote = 0,
             Direction::Push => local = 0,
         }
-        let deletes = local.max(remote);
-        if deletes < self.opts.min_delete_guard {
+        // What recent rounds deleted counts too, against the tree as it was before them.
+        let now = self.clock.now();
+        self.recent_deletes
+            .retain(|&(at, _)| now - at < super::DELETE_WINDOW_SECS);
+        let recent: usize = self.recent_deletes.iter().map(|&(_, n)| n).sum();
+        let deletes = local.max(remote) + recent;
+        if local.max(remote) == 0 || deletes < self.opts.min_delete_guard {
             return Ok(None);
         }
-        let tree = self.state.count(Which::Synced).await?.max(1);
+        let tree = (self.state.count(Which::Synced).await? + recent).max(1);
         let mass = deletes as f64 > self.opts.max_delete_share * tree as f64
             || deletes > self.opts.max_delete;
         Ok(mass.then_some(Summary {

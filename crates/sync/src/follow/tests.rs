@@ -378,3 +378,58 @@ fn a_mass_deletion_is_held_until_the_user_says_yes() {
         );
     });
 }
+
+/// A deletion that reaches the loop in pieces, each below the guard, is still one mass
+/// deletion: what recent passes deleted counts with what a pass would delete.
+#[test]
+fn a_mass_deletion_in_pieces_is_held_too() {
+    block_on(async {
+        let mut w = world(Options::default()).await;
+        for i in 0..20 {
+            w.fs.put(&format!("/f{i}"), Some(format!("file {i}").as_bytes()));
+        }
+        let (fs, fs2, server) = (w.fs.clone(), w.fs.clone(), w.server.clone());
+        let mut script = Script(VecDeque::from([
+            // 7 of 20: under the guard's floor of 10, applied.
+            Step::Do(Box::new(move || {
+                for i in 0..7 {
+                    fs.remove(&format!("/f{i}"));
+                }
+            })),
+            Step::Signal(Signal::LocalChange),
+            // 8 more a moment later: 15 of 20 within the window, held.
+            Step::Do(Box::new(move || {
+                for i in 7..15 {
+                    fs2.remove(&format!("/f{i}"));
+                }
+            })),
+            Step::Signal(Signal::LocalChange),
+            Step::Do(Box::new(move || {
+                assert_eq!(server.snapshot().len(), 13, "the second piece was applied");
+            })),
+        ]));
+        let mut record = Record::default();
+        follow(&mut w.engine, &mut script, &mut record, false, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            *record.shown.lock().unwrap(),
+            vec![
+                passed(20, 0),
+                Shown::Passed {
+                    uploaded: 0,
+                    downloaded: 0,
+                    deleted_remote: 7,
+                    held: false,
+                },
+                Shown::Passed {
+                    uploaded: 0,
+                    downloaded: 0,
+                    deleted_remote: 0,
+                    held: true,
+                },
+                Shown::Held,
+            ]
+        );
+    });
+}
