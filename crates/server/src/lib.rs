@@ -183,10 +183,7 @@ impl Server {
                     true,
                 ))
                 .handle(handle.clone());
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(limits.header_read);
+            conn::configure(server.http_builder(), limits);
             let app = app.clone();
             tasks.spawn(async move {
                 server
@@ -201,10 +198,7 @@ impl Server {
             let mut server = axum_server::from_tcp(l)?
                 .acceptor(acceptor)
                 .handle(handle.clone());
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(limits.header_read);
+            conn::configure(server.http_builder(), limits);
             let app = app.clone().layer(axum::middleware::map_request(mark_https));
             tasks.spawn(async move {
                 server

@@ -13,6 +13,8 @@ mod batch;
 mod copyref;
 /// Revisions, restore, permanent deletion and temporary links.
 mod history;
+/// HTTP/2: many requests in flight on one connection, its limits, large headers.
+mod http2;
 /// Accounts, isolation, persistence and graceful shutdown.
 mod lifecycle;
 /// Connection limits: idle and stalled connections, and the cap on connections.
