@@ -18,6 +18,7 @@
 //! version read is on the server and its row records that revision (with the stat of the
 //! version read), so the next run sends the newer content as an update of our own upload.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -231,7 +232,8 @@ where
             ));
         }
         let rows = index.local_children(&dir).await?;
-        let mut present = std::collections::HashSet::with_capacity(entries.len());
+        let twins = twins(&entries, &rows);
+        let mut present = HashSet::with_capacity(entries.len());
         let mut changed = Vec::new();
         let mut new_dirs = Vec::new();
         for (rel, e) in entries {
@@ -257,9 +259,27 @@ where
                 changed.push((rel, e));
             }
         }
+        // A row whose name is gone while a name equal but for case or Unicode form is here
+        // was renamed in case only: its server path is the new name's, so it is forgotten,
+        // never mirrored as a deletion (that deleted the new name's backup).
+        let keys_here: HashSet<String> = present.iter().map(|r| lower(r)).collect();
+        let renamed: Vec<&String> = rows
+            .keys()
+            .filter(|r| !present.contains(*r) && keys_here.contains(&lower(r)))
+            .collect();
+        if !renamed.is_empty() && !opts.dry_run {
+            let mut tx = index.begin().await?;
+            for rel in &renamed {
+                index::delete_local(&mut tx, rel).await?;
+            }
+            tx.commit().await?;
+        }
         if opts.mirror {
             for (rel, row) in &rows {
-                if !present.contains(rel) && !walker.is_excluded(rel, row.is_dir) {
+                if !present.contains(rel)
+                    && !keys_here.contains(&lower(rel))
+                    && !walker.is_excluded(rel, row.is_dir)
+                {
                     deletions.push(rel.clone());
                 }
             }
@@ -280,14 +300,17 @@ where
                 let done = pending.join_next().await.expect("a pending upload");
                 record(index, done.expect("upload task"), &mut report, log).await?;
             }
+            // A twin never takes the server's copy for its own: that is its twin's backup.
+            let twin = twins.contains(&rel);
             let job = FileJob {
                 fs: fs.clone(),
                 remote: remote.clone(),
                 path: seam_path(&rel),
                 dest: dest.to_owned(),
                 old: rows.get(&rel).cloned(),
-                on_server: on_server.get(&key).cloned(),
-                sent: sent.remove(&rel),
+                on_server: on_server.get(&key).cloned().filter(|_| !twin),
+                sent: sent.remove(&rel).filter(|_| !twin),
+                twin,
                 index: index.clone(),
                 seen,
                 rel,
@@ -304,6 +327,36 @@ where
         mirror_deletions(&*remote, index, dest, deletions, opts, &mut report, log).await?;
     }
     Ok(report)
+}
+
+/// The files of a folder whose name equals another entry's but for case or Unicode form (a
+/// case-sensitive source): the server holds one of them at that path, so the others are
+/// backed up as conflicted copies, never as updates of the path (which replaced the other
+/// name's backup). The name that keeps the path is the one the index has a revision for
+/// (it was backed up there), else one with a row, else the first in byte order.
+fn twins(
+    entries: &[(String, Stat)],
+    rows: &std::collections::HashMap<String, LocalRow>,
+) -> HashSet<String> {
+    let mut by_key: std::collections::HashMap<String, Vec<&String>> =
+        std::collections::HashMap::with_capacity(entries.len());
+    for (rel, _) in entries {
+        by_key.entry(lower(rel)).or_default().push(rel);
+    }
+    let mut out = HashSet::new();
+    for group in by_key.into_values().filter(|g| g.len() > 1) {
+        let rank = |rel: &String| match rows.get(rel) {
+            Some(r) if r.rev.is_some() => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        let keep = group
+            .iter()
+            .min_by(|a, b| (rank(a), a).cmp(&(rank(b), b)))
+            .copied();
+        out.extend(group.into_iter().filter(|r| Some(*r) != keep).cloned());
+    }
+    out
 }
 
 /// Creates new local folders on the server (so empty ones are kept too).
@@ -670,6 +723,9 @@ struct FileJob<F, R> {
     on_server: Option<RemoteRow>,
     /// The content an earlier run was sending when it stopped before recording the upload.
     sent: Option<String>,
+    /// Its name equals another entry's of the folder but for case or Unicode form, and the
+    /// other keeps the server's path (see [`twins`]): it goes beside, as a conflicted copy.
+    twin: bool,
     index: Index,
     seen: Stat,
     dry_run: bool,
@@ -723,6 +779,9 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
                 path: remote_of(&self.dest, &self.rel),
                 bytes: self.seen.size,
             });
+        }
+        if self.twin {
+            return self.keep_beside(&hash).await;
         }
         // Never blindly: over the revision this backup last saw, or only where nothing is. A
         // server copy holding what an earlier run was sending when it stopped (before its
@@ -782,36 +841,54 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
             }
             Err(RemoteError::Changed(_)) => {
                 // Someone changed the server's copy since our last backup: keep both.
-                let (parent, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
-                let copy_path =
-                    format!("{parent}/{}", cubby_core::naming::conflicted_copy(name, 1));
-                let copy_put = Put {
-                    mode: Mode::Add,
-                    autorename: true,
-                    ..put
-                };
-                let copy = self
-                    .remote
-                    .upload_as(&copy_path, &copy_put, &source)
-                    .await
-                    .map_err(|e| format!("conflict, and the conflicted copy failed: {e}"))?;
-                // Remember the server's current revision, so the next run does not make
-                // another copy of the same unchanged file, and our next change updates the
-                // copy the server kept. Only if it is this very path: a name that differs but
-                // for case is another local file's backup (a case-sensitive source), which
-                // an update would replace; without a revision the row still marks this
-                // version as kept, and a later change goes as another conflicted copy.
-                let rev = match self.remote.get(&self.path).await {
-                    Ok(Some(e)) if !e.folder && e.path == self.path => e.rev,
-                    _ => None,
-                };
-                Ok(Outcome::Conflict {
-                    row: row(rev),
-                    copy: self.display(&copy),
-                })
+                self.keep_beside(&hash).await
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Uploads this version beside the server's copy, as a conflicted copy, and records it
+    /// (`hash`: what was read).
+    async fn keep_beside(&self, hash: &str) -> Result<Outcome, String> {
+        let (parent, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
+        let copy_path = format!("{parent}/{}", cubby_core::naming::conflicted_copy(name, 1));
+        let copy_put = Put {
+            mode: Mode::Add,
+            autorename: true,
+            client_modified: Some(self.seen.mtime_ns.div_euclid(1_000_000_000)),
+        };
+        let source = self.fs.source(&self.path);
+        let copy = self
+            .remote
+            .upload_as(&copy_path, &copy_put, &source)
+            .await
+            .map_err(|e| format!("conflict, and the conflicted copy failed: {e}"))?;
+        // Remember the server's current revision, so the next run does not make another
+        // copy of the same unchanged file, and our next change updates the copy the server
+        // kept. Only if it is this very path: a name that differs but for case is another
+        // local file's backup (a case-sensitive source), which an update would replace;
+        // without a revision the row still marks this version as kept, and a later change
+        // goes as another conflicted copy.
+        let rev = if self.twin {
+            None
+        } else {
+            match self.remote.get(&self.path).await {
+                Ok(Some(e)) if !e.folder && e.path == self.path => e.rev,
+                _ => None,
+            }
+        };
+        Ok(Outcome::Conflict {
+            row: LocalRow {
+                path: self.rel.clone(),
+                is_dir: false,
+                size: self.seen.size,
+                mtime_ns: self.seen.mtime_ns,
+                inode: self.seen.inode,
+                hash: Some(hash.to_owned()),
+                rev,
+            },
+            copy: self.display(&copy),
+        })
     }
 
     fn same_as_seen(&self, stat: &Stat) -> bool {
