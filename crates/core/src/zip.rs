@@ -266,6 +266,18 @@ pub fn entry_name<'a>(path_display: &'a str, folder_display: &str) -> &'a str {
     }
 }
 
+/// `name` as an archive holds it: a backslash, which a Dropbox name may contain, becomes `_`.
+/// Extractors on Windows take `\` for a separator, so a file named `..\..\x.bat` would
+/// otherwise be written outside the folder the archive is extracted into; ZIP's own
+/// separator is `/` (APPNOTE 4.4.17), which no name contains.
+pub fn portable_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('\\') {
+        std::borrow::Cow::Owned(name.replace('\\', "_"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// The earliest and latest times a DOS date holds: 1980-01-01 00:00:00 and
 /// 2107-12-31 23:59:58 (UTC).
 const DOS_FIRST: i64 = 315_532_800;
@@ -362,6 +374,15 @@ mod tests {
         assert_eq!(dos_datetime(DOS_LAST + 2), last);
         assert_eq!(dos_datetime(253_402_300_800), last); // 10000-01-01
         assert_eq!(dos_datetime(i64::MAX), last);
+    }
+
+    #[test]
+    fn backslashes_never_reach_an_archive() {
+        assert_eq!(portable_name("a/..\\..\\x.bat"), "a/.._.._x.bat");
+        assert!(matches!(
+            portable_name("Été/x"),
+            std::borrow::Cow::Borrowed("Été/x")
+        ));
     }
 
     #[test]

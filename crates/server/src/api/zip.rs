@@ -262,14 +262,14 @@ async fn write_zip(
 ) -> Result<(), String> {
     let mut zip = zip::Writer::new();
     for e in entries {
-        let name = zip::entry_name(&e.path_display, naming);
+        let name = zip::portable_name(zip::entry_name(&e.path_display, naming));
         if e.kind == Kind::Folder {
-            send(tx, zip.folder(name).map_err(|e| e.to_string())?).await?;
+            send(tx, zip.folder(&name).map_err(|e| e.to_string())?).await?;
             continue;
         }
         send(
             tx,
-            zip.file(name, e.client_modified)
+            zip.file(&name, e.client_modified)
                 .map_err(|e| e.to_string())?,
         )
         .await?;

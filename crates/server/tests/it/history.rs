@@ -399,6 +399,9 @@ async fn download_zip_streams_a_folder_that_zip_readers_accept() {
     c.rpc("files/create_folder_v2", json!({"path": "/Album/Empty"}))
         .await
         .ok();
+    // A name may hold backslashes; Windows extractors take them for separators, so one such
+    // name could write outside the folder extracted into.
+    c.put("/Album/..\\..\\evil.bat", b"rem").await;
     let r = c
         .raw(
             c.http
@@ -419,7 +422,8 @@ import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 assert z.testzip() is None, "bad CRC"
 names = sorted(z.namelist())
-assert names == ["Album/", "Album/01 Intro.mp3", "Album/Disc 2/", "Album/Disc 2/02 Thé Song.mp3", "Album/Empty/"], names
+assert names == ["Album/", "Album/.._.._evil.bat", "Album/01 Intro.mp3", "Album/Disc 2/", "Album/Disc 2/02 Thé Song.mp3", "Album/Empty/"], names
+assert z.read("Album/.._.._evil.bat") == b"rem"
 assert z.read("Album/01 Intro.mp3") == b"intro"
 assert z.read("Album/Disc 2/02 Thé Song.mp3") == open(sys.argv[2], "rb").read()
 print("ok")
