@@ -180,6 +180,9 @@ pub struct PutArgs {
     local: PathBuf,
     /// The remote path; ending in "/" (or omitted) puts the file there under its own name.
     remote: Option<String>,
+    /// A folder and everything in it (small files in batches of 1,000).
+    #[arg(short = 'r', long, conflicts_with = "update")]
+    recursive: bool,
     /// Replace what is at the path.
     #[arg(long, conflicts_with = "update")]
     overwrite: bool,
@@ -676,13 +679,18 @@ async fn put(a: PutArgs) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| fail(exit::USAGE, format!("{} names no file", a.local.display())))?;
-    if a.local.is_dir() {
+    let is_dir = a.local.is_dir();
+    if is_dir != a.recursive {
         return Err(fail(
             exit::USAGE,
-            format!(
-                "{} is a folder: `cubby backup` uploads trees",
-                a.local.display()
-            ),
+            if is_dir {
+                format!(
+                    "{} is a folder: `cubby put -r` uploads it with everything in it (`cubby backup` too, and again only what changed)",
+                    a.local.display()
+                )
+            } else {
+                format!("{} is not a folder (-r uploads folders)", a.local.display())
+            },
         ));
     }
     let remote = match a.remote.as_deref() {
@@ -695,6 +703,14 @@ async fn put(a: PutArgs) -> Result<()> {
         (true, None) => WriteMode::Overwrite,
         (false, None) => WriteMode::Add,
     };
+    if is_dir {
+        let opts = UploadOptions {
+            mode,
+            autorename: a.autorename,
+            ..UploadOptions::default()
+        };
+        return crate::put_tree::put_tree(&s, &a.local, &remote, &opts).await;
+    }
     let modified = std::fs::metadata(&a.local)
         .and_then(|m| m.modified())
         .ok()

@@ -12,6 +12,7 @@ mod import;
 mod login;
 mod profile;
 mod progress;
+mod put_tree;
 mod sync;
 
 use std::net::SocketAddr;
@@ -130,6 +131,7 @@ struct ServeArgs {
 fn main() -> Result<()> {
     // Both rustls back-ends must never be enabled at once; pin the process to aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -154,6 +156,26 @@ fn main() -> Result<()> {
             None => Err(e),
         },
     }
+}
+
+/// Output piped into a reader that stops early (`cubby ls -r / | head`) ends the process as a
+/// shell expects of such a writer, quietly with status 141 (killed by SIGPIPE), instead of a
+/// panic and its backtrace: Rust ignores SIGPIPE, so `println!` panics on the closed pipe,
+/// and restoring the signal's default takes `unsafe`.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 async fn run(cli: Cli) -> Result<()> {

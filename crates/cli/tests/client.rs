@@ -654,3 +654,104 @@ fn a_copy_reference_starting_with_a_dash_is_not_an_option() {
     );
     assert!(!err.contains("unexpected argument"), "{err}");
 }
+
+/// `cubby put -r`: a folder with everything in it, small files in batches and a large one in
+/// its own session, empty folders created, links left out; an unchanged tree again is no
+/// change, a changed file is a conflict (exit 1) unless `--autorename`.
+#[test]
+fn put_r_uploads_a_folder_and_everything_in_it() {
+    let server = Server::start();
+    let home = Home::signed_in(&server);
+    let src = home.path("Shop");
+    std::fs::create_dir_all(src.join("images/2014")).unwrap();
+    std::fs::create_dir_all(src.join("empty/inner")).unwrap();
+    for i in 0..1203 {
+        std::fs::write(
+            src.join(format!("images/2014/p{i:04}.jpg")),
+            format!("image {i}"),
+        )
+        .unwrap();
+    }
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("catalogue.bin"), &big).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", src.join("passwd")).unwrap();
+    // A file is not a folder, and a folder needs -r.
+    let err = home.fails(&["put", src.to_str().unwrap()], 2);
+    assert!(err.contains("cubby put -r"), "{err}");
+    home.fails(
+        &["put", "-r", home.path("nothing-here").to_str().unwrap()],
+        2,
+    );
+    let lines = home.ok(&["put", "-r", src.to_str().unwrap(), "/Backups/", "--json"]);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["files"], 1204, "{summary}");
+    assert_eq!(summary["skipped"], 1, "{summary}");
+    assert_eq!(summary["folders_created"], 1, "{summary}");
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 0, "{summary}");
+    let listed = home.ok(&["ls", "-R", "/Backups/Shop", "--json"]);
+    let files: Vec<&str> = listed
+        .iter()
+        .filter(|e| e[".tag"] == "file")
+        .map(|e| e["path_display"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1204);
+    assert!(files.contains(&"/Backups/Shop/images/2014/p1202.jpg"));
+    assert!(!files.iter().any(|f| f.ends_with("passwd")));
+    assert!(
+        listed
+            .iter()
+            .any(|e| e["path_display"] == "/Backups/Shop/empty/inner")
+    );
+    let got = home.path("got.bin");
+    home.ok(&["get", "/Backups/Shop/catalogue.bin", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&got).unwrap(), big);
+    home.ok(&[
+        "get",
+        "/Backups/Shop/images/2014/p0007.jpg",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&got).unwrap(), b"image 7");
+    // The same tree again changes nothing; a changed file is not written over.
+    home.ok(&["put", "-r", src.to_str().unwrap(), "/Backups/Shop"]);
+    std::fs::write(src.join("images/2014/p0007.jpg"), "image 7, retouched").unwrap();
+    let err = home.fails(&["put", "-r", src.to_str().unwrap(), "/Backups/Shop"], 1);
+    assert!(
+        err.contains("p0007.jpg: not committed: path/conflict/file"),
+        "{err}"
+    );
+    home.ok(&[
+        "get",
+        "/Backups/Shop/images/2014/p0007.jpg",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&got).unwrap(), b"image 7");
+    home.ok(&[
+        "put",
+        "-r",
+        src.to_str().unwrap(),
+        "/Backups/Shop",
+        "--autorename",
+    ]);
+    home.ok(&[
+        "get",
+        "/Backups/Shop/images/2014/p0007 (1).jpg",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&got).unwrap(), b"image 7, retouched");
+}
+
+/// Output into a reader that stops early (`cubby ls | head`) ends quietly with the status a
+/// shell expects of such a writer, not a panic.
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    let server = Server::start();
+    let home = Home::signed_in(&server);
+    std::fs::write(home.path("a.txt"), "a").unwrap();
+    home.ok(&["put", "a.txt", "/Q/a.txt"]);
+    let mut child = home.command(&["ls", "/Q"]).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
