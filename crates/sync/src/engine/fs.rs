@@ -230,7 +230,9 @@ impl LocalFs for RealFs {
         let mut file = std::fs::File::open(&abs)?;
         let before = stat_of(&file.metadata()?);
         let mut hasher = ContentHasher::new();
-        let mut buf = vec![0u8; 1 << 20];
+        // As large as the file (and one byte more, to see it grow), up to 1 MiB: a zeroed
+        // 1 MiB buffer for each small file was 7% of a first backup's CPU.
+        let mut buf = vec![0u8; (before.size as usize).saturating_add(1).clamp(4096, 1 << 20)];
         let mut read = 0u64;
         loop {
             let n = file.read(&mut buf)?;
