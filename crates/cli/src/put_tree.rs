@@ -232,17 +232,19 @@ async fn flush(
     }
     let batch = std::mem::take(pending);
     let client = &s.client;
-    let started: Vec<Result<(String, u64), String>> = futures_util::stream::iter(&batch)
+    // Each start carries its content hash, which the server checks; the commit's hash is
+    // checked against it too.
+    let started: Vec<Result<(String, u64, String), String>> = futures_util::stream::iter(&batch)
         .map(|p| async move {
             let data = tokio::fs::read(&p.local)
                 .await
                 .map_err(|e| format!("cannot read: {e}"))?;
             let len = data.len() as u64;
-            let id = client
-                .session_start(Bytes::from(data), false, true)
+            let (id, hash) = client
+                .session_start_file(Bytes::from(data))
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((id, len))
+            Ok((id, len, hash))
         })
         .buffered(PARALLEL)
         .collect()
@@ -251,13 +253,13 @@ async fn flush(
     let mut sent = Vec::with_capacity(batch.len());
     for (p, start) in batch.iter().zip(started) {
         match start {
-            Ok((id, len)) => {
+            Ok((id, len, hash)) => {
                 let one = UploadOptions {
                     client_modified: p.modified.clone(),
                     ..opts.clone()
                 };
                 commits.push((id, len, one.commit_info(&p.remote)));
-                sent.push(p);
+                sent.push((p, hash));
             }
             Err(why) => report(s, tally, &p.local, &why),
         }
@@ -270,8 +272,16 @@ async fn flush(
         .map(|(id, len, c)| (id.as_str(), *len, c.clone()))
         .collect();
     let answer = client.session_finish_batch(&refs).await.map_err(api)?;
-    for (p, item) in sent.into_iter().zip(answer.entries) {
+    for ((p, hash), item) in sent.into_iter().zip(answer.entries) {
         match item {
+            SessionFinishBatchEntry::Success(f) if f.content_hash.as_deref() != Some(&hash) => {
+                report(
+                    s,
+                    tally,
+                    &p.local,
+                    "the server holds other content than was sent",
+                );
+            }
             SessionFinishBatchEntry::Success(f) => {
                 let at = f.path_display.clone().unwrap_or_else(|| p.remote.clone());
                 done(s, tally, &p.local, &at, f.size);

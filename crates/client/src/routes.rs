@@ -328,6 +328,24 @@ impl Client {
         Ok(s.session_id)
     }
 
+    /// Starts a closed session holding all of a small file, `data`, with its content hash
+    /// for the server to check (commit it with [`Self::session_finish_batch`]). Returns the
+    /// session and the hash, to compare with what the commit reports.
+    pub async fn session_start_file(&self, data: Bytes) -> Result<(String, String)> {
+        let mut hasher = cubby_core::hash::ContentHasher::new();
+        hasher.update(&data);
+        let hash = hasher.finish();
+        let arg = SessionStartArg {
+            close: true,
+            session_type: session_type(false),
+            content_hash: Some(hash.clone()),
+        };
+        let s = self
+            .call_upload::<ep::UploadSessionStart>(&arg, data)
+            .await?;
+        Ok((s.session_id, hash))
+    }
+
     /// Starts `n` empty sessions at once.
     pub async fn session_start_batch(&self, n: u32, concurrent: bool) -> Result<Vec<String>> {
         let arg = SessionStartBatchArg {
