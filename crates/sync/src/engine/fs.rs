@@ -232,7 +232,12 @@ impl LocalFs for RealFs {
         let mut hasher = ContentHasher::new();
         // As large as the file (and one byte more, to see it grow), up to 1 MiB: a zeroed
         // 1 MiB buffer for each small file was 7% of a first backup's CPU.
-        let mut buf = vec![0u8; (before.size as usize).saturating_add(1).clamp(4096, 1 << 20)];
+        let mut buf = vec![
+            0u8;
+            (before.size as usize)
+                .saturating_add(1)
+                .clamp(4096, 1 << 20)
+        ];
         let mut read = 0u64;
         loop {
             let n = file.read(&mut buf)?;
