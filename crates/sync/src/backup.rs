@@ -18,7 +18,7 @@
 //! version read is on the server and its row records that revision (with the stat of the
 //! version read), so the next run sends the newer content as an update of our own upload.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -334,12 +334,8 @@ where
 /// backed up as conflicted copies, never as updates of the path (which replaced the other
 /// name's backup). The name that keeps the path is the one the index has a revision for
 /// (it was backed up there), else one with a row, else the first in byte order.
-fn twins(
-    entries: &[(String, Stat)],
-    rows: &std::collections::HashMap<String, LocalRow>,
-) -> HashSet<String> {
-    let mut by_key: std::collections::HashMap<String, Vec<&String>> =
-        std::collections::HashMap::with_capacity(entries.len());
+fn twins(entries: &[(String, Stat)], rows: &HashMap<String, LocalRow>) -> HashSet<String> {
+    let mut by_key: HashMap<String, Vec<&String>> = HashMap::with_capacity(entries.len());
     for (rel, _) in entries {
         by_key.entry(lower(rel)).or_default().push(rel);
     }
@@ -757,15 +753,7 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
             }
             Err(e) => return Err(format!("cannot read: {e}")),
         };
-        let row = |rev: Option<String>| LocalRow {
-            path: self.rel.clone(),
-            is_dir: false,
-            size: self.seen.size,
-            mtime_ns: self.seen.mtime_ns,
-            inode: self.seen.inode,
-            hash: Some(hash.clone()),
-            rev,
-        };
+        let row = |rev: Option<String>| self.row(&hash, rev);
         if let Some(r) = &self.on_server
             && !r.is_dir
             && r.hash.as_deref() == Some(hash.as_str())
@@ -878,17 +866,22 @@ impl<F: LocalFs + 'static, R: RemoteApi + 'static> FileJob<F, R> {
             }
         };
         Ok(Outcome::Conflict {
-            row: LocalRow {
-                path: self.rel.clone(),
-                is_dir: false,
-                size: self.seen.size,
-                mtime_ns: self.seen.mtime_ns,
-                inode: self.seen.inode,
-                hash: Some(hash.to_owned()),
-                rev,
-            },
+            row: self.row(hash, rev),
             copy: self.display(&copy),
         })
+    }
+
+    /// The index row of the version read (`hash`), at revision `rev`.
+    fn row(&self, hash: &str, rev: Option<String>) -> LocalRow {
+        LocalRow {
+            path: self.rel.clone(),
+            is_dir: false,
+            size: self.seen.size,
+            mtime_ns: self.seen.mtime_ns,
+            inode: self.seen.inode,
+            hash: Some(hash.to_owned()),
+            rev,
+        }
     }
 
     fn same_as_seen(&self, stat: &Stat) -> bool {
