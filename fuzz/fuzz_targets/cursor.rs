@@ -14,7 +14,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cubby_core::cursor::{self, Cursor, Position};
+use cubby_core::cursor::{self, Cursor, MountPos, Position};
 use hmac::{KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -58,6 +58,10 @@ struct ArbCursor {
     listing: Option<String>,
     seq: u64,
     idx: u32,
+    /// The mount point of a listing inside a shared folder.
+    at: Option<String>,
+    /// Shared folders mounted below a home listing: (namespace, mount point, seq, idx).
+    mounts: Vec<(u64, String, u64, u32)>,
 }
 
 impl ArbCursor {
@@ -81,6 +85,16 @@ impl ArbCursor {
                     idx: self.idx,
                 },
             },
+            at: self.at,
+            mounts: self
+                .mounts
+                .into_iter()
+                .map(|(ns, at, seq, idx)| MountPos {
+                    ns,
+                    at,
+                    pos: Position::Changes { seq, idx },
+                })
+                .collect(),
         }
     }
 }

@@ -489,6 +489,33 @@ def main():
                       f"≥ {AIM_WEB_UPLOAD_RATIO:.0%} of curl",
                       (MET if q >= AIM_WEB_UPLOAD_RATIO else MISSED) if q is not None else "✗ failed"))
 
+    # n. shared folders
+    def sh(start):
+        return next((r for (b, t, m), r in rows.items() if b == "sharing" and m.startswith(start)), None)
+
+    small, large = sh("share_folder of 10 files"), next(
+        (r for (b, t, m), r in rows.items() if b == "sharing" and m.startswith("share_folder of ")
+         and not m.endswith(" 10 files")), None)
+    if small and large:
+        q = num(large["median"]) / max(num(small["median"]), 0.01)
+        table.append(("n", large["metric"], fmt(large, "ms"), f"10 files: {fmt(small, 'ms')}",
+                      "≤ 3× the small one", MET if q <= 3 else MISSED))
+    ms_small, ms_large = sh("invite + mount of 10 files"), next(
+        (r for (b, t, m), r in rows.items() if b == "sharing" and m.startswith("invite + mount of ")
+         and not m.endswith(" 10 files")), None)
+    if ms_small and ms_large:
+        q = num(ms_large["median"]) / max(num(ms_small["median"]), 0.01)
+        table.append(("n", ms_large["metric"], fmt(ms_large, "ms"), f"10 files: {fmt(ms_small, 'ms')}",
+                      "≤ 3× the small one", MET if q <= 3 else MISSED))
+    wake, wake99 = sh("member's longpoll woken by a write (median)"), sh("member's longpoll woken by a write (p99)")
+    if wake:
+        table.append(("n", "member's longpoll woken by the owner's write", fmt(wake, "ms"),
+                      f"p99 {num(wake99['median']):.1f} ms" if wake99 else "", "median < 100 ms",
+                      MET if num(wake["median"]) < 100 else MISSED))
+    lst = sh("recursive listing of a home with")
+    if lst:
+        table.append(("n", lst["metric"], fmt(lst, "s"), "", "(none given)", "—"))
+
     scale = scaleout_table(rows, meta)
     synct = sync_table(rows, meta)
     loadt = load_tables(rows)

@@ -64,6 +64,12 @@ pub enum ClientCommand {
     SaveRef(SaveRefArgs),
     /// Create (or show) a shared link.
     Link(LinkArgs),
+    /// Share a folder with other people (editors, or viewers with --viewer).
+    ShareFolder(crate::folders::ShareFolderArgs),
+    /// List the members of a shared folder.
+    Members(crate::folders::MembersArgs),
+    /// List the folders shared with you, or add one to your files.
+    Mount(crate::folders::MountArgs),
     /// Have the server fetch a URL into a file.
     ImportUrl(ImportUrlArgs),
     /// Have the server fetch many URLs (lines of `URL [PATH]` or JSON), several at a time.
@@ -487,6 +493,9 @@ pub async fn run(command: ClientCommand) -> Result<()> {
             Ok(())
         }
         ClientCommand::Link(a) => link(a).await,
+        ClientCommand::ShareFolder(a) => crate::folders::share_folder(a).await,
+        ClientCommand::Members(a) => crate::folders::members(a).await,
+        ClientCommand::Mount(a) => crate::folders::mount(a).await,
         ClientCommand::ImportUrl(a) => import_url(a).await,
         ClientCommand::ImportUrls(a) => crate::import::import_urls(a).await,
         ClientCommand::Backup(a) => crate::backup::backup(a).await,
@@ -625,12 +634,17 @@ async fn ls(a: LsArgs) -> Result<()> {
             } else {
                 m.name()
             };
+            // A shared folder's mount point says so.
+            let shared = match m {
+                Metadata::Folder(f) if f.shared_folder_id.is_some() => "  (shared)",
+                _ => "",
+            };
             s.print(&serde_json::to_value(m)?, || match (a.long, m) {
                 (true, Metadata::File(f)) => {
                     format!("{:>12}  {}  {name}", f.size, f.server_modified)
                 }
-                (true, _) => format!("{:>12}  {:20}  {name}/", "-", ""),
-                (false, Metadata::Folder(_)) => format!("{name}/"),
+                (true, _) => format!("{:>12}  {:20}  {name}/{shared}", "-", ""),
+                (false, Metadata::Folder(_)) => format!("{name}/{shared}"),
                 (false, _) => name.to_owned(),
             });
         }

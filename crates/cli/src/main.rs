@@ -8,6 +8,7 @@
 mod admin;
 mod backup;
 mod client;
+mod folders;
 mod import;
 mod login;
 mod profile;

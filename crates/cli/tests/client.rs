@@ -755,3 +755,76 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     assert_eq!(out.status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn share_folder_members_and_mount_from_the_command_line() {
+    let server = Server::start();
+    let alice = Home::signed_in(&server);
+    let out = server.admin(&["user", "add", "bob"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bob = Home::signed_in_as(&server, "bob");
+    std::fs::write(alice.path("song.txt"), "la la").unwrap();
+    alice.ok(&[
+        "put",
+        alice.path("song.txt").to_str().unwrap(),
+        "/Band/song.txt",
+    ]);
+
+    let shared = alice.ok(&[
+        "share-folder",
+        "/Band",
+        "--with",
+        "bob",
+        "--viewer",
+        "--json",
+    ]);
+    let id = shared[0]["shared_folder_id"].as_str().unwrap().to_owned();
+    // Bob sees it waiting, by name, and mounts it by name.
+    let text = bob.run(&["mount"]);
+    let listed = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        listed.contains(&id) && listed.contains("Band") && listed.contains("shared by alice"),
+        "{listed}"
+    );
+    let mounted = bob.ok(&["mount", "band", "--json"]);
+    assert_eq!(mounted[0]["path_display"], "/Band");
+    assert!(
+        String::from_utf8_lossy(&bob.run(&["mount"]).stdout).contains("No folders are waiting"),
+    );
+    bob.ok(&[
+        "get",
+        "/Band/song.txt",
+        bob.path("got.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(bob.path("got.txt")).unwrap(),
+        "la la"
+    );
+    // A viewer's upload is refused, and nothing changes.
+    std::fs::write(bob.path("mine.txt"), "mine").unwrap();
+    let refused = bob.run(&[
+        "put",
+        bob.path("mine.txt").to_str().unwrap(),
+        "/Band/mine.txt",
+    ]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no_write_permission"), "{why}");
+
+    let members = alice.ok(&["members", "/Band", "--json"]);
+    let who: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["access"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [("alice", "owner"), ("bob", "viewer")]);
+    let text = String::from_utf8_lossy(&alice.run(&["members", "/Band"]).stdout).into_owned();
+    assert!(text.contains("viewer  bob"), "{text}");
+    // Sharing it again only adds people; a folder not shared has no members.
+    alice.ok(&["mkdir", "/Solo"]);
+    let err = alice.fails(&["members", "/Solo"], 2);
+    assert!(err.contains("not shared"), "{err}");
+}

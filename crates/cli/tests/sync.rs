@@ -554,3 +554,69 @@ fn exclusions_refused_names_conflicts_and_status() {
     );
     assert!(text.contains("last pass"), "{text}");
 }
+
+/// A viewer of a shared folder syncing their files: the folder comes down; their edits in it
+/// are never uploaded, stay on their disk (an edited file as a new file beside the folder's,
+/// which comes back), and are reported; the rest of their files sync as usual.
+#[test]
+fn a_viewer_syncs_a_shared_folder_without_changing_it() {
+    let server = Server::start();
+    let owner = Home::signed_in(&server);
+    let out = server.admin(&["user", "add", "vera"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let viewer = Home::signed_in_as(&server, "vera");
+    let file = owner.path("plan.txt");
+    std::fs::write(&file, "the plan").unwrap();
+    owner.ok(&["put", file.to_str().unwrap(), "/Club/plan.txt"]);
+    owner.ok(&["share-folder", "/Club", "--with", "vera", "--viewer"]);
+    viewer.ok(&["mount", "Club"]);
+
+    let local = viewer.path("Dropbox");
+    write(&local, "mine.txt", "my own");
+    let (code, out) = once(&viewer, &local, "/", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        tree(&local)["Club/plan.txt"].as_deref(),
+        Some(&b"the plan"[..])
+    );
+
+    write(&local, "Club/plan.txt", "my changes");
+    write(&local, "Club/idea.txt", "an idea");
+    write(&local, "notes.txt", "outside the folder");
+    let (code, out) = once(&viewer, &local, "/", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("read-only"), "{out}");
+    // Nothing changed in the folder; the viewer's own file went up.
+    let club = server_tree(&owner, "/Club");
+    assert_eq!(club.len(), 1, "{club:?}");
+    assert_eq!(club["plan.txt"].as_deref(), Some(&b"the plan"[..]));
+    assert!(server_tree(&viewer, "").contains_key("notes.txt"));
+    // The folder's version is back, the viewer's kept beside it, the new file kept.
+    let here = tree(&local);
+    assert_eq!(here["Club/plan.txt"].as_deref(), Some(&b"the plan"[..]));
+    let kept: Vec<&Option<Vec<u8>>> = here
+        .iter()
+        .filter(|(p, _)| p.starts_with("Club/plan (conflicted copy"))
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(kept, [&Some(b"my changes".to_vec())], "{here:?}");
+    assert_eq!(here["Club/idea.txt"].as_deref(), Some(&b"an idea"[..]));
+    // The owner's later changes still arrive.
+    std::fs::write(&file, "the plan, v2").unwrap();
+    owner.ok(&[
+        "put",
+        file.to_str().unwrap(),
+        "/Club/plan.txt",
+        "--overwrite",
+    ]);
+    let (code, out) = once(&viewer, &local, "/", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        tree(&local)["Club/plan.txt"].as_deref(),
+        Some(&b"the plan, v2"[..])
+    );
+}

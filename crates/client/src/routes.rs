@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use cubby_core::api::endpoint as ep;
+use cubby_core::api::folders as f;
 use serde_json::{Value, json};
 
 use crate::types::{
@@ -519,6 +520,196 @@ impl Client {
         Ok(())
     }
 
+    // ---- shared folders ----
+
+    /// Shares the folder at `path` (Cubby completes the share before it answers).
+    pub async fn share_folder(&self, path: &str) -> Result<f::ShareFolderLaunch> {
+        let arg: f::ShareFolderArg = built(json!({ "path": path }));
+        self.call::<ep::ShareFolder>(&arg).await
+    }
+
+    pub async fn check_share_job_status(&self, job: &str) -> Result<f::ShareFolderJobStatus> {
+        self.call::<ep::CheckShareJobStatus>(&poll(job)).await
+    }
+
+    pub async fn check_job_status(&self, job: &str) -> Result<f::SharingJobStatus> {
+        self.call::<ep::CheckJobStatus>(&poll(job)).await
+    }
+
+    pub async fn check_remove_member_job_status(
+        &self,
+        job: &str,
+    ) -> Result<f::RemoveMemberJobStatus> {
+        self.call::<ep::CheckRemoveMemberJobStatus>(&poll(job))
+            .await
+    }
+
+    pub async fn get_folder_metadata(&self, id: &str) -> Result<f::SharedFolderMetadata> {
+        let arg: f::GetMetadataArgs = built(json!({ "shared_folder_id": id }));
+        self.call::<ep::GetFolderMetadata>(&arg).await
+    }
+
+    /// The folders shared with this account (`mountable`: only those not mounted yet).
+    pub async fn list_folders(&self, mountable: bool) -> Result<f::ListFoldersResult> {
+        let arg: f::ListFoldersArgs = built(json!({}));
+        if mountable {
+            self.call::<ep::ListMountableFolders>(&arg).await
+        } else {
+            self.call::<ep::ListFolders>(&arg).await
+        }
+    }
+
+    pub async fn list_folders_continue(
+        &self,
+        cursor: &str,
+        mountable: bool,
+    ) -> Result<f::ListFoldersResult> {
+        let arg = f::ListFoldersContinueArg {
+            cursor: cursor.to_owned(),
+        };
+        if mountable {
+            self.call::<ep::ListMountableFoldersContinue>(&arg).await
+        } else {
+            self.call::<ep::ListFoldersContinue>(&arg).await
+        }
+    }
+
+    /// Adds members by account id or e-mail address (a Cubby server also takes a user
+    /// name), as editors or viewers.
+    pub async fn add_folder_member(&self, id: &str, members: Vec<f::AddMember>) -> Result<()> {
+        let arg = f::AddFolderMemberArg {
+            shared_folder_id: id.to_owned(),
+            members,
+            quiet: false,
+            custom_message: None,
+        };
+        self.call::<ep::AddFolderMember>(&arg).await?;
+        Ok(())
+    }
+
+    pub async fn update_folder_member(
+        &self,
+        id: &str,
+        member: f::MemberSelector,
+        access_level: f::AccessLevel,
+    ) -> Result<f::MemberAccessLevelResult> {
+        let arg = f::UpdateFolderMemberArg {
+            shared_folder_id: id.to_owned(),
+            member,
+            access_level,
+        };
+        self.call::<ep::UpdateFolderMember>(&arg).await
+    }
+
+    pub async fn remove_folder_member(
+        &self,
+        id: &str,
+        member: f::MemberSelector,
+        leave_a_copy: bool,
+    ) -> Result<f::LaunchResultBase> {
+        let arg = f::RemoveFolderMemberArg {
+            shared_folder_id: id.to_owned(),
+            member,
+            leave_a_copy,
+        };
+        self.call::<ep::RemoveFolderMember>(&arg).await
+    }
+
+    pub async fn list_folder_members(&self, id: &str) -> Result<f::SharedFolderMembers> {
+        let arg: f::ListFolderMembersArgs = built(json!({ "shared_folder_id": id }));
+        self.call::<ep::ListFolderMembers>(&arg).await
+    }
+
+    pub async fn list_folder_members_continue(
+        &self,
+        cursor: &str,
+    ) -> Result<f::SharedFolderMembers> {
+        let arg = f::ListFolderMembersContinueArg {
+            cursor: cursor.to_owned(),
+        };
+        self.call::<ep::ListFolderMembersContinue>(&arg).await
+    }
+
+    pub async fn relinquish_folder_membership(
+        &self,
+        id: &str,
+        leave_a_copy: bool,
+    ) -> Result<f::LaunchEmptyResult> {
+        let arg = f::RelinquishFolderMembershipArg {
+            shared_folder_id: id.to_owned(),
+            leave_a_copy,
+        };
+        self.call::<ep::RelinquishFolderMembership>(&arg).await
+    }
+
+    pub async fn mount_folder(&self, id: &str) -> Result<f::SharedFolderMetadata> {
+        let arg = f::MountFolderArg {
+            shared_folder_id: id.to_owned(),
+        };
+        self.call::<ep::MountFolder>(&arg).await
+    }
+
+    pub async fn unmount_folder(&self, id: &str) -> Result<()> {
+        let arg = f::UnmountFolderArg {
+            shared_folder_id: id.to_owned(),
+        };
+        self.call::<ep::UnmountFolder>(&arg).await?;
+        Ok(())
+    }
+
+    pub async fn unshare_folder(
+        &self,
+        id: &str,
+        leave_a_copy: bool,
+    ) -> Result<f::LaunchEmptyResult> {
+        let arg = f::UnshareFolderArg {
+            shared_folder_id: id.to_owned(),
+            leave_a_copy,
+        };
+        self.call::<ep::UnshareFolder>(&arg).await
+    }
+
+    pub async fn transfer_folder(&self, id: &str, to_account_id: &str) -> Result<()> {
+        let arg = f::TransferFolderArg {
+            shared_folder_id: id.to_owned(),
+            to_dropbox_id: to_account_id.to_owned(),
+        };
+        self.call::<ep::TransferFolder>(&arg).await?;
+        Ok(())
+    }
+
+    /// Sets a folder's policies from their wire words (`None` leaves one as it is).
+    pub async fn update_folder_policy(
+        &self,
+        id: &str,
+        member_policy: Option<&str>,
+        acl_update_policy: Option<&str>,
+    ) -> Result<f::SharedFolderMetadata> {
+        let mut arg = json!({ "shared_folder_id": id });
+        if let Some(p) = member_policy {
+            arg["member_policy"] = json!({ ".tag": p });
+        }
+        if let Some(p) = acl_update_policy {
+            arg["acl_update_policy"] = json!({ ".tag": p });
+        }
+        let arg: f::UpdateFolderPolicyArg = built(arg);
+        self.call::<ep::UpdateFolderPolicy>(&arg).await
+    }
+
+    pub async fn get_account(&self, account_id: &str) -> Result<f::BasicAccount> {
+        let arg = f::GetAccountArg {
+            account_id: account_id.to_owned(),
+        };
+        self.call::<ep::GetAccount>(&arg).await
+    }
+
+    pub async fn get_account_batch(&self, account_ids: &[String]) -> Result<Vec<f::BasicAccount>> {
+        let arg = f::GetAccountBatchArg {
+            account_ids: account_ids.to_vec(),
+        };
+        self.call::<ep::GetAccountBatch>(&arg).await
+    }
+
     // ---- downloads as bytes (small files; large ones: `download_file`) ----
 
     /// The bytes of a file (or of `range`), held in memory: for small files.
@@ -694,6 +885,18 @@ fn finish_entries(entries: &[(&str, u64, CommitInfo)]) -> SessionFinishBatchArg 
         })
         .collect();
     SessionFinishBatchArg { entries }
+}
+
+/// A route argument built here from its JSON form (so its optional fields take Dropbox's
+/// defaults); the JSON is this file's own, so it always decodes.
+fn built<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("an argument built in routes.rs decodes")
+}
+
+fn poll(job: &str) -> PollArg {
+    PollArg {
+        async_job_id: job.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,23 @@ pub struct Cursor {
     pub include_deleted: bool,
     pub limit: Option<u32>,
     pub pos: Position,
+    /// For a listing inside a mounted shared folder (`ns` is then the folder's): the mount
+    /// point's lower-case path in the caller's home when the cursor was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// For a recursive listing of a home folder: the shared folders mounted below it, each
+    /// with its own position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountPos>,
+}
+
+/// A mounted shared folder's place in a cursor over the home it is mounted in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPos {
+    pub ns: u64,
+    /// The mount point's lower-case path in the home.
+    pub at: String,
+    pub pos: Position,
 }
 
 const VERSION: &str = "c1";
@@ -102,6 +119,12 @@ mod tests {
             include_deleted: false,
             limit: Some(10),
             pos: Position::Changes { seq: 42, idx: 0 },
+            at: None,
+            mounts: vec![MountPos {
+                ns: 9,
+                at: "/a/shared".into(),
+                pos: Position::Changes { seq: 3, idx: 1 },
+            }],
         }
     }
 

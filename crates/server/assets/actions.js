@@ -7,6 +7,7 @@
 import * as api from "./api.js";
 import * as ui from "./ui.js";
 import { openPreview } from "./preview.js";
+import { peopleSection } from "./folders.js";
 
 const { el, nameNode, state, emit } = ui;
 
@@ -546,7 +547,10 @@ async function share(entry) {
   };
 
   load();
+  // A folder is shared with people (members) and by link; a file by link.
+  const people = isFolder(entry) ? [peopleSection(entry), el("h3", { class: "share-heading" }, "Link")] : [];
   await dialog("Share “" + entry.name + "”", [
+    ...people,
     el("section", { class: "share-existing", "aria-label": "Existing links" }, list, listStatus),
     el("fieldset", { class: "share-new" },
       legend,

@@ -14,6 +14,7 @@ import { createList, sortEntries, openMenu, closeMenu, menuOpen } from "./list.j
 import * as Actions from "./actions.js";
 import * as Preview from "./preview.js";
 import * as Upload from "./upload.js";
+import { sharedPage } from "./folders.js";
 
 const actions = () => (Array.isArray(Actions.actions) ? Actions.actions : []);
 const actionById = (id) => actions().find((a) => a.id === id);
@@ -61,6 +62,7 @@ const header = el("header", { class: "topbar" },
   searchForm,
   el("div", { class: "who" },
     el("span", { id: "user", class: "user-name" }, api.account?.name || ""),
+    el("a", { href: "/shared", class: "btn link shared-link", onclick: (e) => { if (plainClick(e)) { e.preventDefault(); openShared(); } } }, "Shared"),
     el("a", { href: "/account", class: "btn link" }, "Account"),
     el("form", { method: "post", action: "/logout", class: "signout" },
       el("input", { type: "hidden", name: "csrf", value: api.csrfToken }),
@@ -105,7 +107,22 @@ const list = createList({
 });
 
 const main = el("main", { class: "main" }, toolbar, el("div", { class: "where-bar" }, crumbs, status), list.element);
-document.body.append(header, main);
+const shared = sharedPage((p) => navigate(p));
+shared.element.hidden = true;
+document.body.append(header, main, shared.element);
+
+/** Shows the Shared page (or, `false`, the file list again). */
+function showShared(on) {
+  if (on && state.selection.size) clearSelection();
+  shared.element.hidden = !on;
+  main.hidden = on;
+  header.querySelector(".shared-link")?.setAttribute("aria-current", on ? "page" : "false");
+}
+
+function openShared() {
+  if (location.pathname !== "/shared") history.pushState({}, "", "/shared");
+  route();
+}
 
 function plainClick(e) {
   return e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey;
@@ -277,7 +294,7 @@ function renderCrumbs() {
 // Listing a folder: page 1 at once, "n loaded…" while more come, one sort at the end;
 // then follow changes (longpoll + continue) until another folder opens.
 
-let mode = "folder"; // or "search"
+let mode = "folder"; // or "search", or "shared" (the Shared page)
 let query = "";
 let controller = null; // aborts the open folder's listing and following (or a search)
 let loadSeq = 0;
@@ -485,6 +502,16 @@ function pathFromUrl() {
 
 function route() {
   closeMenu();
+  if (location.pathname === "/shared") {
+    controller?.abort();
+    mode = "shared";
+    showShared(true);
+    document.title = "Shared – Cubby";
+    shared.load();
+    markReady();
+    return;
+  }
+  showShared(false);
   if (location.pathname === "/search") {
     const q = new URLSearchParams(location.search).get("q") || "";
     if (q) {
@@ -559,6 +586,8 @@ function typing(t) {
 
 document.addEventListener("keydown", (e) => {
   if (e.defaultPrevented || typing(e.target) || document.querySelector("dialog[open]") || menuOpen()) return;
+  // The Shared page has no file list: the list's keys do nothing there.
+  if (mode === "shared") return;
   const mod = e.ctrlKey || e.metaKey;
   const single = !mod && !e.altKey;
   if (e.altKey && !mod && e.key === "ArrowUp") {

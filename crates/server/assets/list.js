@@ -381,6 +381,10 @@ export function createList(h) {
       : nameNode(e.name);
     const nameCell = el("div", { role: "gridcell", class: "cell-name" }, name);
     if (deleted) nameCell.append(el("span", { class: "deleted-mark" }, "Deleted"));
+    // A shared folder's mount point (other people have it too).
+    if (folder && e.sharing_info && e.sharing_info.shared_folder_id) {
+      nameCell.append(el("span", { class: "shared-mark", title: "Shared with other people" }, "Shared"));
+    }
     if (showWhere) {
       const where = parentOf(e.path_display);
       nameCell.append(

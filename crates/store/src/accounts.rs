@@ -123,6 +123,26 @@ impl Store {
         })
     }
 
+    /// Looks up an account by its public id (`dbid:…`).
+    pub async fn account_by_account_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.account_where("WHERE account_id = $1", id).await
+    }
+
+    /// Looks up an account by e-mail address, or else by user name (how a person names
+    /// someone to share with; e-mail addresses are not unique, so the oldest account wins).
+    pub async fn account_by_email_or_name(&self, who: &str) -> Result<Option<Account>, StoreError> {
+        match self
+            .account_where("WHERE lower(email) = lower($1) ORDER BY id LIMIT 1", who)
+            .await?
+        {
+            Some(a) => Ok(Some(a)),
+            None => {
+                self.account_where("WHERE lower(name) = lower($1)", who)
+                    .await
+            }
+        }
+    }
+
     async fn account_where(
         &self,
         clause: &str,

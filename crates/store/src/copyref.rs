@@ -57,7 +57,7 @@ impl From<sqlx::Error> for SaveRefError {
 
 /// What to recreate at the destination: paths relative to the reference's top (`""` for
 /// the top itself), with each file's content.
-type Items = Vec<SubtreeRow>;
+pub(crate) type Items = Vec<SubtreeRow>;
 
 impl Store {
     /// Mints a reference to a live file (bound to its current revision) or folder of `ns`
@@ -106,8 +106,11 @@ impl Store {
     ) -> Result<Entry, SaveRefError> {
         let row = on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT r.ns, r.file_id, r.revision, r.expires, a.disabled FROM copy_refs r \
-                 JOIN accounts a ON a.id = r.account WHERE r.ref_hash = $1",
+                "SELECT r.ns, r.file_id, r.revision, r.expires, a.disabled, \
+                 CAST(CASE WHEN a.ns = r.ns OR EXISTS (SELECT 1 FROM folder_members m \
+                   WHERE m.ns = r.ns AND m.account = r.account) THEN 0 ELSE 1 END AS BIGINT) \
+                 AS gone \
+                 FROM copy_refs r JOIN accounts a ON a.id = r.account WHERE r.ref_hash = $1",
             )
             .bind(token_hash(reference))
             .fetch_optional(c)
@@ -118,7 +121,8 @@ impl Store {
                     r.text("file_id")?,
                     r.opt_int("revision")?,
                     r.int("expires")?,
-                    r.int("disabled")? != 0,
+                    // Disabled, or no longer a member of the shared folder it names.
+                    r.int("disabled")? != 0 || r.int("gone")? != 0,
                 ))
             })
             .transpose()?
@@ -176,7 +180,18 @@ impl Store {
     /// A folder and everything live below it, parents before children, with each file's
     /// current content; at most [`MAX_RELOCATION_ENTRIES`] items.
     async fn subtree(&self, ns: u64, top: &Entry) -> Result<Items, SaveRefError> {
-        let (lo, hi) = descendant_range(&top.path_lower);
+        self.subtree_items(ns, &top.path_lower, &top.path_display)
+            .await
+    }
+
+    /// [`Store::subtree`] of the folder at `top_lower` (`""`: the namespace's root).
+    pub(crate) async fn subtree_items(
+        &self,
+        ns: u64,
+        top_lower: &str,
+        top_display: &str,
+    ) -> Result<Items, SaveRefError> {
+        let (lo, hi) = descendant_range(top_lower);
         let rows = on_db!(&self.db, |c| {
             let rows = sqlx::query(SUBTREE)
                 .bind(ns as i64)
@@ -192,7 +207,7 @@ impl Store {
         if rows.len() as i64 + 1 > MAX_RELOCATION_ENTRIES {
             return Err(SaveRefError::TooManyFiles);
         }
-        let prefix_chars = top.path_display.chars().count();
+        let prefix_chars = top_display.chars().count();
         let mut items = vec![(String::new(), None)];
         items.extend(
             rows.into_iter()
@@ -203,7 +218,7 @@ impl Store {
 }
 
 /// Recreates the items under `dest` in one write transaction of the destination namespace.
-async fn place(tx: &mut WriteTx, dest: String, items: Items) -> Result<Entry, OpError> {
+pub(crate) async fn place(tx: &mut WriteTx, dest: String, items: Items) -> Result<Entry, OpError> {
     if cubby_core::path::is_disallowed_name(name_of(&dest)) {
         return Err(OpError::DisallowedName);
     }

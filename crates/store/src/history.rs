@@ -15,7 +15,7 @@ pub enum RevisionsOf<'a> {
     Id(&'a str),
 }
 
-const REVISION_COLS: &str = "SELECT path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, \
+const REVISION_COLS: &str = "SELECT ns, path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, \
      id AS revision, size, content_hash, client_modified, server_modified FROM revisions ";
 
 impl Store {
@@ -200,7 +200,7 @@ impl Store {
         let kinds: (i64, i64) = if deleted { (2, 2) } else { (0, 1) };
         on_db!(&self.db, |c| {
             let rows = sqlx::query(
-                "SELECT path_lower, path_display, kind, file_id, rev, revision, size, \
+                "SELECT ns, path_lower, path_display, kind, file_id, rev, revision, size, \
                         content_hash, client_modified, server_modified FROM entries \
                  WHERE ns = $1 AND path_lower > $2 AND path_lower < $3 AND kind >= $4 \
                    AND kind <= $5 AND path_lower LIKE $6 ESCAPE '\\' ORDER BY path_lower LIMIT $7",

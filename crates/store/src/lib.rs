@@ -23,6 +23,7 @@ pub mod apps;
 pub mod blocks;
 pub mod copyref;
 mod db;
+pub mod folders;
 pub mod gc;
 mod group;
 pub mod history;

@@ -52,6 +52,8 @@ impl Kind {
 /// One item of a namespace as stored: a file, a folder or a tombstone.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The namespace the entry lives in (0 where a read did not say: see `from_row`).
+    pub ns: u64,
     pub kind: Kind,
     pub path_lower: String,
     pub path_display: String,
@@ -117,6 +119,7 @@ impl Entry {
     /// A tombstone: what `include_deleted` and the change feed show for a removed path.
     pub fn deleted(path_lower: &str, path_display: &str) -> Self {
         Entry {
+            ns: 0,
             kind: Kind::Deleted,
             path_lower: path_lower.to_owned(),
             path_display: path_display.to_owned(),
@@ -136,6 +139,8 @@ impl Entry {
 
     pub(crate) fn from_row(r: &impl RowExt) -> Result<Self, sqlx::Error> {
         Ok(Entry {
+            // Reads that select it say which namespace the row is of.
+            ns: r.opt_int("ns").ok().flatten().unwrap_or(0) as u64,
             path_lower: r.text("path_lower")?,
             path_display: r.text("path_display")?,
             kind: Kind::from_db(r.int("kind")?),
@@ -285,7 +290,7 @@ impl Store {
 macro_rules! entry_sql {
     ($tail:literal) => {
         concat!(
-            "SELECT path_lower, path_display, kind, file_id, rev, revision, size, content_hash, ",
+            "SELECT ns, path_lower, path_display, kind, file_id, rev, revision, size, content_hash, ",
             "client_modified, server_modified FROM entries ",
             $tail
         )
@@ -358,7 +363,7 @@ impl Store {
     pub async fn revision_by_rev(&self, ns: u64, rev: &str) -> Result<Option<Entry>, StoreError> {
         on_db!(&self.db, |c| {
             let row = sqlx::query(
-                "SELECT path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, id AS \
+                "SELECT ns, path_lower, path_display, CAST(0 AS BIGINT) AS kind, file_id, rev, id AS \
                         revision, size, content_hash, client_modified, server_modified \
                  FROM revisions WHERE ns = $1 AND rev = $2",
             )
@@ -599,7 +604,10 @@ impl WriteTx {
         let mut refs = crate::refs::RefDelta::default();
         for (k, item) in items.into_iter().enumerate() {
             let e = match item {
-                NewItem::Folder(display) => Entry::folder(display),
+                NewItem::Folder(display) => Entry {
+                    ns: ns as u64,
+                    ..Entry::folder(display)
+                },
                 NewItem::File {
                     display,
                     size,
@@ -613,6 +621,7 @@ impl WriteTx {
                     let path_lower = lower(&display);
                     refs.add(&blocks);
                     let e = Entry {
+                        ns: ns as u64,
                         kind: Kind::File,
                         path_lower,
                         path_display: display,
@@ -785,17 +794,34 @@ impl WriteTx {
     /// Whether `added` more bytes fit in the namespace's quota, as [`WriteTx::charge`] would
     /// find (so a caller can choose a path before writing anything).
     pub(crate) async fn fits(&mut self, added: u64) -> Result<bool, OpError> {
+        Ok(match self.quota_and_usage().await? {
+            Some((quota, used)) => used.saturating_add(added as i64) <= quota,
+            None => true,
+        })
+    }
+
+    /// The quota this namespace's writes are held to, and the usage it is held against: a
+    /// home's account's, or a shared folder's owner's; the usage is the account's home and
+    /// every shared folder mounted in it (`None`: no quota).
+    async fn quota_and_usage(&mut self) -> Result<Option<(i64, i64)>, OpError> {
+        const QUOTA: &str = "WITH acct AS ( \
+               SELECT id, ns, quota FROM accounts WHERE ns = $1 \
+               UNION ALL \
+               SELECT a.id, a.ns, a.quota FROM shared_folders f JOIN accounts a ON a.id = f.owner \
+               WHERE f.ns = $1) \
+             SELECT acct.quota, CAST((SELECT used FROM namespaces WHERE id = acct.ns) + \
+               (SELECT COALESCE(SUM(n.used), 0) FROM folder_members m \
+                JOIN namespaces n ON n.id = m.ns \
+                WHERE m.account = acct.id AND m.mount_lower IS NOT NULL) AS BIGINT) AS usage \
+             FROM acct WHERE acct.quota IS NOT NULL LIMIT 1";
         let ns = self.ns as i64;
-        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, |c| {
-            sqlx::query_as(
-                "SELECT n.used, (SELECT quota FROM accounts WHERE ns = n.id LIMIT 1) \
-                 FROM namespaces n WHERE n.id = $1",
-            )
-            .bind(ns)
-            .fetch_one(&mut *c)
-            .await?
+        let row: Option<(i64, i64)> = on_tx!(&mut self.tx, |c| {
+            sqlx::query_as(QUOTA)
+                .bind(ns)
+                .fetch_optional(&mut *c)
+                .await?
         });
-        Ok(quota.is_none_or(|q| used.saturating_add(added as i64) <= q))
+        Ok(row)
     }
 
     /// Adds `delta` bytes to the namespace's logical size; growth past the owner's quota
@@ -805,27 +831,21 @@ impl WriteTx {
             return Ok(());
         }
         let ns = self.ns as i64;
-        let (used, quota): (i64, Option<i64>) = on_tx!(&mut self.tx, |c| {
-            let used: i64 = sqlx::query_scalar(
-                "UPDATE namespaces SET used = used + $1 WHERE id = $2 RETURNING used",
-            )
-            .bind(delta)
-            .bind(ns)
-            .fetch_one(&mut *c)
-            .await?;
-            let quota: Option<i64> = if delta > 0 {
-                sqlx::query_scalar("SELECT quota FROM accounts WHERE ns = $1")
-                    .bind(ns)
-                    .fetch_optional(&mut *c)
-                    .await?
-                    .flatten()
-            } else {
-                None
-            };
-            (used, quota)
+        on_tx!(&mut self.tx, |c| {
+            sqlx::query("UPDATE namespaces SET used = used + $1 WHERE id = $2")
+                .bind(delta)
+                .bind(ns)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
         });
-        match quota {
-            Some(q) if used > q => Err(OpError::InsufficientSpace),
+        if delta < 0 {
+            return Ok(());
+        }
+        // Growth is held to the quota, counting the shared folders mounted in the home (for
+        // a shared folder: its owner's).
+        match self.quota_and_usage().await? {
+            Some((quota, used)) if used > quota => Err(OpError::InsufficientSpace),
             _ => Ok(()),
         }
     }
@@ -842,7 +862,7 @@ impl WriteTx {
         })
     }
 
-    async fn live(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
+    pub(crate) async fn live(&mut self, path_lower: &str) -> Result<Option<Entry>, OpError> {
         Ok(self
             .entry(path_lower)
             .await?
@@ -960,7 +980,10 @@ impl WriteTx {
     }
 
     pub(crate) async fn insert_folder(&mut self, display: &str) -> Result<Entry, OpError> {
-        let e = Entry::folder(display.to_owned());
+        let e = Entry {
+            ns: self.ns,
+            ..Entry::folder(display.to_owned())
+        };
         self.upsert(&e).await?;
         self.journal(&e.path_lower).await?;
         Ok(e)
@@ -1011,6 +1034,7 @@ impl WriteTx {
             .await?
         });
         let e = Entry {
+            ns: self.ns,
             kind: Kind::File,
             path_lower,
             path_display: display.to_owned(),
@@ -1317,7 +1341,7 @@ async fn create_folder_op(
     }
 }
 
-async fn delete_op(
+pub(crate) async fn delete_op(
     tx: &mut WriteTx,
     path_lower: String,
     parent_rev: Option<String>,
@@ -1366,6 +1390,10 @@ async fn delete_op(
         )
         .await?;
         tx.journal(path_lower).await?;
+        if e.kind == Kind::Folder {
+            // A folder of a home may be or hold mount points: they went with it.
+            tx.follow_mounts(path_lower, None).await?;
+        }
         Ok(e)
     }
 }
@@ -1484,6 +1512,7 @@ async fn move_tree(tx: &mut WriteTx, src: &Entry, display: &str) -> Result<Entry
             .rows_affected()
         });
         tx.journal_descendants(&dest_lower).await?;
+        tx.follow_mounts(&src.path_lower, Some(&dest_lower)).await?;
     }
     tx.revise_moved(&dest_lower).await?;
     if !case_only {

@@ -166,6 +166,28 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         "small_blocks",
         &[("hash", Ty::Blob), ("data", Ty::Blob), ("created", Ty::Int)],
     ),
+    (
+        "shared_folders",
+        &[
+            ("ns", Ty::Int),
+            ("owner", Ty::Int),
+            ("name", Ty::Text),
+            ("member_policy", Ty::Text),
+            ("acl_update_policy", Ty::Text),
+            ("shared_link_policy", Ty::Text),
+            ("created", Ty::Int),
+        ],
+    ),
+    (
+        "folder_members",
+        &[
+            ("ns", Ty::Int),
+            ("account", Ty::Int),
+            ("access", Ty::Text),
+            ("mount_lower", Ty::Text),
+            ("invited", Ty::Int),
+        ],
+    ),
 ];
 
 /// Rows per batch of a table: [`BATCH_ROWS`], or fewer where rows are large (a small block

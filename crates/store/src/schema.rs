@@ -371,6 +371,29 @@ ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE upload_sessions ADD COLUMN tail_data BLOB;
 "#,
+    // 18: shared folders (see folders.rs). A shared folder is a namespace of its own, named
+    // on the wire by its id; each member's row says how they may use it and, once mounted,
+    // where it sits in their home (a folder entry there, the mount point).
+    r#"
+CREATE TABLE shared_folders (
+    ns INTEGER PRIMARY KEY REFERENCES namespaces(id),
+    owner INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    member_policy TEXT NOT NULL DEFAULT 'anyone',
+    acl_update_policy TEXT NOT NULL DEFAULT 'owner',
+    shared_link_policy TEXT NOT NULL DEFAULT 'anyone',
+    created INTEGER NOT NULL
+);
+CREATE TABLE folder_members (
+    ns INTEGER NOT NULL REFERENCES shared_folders(ns),
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    access TEXT NOT NULL CHECK (access IN ('owner', 'editor', 'viewer')),
+    mount_lower TEXT,
+    invited INTEGER NOT NULL,
+    PRIMARY KEY (ns, account)
+);
+CREATE INDEX folder_members_account ON folder_members (account);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -653,6 +676,27 @@ ALTER TABLE accounts ADD COLUMN operator BIGINT NOT NULL DEFAULT 0;
     // 17: a session's rest in its row (see the SQLite migration 17).
     r#"
 ALTER TABLE upload_sessions ADD COLUMN tail_data BYTEA;
+"#,
+    // 18: shared folders (see the SQLite migration 18).
+    r#"
+CREATE TABLE shared_folders (
+    ns BIGINT PRIMARY KEY REFERENCES namespaces(id),
+    owner BIGINT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    member_policy TEXT NOT NULL DEFAULT 'anyone',
+    acl_update_policy TEXT NOT NULL DEFAULT 'owner',
+    shared_link_policy TEXT NOT NULL DEFAULT 'anyone',
+    created BIGINT NOT NULL
+);
+CREATE TABLE folder_members (
+    ns BIGINT NOT NULL REFERENCES shared_folders(ns),
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    access TEXT NOT NULL CHECK (access IN ('owner', 'editor', 'viewer')),
+    mount_lower TEXT COLLATE "C",
+    invited BIGINT NOT NULL,
+    PRIMARY KEY (ns, account)
+);
+CREATE INDEX folder_members_account ON folder_members (account);
 "#,
 ];
 

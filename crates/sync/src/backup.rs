@@ -455,7 +455,7 @@ async fn record(
             return Ok(());
         }
         Outcome::Failed(why) => {
-            let what = format!("{rel}: {why}");
+            let what = format!("{rel}: {}", crate::engine::remote::refusal_in_words(&why));
             log.line(&format!("error {what}"));
             report.errors.push(what);
             return Ok(());

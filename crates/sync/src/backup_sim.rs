@@ -116,6 +116,8 @@ fn remote_at(server: &FakeServer, fs: &FakeFs, root: &str) -> FakeRemote {
         server: server.clone(),
         fs: fs.clone(),
         root: root.to_owned(),
+        read_only: None,
+        refused_moves: Default::default(),
     }
 }
 

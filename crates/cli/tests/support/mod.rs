@@ -159,8 +159,13 @@ impl Home {
     /// A machine signed in as alice with a token the operator issued (what `cubby login`
     /// saves, without the browser).
     pub fn signed_in(server: &Server) -> Self {
+        Self::signed_in_as(server, "alice")
+    }
+
+    /// A machine signed in as `user` (an existing account).
+    pub fn signed_in_as(server: &Server, user: &str) -> Self {
         let home = Self::new();
-        let out = server.admin(&["token", "alice", "--json"], "");
+        let out = server.admin(&["token", user, "--json"], "");
         assert!(
             out.status.success(),
             "{}",

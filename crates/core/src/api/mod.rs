@@ -8,6 +8,7 @@
 //! through the same [`Endpoint`] types, so both sides read one declaration.
 
 pub mod errors;
+pub mod folders;
 pub mod types;
 
 use serde::Serialize;
@@ -292,6 +293,56 @@ routes! {
         SharedLinkReadArg => SharedLinkMetadata, SharedLinkError;
     GetSharedLinkFile = "sharing/get_shared_link_file", Download, Content, user("sharing.read"),
         SharedLinkReadArg => SharedLinkMetadata, SharedLinkError;
+
+    // ---- shared folders (jobs finish before the launch answers; checks read the result)
+    ShareFolder = "sharing/share_folder", Rpc, Api, user("sharing.write"),
+        ShareFolderArg => ShareFolderLaunch, ShareFolderError;
+    CheckShareJobStatus = "sharing/check_share_job_status", Rpc, Api, user("sharing.write"),
+        PollArg => ShareFolderJobStatus, PollError;
+    CheckJobStatus = "sharing/check_job_status", Rpc, Api, user("sharing.write"),
+        PollArg => SharingJobStatus, PollError;
+    CheckRemoveMemberJobStatus = "sharing/check_remove_member_job_status", Rpc, Api,
+        user("sharing.write"),
+        PollArg => RemoveMemberJobStatus, PollError;
+    GetFolderMetadata = "sharing/get_folder_metadata", Rpc, Api, user("sharing.read"),
+        GetMetadataArgs => SharedFolderMetadata, SharedFolderAccessError;
+    ListFolders = "sharing/list_folders", Rpc, Api, user("sharing.read"),
+        ListFoldersArgs => ListFoldersResult, NoError;
+    ListFoldersContinue = "sharing/list_folders/continue", Rpc, Api, user("sharing.read"),
+        ListFoldersContinueArg => ListFoldersResult, ListFoldersContinueError;
+    ListMountableFolders = "sharing/list_mountable_folders", Rpc, Api, user("sharing.read"),
+        ListFoldersArgs => ListFoldersResult, NoError;
+    ListMountableFoldersContinue = "sharing/list_mountable_folders/continue", Rpc, Api,
+        user("sharing.read"),
+        ListFoldersContinueArg => ListFoldersResult, ListFoldersContinueError;
+    AddFolderMember = "sharing/add_folder_member", Rpc, Api, user("sharing.write"),
+        AddFolderMemberArg => Void, AddFolderMemberError;
+    UpdateFolderMember = "sharing/update_folder_member", Rpc, Api, user("sharing.write"),
+        UpdateFolderMemberArg => MemberAccessLevelResult, UpdateFolderMemberError;
+    RemoveFolderMember = "sharing/remove_folder_member", Rpc, Api, user("sharing.write"),
+        RemoveFolderMemberArg => LaunchResultBase, RemoveFolderMemberError;
+    ListFolderMembers = "sharing/list_folder_members", Rpc, Api, user("sharing.read"),
+        ListFolderMembersArgs => SharedFolderMembers, SharedFolderAccessError;
+    ListFolderMembersContinue = "sharing/list_folder_members/continue", Rpc, Api,
+        user("sharing.read"),
+        ListFolderMembersContinueArg => SharedFolderMembers, ListFolderMembersContinueError;
+    RelinquishFolderMembership = "sharing/relinquish_folder_membership", Rpc, Api,
+        user("sharing.write"),
+        RelinquishFolderMembershipArg => LaunchEmptyResult, RelinquishFolderMembershipError;
+    MountFolder = "sharing/mount_folder", Rpc, Api, user("sharing.write"),
+        MountFolderArg => SharedFolderMetadata, MountFolderError;
+    UnmountFolder = "sharing/unmount_folder", Rpc, Api, user("sharing.write"),
+        UnmountFolderArg => Void, UnmountFolderError;
+    UnshareFolder = "sharing/unshare_folder", Rpc, Api, user("sharing.write"),
+        UnshareFolderArg => LaunchEmptyResult, UnshareFolderError;
+    TransferFolder = "sharing/transfer_folder", Rpc, Api, user("sharing.write"),
+        TransferFolderArg => Void, TransferFolderError;
+    UpdateFolderPolicy = "sharing/update_folder_policy", Rpc, Api, user("sharing.write"),
+        UpdateFolderPolicyArg => SharedFolderMetadata, UpdateFolderPolicyError;
+    GetAccount = "users/get_account", Rpc, Api, user("sharing.read"),
+        GetAccountArg => BasicAccount, GetAccountError;
+    GetAccountBatch = "users/get_account_batch", Rpc, Api, user("sharing.read"),
+        GetAccountBatchArg => GetAccountBatchResult, GetAccountBatchError;
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::folders::*;
+
 /// Stone's `Void`: `null` on the wire. Read leniently (anything is accepted and ignored), as
 /// clients send `null`, `{}` or nothing for routes without an argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,6 +90,12 @@ pub struct FileMetadata {
     /// Set only where asked for (`include_media_info`, thumbnails), for images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_info: Option<Box<MediaInfo>>,
+    /// Set for a file in a shared folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_info: Option<FileSharingInfo>,
+    /// The shared folder holding the file (deprecated by Dropbox, still sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_shared_folder_id: Option<String>,
 }
 
 /// `FolderMetadata`.
@@ -99,6 +107,15 @@ pub struct FolderMetadata {
     pub path_lower: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_display: Option<String>,
+    /// Set for a shared folder's mount point, and for a folder inside a shared folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_info: Option<FolderSharingInfo>,
+    /// The shared folder this folder is (deprecated by Dropbox, still sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_folder_id: Option<String>,
+    /// The shared folder holding this folder (deprecated by Dropbox, still sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_shared_folder_id: Option<String>,
 }
 
 /// `DeletedMetadata`.

@@ -13,7 +13,7 @@ use crate::api::{Answer, Ctx, Fail, Resolved, unexpected, write_error};
 pub(crate) async fn get(ctx: &Ctx, a: PathArg) -> Answer<ep::CopyReferenceGet> {
     let lookup = |l: LookupError| Fail::Route(PathLookupError::Path { path: l });
     let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
+        Resolved::Path { ns, lower, .. } => ctx.store().entry(ns, &lower).await?,
         Resolved::Revision(e) => Some(*e),
         Resolved::Malformed => return Err(lookup(LookupError::MalformedPath)),
         Resolved::NotFolder => return Err(lookup(LookupError::NotFolder)),
@@ -21,12 +21,12 @@ pub(crate) async fn get(ctx: &Ctx, a: PathArg) -> Answer<ep::CopyReferenceGet> {
     };
     // The caller's own root has no id to bind to; everything else live can be referenced.
     let entry = match entry {
-        Some(e) if e.kind != Kind::Deleted && e.path_lower != ctx.root_lower() => e,
+        Some(e) if e.kind != Kind::Deleted && !ctx.is_top(ctx.ns_of(&e), &e.path_lower) => e,
         _ => return Err(lookup(LookupError::NotFound)),
     };
     let (reference, expires) = ctx
         .store()
-        .mint_copy_ref(ctx.ns(), ctx.auth().account.id, &entry)
+        .mint_copy_ref(ctx.ns_of(&entry), ctx.auth().account.id, &entry)
         .await?;
     Ok(CopyReference {
         metadata: ctx.metadata(&entry),
@@ -38,14 +38,20 @@ pub(crate) async fn get(ctx: &Ctx, a: PathArg) -> Answer<ep::CopyReferenceGet> {
 pub(crate) async fn save(ctx: &Ctx, a: SaveCopyReferenceArg) -> Answer<ep::CopyReferenceSave> {
     use SaveCopyReferenceError as E;
     let path_err = |w: WriteError| Fail::Route(E::Path { path: w });
-    let display = match ctx.resolve("path", &a.path, Pattern::Path).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return Err(path_err(WriteError::NoWritePermission)),
+    let (ns, display) = match ctx.resolve("path", &a.path, Pattern::Path).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
+            return Err(path_err(WriteError::MalformedPath));
+        }
+        Resolved::Path {
+            read_only: true, ..
+        }
+        | Resolved::NotFound => return Err(path_err(WriteError::NoWritePermission)),
+        Resolved::Path { ns, display, .. } => (ns, display),
         _ => return Err(path_err(WriteError::MalformedPath)),
     };
     match ctx
         .store()
-        .save_copy_ref(&a.copy_reference, ctx.ns(), &display)
+        .save_copy_ref(&a.copy_reference, ns, &display)
         .await
     {
         Ok(e) => Ok(SavedReference {

@@ -13,13 +13,11 @@ use cubby_core::api::types::{
     ListFolderArg, ListFolderResult, LongpollArg, LongpollResult, Metadata, RelocationArg,
     RelocationPath,
 };
-use cubby_core::cursor::{self, Cursor, Position};
+use cubby_core::cursor::{self, Cursor, MountPos, Position};
 use cubby_core::path::{Pattern, is_within, lower, name_of};
 use cubby_store::{Entry, Kind, OpError};
 
-use crate::api::{
-    Answer, ApiResult, Ctx, Fail, Resolved, lookup_error, metadata, unexpected, write_error,
-};
+use crate::api::{Answer, ApiResult, Ctx, Fail, Resolved, lookup_error, unexpected, write_error};
 
 /// Page size of list_folder when the caller gives no limit.
 const DEFAULT_PAGE: u32 = 2_000;
@@ -34,7 +32,7 @@ fn path_err<T>(e: LookupError) -> Result<T, Fail<PathLookupError>> {
 
 pub(crate) async fn get_metadata(ctx: &Ctx, a: GetMetadataArg) -> Answer<ep::GetMetadata> {
     let entry = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => ctx.store().entry(ctx.ns(), &lower).await?,
+        Resolved::Path { ns, lower, .. } => ctx.store().entry(ns, &lower).await?,
         Resolved::Revision(e) => Some(*e),
         Resolved::Malformed => return path_err(LookupError::MalformedPath),
         Resolved::NotFound => None,
@@ -86,29 +84,30 @@ async fn listing_cursor(
             )
             .into());
     }
-    let folder = match ctx.resolve("path", &a.path, Pattern::PathROrId).await? {
-        Resolved::Path { lower, .. } => lower,
+    let (ns, folder) = match ctx.resolve("path", &a.path, Pattern::PathROrId).await? {
+        // A recursive listing of a mount point starts with it, then follows the mount; a
+        // listing of its children lists the shared folder's.
+        Resolved::Path { ns, lower, .. } if !a.recursive => ctx.inside(ns, lower),
+        Resolved::Path { ns, lower, .. } => (ns, lower),
         Resolved::Malformed => return path_err(LookupError::MalformedPath),
         Resolved::NotFolder | Resolved::Revision(_) => return path_err(LookupError::NotFolder),
         Resolved::NotFound => return path_err(LookupError::NotFound),
     };
     if !folder.is_empty() {
-        match ctx.store().entry(ctx.ns(), &folder).await? {
+        match ctx.store().entry(ns, &folder).await? {
             Some(e) if e.kind == Kind::Folder => {}
             Some(e) if e.kind == Kind::File => return path_err(LookupError::NotFolder),
             _ => return path_err(LookupError::NotFound),
         }
     }
-    let head = ctx.store().head(ctx.ns()).await?;
-    Ok(Cursor {
-        ns: ctx.ns(),
-        account: ctx.auth().account.id,
-        folder,
-        base: ctx.root_lower(),
-        recursive: a.recursive,
-        include_deleted: a.include_deleted,
-        limit: a.limit,
-        pos: if latest {
+    let head = ctx.store().head(ns).await?;
+    // A listing under a shared folder as the path root follows the folder, not a mount.
+    let at = match ctx.path_root {
+        Some(pr) if pr.ns == ns => None,
+        _ => ctx.mount_of(ns).map(|m| m.lower.clone()),
+    };
+    let pos = |head: u64| {
+        if latest {
             Position::Changes {
                 seq: head,
                 idx: u32::MAX,
@@ -119,7 +118,31 @@ async fn listing_cursor(
                 seq: head,
                 idx: u32::MAX,
             }
-        },
+        }
+    };
+    let mut mounts = Vec::new();
+    if a.recursive && ns == ctx.home_ns() {
+        for m in ctx.mounts().await? {
+            if is_within(&m.lower, &folder) {
+                mounts.push(MountPos {
+                    ns: m.ns,
+                    at: m.lower.clone(),
+                    pos: pos(ctx.store().head(m.ns).await?),
+                });
+            }
+        }
+    }
+    Ok(Cursor {
+        ns,
+        account: ctx.auth().account.id,
+        folder,
+        base: ctx.root_lower(),
+        recursive: a.recursive,
+        include_deleted: a.include_deleted,
+        limit: a.limit,
+        pos: pos(head),
+        at,
+        mounts,
     })
 }
 
@@ -157,6 +180,11 @@ fn decode_cursor(key: &[u8], s: &str) -> Option<cursor::Cursor> {
     if let Position::Listing { after, .. } = &mut c.pos {
         rekey(after);
     }
+    for m in &mut c.mounts {
+        if let Position::Listing { after, .. } = &mut m.pos {
+            rekey(after);
+        }
+    }
     Some(c)
 }
 
@@ -171,7 +199,7 @@ pub(crate) async fn list_folder_continue(
     }
     let reset = || Fail::Route(ListFolderContinueError::Reset);
     let c = decode_cursor(ctx.store().cursor_key(), &a.cursor).ok_or_else(reset)?;
-    if c.account != ctx.auth().account.id || c.ns != ctx.ns() || c.base != ctx.root_lower() {
+    if !cursor_is_valid(ctx, &c).await? {
         return Err(reset());
     }
     // A listed folder that is gone (deleted, or moved away) ends the feed with not_found,
@@ -188,37 +216,166 @@ pub(crate) async fn list_folder_continue(
     Ok(page(ctx, c).await?)
 }
 
+/// Whether a cursor is the caller's and still reaches what it lists: a cursor inside a
+/// shared folder needs the folder still mounted where it was (a member removed, or a mount
+/// moved, starts over).
+async fn cursor_is_valid(ctx: &Ctx, c: &Cursor) -> ApiResult<bool> {
+    if c.account != ctx.auth().account.id || c.base != ctx.root_lower() {
+        return Ok(false);
+    }
+    if c.ns == ctx.home_ns() {
+        return Ok(c.at.is_none());
+    }
+    let Some(at) = &c.at else {
+        // Made under the folder as the path root: valid while the caller is a member.
+        let member = ctx
+            .store()
+            .folder_access(c.ns, ctx.auth().account.id)
+            .await?;
+        return Ok(member.is_some());
+    };
+    let mounts = ctx.mounts().await?;
+    Ok(mounts.iter().any(|m| m.ns == c.ns && &m.lower == at))
+}
+
+/// The shared folders mounted within a recursive home listing, as the cursor follows them:
+/// those it knew keep their positions, new ones (or ones moved since) are listed from the
+/// start, unmounted ones are dropped (the home's feed reports their mount points deleted).
+async fn follow_mounts(ctx: &Ctx, c: &mut Cursor) -> ApiResult<()> {
+    if !c.recursive || c.ns != ctx.home_ns() {
+        return Ok(());
+    }
+    let mut next = Vec::new();
+    for m in ctx.mounts().await? {
+        if !is_within(&m.lower, &c.folder) {
+            continue;
+        }
+        match c.mounts.iter().find(|p| p.ns == m.ns && p.at == m.lower) {
+            Some(known) => next.push(known.clone()),
+            None => next.push(MountPos {
+                ns: m.ns,
+                at: m.lower.clone(),
+                pos: Position::Listing {
+                    after: String::new(),
+                    seq: ctx.store().head(m.ns).await?,
+                    idx: u32::MAX,
+                },
+            }),
+        }
+    }
+    c.mounts = next;
+    Ok(())
+}
+
+/// One namespace's part of a page: the cursor's own, or a shared folder mounted below it.
+struct Stream<'a> {
+    ns: u64,
+    /// The listed folder in this namespace (`""`: all of it).
+    folder: &'a str,
+    pos: &'a mut Position,
+    /// Whether the stream is the cursor's own listing of the caller's root, or a whole
+    /// mounted folder (its top is not reported).
+    whole: bool,
+}
+
 /// Produces one page of a listing or of the change feed, and the cursor after it.
 async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<ListFolderResult> {
-    let store = ctx.store();
-    let n = c.limit.unwrap_or(DEFAULT_PAGE);
-    let root = &ctx.auth().root;
+    let n = c.limit.unwrap_or(DEFAULT_PAGE) as usize;
     let mut entries = Vec::new();
-    let has_more;
-    match &c.pos {
+    follow_mounts(ctx, &mut c).await?;
+    let mounts: Vec<String> = c.mounts.iter().map(|m| m.at.clone()).collect();
+    let home = ctx.home_ns();
+    let own_root = if c.ns == home {
+        c.folder == c.base
+    } else {
+        c.folder.is_empty()
+    };
+    let (recursive, include_deleted) = (c.recursive, c.include_deleted);
+    let mut has_more = read_stream(
+        ctx,
+        Stream {
+            ns: c.ns,
+            folder: &c.folder,
+            pos: &mut c.pos,
+            whole: own_root,
+        },
+        recursive,
+        include_deleted,
+        if c.ns == home { &mounts } else { &[] },
+        n,
+        &mut entries,
+    )
+    .await?;
+    for m in &mut c.mounts {
+        if has_more || entries.len() >= n {
+            has_more = true;
+            break;
+        }
+        let room = n - entries.len();
+        has_more = read_stream(
+            ctx,
+            Stream {
+                ns: m.ns,
+                folder: "",
+                pos: &mut m.pos,
+                whole: true,
+            },
+            true,
+            include_deleted,
+            &[],
+            room,
+            &mut entries,
+        )
+        .await?;
+    }
+    Ok(ListFolderResult {
+        entries,
+        cursor: cursor::encode(ctx.store().cursor_key(), &c),
+        has_more,
+    })
+}
+
+/// Reads up to `n` entries of one stream into `out`, moving its position on; returns
+/// whether it has more. Paths strictly below a mount point in `mounts` are not the home's
+/// (rows there predate the sharing), so they are skipped.
+async fn read_stream(
+    ctx: &Ctx,
+    s: Stream<'_>,
+    recursive: bool,
+    include_deleted: bool,
+    mounts: &[String],
+    n: usize,
+    out: &mut Vec<Metadata>,
+) -> ApiResult<bool> {
+    let store = ctx.store();
+    let under_mount = |p: &str| {
+        mounts
+            .iter()
+            .any(|m| cubby_store::folders::below_mount(p, m))
+    };
+    match s.pos.clone() {
         Position::Listing { after, seq, idx } => {
             // A recursive listing of a folder other than the caller's root starts with the folder.
             if after.is_empty()
-                && c.recursive
-                && c.folder != c.base
-                && let Some(e) = store.entry(c.ns, &c.folder).await?
+                && recursive
+                && !s.whole
+                && let Some(e) = store.entry(s.ns, s.folder).await?
             {
-                entries.push(metadata(root, &e));
+                out.push(ctx.metadata(&e));
             }
             let mut rows = store
                 .list(
-                    c.ns,
-                    &c.folder,
-                    c.recursive,
-                    c.include_deleted,
-                    after,
-                    n + 1,
+                    s.ns,
+                    s.folder,
+                    recursive,
+                    include_deleted,
+                    &after,
+                    n as u32 + 1,
                 )
                 .await?;
-            has_more = rows.len() > n as usize;
-            rows.truncate(n as usize);
-            let (seq, idx) = (*seq, *idx);
-            c.pos = match rows.last() {
+            let has_more = rows.len() > n;
+            rows.truncate(n);
+            *s.pos = match rows.last() {
                 Some(last) if has_more => Position::Listing {
                     after: last.path_lower.clone(),
                     seq,
@@ -226,13 +383,18 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<ListFolderResult> {
                 },
                 _ => Position::Changes { seq, idx },
             };
-            entries.extend(rows.iter().map(|e| metadata(root, e)));
+            out.extend(
+                rows.iter()
+                    .filter(|e| !under_mount(&e.path_lower))
+                    .map(|e| ctx.metadata(e)),
+            );
+            Ok(has_more)
         }
         Position::Changes { seq, idx } => {
-            let rows = store.changes(c.ns, *seq, *idx, n).await?;
-            has_more = rows.len() == n as usize;
+            let rows = store.changes(s.ns, seq, idx, n as u32).await?;
+            let has_more = rows.len() == n;
             if let Some(last) = rows.last() {
-                c.pos = Position::Changes {
+                *s.pos = Position::Changes {
                     seq: last.seq,
                     idx: last.idx,
                 };
@@ -240,35 +402,45 @@ async fn page(ctx: &Ctx, mut c: Cursor) -> ApiResult<ListFolderResult> {
             // Each changed path is reported once, at its last change, in its current state.
             let relevant: Vec<&str> = rows
                 .iter()
-                .filter(|r| change_is_relevant(&c, &r.path_lower, &r.parent_lower))
+                .filter(|r| {
+                    change_is_relevant(s.folder, s.whole, recursive, &r.path_lower, &r.parent_lower)
+                        && !under_mount(&r.path_lower)
+                })
                 .map(|r| r.path_lower.as_str())
                 .collect();
             let last: std::collections::HashMap<&str, usize> =
                 relevant.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-            let mut current = store.entries_at(c.ns, &relevant).await?;
+            let mut current = store.entries_at(s.ns, &relevant).await?;
             for (i, path) in relevant.iter().enumerate() {
                 if last[path] != i {
                     continue;
                 }
-                entries.push(match current.remove(*path) {
-                    Some(e) => metadata(root, &e),
-                    None => metadata(root, &Entry::deleted(path, path)),
+                out.push(match current.remove(*path) {
+                    Some(e) => ctx.metadata(&e),
+                    None => ctx.metadata(&Entry {
+                        ns: s.ns,
+                        ..Entry::deleted(path, path)
+                    }),
                 });
             }
+            Ok(has_more)
         }
     }
-    Ok(ListFolderResult {
-        entries,
-        cursor: cursor::encode(store.cursor_key(), &c),
-        has_more,
-    })
 }
 
-fn change_is_relevant(c: &Cursor, path: &str, parent: &str) -> bool {
-    if c.recursive {
-        is_within(path, &c.folder) && (path != c.folder || c.folder != c.base)
+/// Whether a journal row of `path` (child of `parent`) concerns a listing of `folder`
+/// (`whole`: the listing's own top is never reported).
+fn change_is_relevant(
+    folder: &str,
+    whole: bool,
+    recursive: bool,
+    path: &str,
+    parent: &str,
+) -> bool {
+    if recursive {
+        is_within(path, folder) && (path != folder || !whole)
     } else {
-        parent == c.folder
+        parent == folder
     }
 }
 
@@ -288,41 +460,77 @@ pub(crate) async fn longpoll(ctx: &Ctx, a: LongpollArg) -> Answer<ep::Longpoll> 
     let c =
         decode_cursor(store.cursor_key(), &a.cursor).ok_or(Fail::Route(LongpollError::Reset))?;
     let changes = |changes: bool, backoff: Option<u64>| Ok(LongpollResult { changes, backoff });
-    let (seq, idx) = match c.pos {
-        Position::Listing { .. } => return changes(true, None),
-        Position::Changes { seq, idx } => (seq, idx),
+    // The cursor's own namespace, then each shared folder mounted below it (whole).
+    let mounts: Vec<String> = c.mounts.iter().map(|m| m.at.clone()).collect();
+    let own_whole = if c.at.is_some() {
+        c.folder.is_empty()
+    } else {
+        c.folder == c.base
     };
+    let mut watched = vec![(
+        c.ns,
+        c.pos.clone(),
+        c.folder.as_str(),
+        own_whole,
+        c.recursive,
+    )];
+    watched.extend(
+        c.mounts
+            .iter()
+            .map(|m| (m.ns, m.pos.clone(), "", true, true)),
+    );
+    let mut at = Vec::with_capacity(watched.len());
+    for (_, pos, ..) in &watched {
+        match pos {
+            Position::Listing { .. } => return changes(true, None),
+            Position::Changes { seq, idx } => at.push((*seq, *idx)),
+        }
+    }
     // Subscribe before looking, so a commit between the look and the wait still wakes us.
-    let mut rx = store.notifier.subscribe(c.ns);
+    let mut rxs: Vec<_> = watched
+        .iter()
+        .map(|(ns, ..)| store.notifier.subscribe(*ns))
+        .collect();
     let mut shutdown = ctx.state.shutting_down.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.timeout);
-    let (mut seq, mut idx) = (seq, idx);
     loop {
-        // Look through what was committed since the cursor, a bounded batch at a time.
-        loop {
-            let rows = store.changes(c.ns, seq, idx, 1_000).await?;
-            if rows
-                .iter()
-                .any(|r| change_is_relevant(&c, &r.path_lower, &r.parent_lower))
-            {
-                return changes(true, None);
-            }
-            match rows.last() {
-                Some(last) if rows.len() == 1_000 => (seq, idx) = (last.seq, last.idx),
-                Some(last) => {
-                    (seq, idx) = (last.seq, last.idx);
+        for (k, (ns, _, folder, whole, recursive)) in watched.iter().enumerate() {
+            let skip: &[String] = if k == 0 { &mounts } else { &[] };
+            // Look through what was committed since the cursor, a bounded batch at a time.
+            loop {
+                let (seq, idx) = at[k];
+                let rows = store.changes(*ns, seq, idx, 1_000).await?;
+                if rows.iter().any(|r| {
+                    change_is_relevant(folder, *whole, *recursive, &r.path_lower, &r.parent_lower)
+                        && !skip
+                            .iter()
+                            .any(|m| cubby_store::folders::below_mount(&r.path_lower, m))
+                }) {
+                    return changes(true, None);
+                }
+                match rows.last() {
+                    Some(last) => at[k] = (last.seq, last.idx),
+                    None => break,
+                }
+                if rows.len() < 1_000 {
                     break;
                 }
-                None => break,
             }
         }
         if *shutdown.borrow() {
             return changes(false, Some(SHUTDOWN_BACKOFF_SECS));
         }
-        tokio::select! {
-            r = rx.changed() => { if r.is_err() { rx = store.notifier.subscribe(c.ns); } }
-            _ = shutdown.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => return changes(false, None),
+        let lost = {
+            let woken =
+                futures_util::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
+            tokio::select! {
+                (r, k, _) = woken => r.is_err().then_some(k),
+                _ = shutdown.changed() => None,
+                _ = tokio::time::sleep_until(deadline) => return changes(false, None),
+            }
+        };
+        if let Some(k) = lost {
+            rxs[k] = store.notifier.subscribe(watched[k].0);
         }
     }
 }
@@ -337,21 +545,22 @@ pub(crate) async fn create_folder_one(
     path: &str,
     autorename: bool,
 ) -> Outcome<WriteError> {
-    let display = match ctx.resolve("path", path, Pattern::WritePath).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::Path { .. } => {
+    let (ns, display) = match ctx.resolve("path", path, Pattern::WritePath).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
             return Ok(Err(WriteError::Conflict {
                 conflict: WriteConflictError::Folder,
             }));
         }
-        Resolved::NotFound => return Ok(Err(WriteError::NoWritePermission)),
+        Resolved::Path {
+            read_only: true, ..
+        }
+        | Resolved::NotFound => {
+            return Ok(Err(WriteError::NoWritePermission));
+        }
+        Resolved::Path { ns, display, .. } => (ns, display),
         _ => return Ok(Err(WriteError::MalformedPath)),
     };
-    match ctx
-        .store()
-        .create_folder(ctx.ns(), &display, autorename)
-        .await
-    {
+    match ctx.store().create_folder(ns, &display, autorename).await {
         Ok(e) => Ok(Ok(e)),
         Err(e) => match write_error(&e) {
             Some(w) => Ok(Err(w)),
@@ -388,17 +597,25 @@ pub(crate) async fn delete_one(ctx: &Ctx, a: &DeleteArg) -> Outcome<DeleteError>
         )));
     }
     let lookup_err = |l: LookupError| Ok(Err(DeleteError::PathLookup { path_lookup: l }));
-    let target = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
-        Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
-        Resolved::Path { .. } | Resolved::Malformed => {
+    let (ns, target) = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
             return lookup_err(LookupError::MalformedPath);
         }
+        Resolved::Path {
+            read_only: true, ..
+        } => {
+            return Ok(Err(DeleteError::PathWrite {
+                path_write: WriteError::NoWritePermission,
+            }));
+        }
+        Resolved::Path { ns, lower, .. } => (ns, lower),
+        Resolved::Malformed => return lookup_err(LookupError::MalformedPath),
         Resolved::NotFolder => return lookup_err(LookupError::NotFolder),
         _ => return lookup_err(LookupError::NotFound),
     };
     match ctx
         .store()
-        .delete(ctx.ns(), &target, a.parent_rev.as_deref())
+        .delete(ns, &target, a.parent_rev.as_deref())
         .await
     {
         Ok(e) => Ok(Ok(e)),
@@ -437,27 +654,62 @@ pub(crate) async fn relocate_one(
     let to = ctx
         .resolve("to_path", &p.to_path, Pattern::WritePathOrId)
         .await?;
-    let from = match from {
-        Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
-        Resolved::Path { .. } | Resolved::Malformed => {
+    let (from_ns, from, from_read_only) = match from {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
             return from_err(LookupError::MalformedPath);
         }
+        Resolved::Path {
+            ns,
+            lower,
+            read_only,
+            ..
+        } => (ns, lower, read_only),
+        Resolved::Malformed => return from_err(LookupError::MalformedPath),
         Resolved::NotFolder => return from_err(LookupError::NotFolder),
         _ => return from_err(LookupError::NotFound),
     };
-    let to = match to {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return to_err(WriteError::NoWritePermission),
+    let (to_ns, to) = match to {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
+            return to_err(WriteError::MalformedPath);
+        }
+        Resolved::Path {
+            read_only: true, ..
+        }
+        | Resolved::NotFound => return to_err(WriteError::NoWritePermission),
+        Resolved::Path { ns, display, .. } => (ns, display),
         _ => return to_err(WriteError::MalformedPath),
     };
     if name_of(&to).is_empty() || lower(&to).is_empty() {
         return to_err(WriteError::MalformedPath);
     }
-    match ctx
-        .store()
-        .relocate(ctx.ns(), &from, &to, copy, autorename)
-        .await
-    {
+    if from_read_only && !copy {
+        return Ok(Err(RelocationError::FromWrite {
+            from_write: WriteError::NoWritePermission,
+        }));
+    }
+    // Shared folders mounted at or below the source (of the home).
+    let holds_mount = from_ns == ctx.home_ns()
+        && ctx
+            .mounts()
+            .await?
+            .iter()
+            .any(|m| is_within(&m.lower, &from));
+    if holds_mount && copy {
+        return Ok(Err(RelocationError::CantCopySharedFolder));
+    }
+    if holds_mount && to_ns != from_ns {
+        return Ok(Err(RelocationError::CantNestSharedFolder));
+    }
+    let done = if from_ns == to_ns {
+        ctx.store()
+            .relocate(from_ns, &from, &to, copy, autorename)
+            .await
+    } else {
+        ctx.store()
+            .relocate_across(from_ns, &from, to_ns, &to, copy, autorename)
+            .await
+    };
+    match done {
         Ok(e) => Ok(Ok(e)),
         Err(OpError::Source(inner)) => {
             from_err(lookup_error(&inner).unwrap_or(LookupError::NotFound))

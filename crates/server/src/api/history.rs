@@ -51,9 +51,8 @@ pub(crate) async fn list_revisions(ctx: &Ctx, a: ListRevisionsArg) -> Answer<ep:
     };
     let path_err = |l: LookupError| Fail::Route(ListRevisionsError::Path { path: l });
     let store = ctx.store();
-    let ns = ctx.ns();
-    let lower = match ctx.resolve("path", &a.path, Pattern::PathOrId).await? {
-        Resolved::Path { lower, .. } => lower,
+    let (ns, lower) = match ctx.resolve("path", &a.path, Pattern::PathOrId).await? {
+        Resolved::Path { ns, lower, .. } => (ns, lower),
         Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
         Resolved::NotFolder => return Err(path_err(LookupError::NotFolder)),
         _ => return Err(path_err(LookupError::NotFound)),
@@ -141,8 +140,18 @@ pub(crate) async fn restore(ctx: &Ctx, a: RestoreArg) -> Answer<ep::Restore> {
             .into());
     }
     let lookup = |l: LookupError| Fail::Route(RestoreError::PathLookup { path_lookup: l });
-    let display = match ctx.resolve("path", &a.path, Pattern::WritePath).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
+    let (ns, display) = match ctx.resolve("path", &a.path, Pattern::WritePath).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
+            return Err(lookup(LookupError::MalformedPath));
+        }
+        Resolved::Path {
+            read_only: true, ..
+        } => {
+            return Err(Fail::Route(RestoreError::PathWrite {
+                path_write: cubby_core::api::errors::WriteError::NoWritePermission,
+            }));
+        }
+        Resolved::Path { ns, display, .. } => (ns, display),
         Resolved::NotFound => return Err(lookup(LookupError::NotFound)),
         _ => return Err(lookup(LookupError::MalformedPath)),
     };
@@ -150,13 +159,13 @@ pub(crate) async fn restore(ctx: &Ctx, a: RestoreArg) -> Answer<ep::Restore> {
     // from outside its folder into it.
     let visible = ctx
         .store()
-        .revision_by_rev(ctx.ns(), &a.rev)
+        .revision_by_rev(ns, &a.rev)
         .await?
-        .is_some_and(|e| is_within(&e.path_lower, &ctx.root_lower()));
+        .is_some_and(|e| is_within(&ctx.shown(e).path_lower, &ctx.root_lower()));
     if !visible {
         return Err(Fail::Route(RestoreError::InvalidRevision));
     }
-    match ctx.store().restore(ctx.ns(), &display, &a.rev).await {
+    match ctx.store().restore(ns, &display, &a.rev).await {
         Ok(e) => Ok(file_metadata(ctx, &e)?),
         Err(OpError::InvalidRevision) => Err(Fail::Route(RestoreError::InvalidRevision)),
         Err(e) => Err(match write_error(&e) {
@@ -168,14 +177,22 @@ pub(crate) async fn restore(ctx: &Ctx, a: RestoreArg) -> Answer<ep::Restore> {
 
 pub(crate) async fn permanently_delete(ctx: &Ctx, a: PathArg) -> Answer<ep::PermanentlyDelete> {
     let lookup = |l: LookupError| Fail::Route(DeleteError::PathLookup { path_lookup: l });
-    let lower = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
-        Resolved::Path { lower, .. } if lower != ctx.root_lower() => lower,
-        Resolved::Path { .. } | Resolved::Malformed => {
+    let (ns, lower) = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
             return Err(lookup(LookupError::MalformedPath));
         }
+        Resolved::Path {
+            read_only: true, ..
+        } => {
+            return Err(Fail::Route(DeleteError::PathWrite {
+                path_write: cubby_core::api::errors::WriteError::NoWritePermission,
+            }));
+        }
+        Resolved::Path { ns, lower, .. } => (ns, lower),
+        Resolved::Malformed => return Err(lookup(LookupError::MalformedPath)),
         _ => return Err(lookup(LookupError::NotFound)),
     };
-    match ctx.store().permanently_delete(ctx.ns(), &lower).await {
+    match ctx.store().permanently_delete(ns, &lower).await {
         Ok(()) => Ok(Void),
         Err(e) => Err(match lookup_error(&e) {
             Some(l) => lookup(l),
@@ -190,6 +207,10 @@ struct LinkToken {
     ns: u64,
     revision: i64,
     expires: i64,
+    /// For a file of a shared folder, the account that minted the link: it serves only
+    /// while that account is still a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<i64>,
 }
 
 pub(crate) async fn get_temporary_link(
@@ -202,11 +223,12 @@ pub(crate) async fn get_temporary_link(
         .await?
         .map_err(|l| Fail::Route(TemporaryLinkError::Path { path: l }))?;
     let token = LinkToken {
-        ns: ctx.ns(),
+        ns: ctx.ns_of(&entry),
         revision: entry
             .revision
             .ok_or_else(|| ApiError::Internal("file without revision".into()))?,
         expires: cubby_store::now() + TEMPORARY_LINK_SECS,
+        member: (ctx.ns_of(&entry) != ctx.home_ns()).then_some(ctx.auth().account.id),
     };
     let sealed = cubby_core::cursor::seal(ctx.store().cursor_key(), LINK_KIND, &token);
     let link = format!(
@@ -245,6 +267,15 @@ pub(crate) async fn serve_temporary_link(
     };
     if t.expires <= cubby_store::now() {
         return (StatusCode::GONE, "this link has expired").into_response();
+    }
+    if let Some(member) = t.member {
+        match state.store.folder_access(t.ns, member).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return (StatusCode::GONE, "the file is no longer available").into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
     }
     let entry = match state.store.revision(t.ns, t.revision).await {
         Ok(Some(e)) => e,
@@ -320,7 +351,7 @@ pub(crate) async fn get_temporary_upload_link(
             .bad_input("request body: duration: must be within 60..14400")
             .into());
     }
-    let commit = match crate::api::transfer::commit_info(ctx, &a.commit_info).await? {
+    let (ns, commit) = match crate::api::transfer::commit_info(ctx, &a.commit_info).await? {
         Ok(c) => c,
         Err(w) => {
             return Err(ApiError::BadInput(format!(
@@ -345,10 +376,7 @@ pub(crate) async fn get_temporary_upload_link(
     };
     let json = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
     let expires = cubby_store::now() + a.duration as i64;
-    let id = ctx
-        .store()
-        .create_upload_link(ctx.ns(), &json, expires)
-        .await?;
+    let id = ctx.store().create_upload_link(ns, &json, expires).await?;
     Ok(Link {
         link: format!("{}/apitul/1/{id}", base_url(headers)),
     })

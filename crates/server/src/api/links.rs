@@ -125,7 +125,7 @@ impl Viewer<'_> {
     fn of(ctx: &Ctx) -> Viewer<'_> {
         Viewer {
             account: ctx.auth().account.id,
-            ns: ctx.ns(),
+            ns: ctx.home_ns(),
             root: &ctx.auth().root,
         }
     }
@@ -374,8 +374,8 @@ enum NoItem {
 async fn live_entry(ctx: &Ctx, path: &str, allow_rev: bool) -> ApiResult<Result<Entry, NoItem>> {
     let store = ctx.store();
     let entry = match ctx.resolve("path", path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
-        Resolved::Revision(e) if allow_rev => store.entry(ctx.ns(), &e.path_lower).await?,
+        Resolved::Path { ns, lower, .. } => store.entry(ns, &lower).await?,
+        Resolved::Revision(e) if allow_rev => store.entry(ctx.ns_of(&e), &e.path_lower).await?,
         Resolved::Revision(_) => return Ok(Err(NoItem::AccessDenied)),
         Resolved::Malformed => return Ok(Err(NoItem::Lookup(LookupError::MalformedPath))),
         Resolved::NotFolder => return Ok(Err(NoItem::Lookup(LookupError::NotFolder))),
@@ -418,7 +418,7 @@ pub(crate) async fn create(
     let viewer = Viewer::of(ctx);
     match ctx
         .store()
-        .create_shared_link(ctx.ns(), ctx.auth().account.id, &file_id, new)
+        .create_shared_link(ctx.ns_of(&entry), ctx.auth().account.id, &file_id, new)
         .await?
     {
         Created::New(link) => Ok(link_metadata(
@@ -494,7 +494,7 @@ pub(crate) async fn list(
             );
         }
         for (link, _) in store
-            .shared_links_at(ctx.auth().account.id, ctx.ns(), &paths)
+            .shared_links_at(ctx.auth().account.id, ctx.ns_of(&entry), &paths)
             .await?
         {
             links.push(link);
@@ -509,7 +509,7 @@ pub(crate) async fn list(
             ) {
                 Some(c)
                     if c.account == ctx.auth().account.id
-                        && c.ns == ctx.ns()
+                        && c.ns == ctx.home_ns()
                         && c.root == root_lower =>
                 {
                     c.after
@@ -518,7 +518,7 @@ pub(crate) async fn list(
             },
         };
         let page = store
-            .shared_links_page(ctx.auth().account.id, ctx.ns(), after, LIST_PAGE + 1)
+            .shared_links_page(ctx.auth().account.id, ctx.home_ns(), after, LIST_PAGE + 1)
             .await?;
         has_more = page.len() > LIST_PAGE as usize;
         let mut last = after;
@@ -533,7 +533,7 @@ pub(crate) async fn list(
             LIST_CURSOR_KIND,
             &ListCursor {
                 account: ctx.auth().account.id,
-                ns: ctx.ns(),
+                ns: ctx.home_ns(),
                 root: root_lower.clone(),
                 after: last,
             },

@@ -8,6 +8,7 @@
 mod batch;
 mod copyref;
 mod files;
+mod folders;
 pub(crate) mod history;
 pub(crate) mod links;
 mod save_url;
@@ -32,7 +33,8 @@ use cubby_core::api::errors::{
     WriteError,
 };
 use cubby_core::api::types::{
-    DeletedMetadata, FileMetadata, FolderMetadata, Metadata, RootInfo, Tag,
+    DeletedMetadata, FileMetadata, FileSharingInfo, FolderMetadata, FolderSharingInfo, Metadata,
+    RootInfo, Tag,
 };
 use cubby_core::api::{Auth, Endpoint, Route, Spec, Style};
 use cubby_core::path::{self as cpath, PathArg, PathError, Pattern, is_within, lower};
@@ -287,6 +289,95 @@ pub(crate) struct Ctx {
     pub state: Arc<AppState>,
     pub route: &'static str,
     pub auth: Option<AuthInfo>,
+    /// The shared folders mounted in the caller's home, read once per request.
+    pub mounts: tokio::sync::OnceCell<Vec<Mount>>,
+    /// A shared folder `Dropbox-API-Path-Root` made the root of this request's paths.
+    pub path_root: Option<PathRoot>,
+}
+
+/// A shared folder as the root of a request's paths (`Dropbox-API-Path-Root` naming its
+/// namespace): paths are the folder's own, mounted or not.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PathRoot {
+    pub ns: u64,
+    pub read_only: bool,
+}
+
+/// A shared folder mounted in the caller's home, as the caller sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Mount {
+    /// The shared folder's namespace (and id).
+    pub ns: u64,
+    /// The mount point in the caller's home, lower case and as displayed.
+    pub lower: String,
+    pub display: String,
+    pub access: cubby_store::folders::Access,
+}
+
+/// The shared folders mounted in an account's home.
+pub(crate) async fn mounts_of(
+    store: &Store,
+    account: i64,
+) -> Result<Vec<Mount>, cubby_store::StoreError> {
+    Ok(store
+        .memberships(account)
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let (lower, display) = m.mount?;
+            Some(Mount {
+                ns: m.folder.ns,
+                lower,
+                display,
+                access: m.access,
+            })
+        })
+        .collect())
+}
+
+/// The space an account uses: its home and the shared folders mounted there.
+pub(crate) async fn space_used_by(
+    store: &Store,
+    account: &cubby_store::accounts::Account,
+) -> Result<u64, cubby_store::StoreError> {
+    let mut used = store.space_used(account.ns).await?;
+    for m in mounts_of(store, account.id).await? {
+        used += store.space_used(m.ns).await?;
+    }
+    Ok(used)
+}
+
+/// The mount a full path of a home lies strictly below, with the path in the shared
+/// folder's namespace (lower case and as displayed).
+pub(crate) fn below_a_mount<'a>(
+    mounts: &'a [Mount],
+    display: &str,
+) -> Option<(&'a Mount, String, String)> {
+    let path_lower = lower(display);
+    let m = mounts
+        .iter()
+        .find(|m| cubby_store::folders::below_mount(&path_lower, &m.lower))?;
+    // `lower` keeps every '/', so the display path has as many components.
+    let depth = m.lower.matches('/').count();
+    let cut = display
+        .match_indices('/')
+        .nth(depth)
+        .map_or(display.len(), |(i, _)| i);
+    Some((
+        m,
+        path_lower[m.lower.len()..].to_owned(),
+        display[cut..].to_owned(),
+    ))
+}
+
+impl Mount {
+    /// The path of the home that `rel` (a path of the shared namespace) is.
+    pub fn home_path(&self, rel_lower: &str, rel_display: &str) -> (String, String) {
+        (
+            format!("{}{rel_lower}", self.lower),
+            format!("{}{rel_display}", self.display),
+        )
+    }
 }
 
 impl Ctx {
@@ -298,8 +389,85 @@ impl Ctx {
         self.auth.as_ref().expect("route requires a user")
     }
 
-    pub fn ns(&self) -> u64 {
+    /// The caller's home namespace (paths below a mount point are not in it: see
+    /// [`Ctx::resolve`]).
+    pub fn home_ns(&self) -> u64 {
         self.auth().account.ns
+    }
+
+    /// The shared folders mounted in the caller's home (read on first use).
+    pub async fn mounts(&self) -> ApiResult<&[Mount]> {
+        let mounts = self
+            .mounts
+            .get_or_try_init(|| async {
+                Ok::<_, ApiError>(mounts_of(self.store(), self.auth().account.id).await?)
+            })
+            .await?;
+        Ok(mounts)
+    }
+
+    /// The namespace an entry read from the store lives in.
+    pub fn ns_of(&self, e: &Entry) -> u64 {
+        if e.ns == 0 { self.home_ns() } else { e.ns }
+    }
+
+    /// Whether a resolved path is the top of what the caller reaches in its namespace: the
+    /// caller's root in the home, a shared folder's root in its own.
+    pub fn is_top(&self, ns: u64, lower: &str) -> bool {
+        if ns == self.home_ns() {
+            lower == self.root_lower()
+        } else {
+            lower.is_empty()
+        }
+    }
+
+    /// The mounts already read (none if this request has not resolved a path).
+    pub fn mounts_read(&self) -> &[Mount] {
+        self.mounts.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The mount of shared namespace `ns` in the caller's home.
+    pub fn mount_of(&self, ns: u64) -> Option<&Mount> {
+        self.mounts_read().iter().find(|m| m.ns == ns)
+    }
+
+    /// Where a full path of the caller's home lives: below a mount point, in the shared
+    /// folder's namespace; anywhere else (the mount point itself included), in the home.
+    pub async fn place(&self, display: String) -> ApiResult<Resolved> {
+        if let Some((m, lower, display)) = below_a_mount(self.mounts().await?, &display) {
+            return Ok(Resolved::Path {
+                ns: m.ns,
+                lower,
+                display,
+                read_only: !m.access.can_write(),
+            });
+        }
+        Ok(Resolved::Path {
+            ns: self.home_ns(),
+            lower: lower(&display),
+            display,
+            read_only: false,
+        })
+    }
+
+    /// The inside of a folder: a mount point's is its shared folder's root (for listing a
+    /// folder's children, zipping or searching it); any other folder is its own.
+    pub fn inside(&self, ns: u64, lower: String) -> (u64, String) {
+        match self
+            .mounts_read()
+            .iter()
+            .find(|m| ns == self.home_ns() && m.lower == lower)
+        {
+            Some(m) => (m.ns, String::new()),
+            None => (ns, lower),
+        }
+    }
+
+    /// The namespaces a file id or rev may be found in: the home, then each mount.
+    async fn searchable(&self) -> ApiResult<Vec<u64>> {
+        let mut all = vec![self.home_ns()];
+        all.extend(self.mounts().await?.iter().map(|m| m.ns));
+        Ok(all)
     }
 
     /// Lower-case root of the caller in its namespace (`""` or `/apps/<name>`).
@@ -333,40 +501,119 @@ impl Ctx {
             }
             Err(PathError::Malformed) => return Ok(Resolved::Malformed),
         };
+        if let Some(pr) = self.path_root {
+            return self.resolve_in_root(pr, arg).await;
+        }
         let root = self.auth().root.clone();
         let root_lower = lower(&root);
-        let ns = self.ns();
+        let home = self.home_ns();
         Ok(match arg {
-            PathArg::Path(rel) => Resolved::path(rel.under(&root)),
-            PathArg::Ns { ns: wanted, rel } => {
-                if wanted != ns {
-                    Resolved::NotFound
+            PathArg::Path(rel) => self.place(rel.under(&root)).await?,
+            PathArg::Ns { ns: wanted, rel } if wanted == home => {
+                let full = rel.display().to_owned();
+                if is_within(&lower(&full), &root_lower) {
+                    self.place(full).await?
                 } else {
-                    let full = rel.display().to_owned();
-                    if is_within(&lower(&full), &root_lower) {
-                        Resolved::path(full)
-                    } else {
-                        Resolved::NotFound
-                    }
+                    Resolved::NotFound
                 }
             }
-            PathArg::Id { id, rel } => match self.store().entry_by_id(ns, &id).await? {
-                Some(e) if is_within(&e.path_lower, &root_lower) => {
-                    if rel.is_root() {
-                        Resolved::path(e.path_display)
-                    } else if e.kind != Kind::Folder {
-                        Resolved::NotFolder
-                    } else {
-                        Resolved::path(rel.under(&e.path_display))
+            // A shared folder's namespace, for its members, where their app may see it.
+            PathArg::Ns { ns: wanted, rel } => {
+                match self.mounts().await?.iter().find(|m| m.ns == wanted) {
+                    Some(m) if is_within(&m.lower, &root_lower) => {
+                        let display = rel.display().to_owned();
+                        Resolved::Path {
+                            ns: m.ns,
+                            lower: lower(&display),
+                            display,
+                            read_only: !m.access.can_write(),
+                        }
+                    }
+                    _ => Resolved::NotFound,
+                }
+            }
+            PathArg::Id { id, rel } => {
+                let mut found = None;
+                for ns in self.searchable().await? {
+                    if let Some(e) = self.store().entry_by_id(ns, &id).await? {
+                        found = Some(e);
+                        break;
                     }
                 }
-                _ => Resolved::NotFound,
+                match found.map(|e| self.shown(e)) {
+                    Some(e) if is_within(&e.path_lower, &root_lower) => {
+                        if rel.is_root() {
+                            self.place(e.path_display).await?
+                        } else if e.kind != Kind::Folder {
+                            Resolved::NotFolder
+                        } else {
+                            self.place(rel.under(&e.path_display)).await?
+                        }
+                    }
+                    _ => Resolved::NotFound,
+                }
+            }
+            PathArg::Rev(rev) => {
+                let mut found = None;
+                for ns in self.searchable().await? {
+                    if let Some(e) = self.store().revision_by_rev(ns, &rev).await? {
+                        found = Some(e);
+                        break;
+                    }
+                }
+                match found {
+                    Some(e) if is_within(&self.shown(e.clone()).path_lower, &root_lower) => {
+                        Resolved::Revision(Box::new(e))
+                    }
+                    _ => Resolved::NotFound,
+                }
+            }
+        })
+    }
+
+    /// [`Ctx::resolve`] under a shared folder named by `Dropbox-API-Path-Root`: paths are the
+    /// folder's; ids and revs are looked up in it; `ns:` reaches it or the home.
+    async fn resolve_in_root(&self, pr: PathRoot, arg: PathArg) -> ApiResult<Resolved> {
+        let here = |display: String| Resolved::Path {
+            ns: pr.ns,
+            lower: lower(&display),
+            display,
+            read_only: pr.read_only,
+        };
+        Ok(match arg {
+            PathArg::Path(rel) => here(rel.display().to_owned()),
+            PathArg::Ns { ns, rel } if ns == pr.ns => here(rel.display().to_owned()),
+            PathArg::Ns { ns, rel } if ns == self.home_ns() => {
+                self.place(rel.display().to_owned()).await?
+            }
+            PathArg::Ns { .. } => Resolved::NotFound,
+            PathArg::Id { id, rel } => match self.store().entry_by_id(pr.ns, &id).await? {
+                Some(e) if rel.is_root() => here(e.path_display),
+                Some(e) if e.kind != Kind::Folder => Resolved::NotFolder,
+                Some(e) => here(rel.under(&e.path_display)),
+                None => Resolved::NotFound,
             },
-            PathArg::Rev(rev) => match self.store().revision_by_rev(ns, &rev).await? {
-                Some(e) if is_within(&e.path_lower, &root_lower) => Resolved::Revision(Box::new(e)),
-                _ => Resolved::NotFound,
+            PathArg::Rev(rev) => match self.store().revision_by_rev(pr.ns, &rev).await? {
+                Some(e) => Resolved::Revision(Box::new(e)),
+                None => Resolved::NotFound,
             },
         })
+    }
+
+    /// An entry with its paths as the caller's home shows them (an entry of a mounted
+    /// shared folder gets its mount point's path in front).
+    pub fn shown(&self, mut e: Entry) -> Entry {
+        // Under a shared folder as the path root, its entries keep their own paths.
+        if self.path_root.is_some_and(|pr| pr.ns == e.ns) {
+            return e;
+        }
+        if e.ns != 0
+            && e.ns != self.home_ns()
+            && let Some(m) = self.mount_of(e.ns)
+        {
+            (e.path_lower, e.path_display) = m.home_path(&e.path_lower, &e.path_display);
+        }
+        e
     }
 
     /// The path a `path` and an optional (deprecated) `rev` field name: the rev, as a `rev:`
@@ -384,7 +631,7 @@ impl Ctx {
     /// Resolves a `ReadPath` to a file, or the `LookupError` to answer.
     pub async fn read_file(&self, raw: &str) -> ApiResult<Result<Entry, LookupError>> {
         let entry = match self.resolve("path", raw, Pattern::ReadPath).await? {
-            Resolved::Path { lower, .. } => self.store().entry(self.ns(), &lower).await?,
+            Resolved::Path { ns, lower, .. } => self.store().entry(ns, &lower).await?,
             Resolved::Revision(e) => Some(*e),
             Resolved::Malformed => return Ok(Err(LookupError::MalformedPath)),
             Resolved::NotFolder => return Ok(Err(LookupError::NotFolder)),
@@ -397,9 +644,51 @@ impl Ctx {
         })
     }
 
-    /// Metadata of an entry, paths relative to the caller's root.
+    /// Metadata of an entry, paths relative to the caller's root, with the sharing
+    /// information of a mount point or of an item in a shared folder.
     pub fn metadata(&self, e: &Entry) -> Metadata {
-        metadata(&self.auth().root, e)
+        let home = self.home_ns();
+        let shared = (e.ns != 0 && e.ns != home).then_some(e.ns);
+        let shown = self.shown(e.clone());
+        let mut md = metadata(&self.auth().root, &shown);
+        let read_only = |ns: u64| match self.path_root {
+            Some(pr) if pr.ns == ns => pr.read_only,
+            _ => self.mount_of(ns).is_some_and(|m| !m.access.can_write()),
+        };
+        match (&mut md, shared) {
+            (Metadata::File(f), Some(ns)) => {
+                f.parent_shared_folder_id = Some(ns.to_string());
+                f.sharing_info = Some(FileSharingInfo {
+                    read_only: read_only(ns),
+                    parent_shared_folder_id: ns.to_string(),
+                    modified_by: None,
+                });
+            }
+            (Metadata::Folder(f), Some(ns)) => {
+                f.parent_shared_folder_id = Some(ns.to_string());
+                f.sharing_info = Some(FolderSharingInfo {
+                    read_only: read_only(ns),
+                    parent_shared_folder_id: Some(ns.to_string()),
+                    shared_folder_id: None,
+                    traverse_only: false,
+                    no_access: false,
+                });
+            }
+            (Metadata::Folder(f), None) => {
+                if let Some(m) = self.mounts_read().iter().find(|m| m.lower == e.path_lower) {
+                    f.shared_folder_id = Some(m.ns.to_string());
+                    f.sharing_info = Some(FolderSharingInfo {
+                        read_only: !m.access.can_write(),
+                        parent_shared_folder_id: None,
+                        shared_folder_id: Some(m.ns.to_string()),
+                        traverse_only: false,
+                        no_access: false,
+                    });
+                }
+            }
+            _ => {}
+        }
+        md
     }
 }
 
@@ -428,12 +717,17 @@ pub(crate) fn metadata(root: &str, e: &Entry) -> Metadata {
             is_downloadable: true,
             content_hash: e.content_hash.clone(),
             media_info: None,
+            sharing_info: None,
+            parent_shared_folder_id: None,
         }),
         Kind::Folder => Metadata::Folder(FolderMetadata {
             name,
             id: e.id.clone().unwrap_or_default(),
             path_lower: Some(path_lower),
             path_display: Some(path_display),
+            sharing_info: None,
+            shared_folder_id: None,
+            parent_shared_folder_id: None,
         }),
         Kind::Deleted => Metadata::Deleted(DeletedMetadata {
             name,
@@ -445,25 +739,19 @@ pub(crate) fn metadata(root: &str, e: &Entry) -> Metadata {
 
 /// The outcome of resolving a path argument.
 pub(crate) enum Resolved {
-    /// A full namespace path (display form; it may or may not exist).
+    /// A path of namespace `ns` (display form; it may or may not exist): the caller's
+    /// home, or a shared folder mounted there (then `read_only` for a viewer).
     Path {
+        ns: u64,
         display: String,
         lower: String,
+        read_only: bool,
     },
     /// A specific file revision (`rev:` form).
     Revision(Box<Entry>),
     Malformed,
     NotFound,
     NotFolder,
-}
-
-impl Resolved {
-    fn path(display: String) -> Self {
-        Resolved::Path {
-            lower: lower(&display),
-            display,
-        }
-    }
 }
 
 /// The `LookupError` of a store error, if it is one.
@@ -645,7 +933,7 @@ async fn handle(
         Ok::<_, ApiError>((auth, header_arg))
     }
     .await;
-    let (auth, header_arg) = match early {
+    let ((auth, path_root), header_arg) = match early {
         Ok(x) => x,
         Err(e) => {
             match spec.style {
@@ -670,6 +958,8 @@ async fn handle(
         state,
         route: route.name(),
         auth,
+        mounts: Default::default(),
+        path_root,
     };
     call(route, &ctx, arg, req.headers, body).await
 }
@@ -707,12 +997,12 @@ async fn authenticate(
     route: Route,
     spec: Spec,
     req: Request<'_>,
-) -> ApiResult<Option<AuthInfo>> {
+) -> ApiResult<(Option<AuthInfo>, Option<PathRoot>)> {
     let scope = match spec.auth {
-        Auth::Anonymous => return Ok(None),
+        Auth::Anonymous => return Ok((None, None)),
         Auth::App => {
             app_auth(state, req.headers).await?;
-            return Ok(None);
+            return Ok((None, None));
         }
         Auth::User { scope } => scope,
         Auth::AppOrUser { scope } => {
@@ -721,7 +1011,7 @@ async fn authenticate(
             });
             if basic {
                 app_auth(state, req.headers).await?;
-                return Ok(None);
+                return Ok((None, None));
             }
             Some(scope)
         }
@@ -738,8 +1028,8 @@ async fn authenticate(
         if let Some(info) =
             crate::web::app::credential(state, spec, req.method, req.headers).await?
         {
-            check_path_root(req.headers, &info)?;
-            return Ok(Some(info));
+            let root = check_path_root(&state.store, req.headers, &info).await?;
+            return Ok((Some(info), root));
         }
         return Err(bad_call(
             route,
@@ -769,8 +1059,8 @@ async fn authenticate(
             required_scope: scope.to_owned(),
         }));
     }
-    check_path_root(req.headers, &info)?;
-    Ok(Some(info))
+    let root = check_path_root(&state.store, req.headers, &info).await?;
+    Ok((Some(info), root))
 }
 
 /// A content route's argument: `Dropbox-API-Arg`, or the `arg` URL parameter.
@@ -1012,6 +1302,58 @@ async fn call(
         Route::GetSharedLinkFile => {
             typed_download!(GetSharedLinkFile, |a| links::get_file(ctx, a, headers))
         }
+        Route::ShareFolder => typed!(ShareFolder, |a| folders::share_folder(ctx, a)),
+        Route::CheckShareJobStatus => {
+            typed!(CheckShareJobStatus, |a| folders::check_share_job_status(
+                ctx, a
+            ))
+        }
+        Route::CheckJobStatus => typed!(CheckJobStatus, |a| folders::check_job_status(ctx, a)),
+        Route::CheckRemoveMemberJobStatus => typed!(CheckRemoveMemberJobStatus, |a| {
+            folders::check_remove_member_job_status(ctx, a)
+        }),
+        Route::GetFolderMetadata => {
+            typed!(GetFolderMetadata, |a| folders::get_folder_metadata(ctx, a))
+        }
+        Route::ListFolders => typed!(ListFolders, |a| folders::list_folders(ctx, a)),
+        Route::ListFoldersContinue => {
+            typed!(ListFoldersContinue, |a| folders::list_folders_continue(
+                ctx, a
+            ))
+        }
+        Route::ListMountableFolders => {
+            typed!(ListMountableFolders, |a| folders::list_mountable_folders(
+                ctx, a
+            ))
+        }
+        Route::ListMountableFoldersContinue => typed!(ListMountableFoldersContinue, |a| {
+            folders::list_mountable_folders_continue(ctx, a)
+        }),
+        Route::AddFolderMember => typed!(AddFolderMember, |a| folders::add_folder_member(ctx, a)),
+        Route::UpdateFolderMember => typed!(UpdateFolderMember, |a| folders::update_folder_member(
+            ctx, a
+        )),
+        Route::RemoveFolderMember => typed!(RemoveFolderMember, |a| folders::remove_folder_member(
+            ctx, a
+        )),
+        Route::ListFolderMembers => {
+            typed!(ListFolderMembers, |a| folders::list_folder_members(ctx, a))
+        }
+        Route::ListFolderMembersContinue => typed!(ListFolderMembersContinue, |a| {
+            folders::list_folder_members_continue(ctx, a)
+        }),
+        Route::RelinquishFolderMembership => typed!(RelinquishFolderMembership, |a| {
+            folders::relinquish_folder_membership(ctx, a)
+        }),
+        Route::MountFolder => typed!(MountFolder, |a| folders::mount_folder(ctx, a)),
+        Route::UnmountFolder => typed!(UnmountFolder, |a| folders::unmount_folder(ctx, a)),
+        Route::UnshareFolder => typed!(UnshareFolder, |a| folders::unshare_folder(ctx, a)),
+        Route::TransferFolder => typed!(TransferFolder, |a| folders::transfer_folder(ctx, a)),
+        Route::UpdateFolderPolicy => typed!(UpdateFolderPolicy, |a| folders::update_folder_policy(
+            ctx, a
+        )),
+        Route::GetAccount => typed!(GetAccount, |a| folders::get_account(ctx, a)),
+        Route::GetAccountBatch => typed!(GetAccountBatch, |a| folders::get_account_batch(ctx, a)),
 
         Route::GetThumbnailV2 => {
             typed_download!(GetThumbnailV2, |a| thumbnails::get_thumbnail_v2(
@@ -1059,9 +1401,13 @@ async fn app_auth(state: &AppState, headers: &HeaderMap) -> ApiResult<cubby_stor
 }
 
 /// Applies `Dropbox-API-Path-Root`: a single-user namespace only allows its own root.
-fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
+async fn check_path_root(
+    store: &Store,
+    headers: &HeaderMap,
+    info: &AuthInfo,
+) -> ApiResult<Option<PathRoot>> {
     let Some(raw) = headers.get("dropbox-api-path-root") else {
-        return Ok(());
+        return Ok(None);
     };
     let v: Value = serde_json::from_slice(raw.as_bytes()).map_err(|e| {
         ApiError::BadInput(format!("Dropbox-API-Path-Root: could not decode JSON: {e}"))
@@ -1073,16 +1419,29 @@ fn check_path_root(headers: &HeaderMap, info: &AuthInfo) -> ApiResult<()> {
         home_namespace_id: ns.clone(),
     };
     match cubby_core::wire::union_tag(&v) {
-        Some(("home", _)) => Ok(()),
+        Some(("home", _)) => Ok(None),
         Some(("root", Some(o))) => match o.get("root").and_then(Value::as_str) {
-            Some(r) if r == ns => Ok(()),
+            Some(r) if r == ns => Ok(None),
             _ => Err(ApiError::PathRoot(PathRootError::InvalidRoot {
                 invalid_root: root_info,
             })),
         },
         Some(("namespace_id", Some(o))) => match o.get("namespace_id").and_then(Value::as_str) {
-            Some(r) if r == ns => Ok(()),
-            _ => Err(ApiError::PathRoot(PathRootError::NoPermission)),
+            Some(r) if r == ns => Ok(None),
+            // A shared folder the caller is a member of (never through an app folder's token).
+            Some(r) => match r.parse::<u64>() {
+                Ok(id) if info.root.is_empty() => {
+                    match store.folder_access(id, info.account.id).await? {
+                        Some(access) => Ok(Some(PathRoot {
+                            ns: id,
+                            read_only: !access.can_write(),
+                        })),
+                        None => Err(ApiError::PathRoot(PathRootError::NoPermission)),
+                    }
+                }
+                _ => Err(ApiError::PathRoot(PathRootError::NoPermission)),
+            },
+            None => Err(ApiError::PathRoot(PathRootError::NoPermission)),
         },
         _ => Err(ApiError::BadInput(
             "Dropbox-API-Path-Root: unknown path root".into(),

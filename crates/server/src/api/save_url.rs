@@ -17,7 +17,7 @@ use cubby_store::meta::{Commit, WriteMode};
 use cubby_store::sessions::MAX_FILE_SIZE;
 
 use crate::api::transfer::{ReceiveError, receive_stream};
-use crate::api::{Answer, ApiError, Ctx, Fail, Resolved, metadata, to_json, write_error};
+use crate::api::{Answer, ApiError, Ctx, Fail, Resolved, to_json, write_error};
 use crate::fetch::{FETCH_TIMEOUT, FetchError};
 
 /// How often a running fetch tells the database it is alive.
@@ -25,9 +25,15 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn save_url(ctx: &Ctx, a: SaveUrlArg) -> Answer<ep::SaveUrl> {
     let path_err = |w: WriteError| Fail::Route(SaveUrlError::Path { path: w });
-    let display = match ctx.resolve("path", &a.path, Pattern::Path).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::NotFound => return Err(path_err(WriteError::NoWritePermission)),
+    let (ns, display) = match ctx.resolve("path", &a.path, Pattern::Path).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
+            return Err(path_err(WriteError::MalformedPath));
+        }
+        Resolved::Path {
+            read_only: true, ..
+        }
+        | Resolved::NotFound => return Err(path_err(WriteError::NoWritePermission)),
+        Resolved::Path { ns, display, .. } => (ns, display),
         _ => return Err(path_err(WriteError::MalformedPath)),
     };
     // A URL that is not http(s), or names a forbidden address outright, fails at once;
@@ -40,6 +46,7 @@ pub(crate) async fn save_url(ctx: &Ctx, a: SaveUrlArg) -> Answer<ep::SaveUrl> {
     let job = Job {
         ctx: ctx.clone(),
         id: id.clone(),
+        ns,
         display,
         url: a.url,
     };
@@ -50,6 +57,8 @@ pub(crate) async fn save_url(ctx: &Ctx, a: SaveUrlArg) -> Answer<ep::SaveUrl> {
 struct Job {
     ctx: Ctx,
     id: String,
+    /// The namespace `display` is a path of (the home, or a shared folder mounted there).
+    ns: u64,
     display: String,
     url: String,
 }
@@ -131,8 +140,8 @@ impl Job {
             blocks: received.blocks,
         };
         self.ctx.state.metrics.add_in(commit.size);
-        match store.commit_file(self.ctx.ns(), commit).await {
-            Ok(e) => match metadata(&self.ctx.auth().root, &e) {
+        match store.commit_file(self.ns, commit).await {
+            Ok(e) => match self.ctx.metadata(&e) {
                 Metadata::File(f) => Ok(f),
                 other => {
                     tracing::error!(job = %self.id, ?other, "save_url committed a non-file");

@@ -11,7 +11,7 @@ use cubby_core::api::types::{
     CursorArg, MetadataV2, SearchArg, SearchMatch, SearchOptions, SearchResult, Tag,
     default_max_results,
 };
-use cubby_core::path::{Pattern, lower, name_of};
+use cubby_core::path::{Pattern, is_within, lower, name_of};
 use cubby_store::{Entry, Kind};
 use serde::{Deserialize, Serialize};
 
@@ -103,17 +103,17 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Answer<ep::SearchV2> {
         Some(("last_modified_time", _))
     );
     let path_err = |l: LookupError| Fail::Route(SearchError::Path { path: l });
-    let scope = match &o.path {
-        None => ctx.root_lower(),
+    let (ns, scope) = match &o.path {
+        None => (ctx.home_ns(), ctx.root_lower()),
         Some(p) => match ctx.resolve("options.path", p, Pattern::PathROrId).await? {
-            Resolved::Path { lower, .. } => lower,
+            Resolved::Path { ns, lower, .. } => ctx.inside(ns, lower),
             Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
             _ => return Err(path_err(LookupError::NotFound)),
         },
     };
     // The scope must be an existing folder (the namespace root always is).
     if !scope.is_empty() {
-        match ctx.store().entry(ctx.ns(), &scope).await? {
+        match ctx.store().entry(ns, &scope).await? {
             Some(e) if e.kind == Kind::Folder => {}
             Some(e) if e.kind == Kind::File => return Err(path_err(LookupError::NotFolder)),
             _ => return Err(path_err(LookupError::NotFound)),
@@ -145,10 +145,22 @@ async fn page(ctx: &Ctx, mut c: SearchCursor) -> Answer<ep::SearchV2> {
         }
     }
     let filter_by_type = !extensions.is_empty() || folders_wanted;
-    let candidates = ctx
+    let mut candidates = ctx
         .store()
-        .search_candidates(ctx.ns(), &scope, &needle, deleted)
+        .search_candidates(ns, &scope, &needle, deleted)
         .await?;
+    // A scope in the home takes in the shared folders mounted below it.
+    if ns == ctx.home_ns() {
+        for m in ctx.mounts().await? {
+            if is_within(&m.lower, &scope) {
+                candidates.extend(
+                    ctx.store()
+                        .search_candidates(m.ns, "", &needle, deleted)
+                        .await?,
+                );
+            }
+        }
+    }
     let last = tokens.last().expect("a token").clone();
     let mut hits: Vec<(u8, Entry)> = candidates
         .into_iter()

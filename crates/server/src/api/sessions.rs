@@ -370,7 +370,7 @@ pub(crate) async fn finish(
         .await
         .map_err(AppendFailed::finish)?
     };
-    let commit = match commit_info(ctx, &a.commit).await? {
+    let (ns, commit) = match commit_info(ctx, &a.commit).await? {
         Ok(c) => c,
         Err(w) => return Err(Fail::Route(F::Path { path: w })),
     };
@@ -380,7 +380,7 @@ pub(crate) async fn finish(
         commit,
     };
     let mut results = store
-        .finish_sessions(ctx.ns(), account, vec![entry], false)
+        .finish_sessions(ns, account, vec![entry], false)
         .await
         .map_err(unexpected)?;
     match results.pop().expect("one result per entry") {
@@ -419,11 +419,12 @@ async fn finish_batch_entries(
         return Err(ctx.bad_input("request body: entries: at most 1000"));
     }
     let mut out: Vec<Option<SessionFinishBatchEntry>> = vec![None; a.entries.len()];
-    let mut finishes = Vec::new();
-    let mut positions = Vec::new();
+    // Finished a namespace at a time (the home, and shared folders mounted in it).
+    let mut groups: std::collections::BTreeMap<u64, (Vec<usize>, Vec<Finish>)> = Default::default();
     for (i, e) in a.entries.into_iter().enumerate() {
         match commit_info(ctx, &e.commit).await? {
-            Ok(commit) => {
+            Ok((ns, commit)) => {
+                let (positions, finishes) = groups.entry(ns).or_default();
                 positions.push(i);
                 finishes.push(Finish {
                     session_id: e.cursor.session_id,
@@ -438,18 +439,20 @@ async fn finish_batch_entries(
             }
         }
     }
-    let results = ctx
-        .store()
-        .finish_sessions(ctx.ns(), ctx.auth().account.id, finishes, true)
-        .await
-        .map_err(unexpected)?;
-    for (i, r) in positions.into_iter().zip(results) {
-        out[i] = Some(match r {
-            Ok(e) => SessionFinishBatchEntry::Success(file_metadata(ctx, &e)?),
-            Err(e) => SessionFinishBatchEntry::Failure {
-                failure: finish_error(e)?,
-            },
-        });
+    for (ns, (positions, finishes)) in groups {
+        let results = ctx
+            .store()
+            .finish_sessions(ns, ctx.auth().account.id, finishes, true)
+            .await
+            .map_err(unexpected)?;
+        for (i, r) in positions.into_iter().zip(results) {
+            out[i] = Some(match r {
+                Ok(e) => SessionFinishBatchEntry::Success(file_metadata(ctx, &e)?),
+                Err(e) => SessionFinishBatchEntry::Failure {
+                    failure: finish_error(e)?,
+                },
+            });
+        }
     }
     Ok(SessionFinishBatchResult {
         entries: out

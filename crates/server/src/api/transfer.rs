@@ -275,7 +275,10 @@ pub(crate) type CommitArg = cubby_core::api::types::CommitInfo;
 
 /// Turns a `CommitInfo` into a commit (without blocks yet). Bad input is a 400; a path that
 /// cannot be written is returned as the `WriteError` JSON for the route's own union.
-pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Commit, WriteError>> {
+pub(crate) async fn commit_info(
+    ctx: &Ctx,
+    a: &CommitArg,
+) -> ApiResult<Result<(u64, Commit), WriteError>> {
     let mode = write_mode(ctx, &a.mode)?;
     let client_modified = match &a.client_modified {
         None => None,
@@ -285,24 +288,30 @@ pub(crate) async fn commit_info(ctx: &Ctx, a: &CommitArg) -> ApiResult<Result<Co
             ))
         })?),
     };
-    let display = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
-        Resolved::Path { display, lower } if lower != ctx.root_lower() => display,
-        Resolved::Path { .. } => {
+    let (ns, display) = match ctx.resolve("path", &a.path, Pattern::WritePathOrId).await? {
+        Resolved::Path { ns, lower, .. } if ctx.is_top(ns, &lower) => {
             return Ok(Err(WriteError::Conflict {
                 conflict: WriteConflictError::Folder,
             }));
         }
+        Resolved::Path {
+            read_only: true, ..
+        } => return Ok(Err(WriteError::NoWritePermission)),
+        Resolved::Path { ns, display, .. } => (ns, display),
         _ => return Ok(Err(WriteError::MalformedPath)),
     };
-    Ok(Ok(Commit {
-        path: display,
-        mode,
-        autorename: a.autorename,
-        strict_conflict: a.strict_conflict,
-        client_modified,
-        size: 0,
-        blocks: Vec::new(),
-    }))
+    Ok(Ok((
+        ns,
+        Commit {
+            path: display,
+            mode,
+            autorename: a.autorename,
+            strict_conflict: a.strict_conflict,
+            client_modified,
+            size: 0,
+            blocks: Vec::new(),
+        },
+    )))
 }
 
 /// Validates an optional `content_hash` argument, returning it in lower case.
@@ -368,7 +377,7 @@ pub(crate) async fn upload(
         })
     };
     let expected = content_hash_arg(ctx, &a.content_hash)?;
-    let mut commit = match commit_info(ctx, &a.commit).await? {
+    let (ns, mut commit) = match commit_info(ctx, &a.commit).await? {
         Ok(commit) => commit,
         Err(w) => {
             drain_stream(&mut body.into_data_stream(), 0).await;
@@ -384,7 +393,7 @@ pub(crate) async fn upload(
         })?;
     commit.size = received.size;
     commit.blocks = received.blocks;
-    match ctx.store().commit_file(ctx.ns(), commit).await {
+    match ctx.store().commit_file(ns, commit).await {
         Ok(e) => Ok(crate::api::history::file_metadata(ctx, &e)?),
         Err(e) => Err(match write_error(&e) {
             Some(w) => path_err(w),

@@ -15,19 +15,23 @@ const FALLBACK_ALLOCATION: u64 = 1 << 40;
 /// Longest `query` the check routes echo, as Dropbox's spec allows.
 const MAX_ECHO_CHARS: usize = 500;
 
+/// An account's `Name`: Cubby knows one name per account.
+pub(crate) fn account_name(name: &str) -> AccountName {
+    AccountName {
+        given_name: name.to_owned(),
+        surname: String::new(),
+        familiar_name: name.to_owned(),
+        display_name: name.to_owned(),
+        abbreviated_name: name.chars().take(2).collect::<String>().to_uppercase(),
+    }
+}
+
 pub(crate) async fn get_current_account(ctx: &Ctx) -> Answer<ep::GetCurrentAccount> {
     let a = &ctx.auth().account;
     let ns = a.ns.to_string();
-    let abbreviated: String = a.name.chars().take(2).collect::<String>().to_uppercase();
     Ok(FullAccount {
         account_id: a.account_id.clone(),
-        name: AccountName {
-            given_name: a.name.clone(),
-            surname: String::new(),
-            familiar_name: a.name.clone(),
-            display_name: a.name.clone(),
-            abbreviated_name: abbreviated,
-        },
+        name: account_name(&a.name),
         email: a.email.clone(),
         email_verified: true,
         disabled: a.disabled,
@@ -44,7 +48,8 @@ pub(crate) async fn get_current_account(ctx: &Ctx) -> Answer<ep::GetCurrentAccou
 }
 
 pub(crate) async fn get_space_usage(ctx: &Ctx) -> Answer<ep::GetSpaceUsage> {
-    let used = ctx.store().space_used(ctx.ns()).await?;
+    // A mounted shared folder counts against each member's space, as Dropbox counts it.
+    let used = crate::api::space_used_by(ctx.store(), &ctx.auth().account).await?;
     // Without a quota an account may fill the disk: what it uses plus what is free there.
     let allocated = ctx.auth().account.quota.unwrap_or_else(|| {
         ctx.store()

@@ -38,7 +38,7 @@ pub(crate) async fn download_zip(
     let path_err = |l: LookupError| Fail::Route(DownloadZipError::Path { path: l });
     let store = ctx.store().clone();
     let folder = match ctx.resolve("path", &a.path, Pattern::ReadPath).await? {
-        Resolved::Path { lower, .. } => store.entry(ctx.ns(), &lower).await?,
+        Resolved::Path { ns, lower, .. } => store.entry(ns, &lower).await?,
         Resolved::Revision(_) => return Err(path_err(LookupError::NotFolder)),
         Resolved::Malformed => return Err(path_err(LookupError::MalformedPath)),
         Resolved::NotFolder => return Err(path_err(LookupError::NotFolder)),
@@ -52,7 +52,13 @@ pub(crate) async fn download_zip(
     // Collect the entries (bounded by MAX_ENTRIES) and check the limits before any byte goes out.
     let mut entries = Vec::new();
     let mut total = 0u64;
-    match collect(&store, ctx.ns(), folder.clone(), &mut entries, &mut total).await {
+    let ns = ctx.ns_of(&folder);
+    let mounts = if ns == ctx.home_ns() {
+        ctx.mounts().await?
+    } else {
+        &[]
+    };
+    match collect(&store, ns, folder.clone(), mounts, &mut entries, &mut total).await {
         Ok(()) => {}
         Err(Collect::Limit(e)) => return Err(Fail::Route(e)),
         Err(Collect::Store(e)) => return Err(e.into()),
@@ -75,7 +81,7 @@ pub(crate) async fn download_zip(
 /// `download_zip`. A refusal is a status and a sentence for a person.
 pub(crate) async fn selection(
     store: &cubby_store::Store,
-    ns: u64,
+    account: &cubby_store::accounts::Account,
     paths: &[&str],
 ) -> Result<Response, (StatusCode, String)> {
     let refuse = |status, message: &str| (status, message.to_owned());
@@ -101,6 +107,25 @@ pub(crate) async fn selection(
         }
         keys.push(cubby_core::path::lower(p));
     }
+    // Items in a shared folder mounted in the home are read from its namespace.
+    let mounts = crate::api::mounts_of(store, account.id)
+        .await
+        .map_err(internal)?;
+    let mut ns = account.ns;
+    if let Some((m, ..)) = crate::api::below_a_mount(&mounts, &keys[0]) {
+        ns = m.ns;
+        let cut = m.lower.len();
+        for k in &mut keys {
+            if !cubby_store::folders::below_mount(k, &m.lower) {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "The selected items must be in one folder.",
+                ));
+            }
+            *k = k[cut..].to_owned();
+        }
+    }
+    let home_mounts: &[crate::api::Mount] = if ns == account.ns { &mounts } else { &[] };
     keys.sort();
     keys.dedup();
     let parent = cubby_core::path::parent_of(&keys[0]).to_owned();
@@ -125,7 +150,7 @@ pub(crate) async fn selection(
                 ));
             }
         };
-        match collect(store, ns, root, &mut entries, &mut total).await {
+        match collect(store, ns, root, home_mounts, &mut entries, &mut total).await {
             Ok(()) => {}
             Err(Collect::Limit(_)) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large)),
             Err(Collect::Store(e)) => return Err(internal(e)),
@@ -189,10 +214,12 @@ impl From<cubby_store::StoreError> for Collect {
 
 /// Appends `root` and, for a folder, everything below it to `entries` (with `total`, the
 /// files' bytes so far), refusing past the archive's limits before any byte is sent.
+/// A folder of a home takes along the shared folders mounted in it (`mounts`: the home's).
 async fn collect(
     store: &cubby_store::Store,
     ns: u64,
     root: Entry,
+    mounts: &[crate::api::Mount],
     entries: &mut Vec<Entry>,
     total: &mut u64,
 ) -> Result<(), Collect> {
@@ -217,18 +244,31 @@ async fn collect(
     let Some(folder) = folder else {
         return Ok(());
     };
-    let mut after = String::new();
-    loop {
-        let page = store.list(ns, &folder, true, false, &after, PAGE).await?;
-        let done = page.len() < PAGE as usize;
-        for e in page {
-            after = e.path_lower.clone();
-            add(e, entries)?;
-        }
-        if done {
-            return Ok(());
+    let inside: Vec<&crate::api::Mount> = mounts
+        .iter()
+        .filter(|m| cubby_core::path::is_within(&m.lower, &folder))
+        .collect();
+    // The folder's own namespace, then each shared folder mounted in it, under its mount.
+    let mut sources = vec![(ns, folder, None)];
+    sources.extend(inside.into_iter().map(|m| (m.ns, String::new(), Some(m))));
+    for (ns, folder, mount) in sources {
+        let mut after = String::new();
+        loop {
+            let page = store.list(ns, &folder, true, false, &after, PAGE).await?;
+            let done = page.len() < PAGE as usize;
+            for mut e in page {
+                after = e.path_lower.clone();
+                if let Some(m) = mount {
+                    (e.path_lower, e.path_display) = m.home_path(&e.path_lower, &e.path_display);
+                }
+                add(e, entries)?;
+            }
+            if done {
+                break;
+            }
         }
     }
+    Ok(())
 }
 
 /// The streamed body of the archive of `entries`, named relative to `naming`'s folder.

@@ -58,7 +58,8 @@ async fn account_page(
     status: StatusCode,
 ) -> Response {
     let store = &state.store;
-    let used = match store.space_used(s.account.ns).await {
+    // A mounted shared folder counts against each member's space, as the API reports it.
+    let used = match crate::api::space_used_by(store, &s.account).await {
         Ok(u) => u,
         Err(e) => return internal(e),
     };

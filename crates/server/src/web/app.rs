@@ -60,6 +60,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("actions.js", "text/javascript; charset=utf-8"),
     asset!("preview.js", "text/javascript; charset=utf-8"),
     asset!("upload.js", "text/javascript; charset=utf-8"),
+    asset!("folders.js", "text/javascript; charset=utf-8"),
     asset!("actions.css", "text/css; charset=utf-8"),
     asset!("upload.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
@@ -184,6 +185,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/home", get(shell))
         .route("/home/{*path}", get(shell))
         .route("/search", get(shell))
+        .route("/shared", get(shell))
         .route("/assets/{name}", get(serve_asset))
         .route("/zip", axum::routing::post(zip_selection))
 }
@@ -228,7 +230,7 @@ async fn zip_selection(
         );
     }
     let paths: Vec<&str> = form.all("path").collect();
-    match crate::api::zip::selection(&state.store, s.account.ns, &paths).await {
+    match crate::api::zip::selection(&state.store, &s.account, &paths).await {
         Ok(resp) => resp,
         Err((status, message)) => zip_refused(status, &message),
     }

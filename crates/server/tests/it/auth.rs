@@ -1493,3 +1493,195 @@ async fn a_minted_refresh_token_of_a_public_app_refreshes_without_a_secret() {
     let (s, v) = token_request(&alice, &form[..2], Some((&conf.key, &secret.unwrap()))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// A shared folder is out of reach of anyone who is not a member, by every path form, id,
+/// rev and sharing route, and of a member's (or the owner's) app-folder app unless mounted
+/// inside its folder; nothing any attempt makes changes anything.
+#[tokio::test]
+async fn no_path_form_or_route_reaches_a_shared_folder_from_outside() {
+    let srv = TestServer::start().await;
+    let owner = srv.user("olivia").await;
+    let member = srv.user("mel").await;
+    let bob = srv.user("bob").await;
+    let secret = owner.put("/Vault/secret.txt", b"the secret").await;
+    owner.put("/Vault/sub/deep.txt", b"deep").await;
+    let sub = owner.meta("/Vault/sub").await.ok();
+    let fid = owner
+        .rpc("sharing/share_folder", json!({"path": "/Vault"}))
+        .await
+        .ok()["shared_folder_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    owner
+        .rpc(
+            "sharing/add_folder_member",
+            json!({"shared_folder_id": fid, "members": [
+                {"member": {".tag": "email", "email": "mel"}, "access_level": "editor"}]}),
+        )
+        .await
+        .ok();
+    member
+        .rpc("sharing/mount_folder", json!({"shared_folder_id": fid}))
+        .await
+        .ok();
+    let (app, _) = srv.app("Pics", AccessType::AppFolder, &[], false).await;
+    let outsiders = [
+        ("bob", bob.clone()),
+        ("mel's app folder", srv.app_client("mel", &app).await),
+        ("olivia's app folder", srv.app_client("olivia", &app).await),
+    ];
+    let before = owner
+        .list_all(json!({"path": "", "recursive": true}))
+        .await
+        .0;
+    let (id, rev, sub_id) = (
+        secret["id"].as_str().unwrap(),
+        secret["rev"].as_str().unwrap(),
+        sub["id"].as_str().unwrap(),
+    );
+    let reads = [
+        format!("ns:{fid}"),
+        format!("ns:{fid}/secret.txt"),
+        format!("ns:{fid}/sub/deep.txt"),
+        id.to_owned(),
+        format!("{sub_id}/deep.txt"),
+        "/Vault/secret.txt".to_owned(),
+    ];
+    for (who, c) in &outsiders {
+        for path in &reads {
+            let r = c.meta(path).await;
+            assert!(!r.status.is_success(), "{who} read {path}: {}", r.text());
+            let r = c.download(json!({"path": path}), None).await;
+            assert!(!r.status.is_success(), "{who} downloaded {path}");
+            let r = c.rpc("files/list_folder", json!({"path": path})).await;
+            assert!(!r.status.is_success(), "{who} listed {path}");
+            for (route, arg) in [
+                ("files/get_temporary_link", json!({"path": path})),
+                ("files/copy_reference/get", json!({"path": path})),
+                ("files/list_revisions", json!({"path": path})),
+                (
+                    "sharing/create_shared_link_with_settings",
+                    json!({"path": path}),
+                ),
+                (
+                    "files/copy_v2",
+                    json!({"from_path": path, "to_path": "/stolen"}),
+                ),
+                (
+                    "files/move_v2",
+                    json!({"from_path": path, "to_path": "/stolen"}),
+                ),
+                ("files/delete_v2", json!({"path": path})),
+                (
+                    "files/search_v2",
+                    json!({"query": "secret", "options": {"path": path}}),
+                ),
+            ] {
+                let r = c.rpc(route, arg).await;
+                assert!(
+                    !r.status.is_success(),
+                    "{who}: {route} of {path}: {}",
+                    r.text()
+                );
+            }
+            // A plain path is the caller's own (writing there is no escape).
+            if path.starts_with('/') {
+                continue;
+            }
+            let r = c
+                .rpc(
+                    "files/create_folder_v2",
+                    json!({"path": format!("{path}/planted")}),
+                )
+                .await;
+            assert!(!r.status.is_success(), "{who} made a folder in {path}");
+            let r = c
+                .upload_with(
+                    json!({"path": format!("{path}/planted.txt")}),
+                    b"x".to_vec(),
+                )
+                .await;
+            assert!(!r.status.is_success(), "{who} uploaded into {path}");
+        }
+        let r = c
+            .download(json!({"path": format!("rev:{rev}")}), None)
+            .await;
+        assert!(!r.status.is_success(), "{who} downloaded rev:{rev}");
+        let r = c
+            .rpc("files/restore", json!({"path": "/r.txt", "rev": rev}))
+            .await;
+        assert!(!r.status.is_success(), "{who} restored the secret");
+        let found = c
+            .rpc("files/search_v2", json!({"query": "secret"}))
+            .await
+            .ok();
+        assert_eq!(found["matches"], json!([]), "{who} found it by search");
+        for (route, arg) in [
+            (
+                "sharing/get_folder_metadata",
+                json!({"shared_folder_id": fid}),
+            ),
+            (
+                "sharing/list_folder_members",
+                json!({"shared_folder_id": fid}),
+            ),
+            ("sharing/mount_folder", json!({"shared_folder_id": fid})),
+            ("sharing/unmount_folder", json!({"shared_folder_id": fid})),
+            (
+                "sharing/unshare_folder",
+                json!({"shared_folder_id": fid, "leave_a_copy": false}),
+            ),
+            (
+                "sharing/relinquish_folder_membership",
+                json!({"shared_folder_id": fid}),
+            ),
+            (
+                "sharing/add_folder_member",
+                json!({"shared_folder_id": fid, "members": [
+                    {"member": {".tag": "email", "email": "bob"}, "access_level": "editor"}]}),
+            ),
+            (
+                "sharing/update_folder_policy",
+                json!({"shared_folder_id": fid, "acl_update_policy": "editors"}),
+            ),
+        ] {
+            let r = c.rpc(route, arg).await;
+            assert_eq!(
+                r.status,
+                StatusCode::CONFLICT,
+                "{who}: {route}: {}",
+                r.text()
+            );
+            assert!(
+                r.conflict().contains("access_error")
+                    || r.conflict().starts_with("invalid_id")
+                    || r.conflict().starts_with("not_a_member"),
+                "{who}: {route}: {}",
+                r.text()
+            );
+        }
+        let listed = c.rpc("sharing/list_folders", json!({})).await.ok();
+        assert_eq!(listed["entries"], json!([]), "{who} sees the folder listed");
+    }
+    // Nothing changed: the owner's tree, and the members.
+    let after = owner
+        .list_all(json!({"path": "", "recursive": true}))
+        .await
+        .0;
+    assert_eq!(before, after);
+    let members = owner
+        .rpc(
+            "sharing/list_folder_members",
+            json!({"shared_folder_id": fid}),
+        )
+        .await
+        .ok();
+    assert_eq!(members["users"].as_array().unwrap().len(), 2);
+    assert!(
+        bob.list_all(json!({"path": "", "recursive": true}))
+            .await
+            .0
+            .is_empty()
+    );
+}

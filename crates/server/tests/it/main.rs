@@ -31,6 +31,8 @@ mod quota;
 mod save_url;
 /// Upload sessions: sequential and concurrent, offsets, restarts, batches.
 mod sessions;
+/// Shared folders: members, mounts, feeds and access.
+mod sharing;
 /// Thumbnails and previews: routes, errors, links, the cache, hostile images.
 mod thumbnails;
 /// Upload and download: write modes, hashes, ranges, limits, races.

@@ -571,3 +571,64 @@ async fn a_selection_downloads_as_one_zip_of_its_items() {
             .body(format!("csrf={csrf}&path=%2Ftrip%2Fnotes.txt"));
     assert_eq!(b.c.raw(req).await.status, StatusCode::FORBIDDEN);
 }
+
+/// `POST /zip` of items in a shared folder (read from its namespace), and of a folder that
+/// holds one (its contents come along under the mount point).
+#[tokio::test]
+async fn a_selection_in_or_around_a_shared_folder_downloads_whole() {
+    let srv = TestServer::start().await;
+    let alice: Client = srv.user("alice").await;
+    alice.put("/Work/Team/plan.txt", b"the plan").await;
+    alice.put("/Work/Team/sub/notes.txt", b"the notes").await;
+    alice.put("/Work/mine.txt", b"mine").await;
+    alice
+        .rpc("sharing/share_folder", json!({"path": "/Work/Team"}))
+        .await
+        .ok();
+    let mut b = Browser::new(&alice);
+    sign_in(&mut b).await;
+    let csrf = config(&b.get("/home").await.text())["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = |paths: &[&str]| {
+        let mut f = vec![("csrf".to_owned(), csrf.clone())];
+        f.extend(paths.iter().map(|p| ("path".to_owned(), (*p).to_owned())));
+        f
+    };
+    let has = |zip: &[u8], needle: &[u8]| zip.windows(needle.len()).any(|w| w == needle);
+    let r = b
+        .post("/zip", &form(&["/work/team/plan.txt", "/Work/Team/sub"]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for needle in [
+        &b"plan.txt"[..],
+        b"sub/notes.txt",
+        b"the plan",
+        b"the notes",
+    ] {
+        assert!(has(&r.body, needle), "{}", String::from_utf8_lossy(needle));
+    }
+    let r = b.post("/zip", &form(&["/work"])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for needle in [
+        &b"Work/Team/plan.txt"[..],
+        b"Work/Team/sub/notes.txt",
+        b"Work/mine.txt",
+        b"the notes",
+    ] {
+        assert!(has(&r.body, needle), "{}", String::from_utf8_lossy(needle));
+    }
+    // The API's download_zip of the mount point, likewise.
+    let r = alice
+        .raw(
+            alice
+                .http
+                .post(format!("{}/2/files/download_zip", alice.url()))
+                .bearer_auth(&alice.token)
+                .header("dropbox-api-arg", r#"{"path": "/work/team"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(has(&r.body, b"Team/sub/notes.txt") && has(&r.body, b"the plan"));
+}

@@ -442,6 +442,7 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
     }
 
     fn refuse(&mut self, path: &str, message: String) {
+        let message = remote::refusal_in_words(&message);
         tracing::warn!("{path}: {message}");
         self.refused.insert(path.to_owned(), message);
     }
@@ -616,13 +617,19 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 let mode = upload_mode(&mode);
                 let source = self.fs.source(&p);
                 let uploaded = self.remote.upload(&p, &mode, &source).await;
+                if matches!(mode, Mode::Update(_)) && self.detached(&id, &p, &uploaded) {
+                    return Ok(false);
+                }
                 let Some(entry) = self.remote_result(&p, uploaded)? else {
                     return Ok(false);
                 };
                 self.uploaded(&id, &entry).await?;
             }
-            Op::MoveRemote { from, to, .. } => {
+            Op::MoveRemote { id, from, to } => {
                 let moved = self.remote.move_to(&from, &to).await;
+                if self.detached(&id, &from, &moved) {
+                    return Ok(false);
+                }
                 if self.remote_result(&from, moved)?.is_none() {
                     return Ok(false);
                 }
@@ -649,6 +656,9 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 }
                 let rev = self.remote_tree.tree.get(&id).and_then(|n| n.rev.clone());
                 let deleted = self.remote.delete(&p, rev.as_deref()).await;
+                if self.detached(&id, &p, &deleted) {
+                    return Ok(false);
+                }
                 if self.remote_result(&p, deleted)?.is_none() {
                     return Ok(false);
                 }
@@ -656,6 +666,38 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
             }
         }
         Ok(true)
+    }
+
+    /// After the server refused to change a file because this account may only view the
+    /// folder (a viewer of a shared folder): unties the local file from the server's, so the
+    /// local one is a new file (kept, uploaded where it may be, or reported) and the
+    /// server's comes back beside it. Returns whether it did (a folder, or another refusal,
+    /// is left to `remote_result`).
+    fn detached<T>(&mut self, id: &NodeId, p: &str, result: &Result<T, RemoteError>) -> bool {
+        let Err(RemoteError::Refused(why)) = result else {
+            return false;
+        };
+        // The server's node: a file deleted here is no longer in the Local tree.
+        let is_file = self
+            .remote_tree
+            .tree
+            .get(id)
+            .is_some_and(|n| !n.kind.is_folder());
+        if !why.contains("no_write_permission") || !is_file {
+            return false;
+        }
+        if self.local.tree.contains(id) {
+            let fresh = self.new_local_id();
+            if !self.local.rekey(id, fresh) {
+                return false;
+            }
+        }
+        self.synced.forget(id);
+        self.problem(
+            p,
+            "read-only: a shared folder you may view but not change; your version is kept here as a new file, the folder's comes back".into(),
+        );
+        true
     }
 
     /// Records a successful upload of the local node `id`.
@@ -697,9 +739,16 @@ impl<F: LocalFs, R: RemoteApi, C: Clock> Engine<F, R, C> {
                 .collect();
             let results = self.remote.upload_batch(&items).await;
             for (op, result) in chunk.iter().zip(results) {
-                let Op::Upload { id, path: p, .. } = op else {
+                let Op::Upload {
+                    id, path: p, mode, ..
+                } = op
+                else {
                     continue;
                 };
+                if matches!(mode, UploadMode::Update { .. }) && self.detached(id, p, &result) {
+                    clean = false;
+                    continue;
+                }
                 match self.remote_result(p, result)? {
                     Some(entry) => self.uploaded(id, &entry).await?,
                     None => clean = false,

@@ -271,6 +271,17 @@ fn local(e: std::io::Error) -> RemoteError {
     }
 }
 
+/// A refusal in words where the server's reason is one a person can act on (otherwise the
+/// reason as the server gave it).
+pub fn refusal_in_words(why: &str) -> String {
+    if why.contains("no_write_permission") {
+        "read-only: a shared folder you may view but not change; kept on this computer, not uploaded"
+            .to_owned()
+    } else {
+        why.to_owned()
+    }
+}
+
 /// Sorts a client error into what the engine does about it.
 pub fn classify(e: cubby_client::Error) -> RemoteError {
     let text = e.to_string();

@@ -118,6 +118,9 @@ struct FsInner {
     read_chaos: Option<(Rng, f64)>,
     /// The names user edits pick from.
     names: &'static [&'static str],
+    /// A folder user edits never move or delete (a shared folder's mount point, which in
+    /// the simulation's one namespace would move for every member).
+    pinned: Option<String>,
 }
 
 /// An in-memory, case-sensitive disk.
@@ -140,6 +143,7 @@ impl FakeFs {
                 chaos: None,
                 read_chaos: None,
                 names: NAMES,
+                pinned: None,
             })),
             ledger,
             seed,
@@ -150,6 +154,11 @@ impl FakeFs {
     /// case, see `backup_sim`).
     pub(crate) fn set_names(&self, names: &'static [&'static str]) {
         self.inner.lock().unwrap().names = names;
+    }
+
+    /// A folder the user's edits never move or delete.
+    pub(crate) fn pin(&self, p: &str) {
+        self.inner.lock().unwrap().pinned = Some(p.to_owned());
     }
 
     pub(crate) fn set_read_chaos(&self, chaos: Option<(Rng, f64)>) {
@@ -328,7 +337,9 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
             }
         }
         6 => {
-            if let Some(p) = rng.pick(&all).cloned() {
+            if let Some(p) = rng.pick(&all).cloned()
+                && !inner.pinned.as_ref().is_some_and(|q| under(q, &p))
+            {
                 let gone: Vec<String> = inner
                     .entries
                     .keys()
@@ -345,7 +356,9 @@ fn user_edit_fs(inner: &mut FsInner, rng: &mut Rng, ledger: &SharedLedger, seed:
         }
         _ => {
             // Rename or move a file or folder (its inode goes with it).
-            if let Some(p) = rng.pick(&all).cloned() {
+            if let Some(p) = rng.pick(&all).cloned()
+                && !inner.pinned.as_ref().is_some_and(|q| under(q, &p))
+            {
                 let dir = rng.pick(&folders).cloned().unwrap_or_default();
                 let to = format!("{dir}/{}", rng.pick(inner.names).unwrap());
                 if free_local(inner, &to) && !under(&to, &p) {
@@ -553,6 +566,8 @@ pub(crate) struct ServerInner {
     pub(crate) acked: BTreeSet<Vec<u8>>,
     /// Injected failures: (rng, probability per call).
     faults: Option<(Rng, f64)>,
+    /// A folder another client's edits never move or delete (see `FsInner::pinned`).
+    pinned: Option<String>,
     /// Edits by another client while an engine calls: (rng, probability per call).
     chaos: Option<(Rng, f64)>,
 }
@@ -572,6 +587,12 @@ pub(crate) struct FakeRemote {
     pub(crate) fs: FakeFs,
     /// The remote folder's path (`/B`), `""` for the whole server.
     pub(crate) root: String,
+    /// A shared folder this engine's account may only view (its node id): every write at or
+    /// below it is refused, as the server refuses a viewer's.
+    pub(crate) read_only: Option<String>,
+    /// Refused moves into or out of the read-only folder, (from, to) in lower case: the
+    /// viewer's disk keeps what it moved where it moved it.
+    pub(crate) refused_moves: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 const PAGE: usize = 7;
@@ -586,6 +607,31 @@ impl ServerInner {
             cur = &n.parent;
         }
         names.iter().rev().map(|n| format!("/{n}")).collect()
+    }
+
+    /// Whether `p` (or, for a path not there yet, its nearest existing ancestor) is the node
+    /// `top` or below it.
+    fn inside(&self, p: &str, top: &str) -> bool {
+        let mut cur = p.to_owned();
+        let id = loop {
+            if let Some(id) = self.lookup(&cur) {
+                break id;
+            }
+            if cur.is_empty() {
+                return false;
+            }
+            cur = path::parent_of(&cur).to_owned();
+        };
+        let mut at = id.as_str();
+        loop {
+            if at == top {
+                return true;
+            }
+            if at.is_empty() {
+                return false;
+            }
+            at = &self.nodes[at].parent;
+        }
     }
 
     pub(crate) fn lookup(&self, p: &str) -> Option<String> {
@@ -852,7 +898,9 @@ fn user_edit_server(inner: &mut ServerInner, rng: &mut Rng, ledger: &SharedLedge
             }
         }
         6 => {
-            if let Some(p) = rng.pick(&all).cloned() {
+            if let Some(p) = rng.pick(&all).cloned()
+                && !inner.pinned.as_ref().is_some_and(|q| under(q, &p))
+            {
                 let id = inner.lookup(&p).unwrap();
                 for gone in inner.subtree(&id) {
                     let n = &inner.nodes[&gone];
@@ -864,7 +912,9 @@ fn user_edit_server(inner: &mut ServerInner, rng: &mut Rng, ledger: &SharedLedge
             }
         }
         _ => {
-            if let Some(p) = rng.pick(&all).cloned() {
+            if let Some(p) = rng.pick(&all).cloned()
+                && !inner.pinned.as_ref().is_some_and(|q| under(q, &p))
+            {
                 let dir = rng.pick(&folders).cloned().unwrap_or_default();
                 let to = format!("{dir}/{}", rng.pick(NAMES).unwrap());
                 if inner.lookup(&to).is_none() {
@@ -890,6 +940,7 @@ impl FakeServer {
                 acked: BTreeSet::new(),
                 faults: None,
                 chaos: None,
+                pinned: None,
             })),
             ledger,
             seed,
@@ -1006,6 +1057,20 @@ impl FakeRemote {
         format!("{}{p}", self.root)
     }
 
+    /// A viewer's write into the read-only shared folder: refused as the server refuses it.
+    fn check_write(&self, full: &[&str]) -> Result<(), RemoteError> {
+        let Some(top) = &self.read_only else {
+            return Ok(());
+        };
+        let s = self.server.inner.lock().unwrap();
+        if full.iter().any(|p| s.inside(p, top)) {
+            return Err(RemoteError::Refused(
+                r#"{".tag":"path","path":{".tag":"no_write_permission"}}"#.into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A server path below the root, relative to it (`None`: the root or outside).
     fn rel(&self, p: &str) -> Option<String> {
         if self.root.is_empty() {
@@ -1118,6 +1183,7 @@ impl RemoteApi for FakeRemote {
 
     async fn create_folder(&self, p: &str) -> Result<Entry, RemoteError> {
         let full = self.full(p);
+        self.check_write(&[&full])?;
         let result = self.server.call(|s| {
             let id = s
                 .ensure_folder(&full)
@@ -1131,6 +1197,7 @@ impl RemoteApi for FakeRemote {
     async fn upload(&self, p: &str, mode: &Mode, source: &Path) -> Result<Entry, RemoteError> {
         let data = self.source_data(source)?;
         let full = self.full(p);
+        self.check_write(&[&full])?;
         let result = self.server.call(|s| {
             let e = s.write(&full, mode, data)?;
             self.rel_entry(e)
@@ -1144,6 +1211,7 @@ impl RemoteApi for FakeRemote {
         self.fs.maybe_user_read();
         let data = self.source_data(source)?;
         let full = self.full(p);
+        self.check_write(&[&full])?;
         let result = self.server.call(|s| {
             let e = if put.autorename && put.mode == Mode::Add {
                 s.write_renamed(&full, data)?
@@ -1195,6 +1263,13 @@ impl RemoteApi for FakeRemote {
 
     async fn move_to(&self, from: &str, to: &str) -> Result<Entry, RemoteError> {
         let (from, to) = (self.full(from), self.full(to));
+        if let Err(e) = self.check_write(&[&from, &to]) {
+            self.refused_moves
+                .lock()
+                .unwrap()
+                .insert((path::lower(&from), path::lower(&to)));
+            return Err(e);
+        }
         let result = self.server.call(|s| {
             let e = s.move_node(&from, &to)?;
             self.rel_entry(e)
@@ -1219,6 +1294,7 @@ impl RemoteApi for FakeRemote {
 
     async fn delete(&self, p: &str, rev: Option<&str>) -> Result<(), RemoteError> {
         let full = self.full(p);
+        self.check_write(&[&full])?;
         let result = self
             .server
             .call_with(rev.is_some(), |s| s.delete(&full, rev));
@@ -1278,6 +1354,10 @@ struct Computer {
     engine: Option<SimEngine>,
     /// The engine's working-set size: tiny ones split every plan into many batches.
     batch_nodes: usize,
+    /// A shared folder (node id) this computer's account may only view.
+    read_only: Option<String>,
+    /// See `FakeRemote::refused_moves`.
+    refused_moves: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl Computer {
@@ -1287,6 +1367,8 @@ impl Computer {
                 server: server.clone(),
                 fs: self.fs.clone(),
                 root: String::new(),
+                read_only: self.read_only.clone(),
+                refused_moves: self.refused_moves.clone(),
             };
             let opts = Options {
                 force: true,
@@ -1326,6 +1408,8 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
             db: dir.join(format!("seed-{seed}-{i}.sqlite")),
             engine: None,
             batch_nodes: [1, 3, 8, 20_000][(seed as usize + i) % 4],
+            read_only: None,
+            refused_moves: Default::default(),
         })
         .collect();
     // Both disks and the server start with some content of their own.
@@ -1434,6 +1518,179 @@ async fn run_seed(seed: u64, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs one seed of a viewer: computer B's account may only view the shared folder
+/// `/shared` (its writes there are refused), while computer A and another member on the
+/// server keep changing it. B's edits there stay on B's disk, reported; everything else
+/// converges; no write is lost. Returns the refusals B saw.
+async fn run_viewer_seed(seed: u64, dir: &Path) -> Result<usize, String> {
+    let ledger: SharedLedger = Arc::default();
+    let mut rng = Rng(seed);
+    let server = FakeServer::new(ledger.clone(), seed);
+    // The mount point stays where it is: in the simulation's one namespace a member's move
+    // of it would move every member's (Cubby moves only theirs: `it/sharing.rs` tests that).
+    let shared = {
+        let mut s = server.inner.lock().unwrap();
+        s.pinned = Some("/shared".into());
+        s.ensure_folder("/shared").expect("a folder")
+    };
+    let mut computers: Vec<Computer> = (0..2)
+        .map(|i| Computer {
+            fs: FakeFs::new(ledger.clone(), seed),
+            db: dir.join(format!("viewer-{seed}-{i}.sqlite")),
+            engine: None,
+            batch_nodes: [1, 3, 8, 20_000][(seed as usize + i) % 4],
+            read_only: (i == 1).then(|| shared.clone()),
+            refused_moves: Default::default(),
+        })
+        .collect();
+    for c in &computers {
+        c.fs.pin("/shared");
+    }
+    for _ in 0..rng.below(6) {
+        server.user_edit(&mut rng);
+    }
+    let mut refusals = 0;
+    let steps = 10 + rng.below(20);
+    for _ in 0..steps {
+        match rng.below(8) {
+            0 | 1 => {
+                let c = &computers[rng.below(2)];
+                for _ in 0..1 + rng.below(3) {
+                    c.fs.user_edit(&mut rng);
+                }
+            }
+            2 => {
+                for _ in 0..1 + rng.below(3) {
+                    server.user_edit(&mut rng);
+                }
+            }
+            3 => computers[rng.below(2)].crash(),
+            _ => {
+                let i = rng.below(2);
+                let faults = rng.chance(0.5).then(|| (Rng(rng.next()), 0.1));
+                server.set_faults(faults, None);
+                let result = computers[i].engine(&server).await.pass().await;
+                server.set_faults(None, None);
+                if result.is_err() && rng.chance(0.5) {
+                    computers[i].crash();
+                }
+            }
+        }
+    }
+    // Where the shared folder is now (another member may have moved or deleted it).
+    let shared_at = |server: &FakeServer| {
+        let s = server.inner.lock().unwrap();
+        s.nodes
+            .contains_key(&shared)
+            .then(|| path::lower(&s.path_of(&shared)))
+    };
+    // What the viewer's disk may keep of its own: the shared folder, and both ends of a
+    // folder it moved into or out of it (refused, reported, left as the viewer made it; a
+    // file so moved is untied from the server's instead, and converges).
+    let outside = |tree: BTreeMap<String, Option<Vec<u8>>>, kept: &[String]| {
+        tree.into_iter()
+            .filter(|(p, _)| !kept.iter().any(|k| path::is_within(&path::lower(p), k)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut agreed = false;
+    let mut refused_now: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        refused_now.clear();
+        computers[1].refused_moves.lock().unwrap().clear();
+        for (i, c) in computers.iter_mut().enumerate() {
+            let report = c
+                .engine(&server)
+                .await
+                .pass()
+                .await
+                .map_err(|e| e.to_string())?;
+            for (p, why) in &report.problems {
+                let at = shared_at(&server);
+                // A write into the shared folder, or a move into it from outside.
+                let inside = at
+                    .as_ref()
+                    .is_some_and(|at| path::is_within(&path::lower(p), at))
+                    || c.refused_moves
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|(from, _)| *from == path::lower(p));
+                if i == 0 || !inside || !why.starts_with("read-only") {
+                    return Err(format!("computer {i}: problem {p}: {why}"));
+                }
+                refusals += 1;
+                refused_now.push(path::lower(p));
+            }
+        }
+        let remote = server.snapshot();
+        let at = shared_at(&server);
+        let moved: Vec<String> = computers[1]
+            .refused_moves
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(from, to)| [from.clone(), to.clone()])
+            .collect();
+        let within = |p: &str, ks: &[String]| {
+            let lp = path::lower(p);
+            ks.iter().any(|k| path::is_within(&lp, k))
+        };
+        let mut kept = moved.clone();
+        kept.extend(at.iter().cloned());
+        // Inside the shared folder the viewer has everything the folder has, as it is there
+        // (its own versions beside, as new files).
+        let viewer = computers[1].fs.snapshot();
+        let folder_is_there = remote.iter().all(|(p, d)| {
+            !at.as_ref()
+                .is_some_and(|a| within(p, std::slice::from_ref(a)))
+                || within(p, &moved)
+                || viewer.get(p) == Some(d)
+        });
+        if computers[0].fs.snapshot() == remote
+            && outside(viewer.clone(), &kept) == outside(remote.clone(), &kept)
+            && folder_is_there
+        {
+            agreed = true;
+            break;
+        }
+    }
+    let remote = server.snapshot();
+    if !agreed {
+        return Err(format!(
+            "no convergence (shared folder at {:?}, B refused {refused_now:?}):\nserver {:#?}\nA {:#?}\nB {:#?}",
+            shared_at(&server),
+            names(&remote),
+            names(&computers[0].fs.snapshot()),
+            names(&computers[1].fs.snapshot()),
+        ));
+    }
+    // No lost writes: the viewer's refused edits are still on its disk.
+    let lost = {
+        let ledger = ledger.lock().unwrap();
+        let present: BTreeSet<Vec<u8>> = remote
+            .values()
+            .chain(computers[1].fs.snapshot().values())
+            .flatten()
+            .cloned()
+            .collect();
+        ledger
+            .written
+            .iter()
+            .filter(|b| !ledger.killed.contains(*b) && !present.contains(*b))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect::<Vec<String>>()
+    };
+    if !lost.is_empty() {
+        return Err(format!("lost: {lost:?}\nserver {:#?}", names(&remote)));
+    }
+    for c in computers.iter_mut() {
+        if let Some(e) = c.engine.take() {
+            e.close().await;
+        }
+    }
+    Ok(refusals)
+}
+
 fn compact(tree: &cubby_core::sync::tree::Tree) -> Vec<String> {
     let mut out: Vec<String> = tree
         .iter()
@@ -1496,6 +1753,46 @@ fn simulated_computers_and_server_converge_without_losing_writes() {
     }
 }
 
+#[test]
+fn a_viewer_keeps_its_edits_and_never_changes_the_shared_folder() {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A fifth of the main simulation's seeds (its replay variable replays one here too).
+    let (all, replay) = seeds("CUBBY_SYNC_VIEWER_SEED", "CUBBY_SYNC_SEEDS");
+    let seeds: Vec<u64> = if replay {
+        all
+    } else {
+        all.into_iter().filter(|s| s % 5 == 0).collect()
+    };
+    let mut failures = Vec::new();
+    let mut refusals = 0;
+    for seed in &seeds {
+        match runtime.block_on(run_viewer_seed(*seed, dir.path())) {
+            Ok(n) => refusals += n,
+            Err(why) => failures.push((*seed, why)),
+        }
+    }
+    if let Some((seed, why)) = failures.first() {
+        panic!(
+            "{} of {} seeds failed (replay one with CUBBY_SYNC_VIEWER_SEED={seed}); the first:\n{why}",
+            failures.len(),
+            seeds.len(),
+        );
+    }
+    assert!(
+        replay || refusals > 0,
+        "no seed had the viewer change the shared folder"
+    );
+}
+
 /// The planner's working sets follow the batch size and the folders that changed, not the
 /// size of the tree: a first sync up and down of 2,040 nodes with 300-node batches, a pass
 /// with no change, one edited file and one renamed folder. A plan over whole trees would hold
@@ -1521,6 +1818,8 @@ fn working_sets_follow_the_batch_not_the_tree() {
                 db: dir.path().join(format!("{i}.sqlite")),
                 engine: None,
                 batch_nodes: BATCH,
+                read_only: None,
+                refused_moves: Default::default(),
             })
             .collect();
         for d in 0..FOLDERS {

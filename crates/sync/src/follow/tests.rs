@@ -141,6 +141,8 @@ async fn world(opts: Options) -> World {
         server: server.clone(),
         fs: fs.clone(),
         root: String::new(),
+        read_only: None,
+        refused_moves: Default::default(),
     };
     let engine = Engine::open(
         fs.clone(),
