@@ -53,6 +53,12 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A user's app passwords: what WebDAV clients (file managers, rclone, phone apps) sign
+    /// in with, one per device, each revocable and optionally limited.
+    AppPassword {
+        #[command(subcommand)]
+        command: AppPasswordCommand,
+    },
     /// Mint tokens for a user without a browser: a long-lived access token, or with
     /// --offline a short-lived one plus a refresh token.
     Token {
@@ -70,6 +76,41 @@ pub enum AdminCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppPasswordCommand {
+    /// Make an app password; it is printed now and never again.
+    Add {
+        /// The user's name.
+        user: String,
+        /// What it is for (a device or a program), to recognise it in the list.
+        name: String,
+        /// Limit it to this folder of the user's (it becomes the client's root).
+        #[arg(long)]
+        folder: Option<String>,
+        /// Let it read but never change anything.
+        #[arg(long)]
+        read_only: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a user's app passwords (never the passwords themselves).
+    List {
+        /// The user's name.
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an app password by its id (from `list`); clients using it are refused at once.
+    Revoke {
+        /// The user's name.
+        user: String,
+        /// The password's id.
+        id: i64,
     },
 }
 
@@ -261,6 +302,7 @@ pub async fn run(config: cubby_store::StoreConfig, command: AdminCommand) -> Res
     let result = match command {
         AdminCommand::User { command } => user_command(&store, command).await,
         AdminCommand::App { command } => app_command(&store, command).await,
+        AdminCommand::AppPassword { command } => app_password_command(&store, command).await,
         AdminCommand::Stats { json } => stats(&store, json).await,
         AdminCommand::Gc { at, json } => gc(&store, at, json).await,
         AdminCommand::Fsck {
@@ -311,6 +353,95 @@ pub async fn run(config: cubby_store::StoreConfig, command: AdminCommand) -> Res
     };
     store.close().await;
     result
+}
+
+async fn app_password_command(
+    store: &cubby_store::Store,
+    command: AppPasswordCommand,
+) -> Result<()> {
+    let user = |name: String| async move {
+        store
+            .user(&name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: {name}"))
+    };
+    match command {
+        AppPasswordCommand::Add {
+            user: who,
+            name,
+            folder,
+            read_only,
+            json,
+        } => {
+            let account = user(who).await?;
+            let folder = match folder {
+                None => String::new(),
+                Some(f) => store
+                    .folder_for_app_password(&account, &f)
+                    .await?
+                    .with_context(|| format!("{f} is not a folder of {}", account.name))?,
+            };
+            let (pw, secret) = store
+                .create_app_password(account.id, &name, &folder, read_only)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": pw.id, "name": pw.name, "login": account.name,
+                           "password": secret, "folder": pw.folder, "read_only": pw.read_only})
+                );
+            } else {
+                println!("{secret}");
+                eprintln!(
+                    "App password {} for {} ({}{}): sign in as \"{}\" with the password above; \
+                     it is not shown again.",
+                    pw.id,
+                    pw.name,
+                    if pw.folder.is_empty() {
+                        "all files"
+                    } else {
+                        &pw.folder
+                    },
+                    if pw.read_only { ", read-only" } else { "" },
+                    account.name
+                );
+            }
+            Ok(())
+        }
+        AppPasswordCommand::List { user: who, json } => {
+            let account = user(who).await?;
+            let list = store.app_passwords(account.id).await?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|p| {
+                        json!({"id": p.id, "name": p.name, "folder": p.folder,
+                               "read_only": p.read_only, "created": p.created,
+                               "last_used": p.last_used})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::from(v));
+            } else {
+                for p in &list {
+                    println!(
+                        "{:>5}  {}  {}{}",
+                        p.id,
+                        p.name,
+                        if p.folder.is_empty() { "/" } else { &p.folder },
+                        if p.read_only { "  read-only" } else { "" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        AppPasswordCommand::Revoke { user: who, id } => {
+            let account = user(who).await?;
+            if !store.revoke_app_password(account.id, id).await? {
+                bail!("{} has no app password {id}", account.name);
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn user_command(store: &cubby_store::Store, command: UserCommand) -> Result<()> {

@@ -7,6 +7,7 @@
 mod access;
 pub mod api;
 pub mod conn;
+mod dav;
 pub mod fetch;
 pub mod limit;
 pub mod metrics;

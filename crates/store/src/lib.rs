@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod apps;
 pub mod blocks;
 pub mod copyref;
+pub mod dav;
 mod db;
 pub mod folders;
 pub mod gc;

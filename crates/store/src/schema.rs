@@ -394,6 +394,39 @@ CREATE TABLE folder_members (
 );
 CREATE INDEX folder_members_account ON folder_members (account);
 "#,
+    // 19: WebDAV (see dav.rs): app passwords (a device's own revocable password, kept as a
+    // digest, optionally limited to one folder or to reading), dead properties kept by the
+    // entry's id (so they follow a move), and locks kept here so every server honours them.
+    r#"
+CREATE TABLE app_passwords (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
+    folder TEXT NOT NULL DEFAULT '',
+    read_only INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    last_used INTEGER
+);
+CREATE INDEX app_passwords_account ON app_passwords (account);
+CREATE TABLE dav_props (
+    entry_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    xml BLOB NOT NULL,
+    PRIMARY KEY (entry_id, name)
+);
+CREATE TABLE dav_locks (
+    token TEXT PRIMARY KEY,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    path TEXT NOT NULL,
+    principal TEXT,
+    owner TEXT,
+    shared INTEGER NOT NULL,
+    deep INTEGER NOT NULL,
+    expires INTEGER
+);
+CREATE INDEX dav_locks_account ON dav_locks (account);
+"#,
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -697,6 +730,37 @@ CREATE TABLE folder_members (
     PRIMARY KEY (ns, account)
 );
 CREATE INDEX folder_members_account ON folder_members (account);
+"#,
+    // 19: WebDAV (see the SQLite migration 19).
+    r#"
+CREATE TABLE app_passwords (
+    id BIGSERIAL PRIMARY KEY,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    digest BYTEA NOT NULL UNIQUE,
+    folder TEXT NOT NULL DEFAULT '',
+    read_only BIGINT NOT NULL DEFAULT 0,
+    created BIGINT NOT NULL,
+    last_used BIGINT
+);
+CREATE INDEX app_passwords_account ON app_passwords (account);
+CREATE TABLE dav_props (
+    entry_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    xml BYTEA NOT NULL,
+    PRIMARY KEY (entry_id, name)
+);
+CREATE TABLE dav_locks (
+    token TEXT PRIMARY KEY,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    path TEXT COLLATE "C" NOT NULL,
+    principal TEXT,
+    owner TEXT,
+    shared BIGINT NOT NULL,
+    deep BIGINT NOT NULL,
+    expires BIGINT
+);
+CREATE INDEX dav_locks_account ON dav_locks (account);
 "#,
 ];
 

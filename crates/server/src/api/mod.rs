@@ -7,7 +7,7 @@
 
 mod batch;
 mod copyref;
-mod files;
+pub(crate) mod files;
 mod folders;
 pub(crate) mod history;
 pub(crate) mod links;
@@ -16,7 +16,7 @@ mod search;
 mod sessions;
 pub(crate) mod thumbnails;
 pub(crate) mod transfer;
-mod users;
+pub(crate) mod users;
 pub(crate) mod zip;
 
 use std::sync::Arc;
@@ -66,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/ready", any(ready))
         .route("/metrics", axum::routing::get(metrics))
         .merge(crate::web::router())
+        .merge(crate::dav::router())
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -57,6 +57,17 @@ async fn account_page(
     note: Option<Result<String, String>>,
     status: StatusCode,
 ) -> Response {
+    account_page_with(state, s, note, status, String::new()).await
+}
+
+/// The account page with `fresh` (a new app password, shown this once) above its list.
+async fn account_page_with(
+    state: &AppState,
+    s: &WebSession,
+    note: Option<Result<String, String>>,
+    status: StatusCode,
+    fresh: String,
+) -> Response {
     let store = &state.store;
     // A mounted shared folder counts against each member's space, as the API reports it.
     let used = match crate::api::space_used_by(store, &s.account).await {
@@ -81,6 +92,10 @@ aria-label=\"Storage used\"></progress>",
         ),
     };
     let csrf = hidden("csrf", &s.csrf);
+    let passwords = match store.app_passwords(s.account.id).await {
+        Ok(p) => app_passwords(&p, &csrf),
+        Err(e) => return internal(e),
+    };
     let apps = if apps.is_empty() {
         "<p id=\"no-connected-apps\">No app can reach your files.</p>".to_owned()
     } else {
@@ -113,6 +128,10 @@ aria-label=\"Storage used\"></progress>",
             "{nav}{note}<p>Signed in as <b id=\"user\">{name}</b> ({email}).</p>\
 <h2>Storage</h2>{space}\
 <h2>Connected apps</h2><p>Apps you allowed to use your Cubby. Disconnecting one signs it out at once.</p>{apps}\
+<h2>App passwords</h2><p>For WebDAV clients: file managers, rclone, phone and desktop apps. \
+Each device gets its own password, which you can revoke alone; your sign-in password never works there. \
+Their address is this server's followed by <code>/dav/</code>, with your user name <b>{name}</b>.</p>\
+{fresh}{passwords}\
 <h2>Password</h2><form method=\"post\" action=\"/account/password\" id=\"password-form\">{csrf}\
 <label for=\"current\">Current password</label><input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
 <label for=\"new\">New password (at least 8 characters)</label><input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" minlength=\"8\" required>\
@@ -121,10 +140,127 @@ aria-label=\"Storage used\"></progress>",
 <h2>Sign out</h2><form method=\"post\" action=\"/logout\">{csrf}<button>Sign out</button></form>",
             nav = nav(s),
             note = notice(note),
+            fresh = fresh,
+            passwords = passwords,
             name = esc(&s.account.name),
             email = esc(&s.account.email),
         ),
     )
+}
+
+/// The list of app passwords with their revoke buttons, and the form that makes one.
+fn app_passwords(list: &[cubby_store::dav::AppPassword], csrf: &str) -> String {
+    let table = if list.is_empty() {
+        "<p id=\"no-app-passwords\">You have no app passwords.</p>".to_owned()
+    } else {
+        let rows: String = list
+            .iter()
+            .map(|p| {
+                format!(
+                    "<tr class=\"app-password\"><td><b>{name}</b></td><td>{reach}{mode}</td>\
+<td class=\"day\">{used}</td><td><form method=\"post\" action=\"/account/app-passwords/{id}/revoke\">{csrf}\
+<button aria-label=\"Revoke {name}\">Revoke</button></form></td></tr>",
+                    name = esc(&p.name),
+                    reach = if p.folder.is_empty() {
+                        "all your files".to_owned()
+                    } else {
+                        esc(&p.folder)
+                    },
+                    mode = if p.read_only { ", read only" } else { "" },
+                    used = p.last_used.map_or_else(|| "never".to_owned(), day),
+                    id = p.id,
+                )
+            })
+            .collect();
+        format!(
+            "<table id=\"app-passwords\"><tr><th>Device</th><th>Reaches</th>\
+<th>Last used</th><th></th></tr>{rows}</table>"
+        )
+    };
+    format!(
+        "{table}<form method=\"post\" action=\"/account/app-passwords\" id=\"app-password-form\">{csrf}\
+<label for=\"ap-name\">Device or program</label><input type=\"text\" id=\"ap-name\" name=\"name\" maxlength=\"100\" \
+placeholder=\"Laptop file manager\" required>\
+<label for=\"ap-folder\">Only this folder (optional)</label><input type=\"text\" id=\"ap-folder\" name=\"folder\" \
+placeholder=\"/Photos\">\
+<label class=\"check\"><input type=\"checkbox\" name=\"read_only\" value=\"1\"> Read only</label>\
+<button type=\"submit\">Make app password</button></form>"
+    )
+}
+
+/// `POST /account/app-passwords`: makes one and shows it this once.
+pub(crate) async fn create_app_password(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (s, form) = match signed_form(&state, &headers, body, "/account").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = form.get("name").unwrap_or("").trim().to_owned();
+    if name.is_empty() {
+        let n = Some(Err("Name the device or program the password is for.".into()));
+        return account_page(&state, &s, n, StatusCode::BAD_REQUEST).await;
+    }
+    let folder = match form.get("folder").map(str::trim).filter(|f| !f.is_empty()) {
+        None => String::new(),
+        Some(f) => match state.store.folder_for_app_password(&s.account, f).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let n = Some(Err(format!(
+                    "{f} is not one of your folders; nothing was made."
+                )));
+                return account_page(&state, &s, n, StatusCode::BAD_REQUEST).await;
+            }
+            Err(e) => return internal(e),
+        },
+    };
+    let read_only = form.get("read_only").is_some();
+    let (pw, secret) = match state
+        .store
+        .create_app_password(s.account.id, &name, &folder, read_only)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return internal(e),
+    };
+    let base = crate::api::history::base_url(&headers);
+    let fresh = format!(
+        "<div class=\"notice\" id=\"new-app-password\" role=\"status\"><p>The password for <b>{name}</b> \
+is shown only now: enter it in the app, then leave this page.</p><dl>\
+<dt>Server</dt><dd><code id=\"dav-address\">{base}/dav/</code></dd><dt>User name</dt><dd><code>{user}</code></dd>\
+<dt>Password</dt><dd><code id=\"app-password\">{secret}</code></dd></dl></div>",
+        name = esc(&pw.name),
+        base = esc(&base),
+        user = esc(&s.account.name),
+        secret = esc(&secret),
+    );
+    account_page_with(&state, &s, None, StatusCode::OK, fresh).await
+}
+
+/// `POST /account/app-passwords/{id}/revoke`: clients using it are refused at once.
+pub(crate) async fn revoke_app_password(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (s, _) = match signed_form(&state, &headers, body, "/account").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match state.store.revoke_app_password(s.account.id, id).await {
+        Ok(true) => {
+            let n = Some(Ok("Revoked: that password no longer signs in.".into()));
+            account_page(&state, &s, n, StatusCode::OK).await
+        }
+        Ok(false) => {
+            let n = Some(Err("You have no such app password.".into()));
+            account_page(&state, &s, n, StatusCode::NOT_FOUND).await
+        }
+        Err(e) => internal(e),
+    }
 }
 
 /// `GET /account`.

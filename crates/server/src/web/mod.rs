@@ -53,6 +53,11 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/apps/{key}/disconnect", post(account::disconnect))
+        .route("/account/app-passwords", post(account::create_app_password))
+        .route(
+            "/account/app-passwords/{id}/revoke",
+            post(account::revoke_app_password),
+        )
         .route("/admin", get(account::admin))
         .route("/admin/users", post(account::add_user))
         .route("/admin/users/{name}/disabled", post(account::set_disabled))
@@ -275,7 +280,7 @@ code{background:var(--surface);padding:.1rem .3rem;overflow-wrap:anywhere}.notic
 td button{margin:0 .4rem .3rem 0}form.inline{display:flex;gap:.4rem;align-items:center;flex-wrap:wrap}form.inline input{width:7rem}form.inline button{margin:0}\
 progress{width:100%;height:1rem;accent-color:var(--accent)}\
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
-td.size{white-space:nowrap}td.thumb{width:64px;padding:.2rem}td.thumb img{display:block;max-width:64px;max-height:64px;border-radius:3px}\
+td.size,td.day{white-space:nowrap}#app-password{font-size:1.25rem;letter-spacing:.05em}label.check{display:flex;gap:.4rem;align-items:center}td.thumb{width:64px;padding:.2rem}td.thumb img{display:block;max-width:64px;max-height:64px;border-radius:3px}\
 img.preview{display:block;max-width:100%;height:auto;margin:1rem 0;border:1px solid var(--border)}\
 @media (max-width:30rem){td,th{padding:.3rem .25rem}td.thumb{width:44px}td.thumb img{max-width:44px;max-height:44px}}";
 

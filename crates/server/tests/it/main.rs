@@ -11,6 +11,8 @@ mod auth;
 mod batch;
 /// Copy references: saving content into another account without its bytes.
 mod copyref;
+/// WebDAV at /dav/: app passwords, one history with the API, locks across servers.
+mod dav;
 /// Revisions, restore, permanent deletion and temporary links.
 mod history;
 /// HTTP/2: many requests in flight on one connection, its limits, large headers.
