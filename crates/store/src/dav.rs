@@ -236,6 +236,31 @@ impl Store {
         })
     }
 
+    /// The dead properties of many entries at once (a page of a listing): `(id, name, xml)`.
+    pub async fn dav_props_of(
+        &self,
+        entry_ids: &[String],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT entry_id, name, xml FROM dav_props WHERE entry_id IN ({})",
+            crate::db::placeholders(1, entry_ids.len())
+        );
+        on_db!(&self.db, |c| {
+            let mut q = sqlx::query(crate::db::sql_for(&c, sql.clone()));
+            for id in entry_ids {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(c).await?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok((r.text("entry_id")?, r.text("name")?, r.bytes("xml")?)))
+                .collect::<Result<_, sqlx::Error>>()?)
+        })
+    }
+
     /// Sets and removes dead properties of an entry in one transaction.
     pub async fn dav_patch_props(
         &self,
@@ -411,6 +436,200 @@ impl Store {
         });
         tx.commit(None).await?;
         Ok(())
+    }
+}
+
+/// A chunked upload of Nextcloud's clients: an upload session and the chunks appended to it,
+/// `(name, size)` in order.
+#[derive(Clone, Debug)]
+pub struct DavUpload {
+    pub session: String,
+    pub chunks: Vec<(String, u64)>,
+    pub created: i64,
+}
+
+/// How long a chunked upload may take before it is forgotten.
+pub const DAV_UPLOAD_SECS: i64 = 24 * 3600;
+
+impl Store {
+    /// Starts a chunked upload (its session too); false if the account has one of that name.
+    pub async fn dav_upload_start(&self, account: i64, transfer: &str) -> Result<bool, StoreError> {
+        if self.dav_upload(account, transfer).await?.is_some() {
+            return Ok(false);
+        }
+        let session = self
+            .start_session(account, false)
+            .await
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = self.db.begin(None).await?;
+        let n = on_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM dav_uploads WHERE created < $1")
+                .bind(now() - DAV_UPLOAD_SECS)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO dav_uploads (account, transfer, session, created) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (account, transfer) DO NOTHING",
+            )
+            .bind(account)
+            .bind(transfer)
+            .bind(&session)
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        tx.commit(None).await?;
+        Ok(n > 0)
+    }
+
+    /// A live chunked upload.
+    pub async fn dav_upload(
+        &self,
+        account: i64,
+        transfer: &str,
+    ) -> Result<Option<DavUpload>, StoreError> {
+        let row = on_db!(&self.db, |c| {
+            let row = sqlx::query(
+                "SELECT session, chunks, created FROM dav_uploads \
+                 WHERE account = $1 AND transfer = $2 AND created >= $3",
+            )
+            .bind(account)
+            .bind(transfer)
+            .bind(now() - DAV_UPLOAD_SECS)
+            .fetch_optional(c)
+            .await?;
+            row.map(|r| -> Result<_, sqlx::Error> {
+                Ok((r.text("session")?, r.text("chunks")?, r.int("created")?))
+            })
+            .transpose()?
+        });
+        Ok(row.map(|(session, chunks, created)| DavUpload {
+            session,
+            chunks: serde_json::from_str(&chunks).unwrap_or_default(),
+            created,
+        }))
+    }
+
+    /// Records a chunk appended to a chunked upload.
+    pub async fn dav_upload_chunk(
+        &self,
+        account: i64,
+        transfer: &str,
+        chunks: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(chunks).expect("chunks serialize");
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE dav_uploads SET chunks = $1 WHERE account = $2 AND transfer = $3"
+        )
+        .bind(json)
+        .bind(account)
+        .bind(transfer)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit(None).await?;
+        Ok(())
+    }
+
+    /// Forgets a chunked upload (its session expires on its own).
+    pub async fn dav_upload_end(&self, account: i64, transfer: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let n = on_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM dav_uploads WHERE account = $1 AND transfer = $2"
+        )
+        .bind(account)
+        .bind(transfer)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit(None).await?;
+        Ok(n > 0)
+    }
+}
+
+/// How long a Login Flow v2 sign-in may take.
+pub const LOGIN_FLOW_SECS: i64 = 20 * 60;
+
+impl Store {
+    /// Starts a Login Flow v2 sign-in for a client (named by its User-Agent): the token it
+    /// polls with and the one in the address it opens in a browser.
+    pub async fn login_flow_start(&self, client: &str) -> Result<(String, String), StoreError> {
+        let poll = crate::tokens::random_token("");
+        let login = crate::tokens::random_token("");
+        let client: String = client.chars().take(APP_PASSWORD_NAME_MAX).collect();
+        let mut tx = self.db.begin(None).await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM login_flows WHERE created < $1")
+                .bind(now() - LOGIN_FLOW_SECS)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO login_flows (poll_hash, login_hash, client, created) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash(&poll))
+            .bind(token_hash(&login))
+            .bind(&client)
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        tx.commit(None).await?;
+        Ok((poll, login))
+    }
+
+    /// The client a live, not yet granted sign-in is for.
+    pub async fn login_flow_client(&self, login: &str) -> Result<Option<String>, StoreError> {
+        on_db!(&self.db, |c| {
+            let row = sqlx::query(
+                "SELECT client FROM login_flows WHERE login_hash = $1 AND created >= $2 \
+                 AND account IS NULL",
+            )
+            .bind(token_hash(login))
+            .bind(now() - LOGIN_FLOW_SECS)
+            .fetch_optional(c)
+            .await?;
+            Ok(row.map(|r| r.text("client")).transpose()?)
+        })
+    }
+
+    /// Grants a live sign-in to `account`; false if it is gone or already granted.
+    pub async fn login_flow_grant(&self, login: &str, account: i64) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let n = on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE login_flows SET account = $1 WHERE login_hash = $2 AND created >= $3 \
+             AND account IS NULL"
+        )
+        .bind(account)
+        .bind(token_hash(login))
+        .bind(now() - LOGIN_FLOW_SECS)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit(None).await?;
+        Ok(n > 0)
+    }
+
+    /// Collects a granted sign-in, once: the account and the client's name, the flow gone.
+    pub async fn login_flow_take(&self, poll: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let mut tx = self.db.begin(None).await?;
+        let row = on_tx!(&mut tx, |c| {
+            let row = sqlx::query(
+                "DELETE FROM login_flows WHERE poll_hash = $1 AND created >= $2 \
+                 AND account IS NOT NULL RETURNING account, client",
+            )
+            .bind(token_hash(poll))
+            .bind(now() - LOGIN_FLOW_SECS)
+            .fetch_optional(&mut *c)
+            .await?;
+            row.map(|r| -> Result<_, sqlx::Error> { Ok((r.int("account")?, r.text("client")?)) })
+                .transpose()?
+        });
+        tx.commit(None).await?;
+        Ok(row)
     }
 }
 

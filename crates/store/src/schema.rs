@@ -396,7 +396,10 @@ CREATE INDEX folder_members_account ON folder_members (account);
 "#,
     // 19: WebDAV (see dav.rs): app passwords (a device's own revocable password, kept as a
     // digest, optionally limited to one folder or to reading), dead properties kept by the
-    // entry's id (so they follow a move), and locks kept here so every server honours them.
+    // entry's id (so they follow a move), locks kept here so every server honours them, and
+    // Nextcloud's chunked uploads (each an upload session, with the chunks' names and sizes)
+    // and sign-ins through its Login Flow v2 (tokens as digests; no password is kept: the app
+    // password is made when the client collects it).
     r#"
 CREATE TABLE app_passwords (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -426,6 +429,21 @@ CREATE TABLE dav_locks (
     expires INTEGER
 );
 CREATE INDEX dav_locks_account ON dav_locks (account);
+CREATE TABLE dav_uploads (
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    transfer TEXT NOT NULL,
+    session TEXT NOT NULL,
+    chunks TEXT NOT NULL DEFAULT '[]',
+    created INTEGER NOT NULL,
+    PRIMARY KEY (account, transfer)
+);
+CREATE TABLE login_flows (
+    poll_hash BLOB PRIMARY KEY,
+    login_hash BLOB NOT NULL UNIQUE,
+    client TEXT NOT NULL,
+    account INTEGER REFERENCES accounts(id),
+    created INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -761,6 +779,21 @@ CREATE TABLE dav_locks (
     expires BIGINT
 );
 CREATE INDEX dav_locks_account ON dav_locks (account);
+CREATE TABLE dav_uploads (
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    transfer TEXT NOT NULL,
+    session TEXT NOT NULL,
+    chunks TEXT NOT NULL DEFAULT '[]',
+    created BIGINT NOT NULL,
+    PRIMARY KEY (account, transfer)
+);
+CREATE TABLE login_flows (
+    poll_hash BYTEA PRIMARY KEY,
+    login_hash BYTEA NOT NULL UNIQUE,
+    client TEXT NOT NULL,
+    account BIGINT REFERENCES accounts(id),
+    created BIGINT NOT NULL
+);
 "#,
 ];
 

@@ -13,7 +13,7 @@ pub(crate) mod history;
 pub(crate) mod links;
 mod save_url;
 mod search;
-mod sessions;
+pub(crate) mod sessions;
 pub(crate) mod thumbnails;
 pub(crate) mod transfer;
 pub(crate) mod users;

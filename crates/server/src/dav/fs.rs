@@ -2,10 +2,10 @@
 //! handlers as the API's (path resolution under the caller's root, shared folders, write
 //! permission, quotas, the journal), so a WebDAV change is a revision like any other.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::SeekFrom;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
@@ -39,20 +39,56 @@ const MAX_DEAD_PROPS: usize = 100;
 #[derive(Clone)]
 pub(crate) struct CubbyFs {
     ctx: Arc<Ctx>,
+    /// The app password only reads (every entry's `oc:permissions` says so).
+    read_only: bool,
     /// The request's `X-OC-Mtime` (a client's modification time for the file it PUTs).
     pub client_modified: Option<i64>,
+    /// Entries this request has read, by path (a listing's children are asked for their
+    /// properties one by one next); emptied by every write.
+    seen: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Sequence numbers of the namespaces this request has read (folder ETags).
+    heads: Arc<Mutex<HashMap<u64, u64>>>,
+    /// Dead properties of the entries of the listing page being answered, by entry id (one
+    /// query per page instead of one per entry: clients ask for `displayname`, which is one).
+    props_seen: Arc<Mutex<HashMap<String, DeadProps>>>,
 }
 
+/// An entry's dead properties: `(key, xml)` pairs.
+type DeadProps = Vec<(String, Vec<u8>)>;
+
 impl CubbyFs {
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub fn new(ctx: Arc<Ctx>, read_only: bool) -> Self {
         Self {
             ctx,
+            read_only,
             client_modified: None,
+            seen: Default::default(),
+            heads: Default::default(),
+            props_seen: Default::default(),
         }
+    }
+
+    fn forget(&self) {
+        self.seen.lock().expect("entry cache").clear();
+        self.props_seen.lock().expect("props cache").clear();
     }
 
     /// The entry at a WebDAV path, if one is live there (the root always is).
     pub(crate) async fn find(&self, path: &str) -> FsResult<Option<Entry>> {
+        if let Some(e) = self.seen.lock().expect("entry cache").get(path) {
+            return Ok(Some(e.clone()));
+        }
+        let found = self.lookup(path).await?;
+        if let Some(e) = &found {
+            self.seen
+                .lock()
+                .expect("entry cache")
+                .insert(path.to_owned(), e.clone());
+        }
+        Ok(found)
+    }
+
+    async fn lookup(&self, path: &str) -> FsResult<Option<Entry>> {
         if path.is_empty() {
             return Ok(Some(root_entry()));
         }
@@ -74,6 +110,36 @@ impl CubbyFs {
             Ok(_) => Err(FsError::Forbidden),
             Err(e) => Err(api_err(e)),
         }
+    }
+
+    /// An entry's metadata, a folder's ETag included: the sequence number of the namespace
+    /// its contents live in (a home's with those of the folders mounted there), so a change
+    /// anywhere below a folder changes its ETag, as Nextcloud's clients need to find changes.
+    async fn meta(&self, e: &Entry) -> FsResult<Meta> {
+        let mut m = Meta::of(e);
+        if e.kind == Kind::Folder {
+            let ctx = &self.ctx;
+            let home = ctx.home_ns();
+            let (ns, _) = ctx.inside(ctx.ns_of(e), e.path_lower.clone());
+            let mut tag = format!("{}", self.head(ns).await?);
+            if ns == home {
+                let mounts: Vec<u64> = ctx.mounts_read().iter().map(|m| m.ns).collect();
+                for m in mounts {
+                    tag.push_str(&format!("-{}", self.head(m).await?));
+                }
+            }
+            m.rev = Some(format!("d{tag}"));
+        }
+        Ok(m)
+    }
+
+    async fn head(&self, ns: u64) -> FsResult<u64> {
+        if let Some(h) = self.heads.lock().expect("heads").get(&ns) {
+            return Ok(*h);
+        }
+        let h = self.ctx.store().head(ns).await.map_err(store_err)?;
+        self.heads.lock().expect("heads").insert(ns, h);
+        Ok(h)
     }
 
     async fn find_live(&self, path: &DavPath) -> FsResult<Entry> {
@@ -124,6 +190,7 @@ impl CubbyFs {
     }
 
     async fn open_write(&self, path: &DavPath, o: OpenOptions) -> FsResult<Box<dyn DavFile>> {
+        self.forget();
         let p = api_path(path)?;
         if p.is_empty() {
             return Err(FsError::Forbidden);
@@ -229,24 +296,35 @@ impl DavFileSystem for CubbyFs {
                 return Err(FsError::Forbidden);
             }
             let (ns, lower) = self.inside(&p).await?;
-            let ctx = self.ctx.clone();
+            let fs = self.clone();
             // One page of children at a time: a folder of any size is listed in bounded
-            // memory.
+            // memory (the request's entry cache is emptied page by page).
             let pages = futures_util::stream::unfold(
-                (ctx, Some(String::new()), VecDeque::new()),
-                move |(ctx, mut after, mut buf): (Arc<Ctx>, Option<String>, VecDeque<Entry>)| {
-                    let lower = lower.clone();
+                (fs, Some(String::new()), VecDeque::new()),
+                move |(fs, mut after, mut buf): (CubbyFs, Option<String>, VecDeque<Entry>)| {
+                    let (lower, p) = (lower.clone(), p.clone());
                     async move {
                         loop {
                             if let Some(e) = buf.pop_front() {
+                                let e = fs.ctx.shown(e);
+                                let name = e.name().to_owned();
+                                let meta = match fs.meta(&e).await {
+                                    Ok(m) => m,
+                                    Err(err) => return Some((Err(err), (fs, None, buf))),
+                                };
+                                fs.seen
+                                    .lock()
+                                    .expect("entry cache")
+                                    .insert(format!("{p}/{name}"), e);
                                 let item: Box<dyn DavDirEntry> = Box::new(DirEntry {
-                                    name: e.name().as_bytes().to_vec(),
-                                    meta: Meta::of(&ctx.shown(e)),
+                                    name: name.into_bytes(),
+                                    meta,
                                 });
-                                return Some((Ok(item), (ctx, after, buf)));
+                                return Some((Ok(item), (fs, after, buf)));
                             }
                             let from = after.take()?;
-                            match ctx
+                            match fs
+                                .ctx
                                 .store()
                                 .list(ns, &lower, false, false, &from, LIST_PAGE)
                                 .await
@@ -255,9 +333,28 @@ impl DavFileSystem for CubbyFs {
                                     if page.len() == LIST_PAGE as usize {
                                         after = page.last().map(|e| e.path_lower.clone());
                                     }
+                                    if !from.is_empty() {
+                                        fs.forget();
+                                    }
+                                    let ids: Vec<String> =
+                                        page.iter().filter_map(|e| e.id.clone()).collect();
+                                    match fs.ctx.store().dav_props_of(&ids).await {
+                                        Ok(rows) => {
+                                            let mut m = fs.props_seen.lock().expect("props cache");
+                                            for id in ids {
+                                                m.entry(id).or_default();
+                                            }
+                                            for (id, name, xml) in rows {
+                                                m.entry(id).or_default().push((name, xml));
+                                            }
+                                        }
+                                        Err(e) => {
+                                            return Some((Err(store_err(e)), (fs, None, buf)));
+                                        }
+                                    }
                                     buf.extend(page);
                                 }
-                                Err(e) => return Some((Err(store_err(e)), (ctx, None, buf))),
+                                Err(e) => return Some((Err(store_err(e)), (fs, None, buf))),
                             }
                         }
                     }
@@ -271,13 +368,14 @@ impl DavFileSystem for CubbyFs {
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         async move {
             let e = self.find_live(path).await?;
-            Ok(Box::new(Meta::of(&e)) as Box<dyn DavMetaData>)
+            Ok(Box::new(self.meta(&e).await?) as Box<dyn DavMetaData>)
         }
         .boxed()
     }
 
     fn create_dir<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
         async move {
+            self.forget();
             let p = api_path(path)?;
             if self.find(&p).await?.is_some() {
                 return Err(FsError::Exists);
@@ -326,7 +424,9 @@ impl DavFileSystem for CubbyFs {
         &'a self,
         path: &'a DavPath,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
-        async move { self.props(path).await.is_ok_and(|p| !p.is_empty()) }.boxed()
+        // Always: besides dead properties, every entry has the `oc:` ones computed below.
+        let _ = path;
+        async { true }.boxed()
     }
 
     fn patch_props<'a>(
@@ -335,6 +435,7 @@ impl DavFileSystem for CubbyFs {
         patch: Vec<(bool, DavProp)>,
     ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
         async move {
+            self.forget();
             let e = self.find_live(path).await?;
             let id = e.id.ok_or(FsError::Forbidden)?;
             let store = self.ctx.store();
@@ -396,6 +497,11 @@ impl DavFileSystem for CubbyFs {
 
     fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp) -> FsFuture<'a, Vec<u8>> {
         async move {
+            if prop.namespace.as_deref() == Some(super::nextcloud::OC_NS) {
+                let e = self.find_live(path).await?;
+                return super::nextcloud::oc_prop(&self.ctx, &e, self.read_only, &prop.name)
+                    .ok_or(FsError::NotFound);
+            }
             let key = prop_key(&prop);
             self.props(path)
                 .await?
@@ -427,6 +533,7 @@ impl DavFileSystem for CubbyFs {
 impl CubbyFs {
     fn remove<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
         async move {
+            self.forget();
             let p = api_path(path)?;
             if p.is_empty() {
                 return Err(FsError::Forbidden);
@@ -454,6 +561,7 @@ impl CubbyFs {
     /// A move or copy through the API's own rules (parents must exist: WebDAV never makes
     /// them).
     async fn relocate(&self, from: &DavPath, to: &DavPath, copy: bool) -> FsResult<Entry> {
+        self.forget();
         let (from, to) = (api_path(from)?, api_path(to)?);
         if from.is_empty() || to.is_empty() {
             return Err(FsError::Forbidden);
@@ -483,6 +591,9 @@ impl CubbyFs {
         let Some(id) = e.id else {
             return Ok(Vec::new());
         };
+        if let Some(p) = self.props_seen.lock().expect("props cache").get(&id) {
+            return Ok(p.clone());
+        }
         self.ctx.store().dav_props(&id).await.map_err(store_err)
     }
 }
@@ -559,7 +670,11 @@ impl Meta {
         Meta {
             dir,
             size: if dir { 0 } else { e.size },
-            modified: if dir {
+            // A folder has no time of its own on Dropbox: now, rather than 1970 (which
+            // Nextcloud's clients refuse as invalid).
+            modified: if dir && e.server_modified <= 0 {
+                cubby_store::now()
+            } else if dir {
                 e.server_modified
             } else {
                 e.client_modified

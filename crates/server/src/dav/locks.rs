@@ -22,7 +22,7 @@ pub(crate) struct DbLocks {
     store: Store,
     account: Account,
     /// The URL prefix the paths are under (`/dav`), to name a lock's root in answers.
-    prefix: &'static str,
+    prefix: String,
 }
 
 impl std::fmt::Debug for DbLocks {
@@ -34,7 +34,7 @@ impl std::fmt::Debug for DbLocks {
 }
 
 impl DbLocks {
-    pub fn new(store: Store, account: Account, prefix: &'static str) -> Self {
+    pub fn new(store: Store, account: Account, prefix: String) -> Self {
         Self {
             store,
             account,
@@ -45,7 +45,7 @@ impl DbLocks {
     fn to_lock(&self, r: &DavLockRow) -> DavLock {
         let mut path = DavPath::new(&format!("{}{}", self.prefix, encode(&r.path)))
             .unwrap_or_else(|_| DavPath::new("/").expect("root parses"));
-        let _ = path.set_prefix(self.prefix);
+        let _ = path.set_prefix(&self.prefix);
         let timeout_at = r
             .expires
             .map(|e| UNIX_EPOCH + Duration::from_secs(e.max(0) as u64));

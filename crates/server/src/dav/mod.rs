@@ -9,8 +9,10 @@
 //! `Depth: infinity` refused, `Destination` on another host refused, a rename in case only,
 //! and plain `GET`s served by the API's own download path.
 
+mod chunked;
 pub(crate) mod fs;
 pub(crate) mod locks;
+mod nextcloud;
 
 use std::sync::Arc;
 
@@ -32,6 +34,10 @@ use crate::api::Ctx;
 
 /// Where the WebDAV tree is served.
 pub(crate) const PREFIX: &str = "/dav";
+/// The same tree where ownCloud's and Nextcloud's clients look for it: without a user segment,
+/// and with one (`/remote.php/dav/files/<user>/`, [`FILES_PREFIX`] then the segment).
+const LEGACY_PREFIX: &str = "/remote.php/webdav";
+const FILES_PREFIX: &str = "/remote.php/dav/files/";
 /// How `dav-server` reads a file for a conditional or ranged `GET` it serves itself.
 const READ_BUF: usize = 1 << 20;
 /// The methods a read-only app password may use.
@@ -47,19 +53,50 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/dav", any(handle))
         .route("/dav/", any(handle))
         .route("/dav/{*path}", any(handle))
+        .route("/remote.php/webdav", any(handle))
+        .route("/remote.php/webdav/", any(handle))
+        .route("/remote.php/webdav/{*path}", any(handle))
+        .route("/remote.php/dav/files/{*path}", any(handle))
+        .route("/remote.php/dav/uploads/{*path}", any(chunked::handle))
+        .merge(nextcloud::router())
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let request_id = req.headers().get("x-request-id").cloned();
     let fut = answer(state, req);
     assert_send(&fut);
     let mut resp = fut.await;
     // A user's file served on this origin never runs as a page here.
     crate::web::untrusted_bytes(resp.headers_mut());
+    // Nextcloud's clients send one with every request and log the answer's.
+    if let Some(id) = request_id {
+        resp.headers_mut().insert("x-request-id", id);
+    }
     resp
+}
+
+/// The URL prefix a request's tree is under, and the user segment it names (if any).
+fn prefix_of(path: &str) -> Option<(String, Option<String>)> {
+    if let Some(rest) = path.strip_prefix(FILES_PREFIX) {
+        let seg = rest.split('/').next().unwrap_or("");
+        if seg.is_empty() {
+            return None;
+        }
+        return Some((format!("{FILES_PREFIX}{seg}"), Some(percent_decode(seg)?)));
+    }
+    for p in [PREFIX, LEGACY_PREFIX] {
+        if path == p || path.starts_with(&format!("{p}/")) {
+            return Some((p.to_owned(), None));
+        }
+    }
+    None
 }
 
 async fn answer(state: Arc<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let Some((prefix, user_segment)) = prefix_of(parts.uri.path()) else {
+        return plain(StatusCode::NOT_FOUND, "No such WebDAV tree.");
+    };
     let method = parts.method.clone();
     if method == Method::OPTIONS && !parts.headers.contains_key(header::AUTHORIZATION) {
         // Clients probe before they sign in.
@@ -69,6 +106,11 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if let Some(seg) = &user_segment
+        && !auth.names(seg)
+    {
+        return plain(StatusCode::FORBIDDEN, "That is another user's tree.");
+    }
     let read_only = auth.read_only;
     if read_only && !READ_METHODS.contains(&method.as_str()) {
         return plain(
@@ -76,7 +118,7 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
             "This app password may only read: it cannot change anything.",
         );
     }
-    if let Some(resp) = refused_headers(&method, &parts.headers) {
+    if let Some(resp) = refused_headers(&method, &parts.headers, &prefix) {
         return resp;
     }
     let account = auth.info.account.clone();
@@ -87,8 +129,8 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
         mounts: Default::default(),
         path_root: None,
     });
-    let mut fs = fs::CubbyFs::new(ctx.clone());
-    let Some(path) = request_path(parts.uri.path()) else {
+    let mut fs = fs::CubbyFs::new(ctx.clone(), read_only);
+    let Some(path) = request_path(parts.uri.path(), &prefix) else {
         return plain(StatusCode::BAD_REQUEST, "The path is not valid.");
     };
     if (method == Method::GET || method == Method::HEAD)
@@ -99,43 +141,77 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
         return download(&state, &e, &parts.headers).await;
     }
     if method.as_str() == "MOVE"
-        && let Some(resp) = rename_in_case(&ctx, &path, &parts.headers).await
+        && let Some(resp) = rename_in_case(&ctx, &path, &parts.headers, &prefix).await
     {
         return resp;
     }
-    fs.client_modified = parts
+    let mtime = parts
         .headers
         .get("x-oc-mtime")
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.trim().parse::<i64>().ok())
         .filter(|t| *t > 0);
+    fs.client_modified = mtime;
     let handler = DavHandler::builder()
-        .filesystem(Box::new(fs))
+        .filesystem(Box::new(fs.clone()))
         .locksystem(Box::new(locks::DbLocks::new(
             state.store.clone(),
             account.clone(),
-            PREFIX,
+            prefix.clone(),
         )))
-        .strip_prefix(PREFIX)
+        .strip_prefix(prefix)
         .principal(account.name.clone())
         .autoindex(false)
         .read_buf_size(READ_BUF)
         .build_handler();
-    handler
+    let mut resp = handler
         .handle(Request::from_parts(parts, body))
         .await
-        .map(Body::new)
+        .map(Body::new);
+    // What ownCloud's and Nextcloud's clients read after a write: the item's id, its ETag
+    // again, and that the modification time they sent was applied.
+    let wrote = matches!(method.as_str(), "PUT" | "MKCOL");
+    if wrote
+        && resp.status().is_success()
+        && let Ok(Some(e)) = fs.find(&path).await
+    {
+        let h = resp.headers_mut();
+        if let Some(id) = e.id.as_deref()
+            && let Ok(v) = HeaderValue::from_str(&nextcloud::oc_id(id))
+        {
+            h.insert("oc-fileid", v);
+        }
+        if let Some(etag) = h.get(header::ETAG).cloned() {
+            h.insert("oc-etag", etag);
+        }
+        if mtime.is_some() && method.as_str() == "PUT" {
+            h.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+        }
+    }
+    resp
 }
 
 /// A signed-in WebDAV caller.
-struct DavAuth {
+pub(crate) struct DavAuth {
     info: AuthInfo,
     read_only: bool,
+    password_id: i64,
+    login: String,
+}
+
+impl DavAuth {
+    /// Whether a user segment of a URL names this caller (its login, name or account id).
+    fn names(&self, seg: &str) -> bool {
+        let a = &self.info.account;
+        seg.eq_ignore_ascii_case(&a.name)
+            || seg.eq_ignore_ascii_case(&self.login)
+            || seg == a.account_id
+    }
 }
 
 /// Checks HTTP Basic credentials against the account's app passwords. Failures count
 /// against the same limits as the sign-in page's.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     req: &axum::http::request::Parts,
 ) -> Result<DavAuth, Response> {
@@ -178,6 +254,8 @@ async fn authenticate(
     };
     let read_only = found.password.read_only;
     Ok(DavAuth {
+        password_id: found.password.id,
+        login: login.trim().to_owned(),
         info: AuthInfo {
             account: found.account,
             token_id: 0,
@@ -210,9 +288,12 @@ fn basic(h: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), pass.to_owned()))
 }
 
-/// The request's path below [`PREFIX`], decoded (`""` for the root).
-fn request_path(uri_path: &str) -> Option<String> {
-    let rest = uri_path.strip_prefix(PREFIX)?;
+/// The request's path below `prefix`, decoded (`""` for the root).
+fn request_path(uri_path: &str, prefix: &str) -> Option<String> {
+    let rest = uri_path.strip_prefix(prefix)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
     let decoded = percent_decode(rest)?;
     Some(decoded.trim_end_matches('/').to_owned())
 }
@@ -237,7 +318,7 @@ fn percent_decode(s: &str) -> Option<String> {
 /// Headers refused before the protocol runs: a `Depth` that is not 0, 1 or infinity; a
 /// `PROPFIND` of infinite depth (a listing of a whole tree in one answer is refused, as RFC
 /// 4918 allows, with its `propfind-finite-depth`); a `Destination` on another host.
-fn refused_headers(method: &Method, h: &HeaderMap) -> Option<Response> {
+fn refused_headers(method: &Method, h: &HeaderMap, prefix: &str) -> Option<Response> {
     if let Some(d) = h.get("depth") {
         let d = d.to_str().unwrap_or("").trim().to_ascii_lowercase();
         if !matches!(d.as_str(), "0" | "1" | "infinity") {
@@ -263,6 +344,16 @@ fn refused_headers(method: &Method, h: &HeaderMap) -> Option<Response> {
         let Some(dest) = dest.to_str().ok() else {
             return Some(plain(StatusCode::BAD_REQUEST, "Destination is not ASCII."));
         };
+        let dest_path = dest
+            .parse::<axum::http::Uri>()
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        if request_path(&dest_path, prefix).is_none() {
+            return Some(plain(
+                StatusCode::BAD_GATEWAY,
+                "Destination is outside this WebDAV tree.",
+            ));
+        }
         if !dest.starts_with('/') {
             let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
             let same = dest
@@ -324,13 +415,13 @@ fn content_type(name: &str) -> &'static str {
 /// A `MOVE` onto the same path but for case (or Unicode form) renames in place; the library
 /// would take the destination for another item and delete it first. The same path exactly
 /// is refused, as RFC 4918 says.
-async fn rename_in_case(ctx: &Ctx, path: &str, h: &HeaderMap) -> Option<Response> {
+async fn rename_in_case(ctx: &Ctx, path: &str, h: &HeaderMap, prefix: &str) -> Option<Response> {
     let dest = h.get("destination")?.to_str().ok()?;
     let dest_path = match dest.parse::<axum::http::Uri>() {
         Ok(u) => u.path().to_owned(),
         Err(_) => return None,
     };
-    let to = request_path(&dest_path)?;
+    let to = request_path(&dest_path, prefix)?;
     if lower(&to) != lower(path) || path.is_empty() {
         return None;
     }
@@ -392,12 +483,22 @@ mod tests {
 
     #[test]
     fn paths_below_the_prefix_are_decoded() {
-        assert_eq!(request_path("/dav").as_deref(), Some(""));
-        assert_eq!(request_path("/dav/").as_deref(), Some(""));
-        assert_eq!(request_path("/dav/a%20b/").as_deref(), Some("/a b"));
-        assert_eq!(request_path("/dav/%C3%BC").as_deref(), Some("/ü"));
-        assert_eq!(request_path("/dav/%FF"), None);
-        assert_eq!(request_path("/dav/%4"), None);
+        let p = |s: &str| request_path(s, PREFIX);
+        assert_eq!(p("/dav").as_deref(), Some(""));
+        assert_eq!(p("/dav/").as_deref(), Some(""));
+        assert_eq!(p("/dav/a%20b/").as_deref(), Some("/a b"));
+        assert_eq!(p("/dav/%C3%BC").as_deref(), Some("/ü"));
+        assert_eq!(p("/dav/%FF"), None);
+        assert_eq!(p("/dav/%4"), None);
+        assert_eq!(
+            prefix_of("/remote.php/dav/files/ann/x"),
+            Some(("/remote.php/dav/files/ann".into(), Some("ann".into())))
+        );
+        assert_eq!(
+            prefix_of("/remote.php/webdav/x"),
+            Some(("/remote.php/webdav".into(), None))
+        );
+        assert_eq!(prefix_of("/davx"), None);
     }
 
     #[test]

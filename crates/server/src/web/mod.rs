@@ -16,6 +16,7 @@
 pub(crate) mod account;
 pub(crate) mod app;
 pub(crate) mod console;
+pub(crate) mod login_flow;
 pub(crate) mod oauth;
 pub(crate) mod share;
 
@@ -58,6 +59,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/account/app-passwords/{id}/revoke",
             post(account::revoke_app_password),
         )
+        .route("/index.php/login/v2", post(login_flow::start))
+        .route("/index.php/login/v2/poll", post(login_flow::poll))
+        .route("/index.php/login/v2/flow/{token}", get(login_flow::consent))
+        .route("/index.php/login/v2/grant/{token}", post(login_flow::grant))
         .route("/admin", get(account::admin))
         .route("/admin/users", post(account::add_user))
         .route("/admin/users/{name}/disabled", post(account::set_disabled))

@@ -679,3 +679,348 @@ async fn a_viewer_of_a_shared_folder_cannot_write_through_webdav() {
         b"plan"
     );
 }
+
+#[tokio::test]
+async fn nextcloud_clients_find_the_server_the_user_and_their_properties() {
+    let server = TestServer::start().await;
+    let (api, dav) = user(&server, "ann", "", false).await;
+    let (_, bob) = user(&server, "bob", "", false).await;
+    let base = dav.api.url();
+    let status: serde_json::Value = dav
+        .http
+        .get(format!("{base}/status.php"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["installed"], true);
+    let caps = dav
+        .http
+        .get(format!("{base}/ocs/v1.php/cloud/capabilities?format=json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The desktop client reads the status code with a regular expression: compact JSON.
+    assert!(caps.contains("\"statuscode\":100"), "{caps}");
+    assert!(caps.contains("\"chunking\":\"1.0\""), "{caps}");
+    let me: serde_json::Value = dav
+        .http
+        .get(format!("{base}/ocs/v2.php/cloud/user?format=json"))
+        .basic_auth(&dav.login, Some(&dav.password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["ocs"]["meta"]["statuscode"], 200);
+    assert_eq!(me["ocs"]["data"]["id"], "ann");
+
+    // The tree under the user's name; another user's name is refused.
+    api.put("/docs/a.txt", b"a").await;
+    let propfind = |url: String, depth: &'static str| {
+        dav.http
+            .request(Method::from_bytes(b"PROPFIND").unwrap(), url)
+            .basic_auth(&dav.login, Some(&dav.password))
+            .header("depth", depth)
+            .body(
+                r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">
+<d:prop><d:getetag/><oc:id/><oc:fileid/><oc:permissions/><oc:size/><oc:checksums/></d:prop></d:propfind>"#,
+            )
+    };
+    let r = propfind(format!("{base}/remote.php/dav/files/ann/docs/"), "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("application/xml; charset=utf-8")
+    );
+    let xml = r.text().await.unwrap();
+    assert!(
+        xml.contains("<oc:permissions>RGDNVW</oc:permissions>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<oc:permissions>RGDNVCK</oc:permissions>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<oc:size>1</oc:size>"), "{xml}");
+    assert!(xml.contains("cubby</oc:id>"), "{xml}");
+    let r = propfind(format!("{base}/remote.php/dav/files/bob/"), "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let _ = bob;
+
+    // A change deep down changes the ETag of every folder above it.
+    let root_tag = |x: String| {
+        let start = x.find("<D:getetag>").unwrap() + 11;
+        x[start..start + x[start..].find('<').unwrap()].to_owned()
+    };
+    let before = root_tag(
+        propfind(format!("{base}/remote.php/webdav/"), "0")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    api.put("/docs/deep/er/b.txt", b"b").await;
+    let after = root_tag(
+        propfind(format!("{base}/remote.php/webdav/"), "0")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_ne!(before, after, "the root's ETag did not change");
+}
+
+#[tokio::test]
+async fn a_chunked_upload_is_one_revision_and_refuses_what_does_not_continue_it() {
+    let server = TestServer::start().await;
+    let (api, dav) = user(&server, "ann", "", false).await;
+    let base = dav.api.on(0).url();
+    let req = |m: &str, path: &str| {
+        dav.http
+            .request(
+                Method::from_bytes(m.as_bytes()).unwrap(),
+                format!("{base}{path}"),
+            )
+            .basic_auth(&dav.login, Some(&dav.password))
+    };
+    let up = "/remote.php/dav/uploads/ann/4711";
+    assert_eq!(
+        req("MKCOL", up).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        req("MKCOL", up).send().await.unwrap().status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let data = bytes(10_000_000 + 5_000_000 + 123, 4);
+    let (a, rest) = data.split_at(10_000_000);
+    let (b, c) = rest.split_at(5_000_000);
+    let put = |name: &str, body: &[u8]| req("PUT", &format!("{up}/{name}")).body(body.to_vec());
+    assert_eq!(
+        put("00001", a).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put("00002", b).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // Out of order, or not where the upload stands: refused, and the upload unchanged.
+    assert_eq!(
+        put("00001", c).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let r = put("00003", c)
+        .header("oc-chunk-offset", "7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A client resuming lists what arrived.
+    let listing = req("PROPFIND", up)
+        .header("depth", "1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains("00002</d:href>"), "{listing}");
+    assert!(listing.contains("<d:getcontentlength>5000000</d:getcontentlength>"));
+    assert_eq!(
+        put("00003", c).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let dest = "/remote.php/dav/files/ann/video.mp4";
+    let r = req("MOVE", &format!("{up}/.file"))
+        .header("destination", dest)
+        .header("oc-total-length", "99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = req("MOVE", &format!("{up}/.file"))
+        .header("destination", dest)
+        .header("oc-total-length", data.len().to_string())
+        .header("x-oc-mtime", "1700000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["x-oc-mtime"], "accepted");
+    assert!(r.headers().contains_key("oc-fileid"));
+    let md = api.meta("/video.mp4").await.ok();
+    assert_eq!(md["content_hash"], content_hash(&data));
+    assert_eq!(md["client_modified"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        r.headers()["etag"].to_str().unwrap().trim_matches('"'),
+        md["rev"]
+    );
+    // The upload is gone once used.
+    assert_eq!(
+        req("PROPFIND", up).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    // An overwrite naming a version that is no longer current is refused.
+    let up2 = "/remote.php/dav/uploads/ann/4712";
+    req("MKCOL", up2).send().await.unwrap();
+    req("PUT", &format!("{up2}/1"))
+        .body("new")
+        .send()
+        .await
+        .unwrap();
+    api.upload_with(
+        json!({"path": "/video.mp4", "mode": "overwrite"}),
+        b"changed".to_vec(),
+    )
+    .await
+    .ok();
+    let r = req("MOVE", &format!("{up2}/.file"))
+        .header("destination", dest)
+        .header(
+            "if",
+            format!("<{dest}> ([\"{}\"])", md["rev"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        api.download(json!({"path": "/video.mp4"}), None).await.body,
+        b"changed"
+    );
+    // Another user's uploads are out of reach.
+    let (_, bob) = user(&server, "bob", "", false).await;
+    let r = dav
+        .http
+        .request(
+            Method::from_bytes(b"MKCOL").unwrap(),
+            format!("{base}/remote.php/dav/uploads/ann/1"),
+        )
+        .basic_auth(&bob.login, Some(&bob.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn login_flow_v2_hands_the_app_a_new_app_password_once_the_person_grants_it() {
+    use crate::auth::{Browser, hidden_fields, with};
+    let server = TestServer::start().await;
+    let api = server.user("ann").await;
+    let app = reqwest::Client::new();
+    let base = api.on(0).url();
+    let start: serde_json::Value = app
+        .post(format!("{base}/index.php/login/v2"))
+        .header("user-agent", "Nextcloud desktop (test)")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll_token = start["poll"]["token"].as_str().unwrap().to_owned();
+    let endpoint = start["poll"]["endpoint"].as_str().unwrap().to_owned();
+    let login = start["login"].as_str().unwrap().to_owned();
+    assert!(
+        endpoint.starts_with(&base) && login.starts_with(&base),
+        "{start}"
+    );
+    let poll = || {
+        app.post(&endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={poll_token}"))
+            .send()
+    };
+    assert_eq!(poll().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // The person signs in through the page the app opened, then grants.
+    let flow_path = login.strip_prefix(&base).unwrap().to_owned();
+    let mut b = Browser::new(&api.on(0));
+    let r = b.get(&flow_path).await;
+    let f = hidden_fields(&r.text());
+    let r = b
+        .post(
+            "/login",
+            &with(f, &[("login", "ann"), ("password", "pw-for-tests")]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let page = b.get(&flow_path).await;
+    assert!(
+        page.text().contains("Nextcloud desktop (test)"),
+        "{}",
+        page.text()
+    );
+    let grant = flow_path.replace("/flow/", "/grant/");
+    let r = b.post(&grant, &hidden_fields(&page.text())).await;
+    assert!(r.text().contains("Access granted"), "{}", r.text());
+    // A grant without the form's token is refused (another site cannot grant).
+    let r = b.post(&grant, &[]).await;
+    assert_ne!(r.status, StatusCode::OK);
+
+    let creds: serde_json::Value = poll().await.unwrap().json().await.unwrap();
+    assert_eq!(creds["loginName"], "ann");
+    assert_eq!(creds["server"], base);
+    let password = creds["appPassword"].as_str().unwrap();
+    let r = app
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{base}/remote.php/dav/files/ann/"),
+        )
+        .basic_auth("ann", Some(password))
+        .header("depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    // Collected once; the link is spent.
+    assert_eq!(poll().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(b.get(&flow_path).await.status, StatusCode::NOT_FOUND);
+    let account = server.store.user("ann").await.unwrap();
+    let names: Vec<String> = server
+        .store
+        .app_passwords(account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["Nextcloud desktop (test)"]);
+    // The app signing out revokes its password.
+    let r = app
+        .delete(format!("{base}/ocs/v2.php/core/apppassword"))
+        .basic_auth("ann", Some(password))
+        .header("ocs-apirequest", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        server
+            .store
+            .app_passwords(account.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
