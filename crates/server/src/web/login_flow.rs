@@ -21,8 +21,8 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>, headers: HeaderMap
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or("A WebDAV app");
-    let (poll, login) = match state.store.login_flow_start(client).await {
+        .map_or_else(|| "A WebDAV app".to_owned(), app_name);
+    let (poll, login) = match state.store.login_flow_start(&client).await {
         Ok(t) => t,
         Err(e) => return internal(e),
     };
@@ -32,6 +32,24 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>, headers: HeaderMap
         "login": format!("{base}/index.php/login/v2/flow/{login}"),
     }))
     .into_response()
+}
+
+/// A person's name for the app a User-Agent names: Nextcloud's desktop client sends
+/// `Mozilla/5.0 (Linux) mirall/3.7.3 (Nextcloud, debian)`; others are shown as they come.
+fn app_name(user_agent: &str) -> String {
+    if let Some(rest) = user_agent.split("mirall/").nth(1) {
+        let version = rest
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("");
+        let vendor = if user_agent.contains("Nextcloud") {
+            "Nextcloud"
+        } else {
+            "ownCloud"
+        };
+        return format!("{vendor} desktop {version}").trim().to_owned();
+    }
+    user_agent.trim().to_owned()
 }
 
 /// `POST /index.php/login/v2/poll` with `token`: 404 until granted, then once the
@@ -102,7 +120,7 @@ pub(crate) async fn consent(
             "<p><b id=\"client\">{client}</b> asks to reach all your files as <b>{user}</b>.</p>\
 <p>It gets an app password of its own, which you can revoke on your <a href=\"/account\">account page</a>.</p>\
 <form method=\"post\" action=\"/index.php/login/v2/grant/{token}\">{csrf}\
-<button type=\"submit\" id=\"grant\">Grant access</button></form>\
+<button type=\"submit\" id=\"grant\" class=\"primary\">Grant access</button></form>\
 <p><a href=\"/home\">Cancel</a></p>",
             client = esc(&client),
             user = esc(&s.account.name),
@@ -142,5 +160,20 @@ pub(crate) async fn grant(
             "This sign-in link expired or was already used. Start the sign-in in the app again.",
         ),
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn desktop_clients_are_named_for_people() {
+        assert_eq!(
+            super::app_name("Mozilla/5.0 (Linux) mirall/3.7.3 (Nextcloud, debian)"),
+            "Nextcloud desktop 3.7.3"
+        );
+        assert_eq!(
+            super::app_name("Nextcloud desktop (test)"),
+            "Nextcloud desktop (test)"
+        );
     }
 }
