@@ -238,11 +238,7 @@ async fn finish(
         Some(rev) => json!({".tag": "update", "update": rev}),
         None => json!("overwrite"),
     };
-    let mtime = h
-        .get("x-oc-mtime")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .filter(|t| *t > 0);
+    let mtime = super::oc_mtime(h);
     let commit = CommitInfo {
         path: path.clone(),
         mode,

@@ -345,17 +345,12 @@ impl DavLockSystem for DbLocks {
     }
 }
 
-/// Percent-encodes a decoded path for a URL (every byte but unreserved ones and '/').
+/// Percent-encodes a decoded path for a URL (each segment as `wire::percent_encode` does).
 pub(crate) fn encode(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    path.split('/')
+        .map(cubby_core::wire::percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]

@@ -145,12 +145,7 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
     {
         return resp;
     }
-    let mtime = parts
-        .headers
-        .get("x-oc-mtime")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .filter(|t| *t > 0);
+    let mtime = oc_mtime(&parts.headers);
     fs.client_modified = mtime;
     let handler = DavHandler::builder()
         .filesystem(Box::new(fs.clone()))
@@ -189,6 +184,14 @@ async fn answer(state: Arc<AppState>, req: Request) -> Response {
         }
     }
     resp
+}
+
+/// The modification time a Nextcloud client sends with a file (`X-OC-Mtime`, Unix seconds).
+fn oc_mtime(h: &HeaderMap) -> Option<i64> {
+    h.get("x-oc-mtime")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|t| *t > 0)
 }
 
 /// A signed-in WebDAV caller.
